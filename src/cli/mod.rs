@@ -1,0 +1,213 @@
+//! The command line: clap definitions, turning flags into typed store queries, and rendering
+//! results as tables or JSON. Nothing here touches SQL or session files directly.
+
+mod config_cmd;
+mod output;
+mod render;
+mod sessions;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{exit, Error, Result};
+use crate::paths::Paths;
+use crate::store::session::{normalize_tag, Backend, Status};
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "clinvk",
+    version,
+    about = "Run prompts through claude, codex and gemini, and keep every conversation as a session",
+    after_help = "Data lives in ~/.clinvk (or $CLINVK_HOME): config.yaml and sessions/<id>.json."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List, show, tag, delete and clean up stored sessions
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Read and change settings in config.yaml
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List sessions, most recently used first
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show one session (id or unique prefix of at least 4 characters)
+    Show {
+        id: String,
+        /// Print the session file as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete sessions; if any id is unknown, nothing is deleted
+    #[command(visible_alias = "rm")]
+    Delete {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Add tags to a session, or remove them with --remove
+    Tag {
+        id: String,
+        #[arg(required = true, value_name = "TAG", value_parser = tag_arg)]
+        tags: Vec<String>,
+        /// Remove the tags instead of adding them
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Delete sessions not used for a while (default: session.retention_days)
+    Clean {
+        /// Age since last use, e.g. 30d, 7d, 12h
+        #[arg(long, value_name = "AGE")]
+        older_than: Option<String>,
+        /// Only list what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the index from the session files
+    Reindex {
+        /// Compare the index with the files without changing anything; exit 6 if they differ
+        #[arg(long)]
+        check: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this backend: claude, codex or gemini
+    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
+    pub backend: Option<Backend>,
+    /// Only this status: created, active, completed or error
+    #[arg(long, value_parser = parse_arg::<Status>)]
+    pub status: Option<Status>,
+    /// Only sessions with this tag (repeat for several: all must match)
+    #[arg(long = "tag", value_name = "TAG", value_parser = tag_arg)]
+    pub tags: Vec<String>,
+    /// Only sessions whose working directory is the current one
+    #[arg(long, conflicts_with = "workdir")]
+    pub here: bool,
+    /// Only sessions whose working directory is DIR
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Last used at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Last used before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only sessions whose prompt contains TEXT (case-insensitive)
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+    /// Show at most N sessions
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<u64>,
+    /// Skip the first N sessions
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: u64,
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective value of a key (the default when unset)
+    Get { key: String },
+    /// Set a key, keeping the rest of the file; VALUE is YAML, e.g. 7, true, '["a", "b"]'
+    Set { key: String, value: String },
+    /// Print every setting with its effective value
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the path of the config file
+    Path,
+}
+
+fn parse_arg<T: std::str::FromStr<Err = Error>>(text: &str) -> std::result::Result<T, String> {
+    text.parse().map_err(|e: Error| e.to_string())
+}
+
+fn tag_arg(text: &str) -> std::result::Result<String, String> {
+    normalize_tag(text).map_err(|e| e.to_string())
+}
+
+/// What every command gets: where things are, and a way to open the store.
+pub struct Context {
+    pub paths: Paths,
+    lock_timeout: Duration,
+}
+
+impl Context {
+    fn from_env() -> Result<Context> {
+        let lock_timeout = match std::env::var("CLINVK_LOCK_TIMEOUT") {
+            Ok(text) if !text.is_empty() => text
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "CLINVK_LOCK_TIMEOUT='{text}' is not a number of seconds"
+                    ))
+                })?,
+            _ => crate::store::lock::DEFAULT_TIMEOUT,
+        };
+        Ok(Context {
+            paths: Paths::from_env()?,
+            lock_timeout,
+        })
+    }
+
+    fn store(&self) -> Result<Store> {
+        Ok(Store::open(
+            &self.paths.sessions,
+            Box::new(output::StderrObserver::new()),
+        )?
+        .with_lock_timeout(self.lock_timeout))
+    }
+}
+
+/// Parse the command line, run it, and return the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    match Context::from_env().and_then(|ctx| run(&ctx, cli.command)) {
+        Ok(code) => code,
+        Err(e) if e.is_broken_pipe() => exit::OK,
+        Err(e) => {
+            output::error_line(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn run(ctx: &Context, command: Command) -> Result<i32> {
+    match command {
+        Command::Sessions(cmd) => sessions::run(ctx, cmd),
+        Command::Config(cmd) => config_cmd::run(ctx, cmd),
+    }
+}

@@ -1,0 +1,108 @@
+//! Where output goes: results to stdout (buffered; a closed pipe ends quietly), messages and
+//! progress to stderr (a progress bar only on a terminal).
+
+use std::cell::RefCell;
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::{Error, Result};
+use crate::store::{Notice, Observer};
+
+/// Print `text` to stdout in one buffered write.
+pub fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))
+}
+
+/// Print a value as pretty JSON plus a newline.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("<stdout>", e))
+}
+
+pub fn message(text: &str) {
+    eprintln!("{text}");
+}
+
+pub fn warning(text: &str) {
+    eprintln!("clinvk: warning: {text}");
+}
+
+/// The one line a failing command prints.
+pub fn error_line(err: &Error) {
+    eprintln!("clinvk: {err}");
+}
+
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// Shows the store's notices on stderr, and a progress bar while it reads many files.
+pub struct StderrObserver {
+    bar: RefCell<Option<ProgressBar>>,
+    terminal: bool,
+}
+
+/// Below this many files, reading is quick enough not to need a bar.
+const BAR_THRESHOLD: u64 = 2000;
+
+impl StderrObserver {
+    pub fn new() -> Self {
+        StderrObserver {
+            bar: RefCell::new(None),
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+impl Default for StderrObserver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Observer for StderrObserver {
+    fn notice(&self, notice: &Notice) {
+        match notice {
+            Notice::IndexRebuilt { why, sessions, invalid } => {
+                let skipped = match invalid {
+                    0 => String::new(),
+                    n => format!("; skipped {n} invalid file(s), see `clinvk sessions reindex --check`"),
+                };
+                message(&format!("clinvk: {why}: rebuilt it from {sessions} session file(s){skipped}"));
+            }
+            Notice::IndexLagging { error } => warning(&format!(
+                "the change is saved in the session file, but the index could not be updated ({error}); \
+                 the next command will catch up"
+            )),
+        }
+    }
+
+    fn progress(&self, done: u64, total: u64) {
+        if !self.terminal || total < BAR_THRESHOLD {
+            return;
+        }
+        let mut bar = self.bar.borrow_mut();
+        let bar = bar.get_or_insert_with(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "reading session files {bar:30} {pos}/{len} ({eta} left)",
+                )
+                .expect("the template is valid"),
+            );
+            bar
+        });
+        bar.set_position(done);
+        if done >= total {
+            bar.finish_and_clear();
+        }
+    }
+}

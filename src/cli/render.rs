@@ -1,0 +1,256 @@
+//! Tables, relative times and JSON rows. Pure functions of their inputs, so they are unit-tested.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tabled::builder::Builder;
+use tabled::settings::{Padding, Style};
+
+use crate::store::session::format_time;
+use crate::store::{Session, SessionSummary, TokenUsage};
+
+/// "5 minutes ago", as the guide shows.
+pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - t).num_seconds();
+    if secs < 60 {
+        return "just now".into();
+    }
+    let (n, unit) = match secs {
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86_400 => (s / 3600, "hour"),
+        s if s < 30 * 86_400 => (s / 86_400, "day"),
+        s if s < 365 * 86_400 => (s / (30 * 86_400), "month"),
+        s => (s / (365 * 86_400), "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// 1234567 -> "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The first line of a prompt, whitespace folded, cut to `max` characters.
+pub fn title(prompt: &str, max: usize) -> String {
+    let line = prompt.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    let folded: String = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() <= max {
+        folded
+    } else {
+        let mut cut: String = folded.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+/// A plain table like the guide's: header row, columns separated by two spaces, no borders.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut builder = Builder::default();
+    builder.push_record(header.iter().copied());
+    for row in rows {
+        builder.push_record(row);
+    }
+    let mut table = builder.build();
+    // Style::blank separates columns with one space; one more of padding makes the two.
+    table.with(Style::blank()).with(Padding::new(0, 1, 0, 0));
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The session list as the guide shows it. `width`: the terminal's, to fit the prompt column.
+pub fn session_table(rows: &[SessionSummary], now: DateTime<Utc>, width: Option<usize>) -> String {
+    let widest_id = rows
+        .iter()
+        .map(|r| r.id.as_str().len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    // ID, BACKEND, STATUS, LAST USED, TOKENS and their gaps take about this much.
+    let fixed = widest_id + 2 + 9 + 11 + 16 + 12;
+    let prompt_width = width.map_or(100, |w| w.saturating_sub(fixed).clamp(20, 200));
+    let body = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.backend.to_string(),
+                r.status.to_string(),
+                relative(r.last_used_at, now),
+                r.token_usage.total.to_string(),
+                title(&r.prompt, prompt_width),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "BACKEND",
+            "STATUS",
+            "LAST USED",
+            "TOKENS",
+            "TITLE/PROMPT",
+        ],
+        body,
+    )
+}
+
+fn secs(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn usage_json(u: &TokenUsage) -> Value {
+    json!({ "input": u.input, "output": u.output, "cached": u.cached, "total": u.total })
+}
+
+/// One `sessions list --json` row. The field names are a stable interface: the guide's jq
+/// recipes use `id`, `prompt`, `last_used`, `created_at`, `tokens`, `token_usage.total`.
+#[derive(Serialize)]
+pub struct JsonRow {
+    id: String,
+    backend: &'static str,
+    status: &'static str,
+    model: Option<String>,
+    created_at: String,
+    last_used_at: String,
+    last_used: String,
+    workdir: String,
+    prompt: String,
+    tokens: u64,
+    token_usage: Value,
+    tags: Vec<String>,
+    backend_session_id: Option<String>,
+    parent_id: Option<String>,
+}
+
+impl From<&SessionSummary> for JsonRow {
+    fn from(r: &SessionSummary) -> Self {
+        JsonRow {
+            id: r.id.to_string(),
+            backend: r.backend.as_str(),
+            status: r.status.as_str(),
+            model: r.model.clone(),
+            created_at: secs(&r.created_at),
+            last_used_at: secs(&r.last_used_at),
+            last_used: secs(&r.last_used_at),
+            workdir: r.workdir.clone(),
+            prompt: r.prompt.clone(),
+            tokens: r.token_usage.total,
+            token_usage: usage_json(&r.token_usage),
+            tags: r.tags.clone(),
+            backend_session_id: r.backend_session_id.clone(),
+            parent_id: r.parent_id.as_ref().map(|p| p.to_string()),
+        }
+    }
+}
+
+/// `sessions show` in the guide's layout.
+pub fn show(s: &Session, now: DateTime<Utc>) -> String {
+    let dash = |v: Option<&str>| v.map_or_else(|| "-".to_string(), str::to_string);
+    let mut lines = vec![
+        format!("ID:                {}", s.id),
+        format!("Backend:           {}", s.backend),
+        format!("Model:             {}", dash(s.model.as_deref())),
+        format!("Status:            {}", s.status),
+        format!("Created:           {}", format_time(&s.created_at)),
+        format!(
+            "Last Used:         {} ({})",
+            format_time(&s.last_used_at),
+            relative(s.last_used_at, now)
+        ),
+        format!(
+            "Working Directory: {}",
+            if s.workdir.is_empty() {
+                "-"
+            } else {
+                &s.workdir
+            }
+        ),
+        format!(
+            "Backend Session:   {}",
+            dash(s.backend_session_id.as_deref())
+        ),
+        // Carries the field name so that the guide's `... | grep backend_session_id` answers.
+        if s.is_resumable() {
+            "Resumable:         yes (backend_session_id is set)".to_string()
+        } else {
+            "Resumable:         no (backend_session_id is missing)".to_string()
+        },
+    ];
+    if let Some(parent) = &s.parent_id {
+        lines.push(format!("Forked From:       {parent}"));
+    }
+    let u = &s.token_usage;
+    lines.extend([
+        "Token Usage:".to_string(),
+        format!("  Input:           {}", thousands(u.input)),
+        format!("  Output:          {}", thousands(u.output)),
+        format!("  Cached:          {}", thousands(u.cached)),
+        format!("  Total:           {}", thousands(u.total)),
+        format!(
+            "Tags:              {}",
+            if s.tags.is_empty() {
+                "-".to_string()
+            } else {
+                s.tags.join(", ")
+            }
+        ),
+    ]);
+    if !s.prompt.is_empty() {
+        lines.push("Prompt:".to_string());
+        lines.extend(s.prompt.lines().map(|l| format!("  {l}")));
+    }
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn relative_times() {
+        let now = at("2025-01-27T12:00:00Z");
+        assert_eq!(relative(at("2025-01-27T11:59:30Z"), now), "just now");
+        assert_eq!(relative(at("2025-01-27T11:55:00Z"), now), "5 minutes ago");
+        assert_eq!(relative(at("2025-01-27T11:00:00Z"), now), "1 hour ago");
+        assert_eq!(relative(at("2025-01-26T12:00:00Z"), now), "1 day ago");
+        assert_eq!(relative(at("2024-11-27T12:00:00Z"), now), "2 months ago");
+        assert_eq!(relative(at("2022-01-27T12:00:00Z"), now), "3 years ago");
+        assert_eq!(relative(at("2025-01-28T12:00:00Z"), now), "just now");
+    }
+
+    #[test]
+    fn numbers_and_titles() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(6912), "6,912");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(title("\n  fix   the bug\nmore", 80), "fix the bug");
+        assert_eq!(title("abcdefghij", 5), "abcd…");
+    }
+
+    #[test]
+    fn tables_have_no_borders_or_trailing_space() {
+        let t = table(
+            &["ID", "NAME"],
+            vec![vec!["a".into(), "x".into()], vec!["bbbb".into(), "".into()]],
+        );
+        assert_eq!(t, "ID    NAME\na     x\nbbbb\n");
+    }
+}

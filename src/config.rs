@@ -1,0 +1,308 @@
+//! `config.yaml`: typed settings with the guide's defaults, and `config get/set` by dotted key.
+//! serde_yaml stays inside this module so that replacing it touches one file.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+use serde_yaml::{Mapping, Value as Yaml};
+
+use crate::error::{Error, Result};
+use crate::store::files::{ensure_private_dir, write_atomic};
+use crate::store::session::normalize_tag;
+
+/// The settings clinvk reads, with the guide's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Days to keep sessions after their last use; 0 keeps them forever.
+    pub retention_days: u64,
+    pub store_token_usage: bool,
+    pub default_tags: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            retention_days: 30,
+            store_token_usage: true,
+            default_tags: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Days,
+    Bool,
+    Tags,
+}
+
+struct Key {
+    name: &'static str,
+    kind: Kind,
+    about: &'static str,
+}
+
+/// Every key `config get/set` accepts.
+const KEYS: &[Key] = &[
+    Key {
+        name: "session.retention_days",
+        kind: Kind::Days,
+        about: "days to keep sessions after their last use (0 = keep forever)",
+    },
+    Key {
+        name: "session.store_token_usage",
+        kind: Kind::Bool,
+        about: "store token usage in session files",
+    },
+    Key {
+        name: "session.default_tags",
+        kind: Kind::Tags,
+        about: "tags added to every new session (${VAR} is expanded)",
+    },
+];
+
+fn key(name: &str) -> Result<&'static Key> {
+    KEYS.iter().find(|k| k.name == name).ok_or_else(|| {
+        let known: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        Error::usage(format!(
+            "unknown config key '{name}': known keys are {}",
+            known.join(", ")
+        ))
+    })
+}
+
+/// Names and descriptions of the known keys, for help texts.
+pub fn known_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    KEYS.iter().map(|k| (k.name, k.about))
+}
+
+/// The config file as a YAML document, so that `set` keeps every other key.
+pub struct ConfigFile {
+    path: PathBuf,
+    doc: Mapping,
+}
+
+impl ConfigFile {
+    /// Load `path`; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<ConfigFile> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        let doc = match serde_yaml::from_str::<Yaml>(&text) {
+            Ok(Yaml::Mapping(map)) => map,
+            Ok(Yaml::Null) => Mapping::new(),
+            Ok(_) => {
+                return Err(invalid(
+                    path,
+                    "the top level must be a mapping of keys (e.g. `session:`)".into(),
+                ))
+            }
+            Err(e) => {
+                return Err(invalid(
+                    path,
+                    format!("not valid YAML ({e}); fix it or move it aside"),
+                ))
+            }
+        };
+        let file = ConfigFile {
+            path: path.to_path_buf(),
+            doc,
+        };
+        file.settings()?;
+        Ok(file)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The typed settings, defaults filled in.
+    pub fn settings(&self) -> Result<Settings> {
+        let mut settings = Settings::default();
+        for key in KEYS {
+            let Some(value) = self.lookup(key.name) else {
+                continue;
+            };
+            let checked = check(key, value).map_err(|message| invalid(&self.path, message))?;
+            match key.name {
+                "session.retention_days" => {
+                    settings.retention_days = checked.as_u64().unwrap_or(30)
+                }
+                "session.store_token_usage" => {
+                    settings.store_token_usage = checked.as_bool().unwrap_or(true)
+                }
+                "session.default_tags" => {
+                    settings.default_tags = serde_json::from_value(checked).unwrap_or_default()
+                }
+                _ => unreachable!("every key in KEYS is handled"),
+            }
+        }
+        Ok(settings)
+    }
+
+    /// The effective value of `name` (the default when the file does not set it).
+    pub fn get(&self, name: &str) -> Result<Json> {
+        let key = key(name)?;
+        match self.lookup(name) {
+            Some(value) => check(key, value).map_err(|message| invalid(&self.path, message)),
+            None => Ok(default_of(key)),
+        }
+    }
+
+    /// All known keys with their effective values.
+    pub fn effective(&self) -> Result<Vec<(&'static str, Json)>> {
+        KEYS.iter()
+            .map(|k| Ok((k.name, self.get(k.name)?)))
+            .collect()
+    }
+
+    /// Set `name` to `text` (parsed as YAML: `30`, `true`, `'["a", "b"]'`) and save the file.
+    pub fn set(&mut self, name: &str, text: &str) -> Result<Json> {
+        let key = key(name)?;
+        let value: Yaml = serde_yaml::from_str(text)
+            .map_err(|e| Error::usage(format!("'{text}' is not a valid value ({e})")))?;
+        let checked = check(key, &value).map_err(Error::Usage)?;
+        let yaml = serde_yaml::to_value(&checked).expect("JSON values convert to YAML");
+        let mut map = &mut self.doc;
+        let mut parts = name.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let part_key = Yaml::String(part.to_string());
+            if parts.peek().is_none() {
+                map.insert(part_key, yaml);
+                break;
+            }
+            let entry = map
+                .entry(part_key)
+                .or_insert_with(|| Yaml::Mapping(Mapping::new()));
+            if !entry.is_mapping() {
+                *entry = Yaml::Mapping(Mapping::new());
+            }
+            map = entry.as_mapping_mut().expect("just made a mapping");
+        }
+        self.save()?;
+        Ok(checked)
+    }
+
+    fn save(&self) -> Result<()> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            ensure_private_dir(dir, false)?;
+        }
+        let text = serde_yaml::to_string(&self.doc).expect("a YAML mapping serializes");
+        write_atomic(&self.path, text.as_bytes()).map(drop)
+    }
+
+    fn lookup(&self, name: &str) -> Option<&Yaml> {
+        let mut parts = name.split('.');
+        let mut value = self.doc.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_mapping()?.get(part)?;
+        }
+        (!value.is_null()).then_some(value)
+    }
+}
+
+fn invalid(path: &Path, message: String) -> Error {
+    Error::Config {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+fn default_of(key: &Key) -> Json {
+    let d = Settings::default();
+    match key.kind {
+        Kind::Days => Json::from(d.retention_days),
+        Kind::Bool => Json::from(d.store_token_usage),
+        Kind::Tags => Json::from(d.default_tags),
+    }
+}
+
+/// Validate a value for `key`, as JSON (the form `config get` prints).
+fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
+    let shown = serde_yaml::to_string(value)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    match key.kind {
+        Kind::Days => value.as_u64().map(Json::from).ok_or_else(|| {
+            format!(
+                "{} must be a whole number of days (0 keeps sessions forever), not '{shown}'",
+                key.name
+            )
+        }),
+        Kind::Bool => value
+            .as_bool()
+            .map(Json::from)
+            .ok_or_else(|| format!("{} must be true or false, not '{shown}'", key.name)),
+        Kind::Tags => {
+            let items = value
+                .as_sequence()
+                .ok_or_else(|| format!("{} must be a list of tags such as '[\"project-x\", \"feature-y\"]', not '{shown}'", key.name))?;
+            let mut tags = Vec::new();
+            for item in items {
+                let text = item
+                    .as_str()
+                    .ok_or_else(|| format!("{}: each tag must be a string", key.name))?;
+                let tag = normalize_tag(text).map_err(|e| format!("{}: {e}", key.name))?;
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
+            }
+            Ok(Json::from(tags))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_keeps_other_keys_and_validates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            "backends:\n  claude:\n    command: /opt/claude\nsession:\n  retention_days: 7\n",
+        )
+        .unwrap();
+        let mut file = ConfigFile::load(&path).unwrap();
+        file.set("session.default_tags", r#"["project-x", "feature-y"]"#)
+            .unwrap();
+        let again = ConfigFile::load(&path).unwrap();
+        let s = again.settings().unwrap();
+        assert_eq!(s.default_tags, vec!["project-x", "feature-y"]);
+        assert_eq!(s.retention_days, 7);
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("/opt/claude"));
+        assert!(file.set("session.retention_days", "-1").is_err());
+        assert!(file.set("session.store_token_usage", "maybe").is_err());
+        assert!(file.set("session.nope", "1").is_err());
+        assert_eq!(ConfigFile::load(&path).unwrap().settings().unwrap(), s);
+    }
+
+    #[test]
+    fn invalid_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        for text in [
+            "session: [",
+            "- a\n- b\n",
+            "session:\n  retention_days: thirty\n",
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert!(
+                matches!(ConfigFile::load(&path), Err(Error::Config { .. })),
+                "{text}"
+            );
+        }
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(
+            ConfigFile::load(&path).unwrap().settings().unwrap(),
+            Settings::default()
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! One error type for the library. Every variant carries the path, id or value it is about and
+//! says what to do next; `main` prints it as one line and maps it to a documented exit code.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Exit codes, documented in README.md. Scripts rely on them: never renumber.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// I/O or database failure, or a session file that cannot be read.
+    pub const FAILURE: i32 = 1;
+    /// Bad command line: unknown flag, malformed date/duration/id/tag, unknown config key.
+    pub const USAGE: i32 = 2;
+    /// No session matches the id, or a prefix matches several.
+    pub const NOT_FOUND: i32 = 3;
+    /// Another clinvk held `sessions/.lock` for longer than the timeout.
+    pub const LOCK_TIMEOUT: i32 = 4;
+    /// `config.yaml` is not valid YAML or has a value of the wrong type.
+    pub const CONFIG: i32 = 5;
+    /// `sessions reindex --check` found the index out of step with the files.
+    pub const INDEX_DIFFERS: i32 = 6;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("no session matches '{id}': run `clinvk sessions list` to see the ids")]
+    NotFound { id: String },
+
+    #[error("'{prefix}' matches {} sessions ({}): give more characters", candidates.len(), candidates.join(", "))]
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+    },
+
+    #[error(
+        "timed out after {}s waiting for the session store lock {}: another clinvk is still running; \
+         wait for it, or find it with `fuser {}`",
+        waited.as_secs(), path.display(), path.display()
+    )]
+    LockTimeout { path: PathBuf, waited: Duration },
+
+    #[error("config file {}: {message}", path.display())]
+    Config { path: PathBuf, message: String },
+
+    #[error("session file {} is not valid: {reason}; fix it with a text editor or remove it", path.display())]
+    InvalidSession { path: PathBuf, reason: String },
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("session index {}: {source}; run `clinvk sessions reindex` to rebuild it", path.display())]
+    Index {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("session index {}: {message}", path.display())]
+    Migration { path: PathBuf, message: String },
+
+    #[error("the index differs from the session files in {0} place(s): run `clinvk sessions reindex` to rebuild it")]
+    IndexDiffers(usize),
+
+    #[error("cannot find a home directory: set CLINVK_HOME")]
+    NoHome,
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::NotFound { .. } | Error::Ambiguous { .. } => exit::NOT_FOUND,
+            Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
+            Error::Config { .. } => exit::CONFIG,
+            Error::IndexDiffers(_) => exit::INDEX_DIFFERS,
+            Error::InvalidSession { .. }
+            | Error::Io { .. }
+            | Error::Index { .. }
+            | Error::Migration { .. }
+            | Error::NoHome => exit::FAILURE,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage(message.into())
+    }
+
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error is a closed stdout (`clinvk sessions list | head`), which is not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

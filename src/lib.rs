@@ -1,0 +1,14 @@
+//! clinvk: run prompts through the AI coding CLIs and keep every conversation as a session.
+//!
+//! Layers: `cli` (clap, tables, JSON output) calls `store` (session files, SQLite index, lock)
+//! and `config`; `store` and `config` know nothing of the command line.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod paths;
+pub mod store;
+pub mod timespec;
+
+pub use error::{Error, Result};

@@ -1,0 +1,230 @@
+//! The session files themselves: private directories, atomic writes, and the cheap "has this
+//! changed?" stamps that let the index notice edits made outside clinvk.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::store::session::is_valid_id;
+
+/// Identity of one file version. A rename over the file (editors, `mv`, sync tools, clinvk's own
+/// atomic writes) changes the inode; an in-place edit changes size or mtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FileStamp {
+    pub ino: i64,
+    pub size: i64,
+    pub mtime_ns: i64,
+}
+
+impl FileStamp {
+    pub fn of(meta: &fs::Metadata) -> Self {
+        FileStamp {
+            ino: inode(meta),
+            size: meta.len() as i64,
+            mtime_ns: mtime_ns(meta),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn inode(meta: &fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ino() as i64
+}
+
+#[cfg(not(unix))]
+fn inode(_meta: &fs::Metadata) -> i64 {
+    0
+}
+
+pub fn mtime_ns(meta: &fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+pub fn modified_utc(meta: &fs::Metadata) -> DateTime<Utc> {
+    meta.modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or_default()
+}
+
+/// Create `dir` (and missing parents) private to the user. With `tighten`, also remove group and
+/// other access from an existing `dir` (the guide's `mkdir ~/.clinvk/sessions` makes it 0755);
+/// only for directories that are clinvk's own.
+pub fn ensure_private_dir(dir: &Path, tighten: bool) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir).map_err(|e| Error::io(dir, e))?;
+        let meta = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+        if tighten && meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io(dir, e))?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tighten;
+        builder.create(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Open (creating if needed) a file readable by its owner only.
+pub fn open_private(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Write `bytes` to `path` so that a crash at any point leaves either the old file or the new
+/// one, never a mix: temp file in the same directory, fsync, rename, fsync the directory.
+/// Returns the stamp of the file now at `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
+    let dir = path.parent().expect("session files live in a directory");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("session");
+    let mut nonce = [0u8; 4];
+    getrandom::fill(&mut nonce).ok();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{:08x}.tmp",
+        std::process::id(),
+        u32::from_le_bytes(nonce)
+    ));
+    let result = (|| {
+        let mut file = open_private(&tmp, OpenOptions::new().write(true).create_new(true))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        let stamp = FileStamp::of(&file.metadata()?);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)?;
+        Ok(stamp)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Make a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Remove a file, treating "already gone" as done.
+pub fn remove_if_exists(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// One `<id>.json` entry of the sessions directory.
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub id: String,
+    pub path: PathBuf,
+    pub stamp: FileStamp,
+}
+
+/// Every `*.json` file in `dir` that is not hidden (the index, lock and temp files are). A name
+/// that is not a valid id is still listed, so that it is reported rather than silently ignored.
+pub fn scan_dir(dir: &Path) -> Result<Vec<DirEntry>> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(id) = name.strip_suffix(".json") else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        // A file deleted between readdir and stat is simply gone.
+        let Ok(meta) = entry.metadata() else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        out.push(DirEntry {
+            id: id.to_string(),
+            path: entry.path(),
+            stamp: FileStamp::of(&meta),
+        });
+    }
+    Ok(out)
+}
+
+pub fn id_is_file_safe(id: &str) -> bool {
+    is_valid_id(id)
+}
+
+/// The sessions directory's mtime, if it can be trusted to change on the next edit.
+///
+/// An add, remove or rename in the directory moves its mtime, so an unchanged mtime means an
+/// unchanged set of files and the index can skip scanning. But timestamps have a granularity: a
+/// change in the same clock tick as the recorded mtime would not move it. So the value is only
+/// returned once the coarse clock has moved past it (waiting at most a few ticks); otherwise
+/// `None`, and the caller records the directory as "must rescan".
+pub fn stable_dir_mtime(dir: &Path) -> Result<Option<i64>> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(30);
+    loop {
+        let now = coarse_now_ns();
+        let meta = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+        let mtime = mtime_ns(&meta);
+        // Whole-second mtimes suggest a file system with coarse timestamps (FAT, some network
+        // mounts): only trust them once two seconds have passed.
+        let granularity = if mtime % 1_000_000_000 == 0 {
+            2_000_000_000
+        } else {
+            0
+        };
+        if now > mtime + granularity {
+            return Ok(Some(mtime));
+        }
+        if granularity > 0 || std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The clock file systems stamp with (the kernel's tick-granular "coarse" real time). Later
+/// changes get an mtime at least this value.
+#[cfg(target_os = "linux")]
+fn coarse_now_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes to the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Elsewhere, be conservative: pretend the clock is 20 ms behind.
+#[cfg(not(target_os = "linux"))]
+fn coarse_now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+        - 20_000_000
+}

@@ -1,0 +1,608 @@
+//! The SQLite index beside the session files. It is a cache: every function here may assume the
+//! caller holds the store lock, and anything it finds wrong (missing, garbage, unknown schema) is
+//! answered by rebuilding from the files rather than by an error.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{
+    named_params, params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
+    TransactionBehavior,
+};
+
+use crate::error::{Error, Result};
+use crate::store::files::{open_private, remove_if_exists, FileStamp};
+use crate::store::query::{InvalidFile, ListQuery, SessionSummary};
+use crate::store::session::{Session, SessionId, TokenUsage};
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// The schema version this build writes, kept in `PRAGMA user_version` so that opening the index
+/// costs one pragma read instead of a migration-history query.
+fn latest_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+const DIR_MTIME_KEY: &str = "dir_mtime_ns";
+
+pub struct Index {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Why an existing index cannot be used as it is.
+pub enum Unusable {
+    Missing,
+    /// An older schema of ours: migrate it in place.
+    Outdated(Index),
+    Corrupt(String),
+    UnknownSchema(i64),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Missing => f.write_str("the index was missing"),
+            Unusable::Outdated(_) => f.write_str("the index had an older schema"),
+            Unusable::Corrupt(why) => write!(f, "the index was unreadable ({why})"),
+            Unusable::UnknownSchema(v) => write!(f, "the index had an unknown schema version {v}"),
+        }
+    }
+}
+
+/// True for SQLite errors that mean "this file is not a sound database": rebuild it.
+pub fn is_corruption(err: &Error) -> bool {
+    match err {
+        Error::Index { source, .. } => is_corrupt_sqlite(source),
+        _ => false,
+    }
+}
+
+fn is_corrupt_sqlite(err: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        err.sqlite_error_code(),
+        Some(DatabaseCorrupt | NotADatabase | CannotOpen | SystemIoFailure)
+    ) || matches!(err, rusqlite::Error::SqliteFailure(_, Some(msg)) if msg.contains("malformed"))
+}
+
+impl Index {
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Index {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Open an existing index that is ready to answer: present, readable and of this schema.
+    pub fn open_existing(path: &Path) -> Result<std::result::Result<Index, Unusable>> {
+        if !path.exists() {
+            return Ok(Err(Unusable::Missing));
+        }
+        let conn = match Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(Unusable::Corrupt(e.to_string()))),
+        };
+        let index = Index {
+            conn,
+            path: path.to_path_buf(),
+        };
+        if let Err(e) = index.configure() {
+            return Ok(Err(Unusable::Corrupt(e.to_string())));
+        }
+        match index
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        {
+            Ok(v) if v == latest_version() => Ok(Ok(index)),
+            Ok(0) => Ok(Err(Unusable::Missing)),
+            Ok(v) if v < latest_version() => Ok(Err(Unusable::Outdated(index))),
+            Ok(v) => Ok(Err(Unusable::UnknownSchema(v))),
+            Err(e) => Ok(Err(Unusable::Corrupt(e.to_string()))),
+        }
+    }
+
+    /// Throw away whatever is at `path` and create an empty index of the current schema, not yet
+    /// marked complete (see `IndexTx::mark_complete`).
+    pub fn create_fresh(path: &Path) -> Result<Index> {
+        // A leftover -wal from a deleted index would be replayed into the new file.
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            remove_if_exists(&PathBuf::from(format!("{}{suffix}", path.display())))?;
+        }
+        // Created here, private, so that SQLite's -wal and -shm inherit its 0600 mode.
+        open_private(path, OpenOptions::new().write(true).create_new(true))
+            .map_err(|e| Error::io(path, e))?;
+        let conn = Connection::open(path).map_err(|e| Error::Index {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let mut index = Index {
+            conn,
+            path: path.to_path_buf(),
+        };
+        index.configure().map_err(|e| index.err(e))?;
+        embedded::migrations::runner()
+            .run(&mut index.conn)
+            .map_err(|e| Error::Migration {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(index)
+    }
+
+    /// Pragmas belong at open, never in a migration (SQLite ignores a journal-mode change inside
+    /// the transaction refinery runs migrations in).
+    fn configure(&self) -> rusqlite::Result<()> {
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Still correct (the store lock serialises writers), just slower.
+            self.conn.pragma_update(None, "journal_mode", "DELETE")?;
+        }
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        self.conn.pragma_update(None, "temp_store", "MEMORY")?;
+        self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        self.persist_wal();
+        Ok(())
+    }
+
+    /// Keep the -wal and -shm files between runs. Otherwise every clinvk process would create
+    /// and delete them, moving the sessions directory's mtime, which is how the store notices
+    /// files added or removed by hand.
+    fn persist_wal(&self) {
+        let mut on: std::ffi::c_int = 1;
+        // SAFETY: the handle is valid for the life of `self.conn`, "main" is a NUL-terminated
+        // schema name, and PERSIST_WAL reads and writes exactly one int through the pointer.
+        unsafe {
+            rusqlite::ffi::sqlite3_file_control(
+                self.conn.handle(),
+                c"main".as_ptr(),
+                rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+                (&mut on as *mut std::ffi::c_int).cast(),
+            );
+        }
+    }
+
+    /// Bring an index of an older schema up to date with the embedded migrations.
+    pub fn migrate(mut self) -> Result<Index> {
+        embedded::migrations::runner()
+            .run(&mut self.conn)
+            .map_err(|e| Error::Migration {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        self.conn
+            .pragma_update(None, "user_version", latest_version())
+            .map_err(|e| self.err(e))?;
+        Ok(self)
+    }
+
+    pub fn transaction(&mut self) -> Result<IndexTx<'_>> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Error::Index {
+                path: path.clone(),
+                source: e,
+            })?;
+        Ok(IndexTx { tx, path })
+    }
+
+    pub fn dir_mtime(&self) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM store_state WHERE key = ?1",
+                [DIR_MTIME_KEY],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// File stamps of every file the index knows, valid or not, by file stem.
+    pub fn stamps(&self) -> Result<HashMap<String, FileStamp>> {
+        let mut out = HashMap::new();
+        for sql in [
+            "SELECT id, file_ino, file_size, file_mtime_ns FROM sessions",
+            "SELECT name, file_ino, file_size, file_mtime_ns FROM invalid_files",
+        ] {
+            let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        FileStamp {
+                            ino: r.get(1)?,
+                            size: r.get(2)?,
+                            mtime_ns: r.get(3)?,
+                        },
+                    ))
+                })
+                .map_err(|e| self.err(e))?;
+            for row in rows {
+                let (name, stamp) = row.map_err(|e| self.err(e))?;
+                out.insert(name, stamp);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn stamp_of(&self, id: &SessionId) -> Result<Option<FileStamp>> {
+        self.conn
+            .query_row(
+                "SELECT file_ino, file_size, file_mtime_ns FROM sessions WHERE id = ?1",
+                [id.as_str()],
+                |r| {
+                    Ok(FileStamp {
+                        ino: r.get(0)?,
+                        size: r.get(1)?,
+                        mtime_ns: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ids starting with `prefix`, in order; at most `max`.
+    pub fn ids_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<String>> {
+        // Ids are ASCII below 0x7f, so [prefix, prefix + DEL) is exactly the prefix range and
+        // walks the unique index on id.
+        let upper = format!("{prefix}\u{7f}");
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM sessions WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![prefix, upper, max as i64], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn invalid_files(&self) -> Result<Vec<InvalidFile>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, reason FROM invalid_files ORDER BY name")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(InvalidFile {
+                    file_name: format!("{}.json", r.get::<_, String>(0)?),
+                    reason: r.get(1)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sessions matching `query`, newest activity first.
+    pub fn list(&self, query: &ListQuery) -> Result<Vec<SessionSummary>> {
+        let Some((sql, args)) = self.list_sql(query)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), summary_from_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The SQL for a query, or None when it cannot match anything (a tag nobody has).
+    pub fn list_sql(
+        &self,
+        query: &ListQuery,
+    ) -> Result<Option<(String, Vec<rusqlite::types::Value>)>> {
+        use rusqlite::types::Value as V;
+        let f = &query.filter;
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<V> = Vec::new();
+        let (from, order) = if f.tags.is_empty() {
+            ("sessions s".to_string(), "s.last_used_at DESC, s.pk DESC")
+        } else {
+            // Walk the rarest tag's sessions newest first and check the others per session.
+            let mut tags: Vec<(&String, i64)> = Vec::new();
+            for tag in &f.tags {
+                let n: i64 = self
+                    .conn
+                    .query_row("SELECT n FROM tag_counts WHERE tag = ?1", [tag], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(|e| self.err(e))?
+                    .unwrap_or(0);
+                if n == 0 {
+                    return Ok(None);
+                }
+                tags.push((tag, n));
+            }
+            tags.sort_by_key(|(_, n)| *n);
+            tags.dedup_by_key(|(t, _)| t.as_str());
+            conds.push("t0.tag = ?".into());
+            args.push(V::Text(tags[0].0.clone()));
+            for (tag, _) in &tags[1..] {
+                conds.push("EXISTS (SELECT 1 FROM session_tags tn WHERE tn.tag = ? AND tn.session_pk = s.pk)".into());
+                args.push(V::Text((*tag).clone()));
+            }
+            (
+                "session_tags t0 JOIN sessions s ON s.pk = t0.session_pk".to_string(),
+                "t0.last_used_at DESC, t0.session_pk DESC",
+            )
+        };
+        let time_col = if f.tags.is_empty() {
+            "s.last_used_at"
+        } else {
+            "t0.last_used_at"
+        };
+        if let Some(b) = f.backend {
+            conds.push("s.backend = ?".into());
+            args.push(V::Text(b.as_str().into()));
+        }
+        if let Some(st) = f.status {
+            conds.push("s.status = ?".into());
+            args.push(V::Text(st.as_str().into()));
+        }
+        if let Some(w) = &f.workdir {
+            conds.push("s.workdir = ?".into());
+            args.push(V::Text(w.clone()));
+        }
+        if let Some(t) = f.since {
+            conds.push(format!("{time_col} >= ?"));
+            args.push(V::Integer(t.timestamp_millis()));
+        }
+        if let Some(t) = f.until {
+            conds.push(format!("{time_col} < ?"));
+            args.push(V::Integer(t.timestamp_millis()));
+        }
+        if let Some(text) = &f.search {
+            if text.chars().count() >= 3 {
+                // A quoted FTS5 phrase over trigrams is a case-insensitive substring match.
+                conds.push(
+                    "s.pk IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)".into(),
+                );
+                args.push(V::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+            } else {
+                // Too short for trigrams: read every prompt.
+                conds.push("s.prompt LIKE ? ESCAPE '\\'".into());
+                let escaped = text
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                args.push(V::Text(format!("%{escaped}%")));
+            }
+        }
+        let where_clause = if conds.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conds.join(" AND "))
+        };
+        let limit = query.limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+        args.push(V::Integer(limit));
+        args.push(V::Integer(query.offset.min(i64::MAX as u64) as i64));
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM {from} {where_clause} ORDER BY {order} LIMIT ? OFFSET ?"
+        );
+        Ok(Some((sql, args)))
+    }
+
+    /// The query plan SQLite picks for `query`, one line per step (for tests and benchmarks).
+    pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
+        let Some((sql, args)) = self.list_sql(query)? else {
+            return Ok(vec!["(no tag match: nothing to run)".into()]);
+        };
+        let mut stmt = self
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Update the planner's statistics after big changes (cheap, and only when useful).
+    pub fn optimize(&self) {
+        let _ = self.conn.execute_batch("PRAGMA optimize");
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "s.id, s.backend, s.backend_session_id, s.model, s.status, s.created_at, s.last_used_at, \
+     s.workdir, s.prompt, s.input_tokens, s.output_tokens, s.cached_tokens, s.total_tokens, s.tags, s.parent_id";
+
+fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
+    let text_err = |i: usize, e: Error| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    };
+    let time = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
+        let ms: i64 = r.get(i)?;
+        Ok(DateTime::from_timestamp_millis(ms).unwrap_or_default())
+    };
+    let tags: String = r.get(13)?;
+    Ok(SessionSummary {
+        id: SessionId::parse(&r.get::<_, String>(0)?).map_err(|e| text_err(0, e))?,
+        backend: r.get::<_, String>(1)?.parse().map_err(|e| text_err(1, e))?,
+        backend_session_id: r.get(2)?,
+        model: r.get(3)?,
+        status: r.get::<_, String>(4)?.parse().map_err(|e| text_err(4, e))?,
+        created_at: time(5)?,
+        last_used_at: time(6)?,
+        workdir: r.get(7)?,
+        prompt: r.get(8)?,
+        token_usage: TokenUsage {
+            input: r.get::<_, i64>(9)? as u64,
+            output: r.get::<_, i64>(10)? as u64,
+            cached: r.get::<_, i64>(11)? as u64,
+            total: r.get::<_, i64>(12)? as u64,
+            extra: Default::default(),
+        },
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        parent_id: r
+            .get::<_, Option<String>>(14)?
+            .and_then(|p| SessionId::parse(&p).ok()),
+    })
+}
+
+/// A write transaction on the index; dropped without `commit`, it rolls back.
+pub struct IndexTx<'a> {
+    tx: Transaction<'a>,
+    path: PathBuf,
+}
+
+impl IndexTx<'_> {
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Index {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn upsert(&self, session: &Session, stamp: FileStamp) -> Result<()> {
+        let tags_json = serde_json::to_string(&session.tags).expect("tags serialize");
+        let last_used = session.last_used_at.timestamp_millis();
+        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+        let pk: i64 = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO sessions (id, backend, backend_session_id, model, status, created_at, last_used_at,
+                     workdir, prompt, input_tokens, output_tokens, cached_tokens, total_tokens, tags, parent_id,
+                     file_ino, file_size, file_mtime_ns)
+                 VALUES (:id, :backend, :bsid, :model, :status, :created, :last_used, :workdir, :prompt,
+                     :input, :output, :cached, :total, :tags, :parent, :ino, :size, :mtime)
+                 ON CONFLICT (id) DO UPDATE SET backend = excluded.backend,
+                     backend_session_id = excluded.backend_session_id, model = excluded.model,
+                     status = excluded.status, created_at = excluded.created_at,
+                     last_used_at = excluded.last_used_at, workdir = excluded.workdir,
+                     prompt = excluded.prompt, input_tokens = excluded.input_tokens,
+                     output_tokens = excluded.output_tokens, cached_tokens = excluded.cached_tokens,
+                     total_tokens = excluded.total_tokens, tags = excluded.tags, parent_id = excluded.parent_id,
+                     file_ino = excluded.file_ino, file_size = excluded.file_size,
+                     file_mtime_ns = excluded.file_mtime_ns
+                 RETURNING pk",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    named_params! {
+                        ":id": session.id.as_str(),
+                        ":backend": session.backend.as_str(),
+                        ":bsid": session.backend_session_id,
+                        ":model": session.model,
+                        ":status": session.status.as_str(),
+                        ":created": session.created_at.timestamp_millis(),
+                        ":last_used": last_used,
+                        ":workdir": session.workdir,
+                        ":prompt": session.prompt,
+                        ":input": clamp(session.token_usage.input),
+                        ":output": clamp(session.token_usage.output),
+                        ":cached": clamp(session.token_usage.cached),
+                        ":total": clamp(session.token_usage.total),
+                        ":tags": tags_json,
+                        ":parent": session.parent_id.as_ref().map(SessionId::as_str),
+                        ":ino": stamp.ino,
+                        ":size": stamp.size,
+                        ":mtime": stamp.mtime_ns,
+                    },
+                    |r| r.get(0),
+                )
+            })
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .prepare_cached("DELETE FROM session_tags WHERE session_pk = ?1")
+            .and_then(|mut s| s.execute([pk]))
+            .map_err(|e| self.err(e))?;
+        let mut insert_tag = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO session_tags (tag, session_pk, last_used_at) VALUES (?1, ?2, ?3)")
+            .map_err(|e| self.err(e))?;
+        for tag in &session.tags {
+            insert_tag
+                .execute(params![tag, pk, last_used])
+                .map_err(|e| self.err(e))?;
+        }
+        self.tx
+            .prepare_cached("DELETE FROM invalid_files WHERE name = ?1")
+            .and_then(|mut s| s.execute([session.id.as_str()]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Forget the file `<stem>.json`, valid or not.
+    pub fn remove(&self, stem: &str) -> Result<()> {
+        for sql in [
+            "DELETE FROM sessions WHERE id = ?1",
+            "DELETE FROM invalid_files WHERE name = ?1",
+        ] {
+            self.tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute([stem]))
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub fn mark_invalid(&self, stem: &str, reason: &str, stamp: FileStamp) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM sessions WHERE id = ?1")
+            .and_then(|mut s| s.execute([stem]))
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO invalid_files (name, reason, file_ino, file_size, file_mtime_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![stem, reason, stamp.ino, stamp.size, stamp.mtime_ns]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Remember the sessions directory's mtime (None: unknown, rescan next time).
+    pub fn set_dir_mtime(&self, mtime: Option<i64>) -> Result<()> {
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![DIR_MTIME_KEY, mtime]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Declare the index complete and of this schema. Until a transaction that calls this
+    /// commits, the index is treated as missing, so a crash mid-rebuild means another rebuild.
+    pub fn mark_complete(&self) -> Result<()> {
+        self.tx
+            .pragma_update(None, "user_version", latest_version())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let path = self.path;
+        self.tx
+            .commit()
+            .map_err(|e| Error::Index { path, source: e })
+    }
+}

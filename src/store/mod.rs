@@ -1,0 +1,740 @@
+//! The session store: JSON files (the truth) in one directory, an SQLite index beside them (a
+//! cache that heals itself), and a cross-process lock that orders every change.
+//!
+//! Protocol: reads take the shared lock and use the index if it is present, of this schema and
+//! reconciled with the directory's current mtime; otherwise they take the exclusive lock and
+//! bring it up to date first (rebuild, migrate or rescan). Writes take the exclusive lock, write
+//! the file atomically, then update the index in one transaction and record the new mtime.
+
+pub mod files;
+pub mod index;
+pub mod lock;
+pub mod query;
+pub mod session;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use files::{DirEntry, FileStamp};
+use index::{Index, Unusable};
+use lock::LockMode;
+pub use query::{Filter, InvalidFile, ListQuery, SessionSummary};
+pub use session::{Backend, Session, SessionId, Status, TokenUsage};
+
+/// The index file, hidden inside `sessions/` so that moving the directory moves the index too.
+pub const INDEX_FILE: &str = ".index.db";
+pub const LOCK_FILE: &str = ".lock";
+/// How many listed rows are checked against their files (a stat each) before being shown, so that
+/// a file edited in place is shown as it is now even when the directory did not change.
+const VERIFY_ROWS: usize = 1000;
+
+/// What the store tells its user while it works; the CLI prints these on stderr.
+pub trait Observer {
+    fn notice(&self, _notice: &Notice) {}
+    /// Progress of reading session files (`done` of `total`).
+    fn progress(&self, _done: u64, _total: u64) {}
+}
+
+/// An observer that says nothing (tests, benchmarks, libraries).
+pub struct Quiet;
+impl Observer for Quiet {}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Notice {
+    /// The index was rebuilt from the files without being asked.
+    IndexRebuilt {
+        why: String,
+        sessions: u64,
+        invalid: usize,
+    },
+    /// A file was changed but updating the index failed; the next command catches up.
+    IndexLagging { error: String },
+}
+
+pub struct ListOutcome {
+    pub sessions: Vec<SessionSummary>,
+    /// Files that were skipped because they are not valid sessions.
+    pub invalid_files: Vec<InvalidFile>,
+}
+
+#[derive(Debug)]
+pub struct ReindexReport {
+    pub sessions: u64,
+    pub invalid_files: Vec<InvalidFile>,
+    pub elapsed: Duration,
+}
+
+/// One way in which the index and the files disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub file_name: String,
+    pub problem: String,
+}
+
+#[derive(Debug)]
+pub struct CheckReport {
+    pub sessions: u64,
+    pub differences: Vec<Difference>,
+    pub invalid_files: Vec<InvalidFile>,
+}
+
+pub struct Store {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    index_path: PathBuf,
+    lock_timeout: Duration,
+    observer: Box<dyn Observer>,
+}
+
+/// A file read from disk.
+enum Loaded {
+    Valid(Box<Session>, FileStamp),
+    Invalid {
+        stem: String,
+        reason: String,
+        stamp: FileStamp,
+    },
+    Gone(String),
+}
+
+/// One change to apply to the index after the files changed.
+enum Change<'a> {
+    Upsert(&'a Session, FileStamp),
+    Remove(&'a str),
+}
+
+impl Store {
+    /// Open the store in `dir` (created private if missing). Nothing is read yet.
+    pub fn open(dir: &Path, observer: Box<dyn Observer>) -> Result<Store> {
+        files::ensure_private_dir(dir, true)?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            lock_path: dir.join(LOCK_FILE),
+            index_path: dir.join(INDEX_FILE),
+            lock_timeout: lock::DEFAULT_TIMEOUT,
+            observer,
+        })
+    }
+
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    fn lock(&self, mode: LockMode) -> Result<lock::LockGuard> {
+        lock::acquire(&self.lock_path, mode, self.lock_timeout)
+    }
+
+    fn session_path(&self, id: &SessionId) -> PathBuf {
+        self.dir.join(id.file_name())
+    }
+
+    // ----- reading -----------------------------------------------------------------------
+
+    /// Run `f` on an up-to-date index: under the shared lock when it already is, else under the
+    /// exclusive lock after bringing it up to date. A corrupt index is rebuilt and `f` retried.
+    fn read<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
+        {
+            let _shared = self.lock(LockMode::Shared)?;
+            if let Some(mut index) = self.open_fresh()? {
+                match f(self, &mut index) {
+                    Err(e) if index::is_corruption(&e) => {}
+                    other => return other,
+                }
+            }
+        }
+        let _exclusive = self.lock(LockMode::Exclusive)?;
+        self.with_prepared(f)
+    }
+
+    /// Run `f` under the exclusive lock on an up-to-date index.
+    fn write<T>(&self, f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
+        let _exclusive = self.lock(LockMode::Exclusive)?;
+        self.with_prepared(f)
+    }
+
+    /// Caller holds the exclusive lock.
+    fn with_prepared<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
+        let mut index = self.prepare()?;
+        match f(self, &mut index) {
+            Err(e) if index::is_corruption(&e) => {
+                drop(index);
+                let mut index =
+                    self.rebuild_announced(format!("the index was unreadable ({e})"))?;
+                f(self, &mut index)
+            }
+            other => other,
+        }
+    }
+
+    /// The index, if it can answer as it is (caller holds a lock).
+    fn open_fresh(&self) -> Result<Option<Index>> {
+        let Ok(index) = Index::open_existing(&self.index_path)? else {
+            return Ok(None);
+        };
+        let current = self.dir_mtime()?;
+        match index.dir_mtime() {
+            Ok(Some(recorded)) if recorded == current => Ok(Some(index)),
+            Ok(_) => Ok(None),
+            Err(e) if index::is_corruption(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn dir_mtime(&self) -> Result<i64> {
+        let meta = std::fs::metadata(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        Ok(files::mtime_ns(&meta))
+    }
+
+    /// Bring the index up to date: rebuild it if missing, unreadable or of an unknown schema,
+    /// migrate it if older, and reconcile it with the files if the directory changed.
+    /// Caller holds the exclusive lock.
+    fn prepare(&self) -> Result<Index> {
+        let mut index = match Index::open_existing(&self.index_path)? {
+            Ok(index) => index,
+            Err(Unusable::Outdated(old)) => match old.migrate() {
+                Ok(index) => index,
+                Err(e) => {
+                    return self.rebuild_announced(format!("the index could not be migrated ({e})"))
+                }
+            },
+            Err(why) => return self.rebuild_announced(why.to_string()),
+        };
+        let current = self.dir_mtime()?;
+        let recorded = match index.dir_mtime() {
+            Ok(recorded) => recorded,
+            Err(e) if index::is_corruption(&e) => {
+                return self.rebuild_announced(format!("the index was unreadable ({e})"))
+            }
+            Err(e) => return Err(e),
+        };
+        if recorded != Some(current) {
+            if let Err(e) = self.reconcile(&mut index, false) {
+                if index::is_corruption(&e) {
+                    drop(index);
+                    return self.rebuild_announced(format!("the index was unreadable ({e})"));
+                }
+                return Err(e);
+            }
+        }
+        Ok(index)
+    }
+
+    /// Rebuild from the files, and say so if there was anything to rebuild.
+    fn rebuild_announced(&self, why: String) -> Result<Index> {
+        let (index, report) = self.rebuild()?;
+        if report.sessions > 0 || !report.invalid_files.is_empty() {
+            self.observer.notice(&Notice::IndexRebuilt {
+                why,
+                sessions: report.sessions,
+                invalid: report.invalid_files.len(),
+            });
+        }
+        Ok(index)
+    }
+
+    fn rebuild(&self) -> Result<(Index, ReindexReport)> {
+        let start = Instant::now();
+        let mut index = Index::create_fresh(&self.index_path)?;
+        self.reconcile(&mut index, true)?;
+        let report = ReindexReport {
+            sessions: index.count()?,
+            invalid_files: index.invalid_files()?,
+            elapsed: start.elapsed(),
+        };
+        Ok((index, report))
+    }
+
+    /// Make the index agree with the directory: read files whose stamp changed, forget files
+    /// that are gone. `full`: the index is empty and this completes it. Caller holds the
+    /// exclusive lock.
+    fn reconcile(&self, index: &mut Index, full: bool) -> Result<()> {
+        // The mtime is taken before the scan: anything changed during the scan moves it again.
+        let mtime = files::stable_dir_mtime(&self.dir)?;
+        let entries = files::scan_dir(&self.dir)?;
+        let mut known = if full {
+            HashMap::new()
+        } else {
+            index.stamps()?
+        };
+        let changed: Vec<DirEntry> = entries
+            .into_iter()
+            .filter(|e| known.remove(&e.id) != Some(e.stamp))
+            .collect();
+        let loaded = self.load_all(&changed);
+        let tx = index.transaction()?;
+        for item in &loaded {
+            match item {
+                Loaded::Valid(session, stamp) => tx.upsert(session, *stamp)?,
+                Loaded::Invalid {
+                    stem,
+                    reason,
+                    stamp,
+                } => tx.mark_invalid(stem, reason, *stamp)?,
+                Loaded::Gone(stem) => tx.remove(stem)?,
+            }
+        }
+        for stem in known.keys() {
+            tx.remove(stem)?;
+        }
+        tx.set_dir_mtime(mtime)?;
+        if full {
+            tx.mark_complete()?;
+        }
+        tx.commit()?;
+        if loaded.len() > 1000 {
+            index.optimize();
+        }
+        Ok(())
+    }
+
+    /// Read and parse files, on all cores when there are many.
+    fn load_all(&self, entries: &[DirEntry]) -> Vec<Loaded> {
+        let total = entries.len() as u64;
+        if entries.len() < 512 {
+            return entries.iter().map(load_file).collect();
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(8);
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let chunk = entries.len().div_ceil(threads * 16).max(64);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut parts: Vec<(usize, Vec<Loaded>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let start = next.fetch_add(chunk, std::sync::atomic::Ordering::Relaxed);
+                            if start >= entries.len() {
+                                break;
+                            }
+                            let end = (start + chunk).min(entries.len());
+                            mine.push((start, entries[start..end].iter().map(load_file).collect()));
+                            done.fetch_add(
+                                (end - start) as u64,
+                                std::sync::atomic::Ordering::Relaxed,
+                            );
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            // The observer is not Sync; report from this thread while the workers run.
+            while !workers.iter().all(|w| w.is_finished()) {
+                self.observer
+                    .progress(done.load(std::sync::atomic::Ordering::Relaxed), total);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a file-reading thread panicked"))
+                .collect()
+        });
+        self.observer.progress(total, total);
+        parts.sort_by_key(|(start, _)| *start);
+        parts.into_iter().flat_map(|(_, part)| part).collect()
+    }
+
+    /// Record changes this process made to the files (caller holds the exclusive lock and the
+    /// index was up to date before the change). The files are already safe; if the index update
+    /// fails, the next command reconciles, so this only warns.
+    fn index_changes(&self, index: &mut Index, changes: &[Change<'_>]) -> Result<()> {
+        let result = (|| {
+            let mtime = files::stable_dir_mtime(&self.dir)?;
+            let tx = index.transaction()?;
+            for change in changes {
+                match change {
+                    Change::Upsert(session, stamp) => tx.upsert(session, *stamp)?,
+                    Change::Remove(stem) => tx.remove(stem)?,
+                }
+            }
+            tx.set_dir_mtime(mtime)?;
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if index::is_corruption(&e) => self
+                .rebuild_announced(format!("the index was unreadable ({e})"))
+                .map(drop),
+            Err(e @ Error::LockTimeout { .. }) => Err(e),
+            Err(e) => {
+                self.observer.notice(&Notice::IndexLagging {
+                    error: e.to_string(),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    // ----- ids ---------------------------------------------------------------------------
+
+    /// The session `key` names: an exact id, or a unique prefix of at least 4 characters.
+    fn resolve(&self, index: &Index, key: &str) -> Result<SessionId> {
+        let id = SessionId::parse(key)?;
+        if self.session_path(&id).is_file() {
+            return Ok(id);
+        }
+        if key.len() < session::MIN_PREFIX_LEN {
+            return Err(Error::NotFound {
+                id: key.to_string(),
+            });
+        }
+        let mut candidates = index.ids_with_prefix(key, 11)?;
+        match candidates.len() {
+            0 => Err(Error::NotFound {
+                id: key.to_string(),
+            }),
+            1 => SessionId::parse(&candidates.remove(0)),
+            n => {
+                if n > 10 {
+                    candidates.truncate(10);
+                    candidates.push("…".into());
+                }
+                Err(Error::Ambiguous {
+                    prefix: key.to_string(),
+                    candidates,
+                })
+            }
+        }
+    }
+
+    fn read_session(&self, id: &SessionId) -> Result<(Session, FileStamp)> {
+        match load_file(&DirEntry {
+            id: id.to_string(),
+            path: self.session_path(id),
+            stamp: FileStamp::default(),
+        }) {
+            Loaded::Valid(session, stamp) => Ok((*session, stamp)),
+            Loaded::Invalid { reason, .. } => Err(Error::InvalidSession {
+                path: self.session_path(id),
+                reason,
+            }),
+            Loaded::Gone(_) => Err(Error::NotFound { id: id.to_string() }),
+        }
+    }
+
+    // ----- operations --------------------------------------------------------------------
+
+    /// The full session (read from its file) for an id or unique prefix.
+    pub fn get(&self, key: &str) -> Result<Session> {
+        SessionId::parse(key)?;
+        self.read(|store, index| {
+            let id = store.resolve(index, key)?;
+            store.read_session(&id).map(|(s, _)| s)
+        })
+    }
+
+    pub fn list(&self, query: &ListQuery) -> Result<ListOutcome> {
+        let fresh = self.read(|store, index| {
+            let rows = index.list(query)?;
+            if store.stale_rows(index, &rows)?.is_empty() {
+                Ok(Some(ListOutcome {
+                    sessions: rows,
+                    invalid_files: index.invalid_files()?,
+                }))
+            } else {
+                Ok(None)
+            }
+        })?;
+        if let Some(outcome) = fresh {
+            return Ok(outcome);
+        }
+        // Some listed files were edited in place: re-read them, then answer.
+        self.write(|store, index| {
+            for _ in 0..3 {
+                let rows = index.list(query)?;
+                let stale = store.stale_rows(index, &rows)?;
+                if stale.is_empty() {
+                    break;
+                }
+                let entries: Vec<DirEntry> = stale
+                    .iter()
+                    .map(|id| DirEntry {
+                        id: id.to_string(),
+                        path: store.session_path(id),
+                        stamp: FileStamp::default(),
+                    })
+                    .collect();
+                let loaded = store.load_all(&entries);
+                let tx = index.transaction()?;
+                for item in &loaded {
+                    match item {
+                        Loaded::Valid(session, stamp) => tx.upsert(session, *stamp)?,
+                        Loaded::Invalid {
+                            stem,
+                            reason,
+                            stamp,
+                        } => tx.mark_invalid(stem, reason, *stamp)?,
+                        Loaded::Gone(stem) => tx.remove(stem)?,
+                    }
+                }
+                tx.commit()?;
+            }
+            Ok(ListOutcome {
+                sessions: index.list(query)?,
+                invalid_files: index.invalid_files()?,
+            })
+        })
+    }
+
+    /// Listed rows whose file is not the version the index read.
+    fn stale_rows(&self, index: &Index, rows: &[SessionSummary]) -> Result<Vec<SessionId>> {
+        let mut stale = Vec::new();
+        for row in rows.iter().take(VERIFY_ROWS) {
+            let on_disk = std::fs::metadata(self.session_path(&row.id))
+                .ok()
+                .map(|m| FileStamp::of(&m));
+            if on_disk != index.stamp_of(&row.id)? {
+                stale.push(row.id.clone());
+            }
+        }
+        Ok(stale)
+    }
+
+    /// Save a new session under a fresh unique id (the id in `session` is replaced).
+    pub fn create(&self, mut session: Session) -> Result<Session> {
+        self.write(|store, index| {
+            let mut id = SessionId::generate();
+            while store.session_path(&id).exists() {
+                id = SessionId::generate();
+            }
+            session.id = id;
+            let stamp =
+                files::write_atomic(&store.session_path(&session.id), &session.to_file_bytes())?;
+            store.index_changes(index, &[Change::Upsert(&session, stamp)])?;
+            Ok(session.clone())
+        })
+    }
+
+    /// Read-modify-write one session under the exclusive lock, so concurrent updates never lose
+    /// each other's changes. `change` returns false to leave the file untouched.
+    pub fn update(
+        &self,
+        key: &str,
+        change: impl Fn(&mut Session) -> Result<bool>,
+    ) -> Result<Session> {
+        SessionId::parse(key)?;
+        self.write(|store, index| {
+            let id = store.resolve(index, key)?;
+            let (mut session, _) = store.read_session(&id)?;
+            if change(&mut session)? {
+                let stamp =
+                    files::write_atomic(&store.session_path(&id), &session.to_file_bytes())?;
+                store.index_changes(index, &[Change::Upsert(&session, stamp)])?;
+            }
+            Ok(session)
+        })
+    }
+
+    /// Delete sessions by id or prefix. Every key is resolved first: if one fails, nothing is
+    /// deleted.
+    pub fn delete(&self, keys: &[String]) -> Result<Vec<SessionId>> {
+        for key in keys {
+            SessionId::parse(key)?;
+        }
+        self.write(|store, index| {
+            let mut ids = Vec::new();
+            for key in keys {
+                let id = store.resolve(index, key)?;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            store.remove_files(index, &ids)?;
+            Ok(ids.clone())
+        })
+    }
+
+    fn remove_files(&self, index: &mut Index, ids: &[SessionId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for id in ids {
+            files::remove_if_exists(&self.session_path(id))?;
+        }
+        files::sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let changes: Vec<Change<'_>> = ids.iter().map(|id| Change::Remove(id.as_str())).collect();
+        self.index_changes(index, &changes)
+    }
+
+    /// Sessions last used before `cutoff`: deleted, or only listed with `dry_run`.
+    pub fn clean(&self, cutoff: DateTime<Utc>, dry_run: bool) -> Result<Vec<SessionSummary>> {
+        let query = ListQuery {
+            filter: Filter {
+                until: Some(cutoff),
+                ..Filter::default()
+            },
+            ..ListQuery::default()
+        };
+        if dry_run {
+            return self.read(|_, index| index.list(&query));
+        }
+        self.write(|store, index| {
+            let doomed = index.list(&query)?;
+            let ids: Vec<SessionId> = doomed.iter().map(|s| s.id.clone()).collect();
+            store.remove_files(index, &ids)?;
+            Ok(doomed)
+        })
+    }
+
+    /// Rebuild the index from the files.
+    pub fn reindex(&self) -> Result<ReindexReport> {
+        let _exclusive = self.lock(LockMode::Exclusive)?;
+        self.rebuild().map(|(_, report)| report)
+    }
+
+    /// Compare the index with the files, changing nothing.
+    pub fn check(&self) -> Result<CheckReport> {
+        let _shared = self.lock(LockMode::Shared)?;
+        let entries = files::scan_dir(&self.dir)?;
+        let loaded = self.load_all(&entries);
+        let mut differences = Vec::new();
+        let mut invalid_files = Vec::new();
+        let mut sessions = 0;
+        let index = match Index::open_existing(&self.index_path)? {
+            Ok(index) => Some(index),
+            Err(why) => {
+                differences.push(Difference {
+                    file_name: INDEX_FILE.into(),
+                    problem: why.to_string(),
+                });
+                None
+            }
+        };
+        let (mut indexed, indexed_invalid): (HashMap<String, SessionSummary>, HashSet<String>) =
+            match &index {
+                Some(index) => (
+                    index
+                        .list(&ListQuery::default())?
+                        .into_iter()
+                        .map(|s| (s.id.to_string(), s))
+                        .collect(),
+                    index
+                        .invalid_files()?
+                        .into_iter()
+                        .map(|f| f.file_name)
+                        .collect(),
+                ),
+                None => Default::default(),
+            };
+        let mut differ = |file_name: String, problem: &str| {
+            if index.is_some() {
+                differences.push(Difference {
+                    file_name,
+                    problem: problem.to_string(),
+                })
+            }
+        };
+        for item in loaded {
+            match item {
+                Loaded::Valid(session, _) => {
+                    sessions += 1;
+                    let name = session.id.file_name();
+                    match indexed.remove(session.id.as_str()) {
+                        None => differ(name, "not in the index"),
+                        Some(row) if row != SessionSummary::from(&*session) => {
+                            differ(name, "the index holds an older version of this file")
+                        }
+                        Some(_) => {}
+                    }
+                }
+                Loaded::Invalid { stem, reason, .. } => {
+                    let file_name = format!("{stem}.json");
+                    if indexed.remove(&stem).is_some() {
+                        differ(
+                            file_name.clone(),
+                            "invalid now, but the index lists it as a session",
+                        );
+                    } else if !indexed_invalid.contains(&file_name) {
+                        differ(file_name.clone(), "invalid, and not yet known to the index");
+                    }
+                    invalid_files.push(InvalidFile { file_name, reason });
+                }
+                Loaded::Gone(_) => {}
+            }
+        }
+        let mut gone: Vec<String> = indexed.into_keys().collect();
+        gone.sort();
+        for stem in gone {
+            differ(format!("{stem}.json"), "in the index, but the file is gone");
+        }
+        invalid_files.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        differences.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+        Ok(CheckReport {
+            sessions,
+            differences,
+            invalid_files,
+        })
+    }
+
+    /// The query plan for a listing (for `EXPLAIN QUERY PLAN` checks in tests and benches).
+    pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
+        self.read(|_, index| index.explain(query))
+    }
+}
+
+/// Read one session file. The stamp comes from the open handle, so it is the stamp of exactly the
+/// bytes that were parsed.
+fn load_file(entry: &DirEntry) -> Loaded {
+    let stem = entry.id.clone();
+    let mut file = match std::fs::File::open(&entry.path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Gone(stem),
+        Err(e) => {
+            return Loaded::Invalid {
+                stem,
+                reason: format!("cannot be read ({e})"),
+                stamp: entry.stamp,
+            }
+        }
+    };
+    let meta = match file.metadata() {
+        Ok(meta) => meta,
+        Err(e) => {
+            return Loaded::Invalid {
+                stem,
+                reason: format!("cannot be read ({e})"),
+                stamp: entry.stamp,
+            }
+        }
+    };
+    let stamp = FileStamp::of(&meta);
+    if !files::id_is_file_safe(&stem) {
+        return Loaded::Invalid {
+            stem,
+            reason: "the file name is not a valid session id (letters, digits, '-' and '_')".into(),
+            stamp,
+        };
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    if let Err(e) = file.read_to_end(&mut bytes) {
+        return Loaded::Invalid {
+            stem,
+            reason: format!("cannot be read ({e})"),
+            stamp,
+        };
+    }
+    match Session::from_file_bytes(&bytes, &stem, files::modified_utc(&meta)) {
+        Ok(session) => Loaded::Valid(Box::new(session), stamp),
+        Err(reason) => Loaded::Invalid {
+            stem,
+            reason,
+            stamp,
+        },
+    }
+}

@@ -1,0 +1,81 @@
+//! Typed queries and the rows they return. The CLI builds these from flags (parsed dates,
+//! normalised tags); the index turns them into SQL.
+
+use chrono::{DateTime, Utc};
+
+use crate::store::session::{Backend, Session, SessionId, Status, TokenUsage};
+
+/// Filters of `sessions list` (and of everything that selects sessions the same way).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub backend: Option<Backend>,
+    pub status: Option<Status>,
+    /// All of these tags (AND).
+    pub tags: Vec<String>,
+    pub workdir: Option<String>,
+    /// Last activity at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Last activity strictly before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Case-insensitive substring of the prompt.
+    pub search: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListQuery {
+    pub filter: Filter,
+    /// None: every match.
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
+
+/// What the index knows of a session: everything `sessions list` shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSummary {
+    pub id: SessionId,
+    pub backend: Backend,
+    pub backend_session_id: Option<String>,
+    pub model: Option<String>,
+    pub status: Status,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub workdir: String,
+    pub prompt: String,
+    pub token_usage: TokenUsage,
+    pub tags: Vec<String>,
+    pub parent_id: Option<SessionId>,
+}
+
+impl From<&Session> for SessionSummary {
+    fn from(s: &Session) -> Self {
+        SessionSummary {
+            id: s.id.clone(),
+            backend: s.backend,
+            backend_session_id: s.backend_session_id.clone(),
+            model: s.model.clone(),
+            status: s.status,
+            // The index keeps milliseconds.
+            created_at: truncate_ms(s.created_at),
+            last_used_at: truncate_ms(s.last_used_at),
+            workdir: s.workdir.clone(),
+            prompt: s.prompt.clone(),
+            token_usage: TokenUsage {
+                extra: Default::default(),
+                ..s.token_usage.clone()
+            },
+            tags: s.tags.clone(),
+            parent_id: s.parent_id.clone(),
+        }
+    }
+}
+
+fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// A file in the sessions directory that is not a valid session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidFile {
+    pub file_name: String,
+    pub reason: String,
+}
