@@ -57,10 +57,11 @@ CREATE TRIGGER session_tags_count_delete AFTER DELETE ON session_tags BEGIN
     DELETE FROM tag_counts WHERE tag = old.tag AND n <= 0;
 END;
 
--- Substring search over prompts (`--search`): a trigram index answers any phrase of three or
--- more characters without reading every prompt.
+-- Substring search over prompts (`--search`): a quoted phrase of trigrams matches any text of
+-- three or more characters without reading every prompt. Positions are needed for phrases
+-- (detail=full); column sizes, used only for ranking, are not kept.
 CREATE VIRTUAL TABLE prompts_fts USING fts5 (
-    prompt, content = 'sessions', content_rowid = 'pk', tokenize = 'trigram'
+    prompt, content = 'sessions', content_rowid = 'pk', tokenize = 'trigram', columnsize = 0
 );
 CREATE TRIGGER sessions_fts_insert AFTER INSERT ON sessions BEGIN
     INSERT INTO prompts_fts (rowid, prompt) VALUES (new.pk, new.prompt);

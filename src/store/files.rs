@@ -146,7 +146,8 @@ pub struct DirEntry {
 
 /// Every `*.json` file in `dir` that is not hidden (the index, lock and temp files are). A name
 /// that is not a valid id is still listed, so that it is reported rather than silently ignored.
-pub fn scan_dir(dir: &Path) -> Result<Vec<DirEntry>> {
+/// Without `stamps`, entries are not stat'ed (their stamp is zero).
+pub fn scan_dir(dir: &Path, stamps: bool) -> Result<Vec<DirEntry>> {
     let mut out = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
@@ -159,15 +160,23 @@ pub fn scan_dir(dir: &Path) -> Result<Vec<DirEntry>> {
         if name.starts_with('.') {
             continue;
         }
-        // A file deleted between readdir and stat is simply gone.
-        let Ok(meta) = entry.metadata() else { continue };
-        if !meta.is_file() {
-            continue;
-        }
+        let stamp = if stamps {
+            // A file deleted between readdir and stat is simply gone.
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            FileStamp::of(&meta)
+        } else {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            FileStamp::default()
+        };
         out.push(DirEntry {
             id: id.to_string(),
             path: entry.path(),
-            stamp: FileStamp::of(&meta),
+            stamp,
         });
     }
     Ok(out)
@@ -180,10 +189,14 @@ pub fn id_is_file_safe(id: &str) -> bool {
 /// The sessions directory's mtime, if it can be trusted to change on the next edit.
 ///
 /// An add, remove or rename in the directory moves its mtime, so an unchanged mtime means an
-/// unchanged set of files and the index can skip scanning. But timestamps have a granularity: a
-/// change in the same clock tick as the recorded mtime would not move it. So the value is only
-/// returned once the coarse clock has moved past it (waiting at most a few ticks); otherwise
-/// `None`, and the caller records the directory as "must rescan".
+/// unchanged set of files and the index can skip scanning. But timestamps come from a clock with
+/// a granularity: a change within the same tick as the recorded mtime would not move it.
+/// - mtime below the coarse clock: that tick has passed; later changes get a later stamp.
+/// - mtime above it: the kernel stamped it with the fine-grained clock (multigrain timestamps,
+///   Linux 6.13+), which it does once the stamp has been read, as ours just was; the next change
+///   then gets a new, later stamp.
+/// - equal: racy. Wait for the next tick (at most a few ms), else give up and return `None`,
+///   and the caller records the directory as "must rescan".
 pub fn stable_dir_mtime(dir: &Path) -> Result<Option<i64>> {
     let deadline = std::time::Instant::now() + Duration::from_millis(30);
     loop {
@@ -192,15 +205,19 @@ pub fn stable_dir_mtime(dir: &Path) -> Result<Option<i64>> {
         let mtime = mtime_ns(&meta);
         // Whole-second mtimes suggest a file system with coarse timestamps (FAT, some network
         // mounts): only trust them once two seconds have passed.
-        let granularity = if mtime % 1_000_000_000 == 0 {
-            2_000_000_000
+        if mtime % 1_000_000_000 == 0 {
+            return Ok((now > mtime + 2_000_000_000).then_some(mtime));
+        }
+        // Off Linux the clock below is a conservative stand-in, so only "passed" counts.
+        let settled = if cfg!(target_os = "linux") {
+            now != mtime
         } else {
-            0
+            now > mtime
         };
-        if now > mtime + granularity {
+        if settled {
             return Ok(Some(mtime));
         }
-        if granularity > 0 || std::time::Instant::now() >= deadline {
+        if std::time::Instant::now() >= deadline {
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -33,6 +33,9 @@ fn latest_version() -> i64 {
 }
 
 const DIR_MTIME_KEY: &str = "dir_mtime_ns";
+/// Up to this many prompt matches, a search fetches and sorts them; beyond, it walks sessions
+/// newest first (measured: the crossover at 100k sessions is a few thousand).
+const SEARCH_LOOKUP_MAX: i64 = 3000;
 
 pub struct Index {
     conn: Connection,
@@ -155,6 +158,8 @@ impl Index {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
         self.conn.pragma_update(None, "temp_store", "MEMORY")?;
+        // 64 MiB at most, and only used as needed: bulk loads and big listings stay in memory.
+        self.conn.pragma_update(None, "cache_size", -65536)?;
         self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
         self.persist_wal();
         Ok(())
@@ -200,7 +205,11 @@ impl Index {
                 path: path.clone(),
                 source: e,
             })?;
-        Ok(IndexTx { tx, path })
+        Ok(IndexTx {
+            tx,
+            path,
+            fresh: false,
+        })
     }
 
     pub fn dir_mtime(&self) -> Result<Option<i64>> {
@@ -384,13 +393,36 @@ impl Index {
         if let Some(text) = &f.search {
             if text.chars().count() >= 3 {
                 // A quoted FTS5 phrase over trigrams is a case-insensitive substring match.
-                conds.push(
-                    "s.pk IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)".into(),
-                );
-                args.push(V::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+                let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+                let matches: i64 = self
+                    .conn
+                    .query_row(
+                        "SELECT count(*) FROM prompts_fts WHERE prompts_fts MATCH ?1",
+                        [&phrase],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| self.err(e))?;
+                if matches == 0 {
+                    return Ok(None);
+                }
+                // Few matches: fetch them and sort. Many: walk sessions newest first and test
+                // each against the match set (`+` keeps SQLite from driving the join by it),
+                // stopping as soon as the page is full.
+                let test = if matches <= SEARCH_LOOKUP_MAX {
+                    "s.pk"
+                } else {
+                    "+s.pk"
+                };
+                conds.push(format!(
+                    "{test} IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)"
+                ));
+                args.push(V::Text(phrase));
             } else {
-                // Too short for trigrams: read every prompt.
-                conds.push("s.prompt LIKE ? ESCAPE '\\'".into());
+                // Too short for trigrams: test every prompt, reading the table in storage order
+                // (far cheaper than one lookup per index entry), then sort the matches.
+                conds.push(
+                    "s.pk IN (SELECT pk FROM sessions WHERE prompt LIKE ? ESCAPE '\\')".into(),
+                );
                 let escaped = text
                     .replace('\\', "\\\\")
                     .replace('%', "\\%")
@@ -470,10 +502,28 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
     })
 }
 
+/// Triggers and indexes lifted for a bulk load (see `IndexTx::begin_bulk`).
+#[must_use = "end_bulk restores the triggers and indexes"]
+pub struct BulkLoad {
+    lifted: Vec<String>,
+}
+
 /// A write transaction on the index; dropped without `commit`, it rolls back.
 pub struct IndexTx<'a> {
     tx: Transaction<'a>,
     path: PathBuf,
+    fresh: bool,
+}
+
+/// The INSERT shared by the plain and the upsert paths.
+macro_rules! insert_session_sql {
+    () => {
+        "INSERT INTO sessions (id, backend, backend_session_id, model, status, created_at, last_used_at,
+             workdir, prompt, input_tokens, output_tokens, cached_tokens, total_tokens, tags, parent_id,
+             file_ino, file_size, file_mtime_ns)
+         VALUES (:id, :backend, :bsid, :model, :status, :created, :last_used, :workdir, :prompt,
+             :input, :output, :cached, :total, :tags, :parent, :ino, :size, :mtime)"
+    };
 }
 
 impl IndexTx<'_> {
@@ -484,19 +534,48 @@ impl IndexTx<'_> {
         }
     }
 
+    /// Declare the index empty for the rest of this transaction (a fresh rebuild), so that rows
+    /// are plainly inserted: no conflict handling, no old tags to delete.
+    pub fn assume_empty(&mut self) {
+        self.fresh = true;
+    }
+
     pub fn upsert(&self, session: &Session, stamp: FileStamp) -> Result<()> {
         let tags_json = serde_json::to_string(&session.tags).expect("tags serialize");
         let last_used = session.last_used_at.timestamp_millis();
         let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
-        let pk: i64 = self
-            .tx
-            .prepare_cached(
-                "INSERT INTO sessions (id, backend, backend_session_id, model, status, created_at, last_used_at,
-                     workdir, prompt, input_tokens, output_tokens, cached_tokens, total_tokens, tags, parent_id,
-                     file_ino, file_size, file_mtime_ns)
-                 VALUES (:id, :backend, :bsid, :model, :status, :created, :last_used, :workdir, :prompt,
-                     :input, :output, :cached, :total, :tags, :parent, :ino, :size, :mtime)
-                 ON CONFLICT (id) DO UPDATE SET backend = excluded.backend,
+        let values = named_params! {
+            ":id": session.id.as_str(),
+            ":backend": session.backend.as_str(),
+            ":bsid": session.backend_session_id,
+            ":model": session.model,
+            ":status": session.status.as_str(),
+            ":created": session.created_at.timestamp_millis(),
+            ":last_used": last_used,
+            ":workdir": session.workdir,
+            ":prompt": session.prompt,
+            ":input": clamp(session.token_usage.input),
+            ":output": clamp(session.token_usage.output),
+            ":cached": clamp(session.token_usage.cached),
+            ":total": clamp(session.token_usage.total),
+            ":tags": tags_json,
+            ":parent": session.parent_id.as_ref().map(SessionId::as_str),
+            ":ino": stamp.ino,
+            ":size": stamp.size,
+            ":mtime": stamp.mtime_ns,
+        };
+        let pk: i64 = if self.fresh {
+            self.tx
+                .prepare_cached(insert_session_sql!())
+                .and_then(|mut stmt| stmt.execute(values))
+                .map_err(|e| self.err(e))?;
+            self.tx.last_insert_rowid()
+        } else {
+            let pk = self
+                .tx
+                .prepare_cached(concat!(
+                    insert_session_sql!(),
+                    " ON CONFLICT (id) DO UPDATE SET backend = excluded.backend,
                      backend_session_id = excluded.backend_session_id, model = excluded.model,
                      status = excluded.status, created_at = excluded.created_at,
                      last_used_at = excluded.last_used_at, workdir = excluded.workdir,
@@ -505,38 +584,21 @@ impl IndexTx<'_> {
                      total_tokens = excluded.total_tokens, tags = excluded.tags, parent_id = excluded.parent_id,
                      file_ino = excluded.file_ino, file_size = excluded.file_size,
                      file_mtime_ns = excluded.file_mtime_ns
-                 RETURNING pk",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(
-                    named_params! {
-                        ":id": session.id.as_str(),
-                        ":backend": session.backend.as_str(),
-                        ":bsid": session.backend_session_id,
-                        ":model": session.model,
-                        ":status": session.status.as_str(),
-                        ":created": session.created_at.timestamp_millis(),
-                        ":last_used": last_used,
-                        ":workdir": session.workdir,
-                        ":prompt": session.prompt,
-                        ":input": clamp(session.token_usage.input),
-                        ":output": clamp(session.token_usage.output),
-                        ":cached": clamp(session.token_usage.cached),
-                        ":total": clamp(session.token_usage.total),
-                        ":tags": tags_json,
-                        ":parent": session.parent_id.as_ref().map(SessionId::as_str),
-                        ":ino": stamp.ino,
-                        ":size": stamp.size,
-                        ":mtime": stamp.mtime_ns,
-                    },
-                    |r| r.get(0),
-                )
-            })
-            .map_err(|e| self.err(e))?;
-        self.tx
-            .prepare_cached("DELETE FROM session_tags WHERE session_pk = ?1")
-            .and_then(|mut s| s.execute([pk]))
-            .map_err(|e| self.err(e))?;
+                     RETURNING pk"
+                ))
+                .and_then(|mut stmt| stmt.query_row(values, |r| r.get(0)))
+                .map_err(|e| self.err(e))?;
+            for sql in [
+                "DELETE FROM session_tags WHERE session_pk = ?1",
+                "DELETE FROM invalid_files WHERE name = (SELECT id FROM sessions WHERE pk = ?1)",
+            ] {
+                self.tx
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute([pk]))
+                    .map_err(|e| self.err(e))?;
+            }
+            pk
+        };
         let mut insert_tag = self
             .tx
             .prepare_cached("INSERT OR IGNORE INTO session_tags (tag, session_pk, last_used_at) VALUES (?1, ?2, ?3)")
@@ -546,10 +608,57 @@ impl IndexTx<'_> {
                 .execute(params![tag, pk, last_used])
                 .map_err(|e| self.err(e))?;
         }
-        self.tx
-            .prepare_cached("DELETE FROM invalid_files WHERE name = ?1")
-            .and_then(|mut s| s.execute([session.id.as_str()]))
+        Ok(())
+    }
+
+    /// Prepare for loading many rows: lift the triggers and secondary indexes and rebuild them
+    /// once at the end, from the SQL saved here (the migrations stay their only source).
+    /// Row-by-row maintenance is what makes bulk loads slow: FTS5 flushes its pending terms at
+    /// every statement savepoint, and each index is a random-order B-tree insert per row.
+    pub fn begin_bulk(&self) -> Result<BulkLoad> {
+        let lifted: Vec<(String, String, String)> = self
+            .tx
+            .prepare(
+                "SELECT type, name, sql FROM sqlite_master
+                 WHERE tbl_name IN ('sessions', 'session_tags') AND sql IS NOT NULL
+                   AND (type = 'trigger' OR type = 'index')
+                   -- the load itself deletes a session's old tags through this one
+                   AND name != 'session_tags_by_session'",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
             .map_err(|e| self.err(e))?;
+        for (kind, name, _) in &lifted {
+            let drop = if kind == "index" {
+                "DROP INDEX"
+            } else {
+                "DROP TRIGGER"
+            };
+            self.tx
+                .execute_batch(&format!("{drop} \"{}\"", name.replace('"', "\"\"")))
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(BulkLoad {
+            lifted: lifted.into_iter().map(|(_, _, sql)| sql).collect(),
+        })
+    }
+
+    /// Rebuild what `begin_bulk` lifted: the search index, tag counts, indexes and triggers.
+    pub fn end_bulk(&self, bulk: BulkLoad) -> Result<()> {
+        self.tx
+            .execute_batch(
+                "INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 67108864);
+                 INSERT INTO prompts_fts (prompts_fts) VALUES ('rebuild');
+                 INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 1048576);
+                 DELETE FROM tag_counts;
+                 INSERT INTO tag_counts (tag, n) SELECT tag, count(*) FROM session_tags GROUP BY tag;",
+            )
+            .map_err(|e| self.err(e))?;
+        for sql in bulk.lifted {
+            self.tx.execute_batch(&sql).map_err(|e| self.err(e))?;
+        }
         Ok(())
     }
 
@@ -568,10 +677,12 @@ impl IndexTx<'_> {
     }
 
     pub fn mark_invalid(&self, stem: &str, reason: &str, stamp: FileStamp) -> Result<()> {
-        self.tx
-            .prepare_cached("DELETE FROM sessions WHERE id = ?1")
-            .and_then(|mut s| s.execute([stem]))
-            .map_err(|e| self.err(e))?;
+        if !self.fresh {
+            self.tx
+                .prepare_cached("DELETE FROM sessions WHERE id = ?1")
+                .and_then(|mut s| s.execute([stem]))
+                .map_err(|e| self.err(e))?;
+        }
         self.tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO invalid_files (name, reason, file_ino, file_size, file_mtime_ns)

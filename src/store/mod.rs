@@ -15,6 +15,7 @@ pub mod session;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -32,6 +33,8 @@ pub const LOCK_FILE: &str = ".lock";
 /// How many listed rows are checked against their files (a stat each) before being shown, so that
 /// a file edited in place is shown as it is now even when the directory did not change.
 const VERIFY_ROWS: usize = 1000;
+/// Above this many changed files, the prompt search index is rebuilt in one pass.
+const BULK_THRESHOLD: usize = 2000;
 
 /// What the store tells its user while it works; the CLI prints these on stderr.
 pub trait Observer {
@@ -264,7 +267,8 @@ impl Store {
     fn reconcile(&self, index: &mut Index, full: bool) -> Result<()> {
         // The mtime is taken before the scan: anything changed during the scan moves it again.
         let mtime = files::stable_dir_mtime(&self.dir)?;
-        let entries = files::scan_dir(&self.dir)?;
+        // A full load reads every file anyway (and stamps it from the open handle): skip the stat.
+        let entries = files::scan_dir(&self.dir, !full)?;
         let mut known = if full {
             HashMap::new()
         } else {
@@ -274,80 +278,80 @@ impl Store {
             .into_iter()
             .filter(|e| known.remove(&e.id) != Some(e.stamp))
             .collect();
-        let loaded = self.load_all(&changed);
-        let tx = index.transaction()?;
-        for item in &loaded {
-            match item {
-                Loaded::Valid(session, stamp) => tx.upsert(session, *stamp)?,
-                Loaded::Invalid {
-                    stem,
-                    reason,
-                    stamp,
-                } => tx.mark_invalid(stem, reason, *stamp)?,
-                Loaded::Gone(stem) => tx.remove(stem)?,
-            }
+        let mut tx = index.transaction()?;
+        if full {
+            tx.assume_empty();
         }
+        let bulk = if full || changed.len() > BULK_THRESHOLD {
+            Some(tx.begin_bulk()?)
+        } else {
+            None
+        };
+        self.load_streaming(&changed, |batch| apply_loaded(&tx, batch))?;
         for stem in known.keys() {
             tx.remove(stem)?;
+        }
+        if let Some(bulk) = bulk {
+            tx.end_bulk(bulk)?;
         }
         tx.set_dir_mtime(mtime)?;
         if full {
             tx.mark_complete()?;
         }
         tx.commit()?;
-        if loaded.len() > 1000 {
+        if changed.len() > 1000 {
             index.optimize();
         }
         Ok(())
     }
 
-    /// Read and parse files, on all cores when there are many.
-    fn load_all(&self, entries: &[DirEntry]) -> Vec<Loaded> {
+    /// Read and parse files, handing them to `sink` in batches as they come. With many files,
+    /// worker threads read while the caller (typically inserting into the index) consumes, so
+    /// parsing and SQLite overlap. Batches arrive in no particular order.
+    fn load_streaming(
+        &self,
+        entries: &[DirEntry],
+        mut sink: impl FnMut(&[Loaded]) -> Result<()>,
+    ) -> Result<()> {
+        const BATCH: usize = 256;
         let total = entries.len() as u64;
-        if entries.len() < 512 {
-            return entries.iter().map(load_file).collect();
+        if entries.len() <= BATCH {
+            let loaded: Vec<Loaded> = entries.iter().map(load_file).collect();
+            return sink(&loaded);
         }
         let threads = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(8);
-        let done = std::sync::atomic::AtomicU64::new(0);
-        let chunk = entries.len().div_ceil(threads * 16).max(64);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut parts: Vec<(usize, Vec<Loaded>)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut mine = Vec::new();
-                        loop {
-                            let start = next.fetch_add(chunk, std::sync::atomic::Ordering::Relaxed);
-                            if start >= entries.len() {
-                                break;
-                            }
-                            let end = (start + chunk).min(entries.len());
-                            mine.push((start, entries[start..end].iter().map(load_file).collect()));
-                            done.fetch_add(
-                                (end - start) as u64,
-                                std::sync::atomic::Ordering::Relaxed,
-                            );
-                        }
-                        mine
-                    })
-                })
-                .collect();
-            // The observer is not Sync; report from this thread while the workers run.
-            while !workers.iter().all(|w| w.is_finished()) {
-                self.observer
-                    .progress(done.load(std::sync::atomic::Ordering::Relaxed), total);
-                std::thread::sleep(Duration::from_millis(50));
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Loaded>>(threads * 2);
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let next = &next;
+                scope.spawn(move || loop {
+                    let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                    if start >= entries.len() {
+                        break;
+                    }
+                    let batch = entries[start..(start + BATCH).min(entries.len())]
+                        .iter()
+                        .map(load_file)
+                        .collect();
+                    // The receiver is gone only when the sink failed: stop.
+                    if tx.send(batch).is_err() {
+                        break;
+                    }
+                });
             }
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a file-reading thread panicked"))
-                .collect()
-        });
-        self.observer.progress(total, total);
-        parts.sort_by_key(|(start, _)| *start);
-        parts.into_iter().flat_map(|(_, part)| part).collect()
+            drop(tx);
+            let mut done = 0u64;
+            for batch in rx {
+                sink(&batch)?;
+                done += batch.len() as u64;
+                self.observer.progress(done, total);
+            }
+            Ok(())
+        })
     }
 
     /// Record changes this process made to the files (caller holds the exclusive lock and the
@@ -470,19 +474,8 @@ impl Store {
                         stamp: FileStamp::default(),
                     })
                     .collect();
-                let loaded = store.load_all(&entries);
                 let tx = index.transaction()?;
-                for item in &loaded {
-                    match item {
-                        Loaded::Valid(session, stamp) => tx.upsert(session, *stamp)?,
-                        Loaded::Invalid {
-                            stem,
-                            reason,
-                            stamp,
-                        } => tx.mark_invalid(stem, reason, *stamp)?,
-                        Loaded::Gone(stem) => tx.remove(stem)?,
-                    }
-                }
+                store.load_streaming(&entries, |batch| apply_loaded(&tx, batch))?;
                 tx.commit()?;
             }
             Ok(ListOutcome {
@@ -601,8 +594,7 @@ impl Store {
     /// Compare the index with the files, changing nothing.
     pub fn check(&self) -> Result<CheckReport> {
         let _shared = self.lock(LockMode::Shared)?;
-        let entries = files::scan_dir(&self.dir)?;
-        let loaded = self.load_all(&entries);
+        let entries = files::scan_dir(&self.dir, true)?;
         let mut differences = Vec::new();
         let mut invalid_files = Vec::new();
         let mut sessions = 0;
@@ -640,34 +632,40 @@ impl Store {
                 })
             }
         };
-        for item in loaded {
-            match item {
-                Loaded::Valid(session, _) => {
-                    sessions += 1;
-                    let name = session.id.file_name();
-                    match indexed.remove(session.id.as_str()) {
-                        None => differ(name, "not in the index"),
-                        Some(row) if row != SessionSummary::from(&*session) => {
-                            differ(name, "the index holds an older version of this file")
+        self.load_streaming(&entries, |batch| {
+            for item in batch {
+                match item {
+                    Loaded::Valid(session, _) => {
+                        sessions += 1;
+                        let name = session.id.file_name();
+                        match indexed.remove(session.id.as_str()) {
+                            None => differ(name, "not in the index"),
+                            Some(row) if row != SessionSummary::from(&**session) => {
+                                differ(name, "the index holds an older version of this file")
+                            }
+                            Some(_) => {}
                         }
-                        Some(_) => {}
                     }
-                }
-                Loaded::Invalid { stem, reason, .. } => {
-                    let file_name = format!("{stem}.json");
-                    if indexed.remove(&stem).is_some() {
-                        differ(
-                            file_name.clone(),
-                            "invalid now, but the index lists it as a session",
-                        );
-                    } else if !indexed_invalid.contains(&file_name) {
-                        differ(file_name.clone(), "invalid, and not yet known to the index");
+                    Loaded::Invalid { stem, reason, .. } => {
+                        let file_name = format!("{stem}.json");
+                        if indexed.remove(stem).is_some() {
+                            differ(
+                                file_name.clone(),
+                                "invalid now, but the index lists it as a session",
+                            );
+                        } else if !indexed_invalid.contains(&file_name) {
+                            differ(file_name.clone(), "invalid, and not yet known to the index");
+                        }
+                        invalid_files.push(InvalidFile {
+                            file_name,
+                            reason: reason.clone(),
+                        });
                     }
-                    invalid_files.push(InvalidFile { file_name, reason });
+                    Loaded::Gone(_) => {}
                 }
-                Loaded::Gone(_) => {}
             }
-        }
+            Ok(())
+        })?;
         let mut gone: Vec<String> = indexed.into_keys().collect();
         gone.sort();
         for stem in gone {
@@ -686,6 +684,21 @@ impl Store {
     pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
         self.read(|_, index| index.explain(query))
     }
+}
+
+fn apply_loaded(tx: &index::IndexTx<'_>, loaded: &[Loaded]) -> Result<()> {
+    for item in loaded {
+        match item {
+            Loaded::Valid(session, stamp) => tx.upsert(session, *stamp)?,
+            Loaded::Invalid {
+                stem,
+                reason,
+                stamp,
+            } => tx.mark_invalid(stem, reason, *stamp)?,
+            Loaded::Gone(stem) => tx.remove(stem)?,
+        }
+    }
+    Ok(())
 }
 
 /// Read one session file. The stamp comes from the open handle, so it is the stamp of exactly the
