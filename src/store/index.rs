@@ -120,11 +120,11 @@ impl Index {
     /// Throw away whatever is at `path` and create an empty index of the current schema, not yet
     /// marked complete (see `IndexTx::mark_complete`).
     pub fn create_fresh(path: &Path) -> Result<Index> {
-        // A leftover -wal from a deleted index would be replayed into the new file.
+        // A leftover journal (or -wal from older builds) would be replayed into the new file.
         for suffix in ["", "-wal", "-shm", "-journal"] {
             remove_if_exists(&PathBuf::from(format!("{}{suffix}", path.display())))?;
         }
-        // Created here, private, so that SQLite's -wal and -shm inherit its 0600 mode.
+        // Created here, private, so that SQLite's -journal inherits its 0600 mode.
         open_private(path, OpenOptions::new().write(true).create_new(true))
             .map_err(|e| Error::io(path, e))?;
         let conn = Connection::open(path).map_err(|e| Error::Index {
@@ -147,13 +147,22 @@ impl Index {
 
     /// Pragmas belong at open, never in a migration (SQLite ignores a journal-mode change inside
     /// the transaction refinery runs migrations in).
+    ///
+    /// Rollback journal in TRUNCATE mode, not WAL: the store lock already keeps writers apart
+    /// and readers off a half-done write, so WAL's concurrency buys nothing, while its -wal and
+    /// -shm files cost every new process a WAL-index recovery, grow to the largest transaction,
+    /// and can replay stale frames into a replaced index. TRUNCATE keeps the -journal file
+    /// between transactions (empty), so the sessions directory's mtime, which tells the store
+    /// that files were added or removed by hand, only moves when session files do.
     fn configure(&self) -> rusqlite::Result<()> {
         let mode: String = self
             .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            // Still correct (the store lock serialises writers), just slower.
-            self.conn.pragma_update(None, "journal_mode", "DELETE")?;
+            .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("truncate") {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                Some(format!("cannot use journal mode TRUNCATE (got {mode})")),
+            ));
         }
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
         self.conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -161,25 +170,29 @@ impl Index {
         // 64 MiB at most, and only used as needed: bulk loads and big listings stay in memory.
         self.conn.pragma_update(None, "cache_size", -65536)?;
         self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        self.persist_wal();
         Ok(())
     }
 
-    /// Keep the -wal and -shm files between runs. Otherwise every clinvk process would create
-    /// and delete them, moving the sessions directory's mtime, which is how the store notices
-    /// files added or removed by hand.
-    fn persist_wal(&self) {
-        let mut on: std::ffi::c_int = 1;
-        // SAFETY: the handle is valid for the life of `self.conn`, "main" is a NUL-terminated
-        // schema name, and PERSIST_WAL reads and writes exactly one int through the pointer.
-        unsafe {
-            rusqlite::ffi::sqlite3_file_control(
-                self.conn.handle(),
-                c"main".as_ptr(),
-                rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
-                (&mut on as *mut std::ffi::c_int).cast(),
-            );
-        }
+    /// Load a fresh, not yet complete index without fsyncs: if the load fails half-way or the
+    /// machine stops, the index is still not marked complete and is simply rebuilt. With them,
+    /// every spill of the page cache during a load bigger than the cache would wait for the disk.
+    /// (Turning the journal off instead would delete the -journal file, moving the directory's
+    /// mtime.) Call `finish_fresh_load` after the load commits.
+    pub fn start_fresh_load(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "synchronous", "OFF")
+            .map_err(|e| self.err(e))
+    }
+
+    /// Restore durability and declare the index complete and of this schema (one page, written
+    /// in its own transaction after the load).
+    pub fn finish_fresh_load(&self) -> Result<()> {
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| self.err(e))?;
+        self.conn
+            .pragma_update(None, "user_version", latest_version())
+            .map_err(|e| self.err(e))
     }
 
     /// Bring an index of an older schema up to date with the embedded migrations.
@@ -460,9 +473,12 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
-    /// Update the planner's statistics after big changes (cheap, and only when useful).
-    pub fn optimize(&self) {
-        let _ = self.conn.execute_batch("PRAGMA optimize");
+    /// After a bulk load: update the planner's statistics, and copy the WAL into the database
+    /// now, so that the next small write does not pay for checkpointing the whole load.
+    pub fn settle_after_bulk(&self) {
+        let _ = self
+            .conn
+            .execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);");
     }
 }
 
@@ -700,14 +716,6 @@ impl IndexTx<'_> {
             .and_then(|mut s| s.execute(params![DIR_MTIME_KEY, mtime]))
             .map_err(|e| self.err(e))?;
         Ok(())
-    }
-
-    /// Declare the index complete and of this schema. Until a transaction that calls this
-    /// commits, the index is treated as missing, so a crash mid-rebuild means another rebuild.
-    pub fn mark_complete(&self) -> Result<()> {
-        self.tx
-            .pragma_update(None, "user_version", latest_version())
-            .map_err(|e| self.err(e))
     }
 
     pub fn commit(self) -> Result<()> {

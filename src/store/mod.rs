@@ -278,15 +278,15 @@ impl Store {
             .into_iter()
             .filter(|e| known.remove(&e.id) != Some(e.stamp))
             .collect();
+        if full {
+            index.start_fresh_load()?;
+        }
         let mut tx = index.transaction()?;
         if full {
             tx.assume_empty();
         }
-        let bulk = if full || changed.len() > BULK_THRESHOLD {
-            Some(tx.begin_bulk()?)
-        } else {
-            None
-        };
+        let bulky = full || changed.len() > BULK_THRESHOLD;
+        let bulk = if bulky { Some(tx.begin_bulk()?) } else { None };
         self.load_streaming(&changed, |batch| apply_loaded(&tx, batch))?;
         for stem in known.keys() {
             tx.remove(stem)?;
@@ -295,12 +295,12 @@ impl Store {
             tx.end_bulk(bulk)?;
         }
         tx.set_dir_mtime(mtime)?;
-        if full {
-            tx.mark_complete()?;
-        }
         tx.commit()?;
-        if changed.len() > 1000 {
-            index.optimize();
+        if full {
+            index.finish_fresh_load()?;
+        }
+        if bulky {
+            index.settle_after_bulk();
         }
         Ok(())
     }

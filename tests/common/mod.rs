@@ -1,0 +1,673 @@
+//! Shared helpers for the integration tests: a temporary `CLINVK_HOME`, a command builder for the
+//! real `clinvk` binary with a frozen clock, a builder for realistic session files, and
+//! assertions about what a command printed.
+//!
+//! Every test file includes this module, and none uses all of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The frozen "now" every command sees (`CLINVK_NOW`), unless a test says otherwise.
+pub const NOW: &str = "2025-01-27T12:00:00Z";
+
+/// The path of the binary under test.
+pub fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_clinvk"))
+}
+
+pub fn now() -> DateTime<Utc> {
+    NOW.parse().expect("NOW is RFC 3339")
+}
+
+/// `t` as clinvk writes it: RFC 3339 UTC, whole seconds, `Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The frozen now minus `ago`, as RFC 3339.
+pub fn ago(ago: Duration) -> String {
+    rfc3339(now() - ago)
+}
+
+/// The real clock minus `ago` (for recipes that use jq's or date's own clock).
+pub fn real_ago(ago: Duration) -> String {
+    rfc3339(Utc::now() - ago)
+}
+
+/// Whether an external program can be run (jq, flock, ...).
+pub fn have(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Skip the calling test (return early) with a printed note when `program` is missing. Test files
+/// declare `#[macro_use] mod common;` to use it.
+macro_rules! require {
+    ($program:expr) => {
+        if !$crate::common::have($program) {
+            eprintln!(
+                "note: skipping {}: `{}` is not on PATH",
+                module_path!(),
+                $program
+            );
+            return;
+        }
+    };
+}
+
+/// What a finished command printed.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from_output(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// Assert success and return self, for chaining.
+    #[track_caller]
+    pub fn success(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Assert the exit code and return self.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+
+    /// Assert a failed command in the documented shape: exit `code`, nothing on stdout, and one
+    /// error line on stderr: either ours (`clinvk: ...`, and nothing else), or clap's
+    /// (`error: ...`, followed only by clap's usage line and "For more information" tip).
+    #[track_caller]
+    pub fn fails_with(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(
+            self.stdout, "",
+            "a failing command must print nothing on stdout"
+        );
+        let lines = self.stderr_lines();
+        assert!(
+            !lines.is_empty(),
+            "a failing command must say why on stderr"
+        );
+        let first = lines[0];
+        if first.starts_with("clinvk: ") {
+            assert_eq!(
+                lines.len(),
+                1,
+                "expected exactly one error line on stderr, got:\n{}",
+                self.stderr
+            );
+        } else {
+            assert!(
+                first.starts_with("error: "),
+                "the error line must start with `clinvk:` or `error:`: {first}"
+            );
+            for extra in &lines[1..] {
+                // clap's boilerplate: usage, help hint, and indented details or tips.
+                assert!(
+                    extra.starts_with("Usage:")
+                        || extra.starts_with("For more information")
+                        || extra.starts_with(char::is_whitespace),
+                    "clap's error must be one line plus its usage/help boilerplate, got:\n{}",
+                    self.stderr
+                );
+            }
+        }
+        self
+    }
+
+    /// The first stderr line (the error message).
+    pub fn error_line(&self) -> &str {
+        self.stderr_lines().first().copied().unwrap_or("")
+    }
+
+    /// Non-empty stderr lines.
+    pub fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+}
+
+/// A temporary clinvk home (`CLINVK_HOME`).
+pub struct Home {
+    pub dir: TempDir,
+}
+
+impl Default for Home {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Home {
+    /// A fresh, empty home; `sessions/` is not created (clinvk creates it).
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::Builder::new()
+                .prefix("clinvk-test-")
+                .tempdir()
+                .expect("create a temporary directory"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.path().join("sessions")
+    }
+
+    pub fn session_path(&self, id: &str) -> PathBuf {
+        self.sessions_dir().join(format!("{id}.json"))
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.yaml")
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.sessions_dir().join(".lock")
+    }
+
+    pub fn index_path(&self) -> PathBuf {
+        self.sessions_dir().join(".index.db")
+    }
+
+    /// Environment every command gets: this home, the frozen clock, UTC, a lock timeout short
+    /// enough that a bug cannot hang the suite for 30 s, and no config override.
+    fn env_pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("CLINVK_HOME", self.path().display().to_string()),
+            ("CLINVK_NOW", NOW.to_string()),
+            ("TZ", "UTC".to_string()),
+            ("CLINVK_LOCK_TIMEOUT", "20".to_string()),
+        ]
+    }
+
+    /// An assert_cmd builder for the real binary with the test environment set.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::cargo_bin("clinvk").expect("the clinvk binary is built");
+        for (k, v) in self.env_pairs() {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("CLINVK_CONFIG");
+        cmd.current_dir(self.path());
+        cmd
+    }
+
+    /// A std builder (for spawning several processes at once).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(bin());
+        for (k, v) in self.env_pairs() {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("CLINVK_CONFIG");
+        cmd.current_dir(self.path());
+        cmd
+    }
+
+    /// Run `clinvk ARGS...` and capture everything.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from_output(self.cmd().args(args).output().expect("run clinvk"))
+    }
+
+    /// Run and assert success.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(
+            run.code,
+            0,
+            "`clinvk {}` failed\nstdout:\n{}\nstderr:\n{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    /// `sessions list --json ARGS...`, parsed (asserts success).
+    #[track_caller]
+    pub fn list_json(&self, args: &[&str]) -> Vec<Value> {
+        let mut all = vec!["sessions", "list", "--json"];
+        all.extend_from_slice(args);
+        let run = self.ok(&all);
+        match run.json() {
+            Value::Array(rows) => rows,
+            other => panic!("list --json printed {other}, not an array"),
+        }
+    }
+
+    /// The ids `sessions list --json ARGS...` returns, in order.
+    #[track_caller]
+    pub fn list_ids(&self, args: &[&str]) -> Vec<String> {
+        self.list_json(args)
+            .iter()
+            .map(|row| row["id"].as_str().expect("id is a string").to_string())
+            .collect()
+    }
+
+    /// Build the index now, so that later commands do not print the "rebuilt" notice.
+    pub fn warm(&self) {
+        self.ok(&["sessions", "list", "--json"]);
+    }
+
+    pub fn ensure_sessions_dir(&self) {
+        std::fs::create_dir_all(self.sessions_dir()).expect("create sessions dir");
+    }
+
+    /// Write `sessions/<id>.json` by hand (the "hand-edited store" path).
+    pub fn write_session(&self, id: &str, text: &str) {
+        self.ensure_sessions_dir();
+        std::fs::write(self.session_path(id), text).expect("write session file");
+    }
+
+    pub fn add(&self, session: &SessionJson) {
+        self.write_session(session.id(), &session.to_json());
+    }
+
+    pub fn add_all(&self, sessions: &[SessionJson]) {
+        for s in sessions {
+            self.add(s);
+        }
+    }
+
+    pub fn read_session(&self, id: &str) -> Value {
+        let bytes = std::fs::read(self.session_path(id)).expect("read session file");
+        serde_json::from_slice(&bytes).expect("session file is JSON")
+    }
+
+    pub fn session_exists(&self, id: &str) -> bool {
+        self.session_path(id).exists()
+    }
+
+    /// Every regular file under the home, by relative path, with its bytes: compare before and
+    /// after a command that must change nothing (with `assert_same_files`). `with_index`: include
+    /// the SQLite index files. The lock file (empty, created by any command) is left out.
+    pub fn snapshot(&self, with_index: bool) -> BTreeMap<String, Vec<u8>> {
+        fn walk(root: &Path, dir: &Path, with_index: bool, out: &mut BTreeMap<String, Vec<u8>>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries {
+                let entry = entry.expect("read dir entry");
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    walk(root, &path, with_index, out);
+                } else {
+                    if name == ".lock" || (!with_index && name.starts_with(".index.db")) {
+                        continue;
+                    }
+                    let rel = path.strip_prefix(root).unwrap().display().to_string();
+                    out.insert(rel, std::fs::read(&path).expect("read file"));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(self.path(), self.path(), with_index, &mut out);
+        out
+    }
+
+    /// The names of the session files (`*.json`, not hidden) in `sessions/`, sorted.
+    pub fn session_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.sessions_dir())
+            .map(|entries| {
+                entries
+                    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Remove every index file (`rm sessions/.index.db*`).
+    pub fn remove_index(&self) {
+        for entry in std::fs::read_dir(self.sessions_dir()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().starts_with(".index.db") {
+                std::fs::remove_file(entry.path()).unwrap();
+            }
+        }
+    }
+}
+
+/// Assert two snapshots are equal, naming the files that differ.
+#[track_caller]
+pub fn assert_same_files(before: &BTreeMap<String, Vec<u8>>, after: &BTreeMap<String, Vec<u8>>) {
+    let mut problems = Vec::new();
+    for (path, bytes) in before {
+        match after.get(path) {
+            None => problems.push(format!("{path}: removed")),
+            Some(b) if b != bytes => problems.push(format!(
+                "{path}: changed\n  before: {}\n  after:  {}",
+                String::from_utf8_lossy(bytes),
+                String::from_utf8_lossy(b)
+            )),
+            Some(_) => {}
+        }
+    }
+    for path in after.keys() {
+        if !before.contains_key(path) {
+            problems.push(format!("{path}: created"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "files changed:\n{}",
+        problems.join("\n")
+    );
+}
+
+/// A session file as a user (or an older clinvk) would write it, in the guide's format.
+#[derive(Debug, Clone)]
+pub struct SessionJson {
+    value: Value,
+}
+
+/// A realistic session: claude, active, used an hour before NOW, with a backend session id.
+pub fn session(id: &str) -> SessionJson {
+    SessionJson {
+        value: json!({
+            "id": id,
+            "backend": "claude",
+            "backend_session_id": format!("sess_{id}"),
+            "model": "claude-opus-4-5-20251101",
+            "status": "active",
+            "created_at": ago(Duration::hours(2)),
+            "last_used_at": ago(Duration::hours(1)),
+            "workdir": "/projects/myapp",
+            "prompt": format!("prompt of {id}"),
+            "token_usage": {"input": 100, "output": 200, "cached": 10, "total": 300},
+            "tags": [],
+            "metadata": {"exit_code": 0, "duration_seconds": 2.5}
+        }),
+    }
+}
+
+/// The guide's own example file, verbatim.
+pub const GUIDE_EXAMPLE: &str = r#"{
+  "id": "abc123def",
+  "backend": "claude",
+  "backend_session_id": "sess_abc123",
+  "model": "claude-opus-4-5-20251101",
+  "status": "active",
+  "created_at": "2025-01-27T10:00:00Z",
+  "last_used_at": "2025-01-27T11:30:00Z",
+  "workdir": "/projects/myapp",
+  "prompt": "fix the bug in auth.go",
+  "token_usage": {
+    "input": 1234,
+    "output": 5678,
+    "cached": 500,
+    "total": 6912
+  },
+  "tags": ["bugfix", "auth"],
+  "metadata": {
+    "exit_code": 0,
+    "duration_seconds": 2.5
+  }
+}
+"#;
+
+impl SessionJson {
+    pub fn id(&self) -> &str {
+        self.value["id"].as_str().expect("id")
+    }
+
+    pub fn backend(mut self, backend: &str) -> Self {
+        self.value["backend"] = json!(backend);
+        self
+    }
+
+    pub fn status(mut self, status: &str) -> Self {
+        self.value["status"] = json!(status);
+        self
+    }
+
+    pub fn tags(mut self, tags: &[&str]) -> Self {
+        self.value["tags"] = json!(tags);
+        self
+    }
+
+    pub fn workdir(mut self, dir: &str) -> Self {
+        self.value["workdir"] = json!(dir);
+        self
+    }
+
+    pub fn prompt(mut self, prompt: &str) -> Self {
+        self.value["prompt"] = json!(prompt);
+        self
+    }
+
+    pub fn model(mut self, model: &str) -> Self {
+        self.value["model"] = json!(model);
+        self
+    }
+
+    pub fn backend_session_id(mut self, bsid: Option<&str>) -> Self {
+        match bsid {
+            Some(b) => self.value["backend_session_id"] = json!(b),
+            None => {
+                self.value
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("backend_session_id");
+            }
+        }
+        self
+    }
+
+    /// Last used at `t` (RFC 3339); created_at is moved back if it would be later.
+    pub fn last_used(mut self, t: &str) -> Self {
+        self.value["last_used_at"] = json!(t);
+        let created = self.value["created_at"].as_str().unwrap_or(t).to_string();
+        if created.as_str() > t {
+            self.value["created_at"] = json!(t);
+        }
+        self
+    }
+
+    /// Last used `d` before NOW.
+    pub fn used_ago(self, d: Duration) -> Self {
+        self.last_used(&ago(d))
+    }
+
+    pub fn created(mut self, t: &str) -> Self {
+        self.value["created_at"] = json!(t);
+        self
+    }
+
+    /// Token usage with `total = input + output`, as the guide's example.
+    pub fn tokens(mut self, input: u64, output: u64, cached: u64) -> Self {
+        self.value["token_usage"] = json!({
+            "input": input, "output": output, "cached": cached, "total": input + output
+        });
+        self
+    }
+
+    /// Set any field, known or not (`null` removes it).
+    pub fn field(mut self, key: &str, value: Value) -> Self {
+        if value.is_null() {
+            self.value.as_object_mut().unwrap().remove(key);
+        } else {
+            self.value[key] = value;
+        }
+        self
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(&self.value).unwrap();
+        text.push('\n');
+        text
+    }
+}
+
+/// The standard store most listing tests use (NOW = 2025-01-27T12:00:00Z), newest first:
+///
+/// | id     | backend | status    | last used          | total | tags                        |
+/// |--------|---------|-----------|--------------------|-------|-----------------------------|
+/// | abc123 | claude  | active    | 5 minutes ago      | 1234  | bugfix, auth                |
+/// | pqr678 | claude  | completed | 30 minutes ago     | 6912  | project-x, bugfix, urgent   |
+/// | def456 | codex   | completed | 2 hours ago        | 5678  | project-x, feature-y        |
+/// | ghi789 | gemini  | active    | 1 day ago          | 890   | project-x, bugfix           |
+/// | jkl012 | claude  | error     | 7 days ago         | 42    | -                           |
+/// | mno345 | codex   | created   | 57 days ago        | 0     | project-x                   |
+pub fn standard_sessions() -> Vec<SessionJson> {
+    vec![
+        session("abc123")
+            .created("2025-01-27T10:00:00Z")
+            .last_used("2025-01-27T11:55:00Z")
+            .backend_session_id(Some("sess_abc123"))
+            .tokens(1000, 234, 500)
+            .prompt("fix the bug in auth.go")
+            .tags(&["bugfix", "auth"])
+            .workdir("/projects/myapp"),
+        session("pqr678")
+            .status("completed")
+            .created("2025-01-27T11:00:00Z")
+            .last_used("2025-01-27T11:30:00Z")
+            .tokens(1234, 5678, 500)
+            .prompt("add tests")
+            .tags(&["project-x", "bugfix", "urgent"])
+            .workdir("/projects/myapp"),
+        session("def456")
+            .backend("codex")
+            .status("completed")
+            .model("gpt-5-codex")
+            .created("2025-01-26T09:00:00Z")
+            .last_used("2025-01-27T10:00:00Z")
+            .tokens(5000, 678, 0)
+            .prompt("implement user registration")
+            .tags(&["project-x", "feature-y"])
+            .workdir("/projects/api"),
+        session("ghi789")
+            .backend("gemini")
+            .model("gemini-2.5-pro")
+            .created("2025-01-26T11:00:00Z")
+            .last_used("2025-01-26T12:00:00Z")
+            .tokens(800, 90, 0)
+            .prompt("explain algorithm")
+            .tags(&["project-x", "bugfix"])
+            .workdir("/projects/myapp"),
+        session("jkl012")
+            .status("error")
+            .created("2025-01-20T11:00:00Z")
+            .last_used("2025-01-20T12:00:00Z")
+            .backend_session_id(None)
+            .tokens(40, 2, 0)
+            .prompt("Refactor the AUTH middleware")
+            .workdir("/projects/api"),
+        session("mno345")
+            .backend("codex")
+            .status("created")
+            .created("2024-12-01T12:00:00Z")
+            .last_used("2024-12-01T12:00:00Z")
+            .backend_session_id(None)
+            .tokens(0, 0, 0)
+            .prompt("100% coverage for user_id parsing with \"quotes\"")
+            .tags(&["project-x"])
+            .workdir("/projects/legacy"),
+    ]
+}
+
+/// The standard ids, newest first.
+pub const STANDARD_ORDER: [&str; 6] = ["abc123", "pqr678", "def456", "ghi789", "jkl012", "mno345"];
+
+/// A home holding the standard store, index already built.
+pub fn standard_home() -> Home {
+    let home = Home::new();
+    home.add_all(&standard_sessions());
+    home.warm();
+    home
+}
+
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A PATH with the directory of the built binary first, so that `clinvk` in a shell recipe is
+/// the binary under test.
+pub fn path_with_clinvk() -> String {
+    let dir = bin().parent().expect("the binary has a directory");
+    match std::env::var("PATH") {
+        Ok(path) if !path.is_empty() => format!("{}:{path}", dir.display()),
+        _ => dir.display().to_string(),
+    }
+}
+
+/// Run a shell recipe with `bash -c`, `clinvk` on PATH, in this home. `frozen`: set
+/// CLINVK_NOW (false for recipes that compare against jq's or date's real clock).
+pub fn bash(home: &Home, script: &str, frozen: bool) -> Run {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg(script)
+        .env("PATH", path_with_clinvk())
+        .env("CLINVK_HOME", home.path())
+        .env("TZ", "UTC")
+        .env("CLINVK_LOCK_TIMEOUT", "20")
+        .env_remove("CLINVK_CONFIG")
+        .current_dir(home.path());
+    if frozen {
+        cmd.env("CLINVK_NOW", NOW);
+    } else {
+        cmd.env_remove("CLINVK_NOW");
+    }
+    Run::from_output(cmd.output().expect("run bash"))
+}

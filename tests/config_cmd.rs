@@ -1,0 +1,277 @@
+//! `clinvk config get | set | show | path`.
+
+#[macro_use]
+#[allow(unused_macros)]
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn yaml(path: &std::path::Path) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn get_prints_the_guide_defaults() {
+    let home = Home::new();
+    let run = home.ok(&["config", "get", "session.retention_days"]);
+    assert_eq!(run.stdout, "30\n");
+    assert_eq!(run.stderr, "");
+    assert_eq!(
+        home.ok(&["config", "get", "session.store_token_usage"])
+            .stdout,
+        "true\n"
+    );
+    assert_eq!(
+        home.ok(&["config", "get", "session.default_tags"]).stdout,
+        "[]\n"
+    );
+    assert!(
+        !home.config_path().exists(),
+        "reading must not create the file"
+    );
+}
+
+#[test]
+fn path_prints_the_config_file() {
+    let home = Home::new();
+    let run = home.ok(&["config", "path"]);
+    assert_eq!(run.stdout, format!("{}\n", home.config_path().display()));
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn set_default_tags_as_in_the_guide_keeps_the_rest_of_the_file() {
+    let home = Home::new();
+    std::fs::write(
+        home.config_path(),
+        "backends:\n  claude:\n    command: /opt/claude\n    timeout: 60\nsession:\n  retention_days: 7\n  store_token_usage: false\nui:\n  color: never\n",
+    )
+    .unwrap();
+    let run = home.ok(&[
+        "config",
+        "set",
+        "session.default_tags",
+        r#"["project-x", "feature-y"]"#,
+    ]);
+    assert_eq!(run.stdout, "", "a confirmation is a message, on stderr");
+    assert!(
+        run.stderr.contains("session.default_tags"),
+        "{}",
+        run.stderr
+    );
+
+    let doc = yaml(&home.config_path());
+    assert_eq!(
+        doc["backends"]["claude"]["command"].as_str(),
+        Some("/opt/claude")
+    );
+    assert_eq!(doc["backends"]["claude"]["timeout"].as_u64(), Some(60));
+    assert_eq!(doc["session"]["retention_days"].as_u64(), Some(7));
+    assert_eq!(doc["session"]["store_token_usage"].as_bool(), Some(false));
+    assert_eq!(doc["ui"]["color"].as_str(), Some("never"));
+    let tags: Vec<&str> = doc["session"]["default_tags"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["project-x", "feature-y"]);
+
+    let got = home.ok(&["config", "get", "session.default_tags"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&got.stdout).unwrap(),
+        json!(["project-x", "feature-y"])
+    );
+    assert_eq!(
+        home.ok(&["config", "get", "session.retention_days"]).stdout,
+        "7\n"
+    );
+}
+
+#[test]
+fn set_through_a_shell_exactly_as_the_guide_writes_it() {
+    let home = Home::new();
+    let run = bash(
+        &home,
+        r#"clinvk config set session.default_tags '["project-x", "feature-y"]'"#,
+        true,
+    )
+    .success();
+    assert_eq!(run.stdout, "");
+    let got = home.ok(&["config", "get", "session.default_tags"]).stdout;
+    assert_eq!(got, "[\"project-x\",\"feature-y\"]\n");
+}
+
+#[test]
+fn set_creates_a_missing_file_and_values_round_trip() {
+    let home = Home::new();
+    home.ok(&["config", "set", "session.retention_days", "7"]);
+    assert!(home.config_path().exists());
+    assert_eq!(
+        home.ok(&["config", "get", "session.retention_days"]).stdout,
+        "7\n"
+    );
+    home.ok(&["config", "set", "session.store_token_usage", "false"]);
+    assert_eq!(
+        home.ok(&["config", "get", "session.store_token_usage"])
+            .stdout,
+        "false\n"
+    );
+    home.ok(&["config", "set", "session.retention_days", "0"]);
+    assert_eq!(
+        home.ok(&["config", "get", "session.retention_days"]).stdout,
+        "0\n"
+    );
+    // The guide's default_tags example, with ${USER} kept for expansion later.
+    home.ok(&[
+        "config",
+        "set",
+        "session.default_tags",
+        r#"["clinvk", "${USER}"]"#,
+    ]);
+    assert_eq!(
+        home.ok(&["config", "get", "session.default_tags"]).stdout,
+        "[\"clinvk\",\"${USER}\"]\n"
+    );
+    // Duplicate and padded tags are normalised.
+    home.ok(&[
+        "config",
+        "set",
+        "session.default_tags",
+        r#"[" a ", "a", "b"]"#,
+    ]);
+    assert_eq!(
+        home.ok(&["config", "get", "session.default_tags"]).stdout,
+        "[\"a\",\"b\"]\n"
+    );
+    home.ok(&["config", "set", "session.default_tags", "[]"]);
+    assert_eq!(
+        home.ok(&["config", "get", "session.default_tags"]).stdout,
+        "[]\n"
+    );
+    // The file is plain YAML others can read.
+    let doc = yaml(&home.config_path());
+    assert_eq!(doc["session"]["retention_days"].as_u64(), Some(0));
+    assert_eq!(doc["session"]["store_token_usage"].as_bool(), Some(false));
+}
+
+#[test]
+fn a_hand_written_config_as_in_the_guide_is_read() {
+    let home = Home::new();
+    std::fs::write(
+        home.config_path(),
+        "session:\n  # Days to keep sessions (0 = keep forever)\n  retention_days: 30\n\n  # Store token usage in session metadata\n  store_token_usage: true\n\n  # Tags automatically added to new sessions\n  default_tags: []\n",
+    )
+    .unwrap();
+    assert_eq!(
+        home.ok(&["config", "get", "session.retention_days"]).stdout,
+        "30\n"
+    );
+    std::fs::write(
+        home.config_path(),
+        "session:\n  default_tags:\n    - \"clinvk\"\n    - \"${USER}\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        home.ok(&["config", "get", "session.default_tags"]).stdout,
+        "[\"clinvk\",\"${USER}\"]\n"
+    );
+    // An empty file is all defaults.
+    std::fs::write(home.config_path(), "").unwrap();
+    assert_eq!(
+        home.ok(&["config", "get", "session.retention_days"]).stdout,
+        "30\n"
+    );
+}
+
+#[test]
+fn show_prints_every_setting() {
+    let home = Home::new();
+    home.ok(&["config", "set", "session.retention_days", "14"]);
+    let run = home.ok(&["config", "show"]);
+    assert_eq!(
+        run.stdout,
+        "session.retention_days = 14\nsession.store_token_usage = true\nsession.default_tags = []\n"
+    );
+    assert_eq!(run.stderr, "");
+    let shown = home.ok(&["config", "show", "--json"]).json();
+    assert_eq!(
+        shown,
+        json!({
+            "session.retention_days": 14,
+            "session.store_token_usage": true,
+            "session.default_tags": []
+        })
+    );
+}
+
+#[test]
+fn clinvk_config_overrides_the_config_path() {
+    let home = Home::new();
+    std::fs::write(home.config_path(), "session:\n  retention_days: 3\n").unwrap();
+    let other = home.path().join("elsewhere").join("my-config.yaml");
+    let with_override = |args: &[&str]| {
+        Run::from_output(
+            home.cmd()
+                .env("CLINVK_CONFIG", &other)
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+        .success()
+    };
+    assert_eq!(
+        with_override(&["config", "path"]).stdout,
+        format!("{}\n", other.display())
+    );
+    assert_eq!(
+        with_override(&["config", "get", "session.retention_days"]).stdout,
+        "30\n",
+        "the override file does not exist yet: defaults, not the home's config"
+    );
+    with_override(&["config", "set", "session.retention_days", "9"]);
+    assert!(other.exists());
+    assert_eq!(
+        with_override(&["config", "get", "session.retention_days"]).stdout,
+        "9\n"
+    );
+    // The home's config.yaml is untouched and still used without the override.
+    assert_eq!(
+        std::fs::read_to_string(home.config_path()).unwrap(),
+        "session:\n  retention_days: 3\n"
+    );
+    assert_eq!(
+        home.ok(&["config", "get", "session.retention_days"]).stdout,
+        "3\n"
+    );
+
+    // `sessions clean` reads the retention from the overriding file.
+    home.add_all(&[
+        session("d5").used_ago(chrono::Duration::days(5)),
+        session("d12").used_ago(chrono::Duration::days(12)),
+    ]);
+    with_override(&["sessions", "clean"]);
+    assert!(home.session_exists("d5"));
+    assert!(!home.session_exists("d12"));
+}
+
+#[test]
+#[ignore = "BUG: `config set` re-serialises the whole YAML document (serde_yaml), dropping every \
+            comment and blank line, e.g. the guide's own `# Days to keep sessions (0 = keep \
+            forever)`; the issue asks that set 'keep the rest of the file'"]
+fn set_keeps_comments() {
+    let home = Home::new();
+    let text = "session:\n  # Days to keep sessions (0 = keep forever)\n  retention_days: 30\n\n  # Tags automatically added to new sessions\n  default_tags: []\n";
+    std::fs::write(home.config_path(), text).unwrap();
+    home.ok(&["config", "set", "session.retention_days", "7"]);
+    let after = std::fs::read_to_string(home.config_path()).unwrap();
+    assert!(
+        after.contains("# Days to keep sessions (0 = keep forever)"),
+        "{after}"
+    );
+    assert!(
+        after.contains("# Tags automatically added to new sessions"),
+        "{after}"
+    );
+}
