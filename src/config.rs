@@ -83,8 +83,9 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// Load `path`; a missing file is an empty config.
-    pub fn load(path: &Path) -> Result<ConfigFile> {
+    /// Load `path` as a YAML document without checking values, so that `config set` can repair
+    /// a bad one. A missing file is an empty config.
+    pub fn load_unchecked(path: &Path) -> Result<ConfigFile> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -106,10 +107,15 @@ impl ConfigFile {
                 ))
             }
         };
-        let file = ConfigFile {
+        Ok(ConfigFile {
             path: path.to_path_buf(),
             doc,
-        };
+        })
+    }
+
+    /// Load `path` and check every known setting's value.
+    pub fn load(path: &Path) -> Result<ConfigFile> {
+        let file = Self::load_unchecked(path)?;
         file.settings()?;
         Ok(file)
     }
@@ -190,7 +196,14 @@ impl ConfigFile {
             ensure_private_dir(dir, false)?;
         }
         let text = serde_yaml::to_string(&self.doc).expect("a YAML mapping serializes");
-        write_atomic(&self.path, text.as_bytes()).map(drop)
+        // A config.yaml that is a symlink (dotfile managers) is written through, not replaced.
+        let target = match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                std::fs::canonicalize(&self.path).map_err(|e| Error::io(&self.path, e))?
+            }
+            _ => self.path.clone(),
+        };
+        write_atomic(&target, text.as_bytes()).map(drop)
     }
 
     fn lookup(&self, name: &str) -> Option<&Yaml> {

@@ -36,9 +36,9 @@ pub enum Error {
     },
 
     #[error(
-        "timed out after {}s waiting for the session store lock {}: another clinvk is still running; \
+        "timed out after {:.1}s waiting for the session store lock {}: another clinvk is still running; \
          wait for it, or find it with `fuser {}`",
-        waited.as_secs(), path.display(), path.display()
+        waited.as_secs_f64(), path.display(), path.display()
     )]
     LockTimeout { path: PathBuf, waited: Duration },
 

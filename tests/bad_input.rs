@@ -313,12 +313,20 @@ fn config_file_that_is_not_valid_yaml() {
             CONFIG,
             "config.yaml",
         );
-        rejects(
-            &home,
-            &["config", "set", "session.retention_days", "3"],
-            CONFIG,
-            "config.yaml",
-        );
+        // A file that does not parse cannot be edited safely; a bad value can be (and setting
+        // that key is how it gets repaired), so only syntax errors block `config set`.
+        let parses = !text.starts_with("session: [")
+            && !text.contains(" bad indent")
+            && !text.starts_with('\t')
+            && !text.starts_with("- ");
+        if !parses {
+            rejects(
+                &home,
+                &["config", "set", "session.retention_days", "3"],
+                CONFIG,
+                "config.yaml",
+            );
+        }
         rejects(&home, &["config", "show"], CONFIG, "config.yaml");
         rejects(&home, &["config", "show", "--json"], CONFIG, "config.yaml");
         // `clean` without --older-than needs the retention: it must not guess and delete.
@@ -334,4 +342,30 @@ fn config_file_that_is_not_valid_yaml() {
     // Commands that do not need the config still work.
     assert_eq!(home.list_ids(&[]).len(), 6);
     home.ok(&["config", "path"]);
+}
+
+#[test]
+fn config_set_repairs_a_bad_value() {
+    let home = home();
+    std::fs::write(
+        home.config_path(),
+        "# mine\nsession:\n  retention_days: thirty\n",
+    )
+    .unwrap();
+    let out = home
+        .cmd()
+        .args(["config", "set", "session.retention_days", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = home
+        .cmd()
+        .args(["config", "get", "session.retention_days"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n");
 }

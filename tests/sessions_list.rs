@@ -547,9 +547,6 @@ fn long_and_multiline_prompts_are_one_table_line() {
 }
 
 #[test]
-#[ignore = "BUG: --search of 1-2 characters uses SQL LIKE, which folds case for ASCII only, \
-            while 3+ characters go through the FTS trigram index, which folds all of Unicode: \
-            `--search éc` misses a prompt 'Éclair ...' that `--search écl` finds"]
 fn search_folds_non_ascii_case_for_short_terms_too() {
     let home = Home::new();
     home.add(&session("eclair").prompt("Éclair recipe for ÜBER fans"));

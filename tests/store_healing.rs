@@ -335,9 +335,6 @@ fn a_file_edited_in_place_is_seen_by_filtered_lists() {
 }
 
 #[test]
-#[ignore = "BUG (data loss): `sessions clean` selects sessions from the index without noticing \
-            files edited in place, so a session whose file now says it was used a minute ago is \
-            deleted as if it were still old"]
 fn clean_does_not_delete_a_session_edited_in_place_to_be_recent() {
     let home = standard_home();
     in_place_status_edit(&home); // jkl012 was used 7 days ago, now 1 minute ago.
@@ -406,10 +403,6 @@ fn a_corrupt_file_is_skipped_with_a_warning_and_never_deleted() {
 }
 
 #[test]
-#[ignore = "BUG: a corrupt file repaired IN PLACE (as the warning suggests: 'fix it with a text \
-            editor'; nano, VS Code or `cat > file` keep the inode) stays 'invalid' in the index: \
-            Store::list re-checks stamps of listed valid rows only, never of invalid_files, so \
-            list keeps warning and never shows the repaired session until the directory changes"]
 fn a_corrupt_file_repaired_in_place_becomes_a_session_again() {
     let home = standard_home();
     home.write_session("broken", "{ \"backend\": ");

@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> Result<i32> {
             print(&format!("{}\n", plain(&ConfigFile::load(path)?.get(&key)?)))?
         }
         ConfigCommand::Set { key, value } => {
-            let mut file = ConfigFile::load(path)?;
+            let mut file = ConfigFile::load_unchecked(path)?;
             let stored = file.set(&key, &value)?;
             eprintln!("Set {key} = {} in {}", plain(&stored), path.display());
         }

@@ -79,6 +79,19 @@ pub fn ensure_private_dir(dir: &Path, tighten: bool) -> Result<()> {
     Ok(())
 }
 
+/// Open a session file for reading without ever blocking (a FIFO named `x.json` must not hang
+/// the store while it holds the lock). The caller checks that it is a regular file.
+pub fn open_for_reading(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
 /// Open (creating if needed) a file readable by its owner only.
 pub fn open_private(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
     #[cfg(unix)]
@@ -93,7 +106,10 @@ pub fn open_private(path: &Path, options: &mut OpenOptions) -> std::io::Result<F
 /// one, never a mix: temp file in the same directory, fsync, rename, fsync the directory.
 /// Returns the stamp of the file now at `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
-    let dir = path.parent().expect("session files live in a directory");
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -168,7 +184,9 @@ pub fn scan_dir(dir: &Path, stamps: bool) -> Result<Vec<DirEntry>> {
             }
             FileStamp::of(&meta)
         } else {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            // From the directory entry itself (d_type), no stat: regular files only, like the
+            // stat path (symlinks, FIFOs and directories are not sessions).
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
                 continue;
             }
             FileStamp::default()
@@ -186,27 +204,63 @@ pub fn id_is_file_safe(id: &str) -> bool {
     is_valid_id(id)
 }
 
-/// The sessions directory's mtime, if it can be trusted to change on the next edit.
+/// What the index remembers of the sessions directory to know it has not changed: an add,
+/// remove or rename in it moves its mtime and ctime. The ctime matters because restore tools
+/// (`cp -a`, `rsync -a`) set the mtime back to an old value, but nothing can set the ctime back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirStamp {
+    pub ino: i64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+}
+
+impl DirStamp {
+    pub fn of(dir: &Path) -> Result<DirStamp> {
+        let meta = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(DirStamp {
+            ino: inode(&meta),
+            mtime_ns: mtime_ns(&meta),
+            ctime_ns: ctime_ns(&meta),
+        })
+    }
+
+    /// The form kept in the index.
+    pub fn key(&self) -> String {
+        format!("{}:{}:{}", self.ino, self.mtime_ns, self.ctime_ns)
+    }
+}
+
+#[cfg(unix)]
+fn ctime_ns(meta: &fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec()
+}
+
+#[cfg(not(unix))]
+fn ctime_ns(meta: &fs::Metadata) -> i64 {
+    mtime_ns(meta)
+}
+
+/// The sessions directory's stamp, if it can be trusted to change on the next edit.
 ///
-/// An add, remove or rename in the directory moves its mtime, so an unchanged mtime means an
-/// unchanged set of files and the index can skip scanning. But timestamps come from a clock with
-/// a granularity: a change within the same tick as the recorded mtime would not move it.
+/// Timestamps come from a clock with a granularity: a change within the same tick as the
+/// recorded stamp would not move it. The clock is read after the stat, so:
 /// - mtime below the coarse clock: that tick has passed; later changes get a later stamp.
 /// - mtime above it: the kernel stamped it with the fine-grained clock (multigrain timestamps,
 ///   Linux 6.13+), which it does once the stamp has been read, as ours just was; the next change
 ///   then gets a new, later stamp.
 /// - equal: racy. Wait for the next tick (at most a few ms), else give up and return `None`,
 ///   and the caller records the directory as "must rescan".
-pub fn stable_dir_mtime(dir: &Path) -> Result<Option<i64>> {
+pub fn stable_dir_stamp(dir: &Path) -> Result<Option<DirStamp>> {
     let deadline = std::time::Instant::now() + Duration::from_millis(30);
     loop {
+        let stamp = DirStamp::of(dir)?;
         let now = coarse_now_ns();
-        let meta = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
-        let mtime = mtime_ns(&meta);
+        let mtime = stamp.mtime_ns;
         // Whole-second mtimes suggest a file system with coarse timestamps (FAT, some network
         // mounts): only trust them once two seconds have passed.
         if mtime % 1_000_000_000 == 0 {
-            return Ok((now > mtime + 2_000_000_000).then_some(mtime));
+            return Ok((now > mtime + 2_000_000_000).then_some(stamp));
         }
         // Off Linux the clock below is a conservative stand-in, so only "passed" counts.
         let settled = if cfg!(target_os = "linux") {
@@ -215,7 +269,7 @@ pub fn stable_dir_mtime(dir: &Path) -> Result<Option<i64>> {
             now > mtime
         };
         if settled {
-            return Ok(Some(mtime));
+            return Ok(Some(stamp));
         }
         if std::time::Instant::now() >= deadline {
             return Ok(None);

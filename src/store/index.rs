@@ -7,18 +7,37 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{
     named_params, params, params_from_iter, Connection, OpenFlags, OptionalExtension, Transaction,
     TransactionBehavior,
 };
 
 use crate::error::{Error, Result};
-use crate::store::files::{open_private, remove_if_exists, FileStamp};
+use crate::store::files::{open_private, remove_if_exists, DirStamp, FileStamp};
 use crate::store::query::{InvalidFile, ListQuery, SessionSummary};
 use crate::store::session::{Session, SessionId, TokenUsage};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
+}
+
+/// A hash of every embedded migration's SQL. An index whose recorded fingerprint differs was
+/// built by migrations that have since changed (which should never happen once shipped, but a
+/// development build or a botched edit must not leave a wrong index trusted): rebuild it.
+fn schema_fingerprint() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+    for m in embedded::migrations::runner().get_migrations() {
+        for b in m
+            .sql()
+            .unwrap_or_default()
+            .bytes()
+            .chain(m.version().to_le_bytes())
+        {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
 }
 
 /// The schema version this build writes, kept in `PRAGMA user_version` so that opening the index
@@ -32,7 +51,8 @@ fn latest_version() -> i64 {
         .unwrap_or(0)
 }
 
-const DIR_MTIME_KEY: &str = "dir_mtime_ns";
+const DIR_KEY: &str = "dir_stamp";
+const SCHEMA_KEY: &str = "schema_fingerprint";
 /// Up to this many prompt matches, a search fetches and sorts them; beyond, it walks sessions
 /// newest first (measured: the crossover at 100k sessions is a few thousand).
 const SEARCH_LOOKUP_MAX: i64 = 3000;
@@ -49,6 +69,8 @@ pub enum Unusable {
     Outdated(Index),
     Corrupt(String),
     UnknownSchema(i64),
+    /// Built by migrations whose SQL has since changed.
+    SchemaChanged,
 }
 
 impl std::fmt::Display for Unusable {
@@ -58,6 +80,7 @@ impl std::fmt::Display for Unusable {
             Unusable::Outdated(_) => f.write_str("the index had an older schema"),
             Unusable::Corrupt(why) => write!(f, "the index was unreadable ({why})"),
             Unusable::UnknownSchema(v) => write!(f, "the index had an unknown schema version {v}"),
+            Unusable::SchemaChanged => f.write_str("the index was built with a different schema"),
         }
     }
 }
@@ -75,7 +98,10 @@ fn is_corrupt_sqlite(err: &rusqlite::Error) -> bool {
     matches!(
         err.sqlite_error_code(),
         Some(DatabaseCorrupt | NotADatabase | CannotOpen | SystemIoFailure)
-    ) || matches!(err, rusqlite::Error::SqliteFailure(_, Some(msg)) if msg.contains("malformed"))
+    ) || matches!(err, rusqlite::Error::SqliteFailure(_, Some(msg))
+        // A damaged schema or search index: as good as corrupt, and a rebuild mends it.
+        if msg.contains("malformed") || msg.contains("no such table") || msg.contains("no such column")
+            || msg.starts_with("fts5"))
 }
 
 impl Index {
@@ -109,7 +135,11 @@ impl Index {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         {
-            Ok(v) if v == latest_version() => Ok(Ok(index)),
+            Ok(v) if v == latest_version() => match index.state(SCHEMA_KEY) {
+                Ok(Some(f)) if f == schema_fingerprint() => Ok(Ok(index)),
+                Ok(_) => Ok(Err(Unusable::SchemaChanged)),
+                Err(e) => Ok(Err(Unusable::Corrupt(e.to_string()))),
+            },
             Ok(0) => Ok(Err(Unusable::Missing)),
             Ok(v) if v < latest_version() => Ok(Err(Unusable::Outdated(index))),
             Ok(v) => Ok(Err(Unusable::UnknownSchema(v))),
@@ -170,6 +200,19 @@ impl Index {
         // 64 MiB at most, and only used as needed: bulk loads and big listings stay in memory.
         self.conn.pragma_update(None, "cache_size", -65536)?;
         self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // Case-insensitive substring test for search terms too short for the trigram index,
+        // folding case beyond ASCII as the trigram index does (SQL LIKE folds ASCII only).
+        // The needle comes in already lowercased.
+        self.conn.create_scalar_function(
+            "clinvk_contains",
+            2,
+            FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+            |ctx| {
+                let haystack = ctx.get_raw(0).as_str().unwrap_or("");
+                let needle = ctx.get_raw(1).as_str().unwrap_or("");
+                Ok(haystack.to_lowercase().contains(needle))
+            },
+        )?;
         Ok(())
     }
 
@@ -190,6 +233,7 @@ impl Index {
         self.conn
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| self.err(e))?;
+        self.set_schema_fingerprint()?;
         self.conn
             .pragma_update(None, "user_version", latest_version())
             .map_err(|e| self.err(e))
@@ -203,6 +247,7 @@ impl Index {
                 path: self.path.clone(),
                 message: e.to_string(),
             })?;
+        self.set_schema_fingerprint()?;
         self.conn
             .pragma_update(None, "user_version", latest_version())
             .map_err(|e| self.err(e))?;
@@ -225,15 +270,26 @@ impl Index {
         })
     }
 
-    pub fn dir_mtime(&self) -> Result<Option<i64>> {
+    /// The sessions directory stamp (`DirStamp::key`) the index was last reconciled with.
+    pub fn dir_stamp(&self) -> Result<Option<String>> {
+        self.state(DIR_KEY).map_err(|e| self.err(e))
+    }
+
+    fn state(&self, key: &str) -> rusqlite::Result<Option<String>> {
         self.conn
-            .query_row(
-                "SELECT value FROM store_state WHERE key = ?1",
-                [DIR_MTIME_KEY],
-                |r| r.get::<_, Option<i64>>(0),
-            )
+            .prepare_cached("SELECT value FROM store_state WHERE key = ?1")?
+            .query_row([key], |r| r.get::<_, Option<String>>(0))
             .optional()
             .map(Option::flatten)
+    }
+
+    fn set_schema_fingerprint(&self) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)",
+                params![SCHEMA_KEY, schema_fingerprint()],
+            )
+            .map(drop)
             .map_err(|e| self.err(e))
     }
 
@@ -265,19 +321,40 @@ impl Index {
         Ok(out)
     }
 
+    /// Stamps of the files known to be invalid sessions, by file stem.
+    pub fn invalid_stamps(&self) -> Result<Vec<(String, FileStamp)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, file_ino, file_size, file_mtime_ns FROM invalid_files")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    FileStamp {
+                        ino: r.get(1)?,
+                        size: r.get(2)?,
+                        mtime_ns: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn stamp_of(&self, id: &SessionId) -> Result<Option<FileStamp>> {
         self.conn
-            .query_row(
-                "SELECT file_ino, file_size, file_mtime_ns FROM sessions WHERE id = ?1",
-                [id.as_str()],
-                |r| {
+            .prepare_cached("SELECT file_ino, file_size, file_mtime_ns FROM sessions WHERE id = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([id.as_str()], |r| {
                     Ok(FileStamp {
                         ino: r.get(0)?,
                         size: r.get(1)?,
                         mtime_ns: r.get(2)?,
                     })
-                },
-            )
+                })
+            })
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -434,13 +511,9 @@ impl Index {
                 // Too short for trigrams: test every prompt, reading the table in storage order
                 // (far cheaper than one lookup per index entry), then sort the matches.
                 conds.push(
-                    "s.pk IN (SELECT pk FROM sessions WHERE prompt LIKE ? ESCAPE '\\')".into(),
+                    "s.pk IN (SELECT pk FROM sessions WHERE clinvk_contains(prompt, ?))".into(),
                 );
-                let escaped = text
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                args.push(V::Text(format!("%{escaped}%")));
+                args.push(V::Text(text.to_lowercase()));
             }
         }
         let where_clause = if conds.is_empty() {
@@ -709,11 +782,11 @@ impl IndexTx<'_> {
         Ok(())
     }
 
-    /// Remember the sessions directory's mtime (None: unknown, rescan next time).
-    pub fn set_dir_mtime(&self, mtime: Option<i64>) -> Result<()> {
+    /// Remember the sessions directory's stamp (None: unknown, rescan next time).
+    pub fn set_dir_stamp(&self, stamp: Option<DirStamp>) -> Result<()> {
         self.tx
             .prepare_cached("INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)")
-            .and_then(|mut s| s.execute(params![DIR_MTIME_KEY, mtime]))
+            .and_then(|mut s| s.execute(params![DIR_KEY, stamp.map(|d| d.key())]))
             .map_err(|e| self.err(e))?;
         Ok(())
     }

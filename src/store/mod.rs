@@ -11,6 +11,7 @@ pub mod index;
 pub mod lock;
 pub mod query;
 pub mod session;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use files::{DirEntry, FileStamp};
+use files::{DirEntry, DirStamp, FileStamp};
 use index::{Index, Unusable};
 use lock::LockMode;
 pub use query::{Filter, InvalidFile, ListQuery, SessionSummary};
@@ -103,6 +104,40 @@ enum Loaded {
         stamp: FileStamp,
     },
     Gone(String),
+}
+
+/// The directory as it was just before clinvk changed files in it, and a watch over the change.
+struct Before {
+    stamp: DirStamp,
+    watch: Option<watch::Watch>,
+}
+
+impl Before {
+    fn take(dir: &Path) -> Result<Before> {
+        // The watch starts first, so nothing between it and the stamp goes unseen.
+        let watch = watch::Watch::start(dir);
+        Ok(Before {
+            stamp: DirStamp::of(dir)?,
+            watch,
+        })
+    }
+
+    /// True when nothing but `ours` (and hidden files: temp files, the index) was created,
+    /// deleted or renamed in the directory since `take`.
+    fn only_ours(&self, ours: &[String]) -> bool {
+        match &self.watch {
+            Some(watch) => match watch.seen() {
+                watch::Seen::Names(names) => names.iter().all(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with('.') || ours.iter().any(|o| *o == n)
+                }),
+                watch::Seen::Unknown => false,
+            },
+            // No way to watch here (not Linux, or no inotify left): trust the stamps, as the
+            // window is the few milliseconds of one write.
+            None => !cfg!(target_os = "linux"),
+        }
+    }
 }
 
 /// One change to apply to the index after the files changed.
@@ -188,18 +223,13 @@ impl Store {
         let Ok(index) = Index::open_existing(&self.index_path)? else {
             return Ok(None);
         };
-        let current = self.dir_mtime()?;
-        match index.dir_mtime() {
+        let current = DirStamp::of(&self.dir)?.key();
+        match index.dir_stamp() {
             Ok(Some(recorded)) if recorded == current => Ok(Some(index)),
             Ok(_) => Ok(None),
             Err(e) if index::is_corruption(&e) => Ok(None),
             Err(e) => Err(e),
         }
-    }
-
-    fn dir_mtime(&self) -> Result<i64> {
-        let meta = std::fs::metadata(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        Ok(files::mtime_ns(&meta))
     }
 
     /// Bring the index up to date: rebuild it if missing, unreadable or of an unknown schema,
@@ -214,17 +244,23 @@ impl Store {
                     return self.rebuild_announced(format!("the index could not be migrated ({e})"))
                 }
             },
-            Err(why) => return self.rebuild_announced(why.to_string()),
+            Err(why) => {
+                // Let go of the old file before it is replaced.
+                let reason = why.to_string();
+                drop(why);
+                return self.rebuild_announced(reason);
+            }
         };
-        let current = self.dir_mtime()?;
-        let recorded = match index.dir_mtime() {
+        let current = DirStamp::of(&self.dir)?.key();
+        let recorded = match index.dir_stamp() {
             Ok(recorded) => recorded,
             Err(e) if index::is_corruption(&e) => {
-                return self.rebuild_announced(format!("the index was unreadable ({e})"))
+                drop(index);
+                return self.rebuild_announced(format!("the index was unreadable ({e})"));
             }
             Err(e) => return Err(e),
         };
-        if recorded != Some(current) {
+        if recorded.as_deref() != Some(current.as_str()) {
             if let Err(e) = self.reconcile(&mut index, false) {
                 if index::is_corruption(&e) {
                     drop(index);
@@ -266,7 +302,7 @@ impl Store {
     /// exclusive lock.
     fn reconcile(&self, index: &mut Index, full: bool) -> Result<()> {
         // The mtime is taken before the scan: anything changed during the scan moves it again.
-        let mtime = files::stable_dir_mtime(&self.dir)?;
+        let dir_stamp = files::stable_dir_stamp(&self.dir)?;
         // A full load reads every file anyway (and stamps it from the open handle): skip the stat.
         let entries = files::scan_dir(&self.dir, !full)?;
         let mut known = if full {
@@ -294,7 +330,7 @@ impl Store {
         if let Some(bulk) = bulk {
             tx.end_bulk(bulk)?;
         }
-        tx.set_dir_mtime(mtime)?;
+        tx.set_dir_stamp(dir_stamp)?;
         tx.commit()?;
         if full {
             index.finish_fresh_load()?;
@@ -354,12 +390,33 @@ impl Store {
         })
     }
 
-    /// Record changes this process made to the files (caller holds the exclusive lock and the
-    /// index was up to date before the change). The files are already safe; if the index update
-    /// fails, the next command reconciles, so this only warns.
-    fn index_changes(&self, index: &mut Index, changes: &[Change<'_>]) -> Result<()> {
+    /// Record changes this process made to the files (caller holds the exclusive lock, and the
+    /// index was reconciled before). `before` is the directory's stamp taken just before the
+    /// files were changed: if it is still the one the index recorded, nothing else touched the
+    /// directory meanwhile and the stamp after our change can be recorded. Otherwise someone
+    /// (a sync tool, a hand) changed it too, and the recorded stamp is left as it was, so that
+    /// the next command reconciles and sees their change. The files are already safe; if the
+    /// index update fails, the next command reconciles, so this only warns.
+    fn index_changes(
+        &self,
+        index: &mut Index,
+        before: Before,
+        changes: &[Change<'_>],
+    ) -> Result<()> {
         let result = (|| {
-            let mtime = files::stable_dir_mtime(&self.dir)?;
+            let ours: Vec<String> = changes
+                .iter()
+                .map(|c| match c {
+                    Change::Upsert(session, _) => session.id.file_name(),
+                    Change::Remove(stem) => format!("{stem}.json"),
+                })
+                .collect();
+            // Stamp first, then look at what the watch saw: anything that changed the directory
+            // before this stat is in the watch's queue by now, and anything after it moves the
+            // stamp past the one recorded.
+            let after = files::stable_dir_stamp(&self.dir)?;
+            let untouched = index.dir_stamp()?.as_deref() == Some(before.stamp.key().as_str())
+                && before.only_ours(&ours);
             let tx = index.transaction()?;
             for change in changes {
                 match change {
@@ -367,7 +424,9 @@ impl Store {
                     Change::Remove(stem) => tx.remove(stem)?,
                 }
             }
-            tx.set_dir_mtime(mtime)?;
+            if untouched {
+                tx.set_dir_stamp(after)?;
+            }
             tx.commit()
         })();
         match result {
@@ -390,7 +449,8 @@ impl Store {
     /// The session `key` names: an exact id, or a unique prefix of at least 4 characters.
     fn resolve(&self, index: &Index, key: &str) -> Result<SessionId> {
         let id = SessionId::parse(key)?;
-        if self.session_path(&id).is_file() {
+        // Regular files only, as everywhere in the store (a symlink is not a session).
+        if std::fs::symlink_metadata(self.session_path(&id)).is_ok_and(|m| m.is_file()) {
             return Ok(id);
         }
         if key.len() < session::MIN_PREFIX_LEN {
@@ -446,7 +506,7 @@ impl Store {
     pub fn list(&self, query: &ListQuery) -> Result<ListOutcome> {
         let fresh = self.read(|store, index| {
             let rows = index.list(query)?;
-            if store.stale_rows(index, &rows)?.is_empty() {
+            if store.stale(index, &rows, VERIFY_ROWS)?.is_empty() {
                 Ok(Some(ListOutcome {
                     sessions: rows,
                     invalid_files: index.invalid_files()?,
@@ -458,42 +518,61 @@ impl Store {
         if let Some(outcome) = fresh {
             return Ok(outcome);
         }
-        // Some listed files were edited in place: re-read them, then answer.
+        // Some files were edited in place: re-read them (under the exclusive lock), then answer.
         self.write(|store, index| {
-            for _ in 0..3 {
-                let rows = index.list(query)?;
-                let stale = store.stale_rows(index, &rows)?;
-                if stale.is_empty() {
-                    break;
-                }
-                let entries: Vec<DirEntry> = stale
-                    .iter()
-                    .map(|id| DirEntry {
-                        id: id.to_string(),
-                        path: store.session_path(id),
-                        stamp: FileStamp::default(),
-                    })
-                    .collect();
-                let tx = index.transaction()?;
-                store.load_streaming(&entries, |batch| apply_loaded(&tx, batch))?;
-                tx.commit()?;
-            }
             Ok(ListOutcome {
-                sessions: index.list(query)?,
+                sessions: store.query_verified(index, query, VERIFY_ROWS)?,
                 invalid_files: index.invalid_files()?,
             })
         })
     }
 
-    /// Listed rows whose file is not the version the index read.
-    fn stale_rows(&self, index: &Index, rows: &[SessionSummary]) -> Result<Vec<SessionId>> {
-        let mut stale = Vec::new();
-        for row in rows.iter().take(VERIFY_ROWS) {
-            let on_disk = std::fs::metadata(self.session_path(&row.id))
+    /// Run `query`, re-reading first any of the first `verify` rows, or any known-invalid file,
+    /// whose file changed in place since the index read it. Caller holds the exclusive lock.
+    fn query_verified(
+        &self,
+        index: &mut Index,
+        query: &ListQuery,
+        verify: usize,
+    ) -> Result<Vec<SessionSummary>> {
+        for _ in 0..5 {
+            let rows = index.list(query)?;
+            let stale = self.stale(index, &rows, verify)?;
+            if stale.is_empty() {
+                return Ok(rows);
+            }
+            let entries: Vec<DirEntry> = stale
+                .into_iter()
+                .map(|stem| DirEntry {
+                    path: self.dir.join(format!("{stem}.json")),
+                    id: stem,
+                    stamp: FileStamp::default(),
+                })
+                .collect();
+            let tx = index.transaction()?;
+            self.load_streaming(&entries, |batch| apply_loaded(&tx, batch))?;
+            tx.commit()?;
+        }
+        index.list(query)
+    }
+
+    /// File stems, among the first `verify` rows and the known-invalid files (there are few),
+    /// whose file is no longer the version the index read: edited in place, or gone.
+    fn stale(&self, index: &Index, rows: &[SessionSummary], verify: usize) -> Result<Vec<String>> {
+        let on_disk = |stem: &str| {
+            std::fs::symlink_metadata(self.dir.join(format!("{stem}.json")))
                 .ok()
-                .map(|m| FileStamp::of(&m));
-            if on_disk != index.stamp_of(&row.id)? {
-                stale.push(row.id.clone());
+                .map(|m| FileStamp::of(&m))
+        };
+        let mut stale = Vec::new();
+        for row in rows.iter().take(verify) {
+            if on_disk(row.id.as_str()) != index.stamp_of(&row.id)? {
+                stale.push(row.id.to_string());
+            }
+        }
+        for (stem, stamp) in index.invalid_stamps()? {
+            if on_disk(&stem) != Some(stamp) {
+                stale.push(stem);
             }
         }
         Ok(stale)
@@ -507,9 +586,10 @@ impl Store {
                 id = SessionId::generate();
             }
             session.id = id;
+            let before = Before::take(&store.dir)?;
             let stamp =
                 files::write_atomic(&store.session_path(&session.id), &session.to_file_bytes())?;
-            store.index_changes(index, &[Change::Upsert(&session, stamp)])?;
+            store.index_changes(index, before, &[Change::Upsert(&session, stamp)])?;
             Ok(session.clone())
         })
     }
@@ -526,9 +606,10 @@ impl Store {
             let id = store.resolve(index, key)?;
             let (mut session, _) = store.read_session(&id)?;
             if change(&mut session)? {
+                let before = Before::take(&store.dir)?;
                 let stamp =
                     files::write_atomic(&store.session_path(&id), &session.to_file_bytes())?;
-                store.index_changes(index, &[Change::Upsert(&session, stamp)])?;
+                store.index_changes(index, before, &[Change::Upsert(&session, stamp)])?;
             }
             Ok(session)
         })
@@ -557,12 +638,13 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        let before = Before::take(&self.dir)?;
         for id in ids {
             files::remove_if_exists(&self.session_path(id))?;
         }
         files::sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let changes: Vec<Change<'_>> = ids.iter().map(|id| Change::Remove(id.as_str())).collect();
-        self.index_changes(index, &changes)
+        self.index_changes(index, before, &changes)
     }
 
     /// Sessions last used before `cutoff`: deleted, or only listed with `dry_run`.
@@ -574,13 +656,15 @@ impl Store {
             },
             ..ListQuery::default()
         };
-        if dry_run {
-            return self.read(|_, index| index.list(&query));
-        }
+        // Deleting is the one thing that cannot be undone: every candidate's file is checked
+        // (a stat each), so a session edited in place to be recent is re-read, not deleted.
+        // A dry run takes the same path so that it lists exactly what a real run would delete.
         self.write(|store, index| {
-            let doomed = index.list(&query)?;
-            let ids: Vec<SessionId> = doomed.iter().map(|s| s.id.clone()).collect();
-            store.remove_files(index, &ids)?;
+            let doomed = store.query_verified(index, &query, usize::MAX)?;
+            if !dry_run {
+                let ids: Vec<SessionId> = doomed.iter().map(|s| s.id.clone()).collect();
+                store.remove_files(index, &ids)?;
+            }
             Ok(doomed)
         })
     }
@@ -705,9 +789,15 @@ fn apply_loaded(tx: &index::IndexTx<'_>, loaded: &[Loaded]) -> Result<()> {
 /// bytes that were parsed.
 fn load_file(entry: &DirEntry) -> Loaded {
     let stem = entry.id.clone();
-    let mut file = match std::fs::File::open(&entry.path) {
+    let mut file = match files::open_for_reading(&entry.path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Gone(stem),
+        // Gone, or a symlink (O_NOFOLLOW): not a session file.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ELOOP) =>
+        {
+            return Loaded::Gone(stem)
+        }
         Err(e) => {
             return Loaded::Invalid {
                 stem,
@@ -726,6 +816,9 @@ fn load_file(entry: &DirEntry) -> Loaded {
             }
         }
     };
+    if !meta.is_file() {
+        return Loaded::Gone(stem);
+    }
     let stamp = FileStamp::of(&meta);
     if !files::id_is_file_safe(&stem) {
         return Loaded::Invalid {

@@ -320,7 +320,7 @@ impl Session {
         };
         let mut token_usage = raw.token_usage.unwrap_or_default();
         if token_usage.total == 0 {
-            token_usage.total = token_usage.input + token_usage.output;
+            token_usage.total = token_usage.input.saturating_add(token_usage.output);
         }
         let parent_id = raw
             .parent_id

@@ -1,0 +1,90 @@
+//! Which entries of a directory were created, deleted or renamed while clinvk wrote to it.
+//!
+//! A write records the directory's new stamp so that the next command need not rescan. If
+//! someone else (a sync tool, a hand) added or removed a file during the write, the new stamp
+//! would cover their change too and it would go unnoticed. A watch spanning the write tells the
+//! two apart. Linux only (inotify); elsewhere `Watch::start` gives `None` and the caller decides.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+pub struct Watch {
+    #[cfg(target_os = "linux")]
+    fd: std::os::fd::OwnedFd,
+}
+
+/// What a watch saw.
+pub enum Seen {
+    /// These entry names were created, deleted or renamed.
+    Names(Vec<OsString>),
+    /// Too much to tell (the kernel's queue overflowed, or reading failed).
+    Unknown,
+}
+
+impl Watch {
+    #[cfg(target_os = "linux")]
+    pub fn start(dir: &Path) -> Option<Watch> {
+        use std::ffi::CString;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::ffi::OsStrExt;
+
+        let path = CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: plain syscalls; the fd is owned (and closed) by the OwnedFd from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return None;
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mask = libc::IN_CREATE | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_MOVED_TO;
+        let wd = unsafe {
+            libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), path.as_ptr(), mask)
+        };
+        (wd >= 0).then_some(Watch { fd })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn start(_dir: &Path) -> Option<Watch> {
+        None
+    }
+
+    /// Everything seen since `start`.
+    #[cfg(target_os = "linux")]
+    pub fn seen(&self) -> Seen {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+
+        let mut names = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let header = std::mem::size_of::<libc::inotify_event>();
+        loop {
+            // SAFETY: reads at most buf.len() bytes into buf.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                return if err.kind() == std::io::ErrorKind::WouldBlock {
+                    Seen::Names(names)
+                } else {
+                    Seen::Unknown
+                };
+            }
+            let mut at = 0usize;
+            while at + header <= n as usize {
+                // SAFETY: the kernel wrote whole events; read_unaligned copes with any offset.
+                let event: libc::inotify_event =
+                    unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
+                if event.mask & libc::IN_Q_OVERFLOW != 0 {
+                    return Seen::Unknown;
+                }
+                let name = &buf[at + header..at + header + event.len as usize];
+                let name = name.split(|b| *b == 0).next().unwrap_or_default();
+                names.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+                at += header + event.len as usize;
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub fn seen(&self) -> Seen {
+        Seen::Unknown
+    }
+}
