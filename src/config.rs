@@ -79,6 +79,8 @@ pub fn known_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// The config file as a YAML document, so that `set` keeps every other key.
 pub struct ConfigFile {
     path: PathBuf,
+    /// The file as read, so that `set` can change one entry and leave comments and layout be.
+    text: String,
     doc: Mapping,
 }
 
@@ -109,6 +111,7 @@ impl ConfigFile {
         };
         Ok(ConfigFile {
             path: path.to_path_buf(),
+            text,
             doc,
         })
     }
@@ -187,15 +190,20 @@ impl ConfigFile {
             }
             map = entry.as_mapping_mut().expect("just made a mapping");
         }
-        self.save()?;
+        let edited = edit_in_place(&self.text, name, &checked.to_string());
+        self.save(edited)?;
         Ok(checked)
     }
 
-    fn save(&self) -> Result<()> {
+    /// Write the document: as `edited` (the old text with one entry changed) when that reads
+    /// back as exactly the document, else re-serialised in normal form (comments lost).
+    fn save(&mut self, edited: Option<String>) -> Result<()> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             ensure_private_dir(dir, false)?;
         }
-        let text = serde_yaml::to_string(&self.doc).expect("a YAML mapping serializes");
+        let text = edited
+            .filter(|t| matches!(serde_yaml::from_str::<Yaml>(t), Ok(Yaml::Mapping(m)) if m == self.doc))
+            .unwrap_or_else(|| serde_yaml::to_string(&self.doc).expect("a YAML mapping serializes"));
         // A config.yaml that is a symlink (dotfile managers) is written through, not replaced.
         let target = match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -203,7 +211,9 @@ impl ConfigFile {
             }
             _ => self.path.clone(),
         };
-        write_atomic(&target, text.as_bytes()).map(drop)
+        write_atomic(&target, text.as_bytes())?;
+        self.text = text;
+        Ok(())
     }
 
     fn lookup(&self, name: &str) -> Option<&Yaml> {
@@ -214,6 +224,81 @@ impl ConfigFile {
         }
         (!value.is_null()).then_some(value)
     }
+}
+
+/// `text` with `section.key` set to `value` (a YAML flow value) by editing only that entry's
+/// lines, for block-style files like the guide's; None for shapes this does not handle. The
+/// caller checks the result parses to the intended document before using it.
+fn edit_in_place(text: &str, name: &str, value: &str) -> Option<String> {
+    let (section, key) = name.split_once('.')?;
+    let lines: Vec<&str> = text.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let quiet = |l: &str| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#')
+    };
+    // `name:` alone on its line (a comment may follow): the start of a block mapping.
+    let opens = |l: &str, name: &str| {
+        l.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(quiet)
+    };
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let Some(start) = lines.iter().position(|l| opens(l, section)) else {
+        // No such section yet: append it.
+        if out.last().is_some_and(|l| !l.trim().is_empty()) {
+            out.push(String::new());
+        }
+        out.push(format!("{section}:"));
+        out.push(format!("  {key}: {value}"));
+        return Some(out.join("\n") + "\n");
+    };
+    let mut end = start + 1;
+    while end < lines.len() && (quiet(lines[end]) || indent(lines[end]) > 0) {
+        end += 1;
+    }
+    let child = lines[start + 1..end]
+        .iter()
+        .find(|l| !quiet(l))
+        .map_or(2, |l| indent(l));
+    if child == 0 || lines[start + 1..end].iter().any(|l| l.contains('\t')) {
+        return None;
+    }
+    let entry = format!("{}{key}: {value}", " ".repeat(child));
+    let found = (start + 1..end).find(|&i| {
+        indent(lines[i]) == child
+            && lines[i]
+                .trim_start()
+                .strip_prefix(key)
+                .is_some_and(|r| r.starts_with(':'))
+    });
+    match found {
+        Some(at) => {
+            // The old value: more-indented lines, or `- ` items at the key's own indent.
+            let mut stop = at + 1;
+            let mut i = at + 1;
+            while i < end {
+                let l = lines[i];
+                if !quiet(l) {
+                    let item = indent(l) == child && l.trim_start().starts_with('-');
+                    if indent(l) <= child && !item {
+                        break;
+                    }
+                    stop = i + 1;
+                }
+                i += 1;
+            }
+            out.splice(at..stop, [entry]);
+        }
+        None => {
+            let mut at = end;
+            while at > start + 1 && lines[at - 1].trim().is_empty() {
+                at -= 1;
+            }
+            out.insert(at, entry);
+        }
+    }
+    Some(out.join("\n") + "\n")
 }
 
 fn invalid(path: &Path, message: String) -> Error {
@@ -295,6 +380,32 @@ mod tests {
         assert!(file.set("session.store_token_usage", "maybe").is_err());
         assert!(file.set("session.nope", "1").is_err());
         assert_eq!(ConfigFile::load(&path).unwrap().settings().unwrap(), s);
+    }
+
+    #[test]
+    fn set_edits_one_entry_and_keeps_comments() {
+        let guide = "# clinvk settings\nsession:\n  # Days to keep sessions (0 = keep forever)\n  retention_days: 30\n\n  # Tags automatically added to new sessions\n  default_tags:\n    - \"clinvk\"\n    - \"${USER}\"\n\n  store_token_usage: true\n";
+        let edited = edit_in_place(guide, "session.default_tags", r#"["a","b"]"#).unwrap();
+        assert_eq!(
+            edited,
+            "# clinvk settings\nsession:\n  # Days to keep sessions (0 = keep forever)\n  retention_days: 30\n\n  # Tags automatically added to new sessions\n  default_tags: [\"a\",\"b\"]\n\n  store_token_usage: true\n"
+        );
+        let edited = edit_in_place(guide, "session.retention_days", "7").unwrap();
+        assert!(
+            edited.contains("  # Days to keep sessions (0 = keep forever)\n  retention_days: 7\n")
+        );
+        let added = edit_in_place("other: 1 # keep\n", "session.retention_days", "7").unwrap();
+        assert_eq!(added, "other: 1 # keep\n\nsession:\n  retention_days: 7\n");
+        let inserted = edit_in_place(
+            "session:\n  retention_days: 3\n",
+            "session.store_token_usage",
+            "false",
+        )
+        .unwrap();
+        assert_eq!(
+            inserted,
+            "session:\n  retention_days: 3\n  store_token_usage: false\n"
+        );
     }
 
     #[test]

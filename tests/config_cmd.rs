@@ -257,9 +257,6 @@ fn clinvk_config_overrides_the_config_path() {
 }
 
 #[test]
-#[ignore = "BUG: `config set` re-serialises the whole YAML document (serde_yaml), dropping every \
-            comment and blank line, e.g. the guide's own `# Days to keep sessions (0 = keep \
-            forever)`; the issue asks that set 'keep the rest of the file'"]
 fn set_keeps_comments() {
     let home = Home::new();
     let text = "session:\n  # Days to keep sessions (0 = keep forever)\n  retention_days: 30\n\n  # Tags automatically added to new sessions\n  default_tags: []\n";

@@ -326,9 +326,13 @@ fn a_file_edited_in_place_is_seen_by_filters_after_the_next_directory_change() {
     assert!(all.stdout.contains("zebra crossing"), "{}", all.stdout);
     // Any change to the directory (here a new file) brings the filters up to date.
     home.add(&session("zzz999"));
-    assert!(home.list_ids(&["--status", "completed"]).contains(&"jkl012".to_string()));
+    assert!(home
+        .list_ids(&["--status", "completed"])
+        .contains(&"jkl012".to_string()));
     assert_eq!(home.list_ids(&["--search", "zebra"]), ["jkl012"]);
-    assert!(!home.list_ids(&["--status", "error"]).contains(&"jkl012".to_string()));
+    assert!(!home
+        .list_ids(&["--status", "error"])
+        .contains(&"jkl012".to_string()));
 }
 
 #[test]
@@ -337,7 +341,11 @@ fn a_file_edited_in_place_is_seen_by_filters_after_reindex() {
     in_place_status_edit(&home);
     home.ok(&["sessions", "reindex"]);
     assert_eq!(home.list_ids(&["--search", "zebra"]), ["jkl012"]);
-    assert_eq!(home.list_ids(&["-n", "1"]), ["jkl012"], "edited to be the newest");
+    assert_eq!(
+        home.list_ids(&["-n", "1"]),
+        ["jkl012"],
+        "edited to be the newest"
+    );
 }
 
 #[test]
