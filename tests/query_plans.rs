@@ -169,3 +169,73 @@ fn two_tag_and_starts_from_the_rarest_tag() {
             .all(|w| w[0].last_used_at >= w[1].last_used_at));
     }
 }
+
+/// A one-page search first tests the newest 1000 sessions directly, then falls back to the
+/// trigram index: whichever path answers, a page must equal the same slice of the full result.
+#[test]
+fn paged_search_equals_the_full_result_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions = dir.path().join("sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let now: DateTime<Utc> = "2025-01-27T12:00:00Z".parse().unwrap();
+    for i in 0..1500i64 {
+        // "common" in every third prompt; "Rare" only in a few old ones (outside the window).
+        let mut prompt = format!("prompt {i}");
+        if i % 3 == 0 {
+            prompt.push_str(" common word");
+        }
+        if i % 97 == 5 && i > 1100 {
+            prompt.push_str(" Rare Éclair");
+        }
+        let id = SessionId::parse(&format!("s{i:05}")).unwrap();
+        let s = Session::new(
+            id,
+            Backend::Claude,
+            "/w".into(),
+            prompt,
+            now - Duration::minutes(i),
+        );
+        std::fs::write(sessions.join(s.id.file_name()), s.to_file_bytes()).unwrap();
+    }
+    let store = Store::open(&sessions, Box::new(Quiet)).unwrap();
+    for term in [
+        "common",
+        "rare éclair",
+        "RARE",
+        "prompt 14",
+        "nothing-like-this",
+    ] {
+        let filter = Filter {
+            search: Some(term.into()),
+            ..Default::default()
+        };
+        let all = store
+            .list(&ListQuery {
+                filter: filter.clone(),
+                ..Default::default()
+            })
+            .unwrap()
+            .sessions;
+        for (limit, offset) in [(20, 0), (5, 3), (1000, 0)] {
+            let page = store
+                .list(&ListQuery {
+                    filter: filter.clone(),
+                    limit: Some(limit),
+                    offset,
+                })
+                .unwrap()
+                .sessions;
+            let expected: Vec<_> = all
+                .iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .collect();
+            assert_eq!(
+                page.iter().collect::<Vec<_>>(),
+                expected,
+                "{term} limit {limit} offset {offset}"
+            );
+        }
+        assert!(term == "nothing-like-this" || !all.is_empty(), "{term}");
+    }
+}
