@@ -301,49 +301,22 @@ impl Index {
 
     /// File stamps of every file the index knows, valid or not, by file stem.
     pub fn stamps(&self) -> Result<HashMap<String, FileStamp>> {
-        let mut out = HashMap::new();
-        for sql in [
-            "SELECT id, file_ino, file_size, file_mtime_ns FROM sessions",
-            "SELECT name, file_ino, file_size, file_mtime_ns FROM invalid_files",
-        ] {
-            let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        FileStamp {
-                            ino: r.get(1)?,
-                            size: r.get(2)?,
-                            mtime_ns: r.get(3)?,
-                        },
-                    ))
-                })
-                .map_err(|e| self.err(e))?;
-            for row in rows {
-                let (name, stamp) = row.map_err(|e| self.err(e))?;
-                out.insert(name, stamp);
-            }
-        }
-        Ok(out)
+        let mut all =
+            self.named_stamps("SELECT id, file_ino, file_size, file_mtime_ns FROM sessions")?;
+        all.extend(self.invalid_stamps()?);
+        Ok(all.into_iter().collect())
     }
 
     /// Stamps of the files known to be invalid sessions, by file stem.
     pub fn invalid_stamps(&self) -> Result<Vec<(String, FileStamp)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT name, file_ino, file_size, file_mtime_ns FROM invalid_files")
-            .map_err(|e| self.err(e))?;
+        self.named_stamps("SELECT name, file_ino, file_size, file_mtime_ns FROM invalid_files")
+    }
+
+    /// Rows of (name, ino, size, mtime) from `sql`.
+    fn named_stamps(&self, sql: &str) -> Result<Vec<(String, FileStamp)>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    FileStamp {
-                        ino: r.get(1)?,
-                        size: r.get(2)?,
-                        mtime_ns: r.get(3)?,
-                    },
-                ))
-            })
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, stamp_at(r, 1)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
@@ -352,15 +325,7 @@ impl Index {
     pub fn stamp_of(&self, id: &SessionId) -> Result<Option<FileStamp>> {
         self.conn
             .prepare_cached("SELECT file_ino, file_size, file_mtime_ns FROM sessions WHERE id = ?1")
-            .and_then(|mut stmt| {
-                stmt.query_row([id.as_str()], |r| {
-                    Ok(FileStamp {
-                        ino: r.get(0)?,
-                        size: r.get(1)?,
-                        mtime_ns: r.get(2)?,
-                    })
-                })
-            })
+            .and_then(|mut stmt| stmt.query_row([id.as_str()], |r| stamp_at(r, 0)))
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -595,6 +560,15 @@ impl Index {
 
 const SUMMARY_COLUMNS: &str = "s.id, s.backend, s.backend_session_id, s.model, s.status, s.created_at, s.last_used_at, \
      s.workdir, s.prompt, s.input_tokens, s.output_tokens, s.cached_tokens, s.total_tokens, s.tags, s.parent_id";
+
+/// A file stamp from three columns (ino, size, mtime) starting at `at`.
+fn stamp_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FileStamp> {
+    Ok(FileStamp {
+        ino: r.get(at)?,
+        size: r.get(at + 1)?,
+        mtime_ns: r.get(at + 2)?,
+    })
+}
 
 fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
     let text_err = |i: usize, e: Error| {
