@@ -36,9 +36,16 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> Result<i32> {
                     .collect();
                 print_json(&map)?;
             } else {
+                let about: std::collections::HashMap<_, _> = crate::config::known_keys().collect();
                 let text: String = values
                     .iter()
-                    .map(|(k, v)| format!("{k} = {}\n", plain(v)))
+                    .map(|(k, v)| {
+                        format!(
+                            "{k} = {}    # {}\n",
+                            plain(v),
+                            about.get(k).copied().unwrap_or("")
+                        )
+                    })
                     .collect();
                 print(&text)?;
             }

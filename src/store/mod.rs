@@ -168,10 +168,6 @@ impl Store {
         &self.dir
     }
 
-    pub fn lock_path(&self) -> &Path {
-        &self.lock_path
-    }
-
     fn lock(&self, mode: LockMode) -> Result<lock::LockGuard> {
         lock::acquire(&self.lock_path, mode, self.lock_timeout)
     }
