@@ -39,7 +39,6 @@ enum Kind {
 struct Key {
     name: &'static str,
     kind: Kind,
-    about: &'static str,
 }
 
 /// Every key `config get/set` accepts.
@@ -47,17 +46,14 @@ const KEYS: &[Key] = &[
     Key {
         name: "session.retention_days",
         kind: Kind::Days,
-        about: "days to keep sessions after their last use (0 = keep forever)",
     },
     Key {
         name: "session.store_token_usage",
         kind: Kind::Bool,
-        about: "store token usage in session files",
     },
     Key {
         name: "session.default_tags",
         kind: Kind::Tags,
-        about: "tags added to every new session (${VAR} is expanded)",
     },
 ];
 
@@ -69,11 +65,6 @@ fn key(name: &str) -> Result<&'static Key> {
             known.join(", ")
         ))
     })
-}
-
-/// Names and descriptions of the known keys, for help texts.
-pub fn known_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
-    KEYS.iter().map(|k| (k.name, k.about))
 }
 
 /// The config file as a YAML document, so that `set` keeps every other key.

@@ -36,16 +36,9 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> Result<i32> {
                     .collect();
                 print_json(&map)?;
             } else {
-                let about: std::collections::HashMap<_, _> = crate::config::known_keys().collect();
                 let text: String = values
                     .iter()
-                    .map(|(k, v)| {
-                        format!(
-                            "{k} = {}    # {}\n",
-                            plain(v),
-                            about.get(k).copied().unwrap_or("")
-                        )
-                    })
+                    .map(|(k, v)| format!("{k} = {}\n", plain(v)))
                     .collect();
                 print(&text)?;
             }
