@@ -3,6 +3,7 @@
 //! Layers: `cli` (clap, tables, JSON output) calls `store` (session files, SQLite index, lock)
 //! and `config`; `store` and `config` know nothing of the command line.
 
+pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod config;
