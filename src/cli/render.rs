@@ -2,12 +2,11 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
 
 use crate::store::session::format_time;
-use crate::store::{Session, SessionSummary, TokenUsage};
+use crate::store::{Session, SessionSummary};
 
 /// "5 minutes ago", as the guide shows.
 pub fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
@@ -110,48 +109,62 @@ fn secs(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn usage_json(u: &TokenUsage) -> Value {
-    json!({ "input": u.input, "output": u.output, "cached": u.cached, "total": u.total })
-}
+/// One `sessions list --json` row, a view of a summary made only while it is written (a listing
+/// of the whole store holds no second copy). The field names are a stable interface: the
+/// guide's jq recipes use `id`, `prompt`, `last_used`, `created_at`, `tokens`,
+/// `token_usage.total`.
+pub struct JsonRow<'a>(pub &'a SessionSummary);
 
-/// One `sessions list --json` row. The field names are a stable interface: the guide's jq
-/// recipes use `id`, `prompt`, `last_used`, `created_at`, `tokens`, `token_usage.total`.
-#[derive(Serialize)]
-pub struct JsonRow {
-    id: String,
-    backend: &'static str,
-    status: &'static str,
-    model: Option<String>,
-    created_at: String,
-    last_used_at: String,
-    last_used: String,
-    workdir: String,
-    prompt: String,
-    tokens: u64,
-    token_usage: Value,
-    tags: Vec<String>,
-    backend_session_id: Option<String>,
-    parent_id: Option<String>,
-}
-
-impl From<&SessionSummary> for JsonRow {
-    fn from(r: &SessionSummary) -> Self {
-        JsonRow {
-            id: r.id.to_string(),
+impl Serialize for JsonRow<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Usage {
+            input: u64,
+            output: u64,
+            cached: u64,
+            total: u64,
+        }
+        #[derive(Serialize)]
+        struct Row<'a> {
+            id: &'a str,
+            backend: &'a str,
+            status: &'a str,
+            model: Option<&'a str>,
+            created_at: String,
+            last_used_at: String,
+            last_used: String,
+            workdir: &'a str,
+            prompt: &'a str,
+            tokens: u64,
+            token_usage: Usage,
+            tags: &'a [String],
+            backend_session_id: Option<&'a str>,
+            parent_id: Option<&'a str>,
+        }
+        let r = self.0;
+        let u = &r.token_usage;
+        Row {
+            id: r.id.as_str(),
             backend: r.backend.as_str(),
             status: r.status.as_str(),
-            model: r.model.clone(),
+            model: r.model.as_deref(),
             created_at: secs(&r.created_at),
             last_used_at: secs(&r.last_used_at),
             last_used: secs(&r.last_used_at),
-            workdir: r.workdir.clone(),
-            prompt: r.prompt.clone(),
-            tokens: r.token_usage.total,
-            token_usage: usage_json(&r.token_usage),
-            tags: r.tags.clone(),
-            backend_session_id: r.backend_session_id.clone(),
-            parent_id: r.parent_id.as_ref().map(|p| p.to_string()),
+            workdir: &r.workdir,
+            prompt: &r.prompt,
+            tokens: u.total,
+            token_usage: Usage {
+                input: u.input,
+                output: u.output,
+                cached: u.cached,
+                total: u.total,
+            },
+            tags: &r.tags,
+            backend_session_id: r.backend_session_id.as_deref(),
+            parent_id: r.parent_id.as_ref().map(|p| p.as_str()),
         }
+        .serialize(serializer)
     }
 }
 

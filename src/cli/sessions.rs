@@ -103,7 +103,7 @@ fn list(ctx: &Context, args: &ListArgs, now: DateTime<Utc>) -> Result<i32> {
     let outcome = ctx.store()?.list(&query)?;
     warn_invalid(&outcome.invalid_files);
     if args.json {
-        let rows: Vec<JsonRow> = outcome.sessions.iter().map(JsonRow::from).collect();
+        let rows: Vec<JsonRow> = outcome.sessions.iter().map(JsonRow).collect();
         print_json(&rows)?;
     } else if outcome.sessions.is_empty() {
         output::message("No sessions found.");
@@ -194,7 +194,7 @@ fn clean(
         crate::store::session::format_time(&cutoff)
     ));
     if json {
-        let rows: Vec<JsonRow> = sessions.iter().map(JsonRow::from).collect();
+        let rows: Vec<JsonRow> = sessions.iter().map(JsonRow).collect();
         print_json(&rows)?;
     } else if dry_run && !sessions.is_empty() {
         print(&render::session_table(&sessions, now, terminal_width()))?;
