@@ -811,3 +811,25 @@ fn thousands_of_files_added_by_hand_at_once() {
     assert_eq!(home.list_ids(&["--backend", "gemini"]), ["ghi789"]);
     home.ok(&["sessions", "reindex", "--check"]);
 }
+
+#[test]
+fn reindex_removes_temp_files_of_interrupted_writes_and_nothing_else() {
+    let home = standard_home();
+    let dir = home.sessions_dir();
+    // What a write killed between creating its temp file and renaming it leaves behind.
+    std::fs::write(dir.join(".abc123.json.4242.deadbeef.tmp"), "{\"half\":").unwrap();
+    // Not ours: a user's hidden note and a session file are left alone.
+    std::fs::write(dir.join(".notes.tmp"), "mine").unwrap();
+    let before = home.list_ids(&[]);
+    let run = home.ok(&["sessions", "reindex"]);
+    assert!(
+        run.stdout.contains("Removed 1 temp file(s)"),
+        "{}",
+        run.stdout
+    );
+    assert!(!dir.join(".abc123.json.4242.deadbeef.tmp").exists());
+    assert!(dir.join(".notes.tmp").exists());
+    assert_eq!(home.list_ids(&[]), before);
+    let again = home.ok(&["sessions", "reindex", "--json"]).json();
+    assert_eq!(again["removed_temp_files"], 0);
+}

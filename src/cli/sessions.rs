@@ -216,6 +216,7 @@ fn reindex(ctx: &Context, json: bool) -> Result<i32> {
         print_json(&json!({
             "sessions": report.sessions,
             "invalid_files": invalid_json(&report.invalid_files),
+            "removed_temp_files": report.removed_temp_files,
             "elapsed_ms": report.elapsed.as_millis() as u64,
         }))?;
     } else {
@@ -225,6 +226,12 @@ fn reindex(ctx: &Context, json: bool) -> Result<i32> {
             report.elapsed.as_secs_f64(),
             store.dir().display()
         );
+        if report.removed_temp_files > 0 {
+            text.push_str(&format!(
+                "Removed {} temp file(s) left by interrupted writes\n",
+                report.removed_temp_files
+            ));
+        }
         if !report.invalid_files.is_empty() {
             text.push_str(&format!(
                 "Skipped {} invalid file(s):\n",

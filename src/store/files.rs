@@ -117,7 +117,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
     let mut nonce = [0u8; 4];
     getrandom::fill(&mut nonce).ok();
     let tmp = dir.join(format!(
-        ".{name}.{}.{:08x}.tmp",
+        ".{name}.{}.{:08x}{TEMP_SUFFIX}",
         std::process::id(),
         u32::from_le_bytes(nonce)
     ));
@@ -134,6 +134,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
         let _ = fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Remove the temp files `write_atomic` leaves when a write is interrupted (a crash, a kill,
+/// a full disk): `.<id>.json.<pid>.<hex>.tmp`. Only safe when no write can be under way.
+pub fn remove_temp_files(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && name.contains(".json.");
+        if ours && entry.file_type().is_ok_and(|t| t.is_file()) && remove_if_exists(&entry.path())?
+        {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Make a rename or unlink in `dir` durable.

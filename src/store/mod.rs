@@ -71,6 +71,8 @@ pub struct ReindexReport {
     pub sessions: u64,
     pub invalid_files: Vec<InvalidFile>,
     pub elapsed: Duration,
+    /// Temp files of interrupted writes that were removed.
+    pub removed_temp_files: usize,
 }
 
 /// One way in which the index and the files disagree.
@@ -289,6 +291,7 @@ impl Store {
             sessions: index.count()?,
             invalid_files: index.invalid_files()?,
             elapsed: start.elapsed(),
+            removed_temp_files: 0,
         };
         Ok((index, report))
     }
@@ -666,9 +669,16 @@ impl Store {
     }
 
     /// Rebuild the index from the files.
+    /// Rebuild the index from the files, and remove temp files left by interrupted writes.
     pub fn reindex(&self) -> Result<ReindexReport> {
         let _exclusive = self.lock(LockMode::Exclusive)?;
-        self.rebuild().map(|(_, report)| report)
+        // Every write holds this lock while its temp file exists, so none is in use now.
+        let removed_temp_files = files::remove_temp_files(&self.dir)?;
+        let (_, report) = self.rebuild()?;
+        Ok(ReindexReport {
+            removed_temp_files,
+            ..report
+        })
     }
 
     /// Compare the index with the files, changing nothing.
