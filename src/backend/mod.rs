@@ -7,6 +7,7 @@
 pub mod claude;
 pub mod codex;
 pub mod gemini;
+pub mod invoke;
 
 use serde_json::Value;
 
