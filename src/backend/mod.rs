@@ -8,6 +8,7 @@ pub mod claude;
 pub mod codex;
 pub mod gemini;
 pub mod invoke;
+pub mod process;
 
 use serde_json::Value;
 

@@ -1,0 +1,148 @@
+//! Running a backend CLI: no shell (a prompt is never parsed as a command line), the prompt
+//! written to stdin from its own thread, stdout and stderr read concurrently (a CLI that fills
+//! one pipe while we wait on the other would otherwise hang both), in the session's directory.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::invoke::Invocation;
+
+/// What a finished run wrote and how it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Captured {
+    pub stdout: String,
+    pub stderr: String,
+    /// None when the process was ended by a signal.
+    pub exit_code: Option<i32>,
+    pub duration: Duration,
+}
+
+pub fn run(
+    program: &Path,
+    invocation: &Invocation,
+    prompt: &str,
+    workdir: &Path,
+) -> std::io::Result<Captured> {
+    let start = Instant::now();
+    let mut child = Command::new(program)
+        .args(&invocation.args)
+        .current_dir(workdir)
+        .stdin(if invocation.prompt_on_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdin = child.stdin.take();
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let (out, err) = std::thread::scope(|scope| {
+        if let Some(mut stdin) = stdin {
+            scope.spawn(move || {
+                // A CLI that exits without reading its input closes the pipe: not our error.
+                let _ = stdin.write_all(prompt.as_bytes());
+                // Dropping stdin closes it, so the CLI sees the end of the prompt.
+            });
+        }
+        let err = scope.spawn(move || {
+            let mut buf = Vec::new();
+            stderr.read_to_end(&mut buf).map(|_| buf)
+        });
+        let mut out = Vec::new();
+        let out = stdout.read_to_end(&mut out).map(|_| out);
+        (out, err.join().expect("the stderr reader does not panic"))
+    });
+    let status = child.wait()?;
+    Ok(Captured {
+        stdout: String::from_utf8_lossy(&out?).into_owned(),
+        stderr: String::from_utf8_lossy(&err?).into_owned(),
+        exit_code: status.code(),
+        duration: start.elapsed(),
+    })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn script(dir: &Path, body: &str) -> std::path::PathBuf {
+        let path = dir.join("fake-cli");
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn invocation(args: &[&str], stdin: bool) -> Invocation {
+        Invocation {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            prompt_on_stdin: stdin,
+        }
+    }
+
+    #[test]
+    fn prompt_on_stdin_args_cwd_and_both_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = script(
+            dir.path(),
+            r#"printf 'args:%s|' "$@"; printf 'cwd:%s|' "$PWD"; printf 'in:'; cat; echo 'warn' >&2; exit 3"#,
+        );
+        // A prompt full of shell syntax reaches the CLI untouched.
+        let prompt = "$(rm -rf /); `id` && echo 'x' | tee";
+        let run = run(&cli, &invocation(&["-p", "a b"], true), prompt, dir.path()).unwrap();
+        let cwd = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(
+            run.stdout,
+            format!("args:-p|args:a b|cwd:{}|in:{prompt}", cwd.display())
+        );
+        assert_eq!(run.stderr, "warn\n");
+        assert_eq!(run.exit_code, Some(3));
+    }
+
+    #[test]
+    fn no_stdin_means_end_of_input_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = script(dir.path(), "cat; echo done");
+        let run = run(&cli, &invocation(&[], false), "ignored", dir.path()).unwrap();
+        assert_eq!(run.stdout, "done\n");
+    }
+
+    #[test]
+    fn big_outputs_on_both_pipes_do_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1 MiB to stderr before anything to stdout, then 1 MiB to stdout: a sequential reader
+        // would block forever on a full stderr pipe.
+        let cli = script(
+            dir.path(),
+            "head -c 1048576 /dev/zero | tr '\\0' e >&2; head -c 1048576 /dev/zero | tr '\\0' o",
+        );
+        let run = run(&cli, &invocation(&[], true), "", dir.path()).unwrap();
+        assert_eq!((run.stdout.len(), run.stderr.len()), (1 << 20, 1 << 20));
+    }
+
+    #[test]
+    fn a_signal_leaves_no_exit_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = script(dir.path(), "echo partial; kill -TERM $$");
+        let run = run(&cli, &invocation(&[], false), "", dir.path()).unwrap();
+        assert_eq!(run.exit_code, None);
+        assert_eq!(run.stdout, "partial\n");
+    }
+
+    #[test]
+    fn a_cli_that_ignores_its_input_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = script(dir.path(), "exit 0");
+        let big = "x".repeat(4 << 20);
+        assert_eq!(
+            run(&cli, &invocation(&[], true), &big, dir.path())
+                .unwrap()
+                .exit_code,
+            Some(0)
+        );
+    }
+}
