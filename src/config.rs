@@ -197,9 +197,17 @@ impl ConfigFile {
             .unwrap_or_else(|| serde_yaml::to_string(&self.doc).expect("a YAML mapping serializes"));
         // A config.yaml that is a symlink (dotfile managers) is written through, not replaced.
         let target = match std::fs::symlink_metadata(&self.path) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                std::fs::canonicalize(&self.path).map_err(|e| Error::io(&self.path, e))?
-            }
+            Ok(meta) if meta.file_type().is_symlink() => match std::fs::canonicalize(&self.path) {
+                Ok(target) => target,
+                // A dangling link: create the file it points to.
+                Err(_) => {
+                    let link =
+                        std::fs::read_link(&self.path).map_err(|e| Error::io(&self.path, e))?;
+                    self.path
+                        .parent()
+                        .map_or(link.clone(), |dir| dir.join(&link))
+                }
+            },
             _ => self.path.clone(),
         };
         write_atomic(&target, text.as_bytes())?;
@@ -282,8 +290,12 @@ fn edit_in_place(text: &str, name: &str, value: &str) -> Option<String> {
             out.splice(at..stop, [entry]);
         }
         None => {
+            // After the section's last entry: not after blank lines or a comment at column 0,
+            // which belong to whatever follows.
             let mut at = end;
-            while at > start + 1 && lines[at - 1].trim().is_empty() {
+            while at > start + 1
+                && (lines[at - 1].trim().is_empty() || lines[at - 1].starts_with('#'))
+            {
                 at -= 1;
             }
             out.insert(at, entry);
@@ -396,6 +408,20 @@ mod tests {
         assert_eq!(
             inserted,
             "session:\n  retention_days: 3\n  store_token_usage: false\n"
+        );
+    }
+
+    #[test]
+    fn a_new_key_goes_before_the_next_sections_comment() {
+        let edited = edit_in_place(
+            "session:\n  retention_days: 30\n\n# Backend settings\nbackends: {}\n",
+            "session.store_token_usage",
+            "false",
+        )
+        .unwrap();
+        assert_eq!(
+            edited,
+            "session:\n  retention_days: 30\n  store_token_usage: false\n\n# Backend settings\nbackends: {}\n"
         );
     }
 

@@ -187,6 +187,12 @@ fn paged_search_equals_the_full_result_on_both_paths() {
         if i % 97 == 5 && i > 1100 {
             prompt.push_str(" Rare Éclair");
         }
+        // Case folding must agree on both paths, final sigma included.
+        match i {
+            3 | 1200 => prompt.push_str(" ΟΔΟΣΑ road"),
+            7 | 1300 => prompt.push_str(" οδοσα lower"),
+            _ => {}
+        }
         let id = SessionId::parse(&format!("s{i:05}")).unwrap();
         let s = Session::new(
             id,
@@ -237,5 +243,8 @@ fn paged_search_equals_the_full_result_on_both_paths() {
             );
         }
         assert!(term == "nothing-like-this" || !all.is_empty(), "{term}");
+        if term.starts_with('Ο') || term.starts_with('ο') {
+            assert_eq!(all.len(), 4, "{term}: every spelling of οδοσ matches");
+        }
     }
 }

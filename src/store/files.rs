@@ -146,13 +146,33 @@ pub fn remove_temp_files(dir: &Path) -> Result<usize> {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = name.starts_with('.') && name.ends_with(TEMP_SUFFIX) && name.contains(".json.");
-        if ours && entry.file_type().is_ok_and(|t| t.is_file()) && remove_if_exists(&entry.path())?
-        {
+        let ours = is_our_temp_name(name) && entry.file_type().is_ok_and(|t| t.is_file());
+        if ours && remove_if_exists(&entry.path())? {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Exactly the names `write_atomic` makes, `.<id>.json.<pid>.<8 hex>.tmp`, so that other tools'
+/// temp files (Syncthing's `.syncthing.<name>.tmp`, a user's `.notes.json.bak.tmp`) are never
+/// taken for ours.
+fn is_our_temp_name(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    let mut parts = rest.rsplitn(3, '.');
+    let (Some(nonce), Some(pid), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    nonce.len() == 8
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && file.strip_suffix(".json").is_some_and(is_valid_id)
 }
 
 /// Make a rename or unlink in `dir` durable.
@@ -317,4 +337,21 @@ fn coarse_now_ns() -> i64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
         - 20_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn temp_names() {
+        assert!(super::is_our_temp_name(".abc123.json.4242.deadbeef.tmp"));
+        for other in [
+            ".syncthing.s000003.json.tmp",
+            ".my notes.json.bak.tmp",
+            ".abc.json.12.xyz.tmp",
+            "abc.json.1.deadbeef.tmp",
+            ".a/b.json.1.deadbeef.tmp",
+        ] {
+            assert!(!super::is_our_temp_name(other), "{other}");
+        }
+    }
 }

@@ -216,7 +216,7 @@ impl Index {
             |ctx| {
                 let haystack = ctx.get_raw(0).as_str().unwrap_or("");
                 let needle = ctx.get_raw(1).as_str().unwrap_or("");
-                Ok(haystack.to_lowercase().contains(needle))
+                Ok(fold_case(haystack).contains(needle))
             },
         )?;
         Ok(())
@@ -482,7 +482,7 @@ impl Index {
             conds.push(format!("{time_col} >= ?"));
             args.push(V::Integer(cutoff));
             conds.push("clinvk_contains(s.prompt, ?)".into());
-            args.push(V::Text(text.to_lowercase()));
+            args.push(V::Text(fold_case(text)));
         } else if let Some(text) = &f.search {
             if text.chars().count() >= 3 {
                 // A quoted FTS5 phrase over trigrams is a case-insensitive substring match.
@@ -516,7 +516,7 @@ impl Index {
                 conds.push(
                     "s.pk IN (SELECT pk FROM sessions WHERE clinvk_contains(prompt, ?))".into(),
                 );
-                args.push(V::Text(text.to_lowercase()));
+                args.push(V::Text(fold_case(text)));
             }
         }
         let where_clause = if conds.is_empty() {
@@ -560,6 +560,16 @@ impl Index {
 
 const SUMMARY_COLUMNS: &str = "s.id, s.backend, s.backend_session_id, s.model, s.status, s.created_at, s.last_used_at, \
      s.workdir, s.prompt, s.input_tokens, s.output_tokens, s.cached_tokens, s.total_tokens, s.tags, s.parent_id";
+
+/// Case folding as FTS5's trigram index does it, so that both search paths agree: each
+/// character on its own (no context rules: Rust's `to_lowercase` turns a final Σ into ς), and
+/// ς as σ.
+pub fn fold_case(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        .collect()
+}
 
 /// A file stamp from three columns (ino, size, mtime) starting at `at`.
 fn stamp_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<FileStamp> {

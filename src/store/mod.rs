@@ -124,21 +124,61 @@ impl Before {
         })
     }
 
-    /// True when nothing but `ours` (and hidden files: temp files, the index) was created,
-    /// deleted or renamed in the directory since `take`.
-    fn only_ours(&self, ours: &[String]) -> bool {
-        match &self.watch {
-            Some(watch) => match watch.seen() {
-                watch::Seen::Names(names) => names.iter().all(|n| {
-                    let n = n.to_string_lossy();
-                    n.starts_with('.') || ours.iter().any(|o| *o == n)
-                }),
-                watch::Seen::Unknown => false,
-            },
+    /// True when the directory saw exactly the entry changes `changes` make and nothing else:
+    /// for each saved session, its temp file created and renamed onto `<id>.json`; for each
+    /// removed one, at most one deletion of `<id>.json`. Anything more, even on the same name
+    /// (a sync tool putting back a file we delete), means someone else changed the directory.
+    fn only_ours(&self, dir: &Path, changes: &[Change<'_>]) -> bool {
+        let Some(watch) = &self.watch else {
             // No way to watch here (not Linux, or no inotify left): trust the stamps, as the
             // window is the few milliseconds of one write.
-            None => !cfg!(target_os = "linux"),
+            return !cfg!(target_os = "linux");
+        };
+        watch::Watch::barrier(dir);
+        let watch::Seen::Events(events) = watch.seen() else {
+            return false;
+        };
+        let mut saved: Vec<String> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        for change in changes {
+            match change {
+                Change::Upsert(session, _) => saved.push(session.id.file_name()),
+                Change::Remove(stem) => removed.push(format!("{stem}.json")),
+            }
         }
+        let ours_temp = |name: &str| {
+            saved
+                .iter()
+                .any(|f| name.starts_with(&format!(".{f}.{}.", std::process::id())))
+                && name.ends_with(".tmp")
+        };
+        let mut moved_to: Vec<&String> = Vec::new();
+        let mut deleted: Vec<&String> = Vec::new();
+        for (kind, name) in &events {
+            let name = name.to_string_lossy();
+            let expected = match kind {
+                watch::Kind::Created | watch::Kind::MovedFrom => ours_temp(&name),
+                watch::Kind::MovedTo => match saved.iter().find(|f| **f == name) {
+                    Some(f) if !moved_to.contains(&f) => {
+                        moved_to.push(f);
+                        true
+                    }
+                    _ => false,
+                },
+                watch::Kind::Deleted => match removed.iter().find(|f| **f == name) {
+                    Some(f) if !deleted.contains(&f) => {
+                        deleted.push(f);
+                        true
+                    }
+                    // A write that failed half-way removes its own temp file.
+                    _ => ours_temp(&name),
+                },
+            };
+            if !expected {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -403,19 +443,12 @@ impl Store {
         changes: &[Change<'_>],
     ) -> Result<()> {
         let result = (|| {
-            let ours: Vec<String> = changes
-                .iter()
-                .map(|c| match c {
-                    Change::Upsert(session, _) => session.id.file_name(),
-                    Change::Remove(stem) => format!("{stem}.json"),
-                })
-                .collect();
-            // Stamp first, then look at what the watch saw: anything that changed the directory
-            // before this stat is in the watch's queue by now, and anything after it moves the
-            // stamp past the one recorded.
+            // Stamp first, then (after a barrier) what the watch saw: anything that changed the
+            // directory before this stat has its event queued by then, and anything after it
+            // moves the stamp past the one recorded.
             let after = files::stable_dir_stamp(&self.dir)?;
             let untouched = index.dir_stamp()?.as_deref() == Some(before.stamp.key().as_str())
-                && before.only_ours(&ours);
+                && before.only_ours(&self.dir, changes);
             let tx = index.transaction()?;
             for change in changes {
                 match change {
@@ -659,7 +692,10 @@ impl Store {
         // (a stat each), so a session edited in place to be recent is re-read, not deleted.
         // A dry run takes the same path so that it lists exactly what a real run would delete.
         self.write(|store, index| {
-            let doomed = store.query_verified(index, &query, usize::MAX)?;
+            let mut doomed = store.query_verified(index, &query, usize::MAX)?;
+            // A file still changing after every re-read is left for another day.
+            let unsettled = store.stale(index, &doomed, usize::MAX)?;
+            doomed.retain(|s| !unsettled.iter().any(|stem| stem == s.id.as_str()));
             if !dry_run {
                 let ids: Vec<SessionId> = doomed.iter().map(|s| s.id.clone()).collect();
                 store.remove_files(index, &ids)?;

@@ -13,10 +13,19 @@ pub struct Watch {
     fd: std::os::fd::OwnedFd,
 }
 
+/// One change to an entry of the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Created,
+    Deleted,
+    MovedFrom,
+    MovedTo,
+}
+
 /// What a watch saw.
 pub enum Seen {
-    /// These entry names were created, deleted or renamed.
-    Names(Vec<OsString>),
+    /// These changes, in order.
+    Events(Vec<(Kind, OsString)>),
     /// Too much to tell (the kernel's queue overflowed, or reading failed).
     Unknown,
 }
@@ -47,13 +56,13 @@ impl Watch {
         None
     }
 
-    /// Everything seen since `start`.
+    /// Everything seen since `start`. Call `barrier` first.
     #[cfg(target_os = "linux")]
     pub fn seen(&self) -> Seen {
         use std::os::fd::AsRawFd;
         use std::os::unix::ffi::OsStrExt;
 
-        let mut names = Vec::new();
+        let mut events = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         let header = std::mem::size_of::<libc::inotify_event>();
         loop {
@@ -62,7 +71,7 @@ impl Watch {
             if n < 0 {
                 let err = std::io::Error::last_os_error();
                 return if err.kind() == std::io::ErrorKind::WouldBlock {
-                    Seen::Names(names)
+                    Seen::Events(events)
                 } else {
                     Seen::Unknown
                 };
@@ -77,7 +86,19 @@ impl Watch {
                 }
                 let name = &buf[at + header..at + header + event.len as usize];
                 let name = name.split(|b| *b == 0).next().unwrap_or_default();
-                names.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+                let kind = if event.mask & libc::IN_CREATE != 0 {
+                    Kind::Created
+                } else if event.mask & libc::IN_DELETE != 0 {
+                    Kind::Deleted
+                } else if event.mask & libc::IN_MOVED_FROM != 0 {
+                    Kind::MovedFrom
+                } else if event.mask & libc::IN_MOVED_TO != 0 {
+                    Kind::MovedTo
+                } else {
+                    // IN_IGNORED and the like: the watch itself went away.
+                    return Seen::Unknown;
+                };
+                events.push((kind, std::ffi::OsStr::from_bytes(name).to_os_string()));
                 at += header + event.len as usize;
             }
         }
@@ -86,5 +107,13 @@ impl Watch {
     #[cfg(not(target_os = "linux"))]
     pub fn seen(&self) -> Seen {
         Seen::Unknown
+    }
+
+    /// Wait for changes already under way in `dir` to be reported. A create, unlink or rename
+    /// moves the directory's mtime before it queues its event, both under the directory's
+    /// lock; unlinking a name that does not exist takes that lock, so once it returns, every
+    /// change the caller's last stat could see has its event in the queue.
+    pub fn barrier(dir: &Path) {
+        let _ = std::fs::remove_file(dir.join(".clinvk-barrier-no-such-file"));
     }
 }
