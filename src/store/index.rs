@@ -201,10 +201,6 @@ impl Index {
         self.conn.pragma_update(None, "temp_store", "MEMORY")?;
         // 64 MiB at most, and only used as needed: bulk loads and big listings stay in memory.
         self.conn.pragma_update(None, "cache_size", -65536)?;
-        // Read pages straight from the OS page cache instead of a pread and a copy each: every
-        // clinvk process starts with an empty SQLite cache, so this is most of a query's I/O.
-        self.conn
-            .query_row("PRAGMA mmap_size = 1073741824", [], |_| Ok(()))?;
         self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // Case-insensitive substring test for search terms too short for the trigram index,
         // folding case beyond ASCII as the trigram index does (SQL LIKE folds ASCII only).
