@@ -73,6 +73,7 @@ pub enum SessionsCommand {
         /// Only list what would be deleted
         #[arg(long)]
         dry_run: bool,
+        /// Print the deleted (or, with --dry-run, doomed) sessions as a JSON array
         #[arg(long)]
         json: bool,
     },
@@ -81,6 +82,7 @@ pub enum SessionsCommand {
         /// Compare the index with the files without changing anything; exit 6 if they differ
         #[arg(long)]
         check: bool,
+        /// Print the counts, invalid files and differences as JSON
         #[arg(long)]
         json: bool,
     },
@@ -131,6 +133,7 @@ pub enum ConfigCommand {
     Set { key: String, value: String },
     /// Print every setting with its effective value
     Show {
+        /// Print a JSON object of key: value
         #[arg(long)]
         json: bool,
     },
