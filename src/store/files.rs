@@ -80,8 +80,8 @@ pub fn ensure_private_dir(dir: &Path, tighten: bool) -> Result<()> {
 }
 
 /// Open a session file for reading without ever blocking (a FIFO named `x.json` must not hang
-/// the store while it holds the lock). The caller checks that it is a regular file.
-pub fn open_for_reading(path: &Path) -> std::io::Result<File> {
+/// the store while it holds the lock).
+fn open_for_reading(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -90,6 +90,26 @@ pub fn open_for_reading(path: &Path) -> std::io::Result<File> {
         options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
     }
     options.open(path)
+}
+
+/// The metadata and contents of the regular file at `path`; None when it is gone, a symlink or
+/// not a regular file (none of which is a session file). Metadata comes from the open handle,
+/// so it describes exactly the bytes read.
+pub fn read_regular_file(path: &Path) -> std::io::Result<Option<(fs::Metadata, Vec<u8>)>> {
+    let mut file = match open_for_reading(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(Some((meta, bytes)))
 }
 
 /// Open (creating if needed) a file readable by its owner only.
@@ -237,10 +257,6 @@ pub fn scan_dir(dir: &Path, stamps: bool) -> Result<Vec<DirEntry>> {
         });
     }
     Ok(out)
-}
-
-pub fn id_is_file_safe(id: &str) -> bool {
-    is_valid_id(id)
 }
 
 /// What the index remembers of the sessions directory to know it has not changed: an add,

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use rusqlite::functions::FunctionFlags;
@@ -25,30 +26,37 @@ mod embedded {
 /// A hash of every embedded migration's SQL. An index whose recorded fingerprint differs was
 /// built by migrations that have since changed (which should never happen once shipped, but a
 /// development build or a botched edit must not leave a wrong index trusted): rebuild it.
-fn schema_fingerprint() -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
-    for m in embedded::migrations::runner().get_migrations() {
-        for b in m
-            .sql()
-            .unwrap_or_default()
-            .bytes()
-            .chain(m.version().to_le_bytes())
-        {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+fn schema_fingerprint() -> &'static str {
+    static FINGERPRINT: OnceLock<String> = OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+        for m in embedded::migrations::runner().get_migrations() {
+            for b in m
+                .sql()
+                .unwrap_or_default()
+                .bytes()
+                .chain(m.version().to_le_bytes())
+            {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
         }
-    }
-    format!("{hash:016x}")
+        format!("{hash:016x}")
+    })
 }
 
 /// The schema version this build writes, kept in `PRAGMA user_version` so that opening the index
 /// costs one pragma read instead of a migration-history query.
 fn latest_version() -> i64 {
-    embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| i64::from(m.version()))
-        .max()
-        .unwrap_or(0)
+    // Building the runner parses every embedded migration: once per process is enough.
+    static LATEST: OnceLock<i64> = OnceLock::new();
+    *LATEST.get_or_init(|| {
+        embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max()
+            .unwrap_or(0)
+    })
 }
 
 const DIR_KEY: &str = "dir_stamp";
@@ -150,7 +158,7 @@ impl Index {
     }
 
     /// Throw away whatever is at `path` and create an empty index of the current schema, not yet
-    /// marked complete (see `IndexTx::mark_complete`).
+    /// marked complete (see `finish_fresh_load`).
     pub fn create_fresh(path: &Path) -> Result<Index> {
         // A leftover journal (or -wal from older builds) would be replayed into the new file.
         for suffix in ["", "-wal", "-shm", "-journal"] {
@@ -204,7 +212,7 @@ impl Index {
         self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // Case-insensitive substring test for search terms too short for the trigram index,
         // folding case beyond ASCII as the trigram index does (SQL LIKE folds ASCII only).
-        // The needle comes in already lowercased.
+        // The needle comes in already folded (`fold_case`).
         self.conn.create_scalar_function(
             "clinvk_contains",
             2,
@@ -318,14 +326,6 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
-    pub fn stamp_of(&self, id: &SessionId) -> Result<Option<FileStamp>> {
-        self.conn
-            .prepare_cached("SELECT file_ino, file_size, file_mtime_ns FROM sessions WHERE id = ?1")
-            .and_then(|mut stmt| stmt.query_row([id.as_str()], |r| stamp_at(r, 0)))
-            .optional()
-            .map_err(|e| self.err(e))
-    }
-
     /// Ids starting with `prefix`, in order; at most `max`.
     pub fn ids_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<String>> {
         // Ids are ASCII below 0x7f, so [prefix, prefix + DEL) is exactly the prefix range and
@@ -368,8 +368,9 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
-    /// Sessions matching `query`, newest activity first.
-    pub fn list(&self, query: &ListQuery) -> Result<Vec<SessionSummary>> {
+    /// Sessions matching `query`, newest activity first, each with the stamp of the file version
+    /// the index read it from.
+    pub fn list(&self, query: &ListQuery) -> Result<Vec<(SessionSummary, FileStamp)>> {
         // A prompt search for one page first looks at the newest sessions only, testing the
         // text directly: if that fills the page, it is the answer (every other session is
         // older). Common words answer here in a few ms whatever the store's size; rarer ones
@@ -394,13 +395,19 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
-    fn run_list(&self, query: &ListQuery, window: Option<i64>) -> Result<Vec<SessionSummary>> {
+    fn run_list(
+        &self,
+        query: &ListQuery,
+        window: Option<i64>,
+    ) -> Result<Vec<(SessionSummary, FileStamp)>> {
         let Some((sql, args)) = self.list_sql(query, window)? else {
             return Ok(Vec::new());
         };
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params_from_iter(args.iter()), summary_from_row)
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok((summary_from_row(r)?, stamp_at(r, 15)?))
+            })
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
@@ -545,17 +552,15 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
-    /// After a bulk load: update the planner's statistics, and copy the WAL into the database
-    /// now, so that the next small write does not pay for checkpointing the whole load.
+    /// After a bulk load: update the planner's statistics.
     pub fn settle_after_bulk(&self) {
-        let _ = self
-            .conn
-            .execute_batch("PRAGMA optimize; PRAGMA wal_checkpoint(TRUNCATE);");
+        let _ = self.conn.execute_batch("PRAGMA optimize");
     }
 }
 
 const SUMMARY_COLUMNS: &str = "s.id, s.backend, s.backend_session_id, s.model, s.status, s.created_at, s.last_used_at, \
-     s.workdir, s.prompt, s.input_tokens, s.output_tokens, s.cached_tokens, s.total_tokens, s.tags, s.parent_id";
+     s.workdir, s.prompt, s.input_tokens, s.output_tokens, s.cached_tokens, s.total_tokens, s.tags, s.parent_id, \
+     s.file_ino, s.file_size, s.file_mtime_ns";
 
 /// Case folding as FTS5's trigram index does it, so that both search paths agree: each
 /// character on its own (no context rules: Rust's `to_lowercase` turns a final Σ into ς), and

@@ -14,7 +14,6 @@ pub mod session;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -274,6 +273,16 @@ impl Store {
     /// migrate it if older, and reconcile it with the files if the directory changed.
     /// Caller holds the exclusive lock.
     fn prepare(&self) -> Result<Index> {
+        match self.prepare_existing() {
+            Err(e) if index::is_corruption(&e) => {
+                self.rebuild_announced(format!("the index was unreadable ({e})"))
+            }
+            other => other,
+        }
+    }
+
+    /// `prepare`, leaving the answer to corruption found on the way to the caller.
+    fn prepare_existing(&self) -> Result<Index> {
         let mut index = match Index::open_existing(&self.index_path)? {
             Ok(index) => index,
             Err(Unusable::Outdated(old)) => match old.migrate() {
@@ -282,30 +291,11 @@ impl Store {
                     return self.rebuild_announced(format!("the index could not be migrated ({e})"))
                 }
             },
-            Err(why) => {
-                // Let go of the old file before it is replaced.
-                let reason = why.to_string();
-                drop(why);
-                return self.rebuild_announced(reason);
-            }
+            Err(why) => return self.rebuild_announced(why.to_string()),
         };
         let current = DirStamp::of(&self.dir)?.key();
-        let recorded = match index.dir_stamp() {
-            Ok(recorded) => recorded,
-            Err(e) if index::is_corruption(&e) => {
-                drop(index);
-                return self.rebuild_announced(format!("the index was unreadable ({e})"));
-            }
-            Err(e) => return Err(e),
-        };
-        if recorded.as_deref() != Some(current.as_str()) {
-            if let Err(e) = self.reconcile(&mut index, false) {
-                if index::is_corruption(&e) {
-                    drop(index);
-                    return self.rebuild_announced(format!("the index was unreadable ({e})"));
-                }
-                return Err(e);
-            }
+        if index.dir_stamp()?.as_deref() != Some(current.as_str()) {
+            self.reconcile(&mut index, false)?;
         }
         Ok(index)
     }
@@ -540,7 +530,7 @@ impl Store {
             let rows = index.list(query)?;
             if store.stale(index, &rows, VERIFY_ROWS)?.is_empty() {
                 Ok(Some(ListOutcome {
-                    sessions: rows,
+                    sessions: summaries(rows),
                     invalid_files: index.invalid_files()?,
                 }))
             } else {
@@ -553,26 +543,29 @@ impl Store {
         // Some files were edited in place: re-read them (under the exclusive lock), then answer.
         self.write(|store, index| {
             Ok(ListOutcome {
-                sessions: store.query_verified(index, query, VERIFY_ROWS)?,
+                sessions: store.query_verified(index, query, VERIFY_ROWS)?.0,
                 invalid_files: index.invalid_files()?,
             })
         })
     }
 
     /// Run `query`, re-reading first any of the first `verify` rows, or any known-invalid file,
-    /// whose file changed in place since the index read it. Caller holds the exclusive lock.
+    /// whose file changed in place since the index read it. Also returns the files still
+    /// changing after a few rounds of that. Caller holds the exclusive lock.
     fn query_verified(
         &self,
         index: &mut Index,
         query: &ListQuery,
         verify: usize,
-    ) -> Result<Vec<SessionSummary>> {
-        for _ in 0..5 {
+    ) -> Result<(Vec<SessionSummary>, Vec<String>)> {
+        let mut rounds = 0;
+        loop {
             let rows = index.list(query)?;
             let stale = self.stale(index, &rows, verify)?;
-            if stale.is_empty() {
-                return Ok(rows);
+            if stale.is_empty() || rounds == 5 {
+                return Ok((summaries(rows), stale));
             }
+            rounds += 1;
             let entries: Vec<DirEntry> = stale
                 .into_iter()
                 .map(|stem| DirEntry {
@@ -585,20 +578,24 @@ impl Store {
             self.load_streaming(&entries, |batch| apply_loaded(&tx, batch))?;
             tx.commit()?;
         }
-        index.list(query)
     }
 
     /// File stems, among the first `verify` rows and the known-invalid files (there are few),
     /// whose file is no longer the version the index read: edited in place, or gone.
-    fn stale(&self, index: &Index, rows: &[SessionSummary], verify: usize) -> Result<Vec<String>> {
+    fn stale(
+        &self,
+        index: &Index,
+        rows: &[(SessionSummary, FileStamp)],
+        verify: usize,
+    ) -> Result<Vec<String>> {
         let on_disk = |stem: &str| {
             std::fs::symlink_metadata(self.dir.join(format!("{stem}.json")))
                 .ok()
                 .map(|m| FileStamp::of(&m))
         };
         let mut stale = Vec::new();
-        for row in rows.iter().take(verify) {
-            if on_disk(row.id.as_str()) != index.stamp_of(&row.id)? {
+        for (row, stamp) in rows.iter().take(verify) {
+            if on_disk(row.id.as_str()) != Some(*stamp) {
                 stale.push(row.id.to_string());
             }
         }
@@ -692,9 +689,8 @@ impl Store {
         // (a stat each), so a session edited in place to be recent is re-read, not deleted.
         // A dry run takes the same path so that it lists exactly what a real run would delete.
         self.write(|store, index| {
-            let mut doomed = store.query_verified(index, &query, usize::MAX)?;
+            let (mut doomed, unsettled) = store.query_verified(index, &query, usize::MAX)?;
             // A file still changing after every re-read is left for another day.
-            let unsettled = store.stale(index, &doomed, usize::MAX)?;
             doomed.retain(|s| !unsettled.iter().any(|stem| stem == s.id.as_str()));
             if !dry_run {
                 let ids: Vec<SessionId> = doomed.iter().map(|s| s.id.clone()).collect();
@@ -704,7 +700,6 @@ impl Store {
         })
     }
 
-    /// Rebuild the index from the files.
     /// Rebuild the index from the files, and remove temp files left by interrupted writes.
     pub fn reindex(&self) -> Result<ReindexReport> {
         let _exclusive = self.lock(LockMode::Exclusive)?;
@@ -740,7 +735,7 @@ impl Store {
                     index
                         .list(&ListQuery::default())?
                         .into_iter()
-                        .map(|s| (s.id.to_string(), s))
+                        .map(|(s, _)| (s.id.to_string(), s))
                         .collect(),
                     index
                         .invalid_files()?
@@ -827,19 +822,17 @@ fn apply_loaded(tx: &index::IndexTx<'_>, loaded: &[Loaded]) -> Result<()> {
     Ok(())
 }
 
+fn summaries(rows: Vec<(SessionSummary, FileStamp)>) -> Vec<SessionSummary> {
+    rows.into_iter().map(|(summary, _)| summary).collect()
+}
+
 /// Read one session file. The stamp comes from the open handle, so it is the stamp of exactly the
 /// bytes that were parsed.
 fn load_file(entry: &DirEntry) -> Loaded {
     let stem = entry.id.clone();
-    let mut file = match files::open_for_reading(&entry.path) {
-        Ok(file) => file,
-        // Gone, or a symlink (O_NOFOLLOW): not a session file.
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                || e.raw_os_error() == Some(libc::ELOOP) =>
-        {
-            return Loaded::Gone(stem)
-        }
+    let (meta, bytes) = match files::read_regular_file(&entry.path) {
+        Ok(Some(read)) => read,
+        Ok(None) => return Loaded::Gone(stem),
         Err(e) => {
             return Loaded::Invalid {
                 stem,
@@ -848,32 +841,11 @@ fn load_file(entry: &DirEntry) -> Loaded {
             }
         }
     };
-    let meta = match file.metadata() {
-        Ok(meta) => meta,
-        Err(e) => {
-            return Loaded::Invalid {
-                stem,
-                reason: format!("cannot be read ({e})"),
-                stamp: entry.stamp,
-            }
-        }
-    };
-    if !meta.is_file() {
-        return Loaded::Gone(stem);
-    }
     let stamp = FileStamp::of(&meta);
-    if !files::id_is_file_safe(&stem) {
+    if !session::is_valid_id(&stem) {
         return Loaded::Invalid {
             stem,
             reason: "the file name is not a valid session id (letters, digits, '-' and '_')".into(),
-            stamp,
-        };
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    if let Err(e) = file.read_to_end(&mut bytes) {
-        return Loaded::Invalid {
-            stem,
-            reason: format!("cannot be read ({e})"),
             stamp,
         };
     }
