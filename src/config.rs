@@ -120,26 +120,19 @@ impl ConfigFile {
 
     /// The typed settings, defaults filled in.
     pub fn settings(&self) -> Result<Settings> {
-        let mut settings = Settings::default();
-        for key in KEYS {
-            let Some(value) = self.lookup(key.name) else {
-                continue;
-            };
-            let checked = check(key, value).map_err(|message| invalid(&self.path, message))?;
-            match key.name {
-                "session.retention_days" => {
-                    settings.retention_days = checked.as_u64().unwrap_or(30)
-                }
-                "session.store_token_usage" => {
-                    settings.store_token_usage = checked.as_bool().unwrap_or(true)
-                }
-                "session.default_tags" => {
-                    settings.default_tags = serde_json::from_value(checked).unwrap_or_default()
-                }
-                _ => unreachable!("every key in KEYS is handled"),
-            }
-        }
-        Ok(settings)
+        // `get` has checked each value's type, so the conversions cannot fail.
+        Ok(Settings {
+            retention_days: self
+                .get("session.retention_days")?
+                .as_u64()
+                .unwrap_or_default(),
+            store_token_usage: self
+                .get("session.store_token_usage")?
+                .as_bool()
+                .unwrap_or_default(),
+            default_tags: serde_json::from_value(self.get("session.default_tags")?)
+                .unwrap_or_default(),
+        })
     }
 
     /// The effective value of `name` (the default when the file does not set it).
@@ -313,10 +306,11 @@ fn invalid(path: &Path, message: String) -> Error {
 
 fn default_of(key: &Key) -> Json {
     let d = Settings::default();
-    match key.kind {
-        Kind::Days => Json::from(d.retention_days),
-        Kind::Bool => Json::from(d.store_token_usage),
-        Kind::Tags => Json::from(d.default_tags),
+    match key.name {
+        "session.retention_days" => Json::from(d.retention_days),
+        "session.store_token_usage" => Json::from(d.store_token_usage),
+        "session.default_tags" => Json::from(d.default_tags),
+        other => unreachable!("no default for {other}: every key in KEYS has one"),
     }
 }
 
