@@ -305,13 +305,7 @@ fn filter_by_workdir_and_here() {
             .unwrap(),
     )
     .success();
-    let ids: Vec<String> = run
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = run.ids();
     assert_eq!(
         ids,
         ["inproj1", "inproj2"],

@@ -391,13 +391,7 @@ fn clean_dry_run_lists_but_deletes_nothing() {
         "--dry-run",
         "--json",
     ]);
-    let ids: Vec<String> = run
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = run.ids();
     assert_eq!(ids, ["d8", "d40"]);
     assert_same_files(&before, &home.snapshot(false));
     assert_eq!(left(&home).len(), 6);

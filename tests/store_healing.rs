@@ -440,13 +440,7 @@ fn a_valid_file_that_becomes_corrupt_leaves_the_listing_with_a_warning() {
     rewrite_in_place(&home.session_path("abc123"), "{ oops");
     let run = home.ok(&["sessions", "list", "--json"]);
     assert!(run.stderr.contains("abc123.json"), "{}", run.stderr);
-    let ids: Vec<String> = run
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = run.ids();
     assert!(!ids.contains(&"abc123".to_string()), "{ids:?}");
     assert!(home.session_exists("abc123"));
     home.ok(&["sessions", "reindex", "--check"]);
@@ -543,13 +537,7 @@ fn assert_rebuilt_quietly_with_one_line(home: &Home) {
     let lines = run.stderr_lines();
     assert_eq!(lines.len(), 1, "one line on stderr, got:\n{}", run.stderr);
     assert!(lines[0].contains("rebuilt"), "{}", lines[0]);
-    let ids: Vec<String> = run
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = run.ids();
     assert_eq!(ids, STANDARD_ORDER, "everything is back");
     // Once rebuilt, quiet again, and consistent.
     let run = home.ok(&["sessions", "list", "--json"]);
@@ -601,13 +589,7 @@ fn garbage_index_beside_its_old_wal_still_answers_correctly() {
     .unwrap();
     let run = home.ok(&["sessions", "list", "--json"]);
     assert!(run.stderr_lines().len() <= 1, "{}", run.stderr);
-    let ids: Vec<String> = run
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = run.ids();
     assert_eq!(ids, STANDARD_ORDER);
     assert_eq!(home.list_ids(&["--tag", "late"]), ["ghi789"]);
     home.ok(&["sessions", "tag", "abc123", "after"]);

@@ -73,7 +73,19 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// The `id` of each row of a `--json` listing.
+pub fn ids_of(rows: &[Value]) -> Vec<String> {
+    rows.iter()
+        .map(|row| row["id"].as_str().expect("id is a string").to_string())
+        .collect()
+}
+
 impl Run {
+    /// The ids of a `--json` listing printed on stdout.
+    pub fn ids(&self) -> Vec<String> {
+        ids_of(self.json().as_array().expect("a JSON array"))
+    }
+
     pub fn from_output(output: Output) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
@@ -285,10 +297,7 @@ impl Home {
     /// The ids `sessions list --json ARGS...` returns, in order.
     #[track_caller]
     pub fn list_ids(&self, args: &[&str]) -> Vec<String> {
-        self.list_json(args)
-            .iter()
-            .map(|row| row["id"].as_str().expect("id is a string").to_string())
-            .collect()
+        ids_of(&self.list_json(args))
     }
 
     /// Build the index now, so that later commands do not print the "rebuilt" notice.
