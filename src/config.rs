@@ -8,7 +8,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 
 use crate::error::{Error, Result};
 use crate::store::files::{ensure_private_dir, write_atomic};
-use crate::store::session::normalize_tag;
+use crate::store::session::{normalize_tag, Backend};
 
 /// The settings clinvk reads, with the guide's defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +16,21 @@ pub struct Settings {
     /// Days to keep sessions after their last use; 0 keeps them forever.
     pub retention_days: u64,
     pub store_token_usage: bool,
+    /// Tags for new sessions, as written: `${VAR}` is expanded when a session is created.
     pub default_tags: Vec<String>,
+    /// The backend of `clinvk PROMPT` without `-b`; None falls back to $CLINVK_BACKEND, then claude.
+    pub default_backend: Option<Backend>,
+    /// `backends.<name>.command`: the executable to run instead of `<name>` from $PATH.
+    pub commands: Vec<(Backend, String)>,
+}
+
+impl Settings {
+    pub fn command(&self, backend: Backend) -> Option<&str> {
+        self.commands
+            .iter()
+            .find(|(b, _)| *b == backend)
+            .map(|(_, c)| c.as_str())
+    }
 }
 
 impl Default for Settings {
@@ -25,6 +39,8 @@ impl Default for Settings {
             retention_days: 30,
             store_token_usage: true,
             default_tags: Vec::new(),
+            default_backend: None,
+            commands: Vec::new(),
         }
     }
 }
@@ -34,6 +50,10 @@ enum Kind {
     Days,
     Bool,
     Tags,
+    /// A backend name, or null for "not set".
+    Backend,
+    /// A program (a path, `~/...`, or a name looked up on $PATH), or null for "not set".
+    Command,
 }
 
 struct Key {
@@ -54,6 +74,22 @@ const KEYS: &[Key] = &[
     Key {
         name: "session.default_tags",
         kind: Kind::Tags,
+    },
+    Key {
+        name: "default_backend",
+        kind: Kind::Backend,
+    },
+    Key {
+        name: "backends.claude.command",
+        kind: Kind::Command,
+    },
+    Key {
+        name: "backends.codex.command",
+        kind: Kind::Command,
+    },
+    Key {
+        name: "backends.gemini.command",
+        kind: Kind::Command,
     },
 ];
 
@@ -132,6 +168,19 @@ impl ConfigFile {
                 .unwrap_or_default(),
             default_tags: serde_json::from_value(self.get("session.default_tags")?)
                 .unwrap_or_default(),
+            default_backend: self
+                .get("default_backend")?
+                .as_str()
+                .and_then(|b| b.parse().ok()),
+            commands: Backend::ALL
+                .iter()
+                .filter_map(|b| {
+                    let value = self.get(&format!("backends.{b}.command"));
+                    value
+                        .map(|v| v.as_str().map(|c| (*b, c.to_string())))
+                        .transpose()
+                })
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -218,83 +267,102 @@ impl ConfigFile {
     }
 }
 
-/// `text` with `section.key` set to `value` (a YAML flow value) by editing only that entry's
-/// lines, for block-style files like the guide's; None for shapes this does not handle. The
-/// caller checks the result parses to the intended document before using it.
+/// `text` with the dotted key `name` (any depth) set to `value` (a YAML flow value) by editing
+/// only that entry's lines, for block-style files like the guide's; None for shapes this does
+/// not handle (flow mappings, tabs). The caller checks that the result parses to the intended
+/// document before using it.
 fn edit_in_place(text: &str, name: &str, value: &str) -> Option<String> {
-    let (section, key) = name.split_once('.')?;
+    let parts: Vec<&str> = name.split('.').collect();
     let lines: Vec<&str> = text.lines().collect();
+    if lines.iter().any(|l| l.contains('\t')) {
+        return None;
+    }
     let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
     let quiet = |l: &str| {
         let t = l.trim();
         t.is_empty() || t.starts_with('#')
     };
-    // `name:` alone on its line (a comment may follow): the start of a block mapping.
-    let opens = |l: &str, name: &str| {
-        l.strip_prefix(name)
+    // What follows `name:` on a line that starts (after its indent) with that key.
+    let after_key = |l: &str, name: &str| -> Option<String> {
+        l.trim_start()
+            .strip_prefix(name)
             .and_then(|rest| rest.strip_prefix(':'))
-            .is_some_and(quiet)
+            .map(str::to_string)
     };
     let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-    let Some(start) = lines.iter().position(|l| opens(l, section)) else {
-        // No such section yet: append it.
-        if out.last().is_some_and(|l| !l.trim().is_empty()) {
-            out.push(String::new());
-        }
-        out.push(format!("{section}:"));
-        out.push(format!("  {key}: {value}"));
-        return Some(out.join("\n") + "\n");
-    };
-    let mut end = start + 1;
-    while end < lines.len() && (quiet(lines[end]) || indent(lines[end]) > 0) {
-        end += 1;
-    }
-    let child = lines[start + 1..end]
-        .iter()
-        .find(|l| !quiet(l))
-        .map_or(2, |l| indent(l));
-    if child == 0 || lines[start + 1..end].iter().any(|l| l.contains('\t')) {
-        return None;
-    }
-    let entry = format!("{}{key}: {value}", " ".repeat(child));
-    let found = (start + 1..end).find(|&i| {
-        indent(lines[i]) == child
-            && lines[i]
-                .trim_start()
-                .strip_prefix(key)
-                .is_some_and(|r| r.starts_with(':'))
-    });
-    match found {
-        Some(at) => {
+    let done = |out: Vec<String>| Some(out.join("\n") + "\n");
+    // The block being searched: lines lo..hi, whose entries sit at indent `ind`.
+    let (mut lo, mut hi, mut ind) = (0, lines.len(), 0);
+    for (depth, part) in parts.iter().enumerate() {
+        let last = depth + 1 == parts.len();
+        let found = (lo..hi).find(|&i| {
+            !quiet(lines[i]) && indent(lines[i]) == ind && after_key(lines[i], part).is_some()
+        });
+        let Some(at) = found else {
+            // Not there: add it (and the sections above it) after the block's last entry.
+            let mut new: Vec<String> = parts[depth..]
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    let pad = " ".repeat(ind + 2 * k);
+                    if depth + k + 1 == parts.len() {
+                        format!("{pad}{p}: {value}")
+                    } else {
+                        format!("{pad}{p}:")
+                    }
+                })
+                .collect();
+            let at = if ind == 0 {
+                if out.last().is_some_and(|l| !l.trim().is_empty()) {
+                    new.insert(0, String::new());
+                }
+                out.len()
+            } else {
+                // Not after blank lines or a comment at column 0, which belong to whatever
+                // follows.
+                let mut at = hi;
+                while at > lo && (lines[at - 1].trim().is_empty() || lines[at - 1].starts_with('#'))
+                {
+                    at -= 1;
+                }
+                at
+            };
+            out.splice(at..at, new);
+            return done(out);
+        };
+        if last {
             // The old value: more-indented lines, or `- ` items at the key's own indent.
             let mut stop = at + 1;
-            let mut i = at + 1;
-            while i < end {
-                let l = lines[i];
+            for (i, l) in lines.iter().enumerate().take(hi).skip(at + 1) {
                 if !quiet(l) {
-                    let item = indent(l) == child && l.trim_start().starts_with('-');
-                    if indent(l) <= child && !item {
+                    let item = indent(l) == ind && l.trim_start().starts_with('-');
+                    if indent(l) <= ind && !item {
                         break;
                     }
                     stop = i + 1;
                 }
-                i += 1;
             }
-            out.splice(at..stop, [entry]);
+            out.splice(at..stop, [format!("{}{part}: {value}", " ".repeat(ind))]);
+            return done(out);
         }
-        None => {
-            // After the section's last entry: not after blank lines or a comment at column 0,
-            // which belong to whatever follows.
-            let mut at = end;
-            while at > start + 1
-                && (lines[at - 1].trim().is_empty() || lines[at - 1].starts_with('#'))
-            {
-                at -= 1;
-            }
-            out.insert(at, entry);
+        // A section: `part:` alone on its line (a comment may follow), then its entries.
+        if !after_key(lines[at], part).is_some_and(|rest| quiet(&rest)) {
+            return None;
         }
+        let mut end = at + 1;
+        while end < hi && (quiet(lines[end]) || indent(lines[end]) > ind) {
+            end += 1;
+        }
+        let child = lines[at + 1..end]
+            .iter()
+            .find(|l| !quiet(l))
+            .map_or(ind + 2, |l| indent(l));
+        if child <= ind {
+            return None;
+        }
+        (lo, hi, ind) = (at + 1, end, child);
     }
-    Some(out.join("\n") + "\n")
+    None
 }
 
 fn invalid(path: &Path, message: String) -> Error {
@@ -310,6 +378,11 @@ fn default_of(key: &Key) -> Json {
         "session.retention_days" => Json::from(d.retention_days),
         "session.store_token_usage" => Json::from(d.store_token_usage),
         "session.default_tags" => Json::from(d.default_tags),
+        "default_backend" => Json::Null,
+        name if key.kind == Kind::Command => {
+            debug_assert!(name.starts_with("backends."));
+            Json::Null
+        }
         other => unreachable!("no default for {other}: every key in KEYS has one"),
     }
 }
@@ -320,7 +393,24 @@ fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
         .unwrap_or_default()
         .trim()
         .to_string();
+    if value.is_null() && matches!(key.kind, Kind::Backend | Kind::Command) {
+        return Ok(Json::Null);
+    }
     match key.kind {
+        Kind::Backend => value
+            .as_str()
+            .ok_or_else(|| format!("{} must be a backend name, not '{shown}'", key.name))?
+            .parse::<Backend>()
+            .map(|b| Json::from(b.as_str()))
+            .map_err(|e| format!("{}: {e}", key.name)),
+        Kind::Command => match value.as_str() {
+            Some(text) if !text.trim().is_empty() => Ok(Json::from(text)),
+            _ => Err(format!(
+                "{} must be the path of the program to run (e.g. /opt/bin/{}), not '{shown}'",
+                key.name,
+                key.name.split('.').nth(1).unwrap_or_default()
+            )),
+        },
         Kind::Days => value.as_u64().map(Json::from).ok_or_else(|| {
             format!(
                 "{} must be a whole number of days (0 keeps sessions forever), not '{shown}'",
@@ -417,6 +507,51 @@ mod tests {
             edited,
             "session:\n  retention_days: 30\n  store_token_usage: false\n\n# Backend settings\nbackends: {}\n"
         );
+    }
+
+    #[test]
+    fn top_level_and_nested_keys_are_edited_in_place() {
+        let text = "# mine\ndefault_backend: claude # the usual\nbackends:\n  # local builds\n  claude:\n    command: /opt/claude\n\n# retention\nsession:\n  retention_days: 7\n";
+        let edited = edit_in_place(text, "backends.claude.command", "/usr/bin/claude").unwrap();
+        assert_eq!(edited, text.replace("/opt/claude", "/usr/bin/claude"));
+        let edited = edit_in_place(text, "default_backend", "codex").unwrap();
+        assert_eq!(
+            edited,
+            text.replace("default_backend: claude # the usual", "default_backend: codex")
+        );
+        let added = edit_in_place(text, "backends.gemini.command", "gem").unwrap();
+        assert_eq!(
+            added,
+            text.replace(
+                "    command: /opt/claude\n",
+                "    command: /opt/claude\n  gemini:\n    command: gem\n"
+            )
+        );
+        let fresh = edit_in_place("", "backends.codex.command", "/x/codex").unwrap();
+        assert_eq!(fresh, "backends:\n  codex:\n    command: /x/codex\n");
+        // A flow mapping is left to the full rewrite.
+        assert_eq!(edit_in_place("backends: {}\n", "backends.codex.command", "c"), None);
+    }
+
+    #[test]
+    fn backend_keys_are_checked_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "backends: {}\n").unwrap();
+        let mut file = ConfigFile::load(&path).unwrap();
+        assert_eq!(file.get("default_backend").unwrap(), Json::Null);
+        assert!(file.set("default_backend", "copilot").is_err());
+        file.set("default_backend", "gemini").unwrap();
+        file.set("backends.codex.command", "~/bin/codex").unwrap();
+        assert!(file.set("backends.codex.command", "''").is_err());
+        assert!(file.set("backends.cursor.command", "x").is_err());
+        let s = ConfigFile::load(&path).unwrap().settings().unwrap();
+        assert_eq!(s.default_backend, Some(Backend::Gemini));
+        assert_eq!(s.command(Backend::Codex), Some("~/bin/codex"));
+        assert_eq!(s.command(Backend::Claude), None);
+        file.set("default_backend", "null").unwrap();
+        let s = ConfigFile::load(&path).unwrap().settings().unwrap();
+        assert_eq!(s.default_backend, None);
     }
 
     #[test]

@@ -192,7 +192,9 @@ fn show_prints_every_setting() {
     let run = home.ok(&["config", "show"]);
     assert_eq!(
         run.stdout,
-        "session.retention_days = 14\nsession.store_token_usage = true\nsession.default_tags = []\n"
+        "session.retention_days = 14\nsession.store_token_usage = true\nsession.default_tags = []\n\
+         default_backend = (not set)\nbackends.claude.command = (not set)\n\
+         backends.codex.command = (not set)\nbackends.gemini.command = (not set)\n"
     );
     assert_eq!(run.stderr, "");
     let shown = home.ok(&["config", "show", "--json"]).json();
@@ -201,7 +203,11 @@ fn show_prints_every_setting() {
         json!({
             "session.retention_days": 14,
             "session.store_token_usage": true,
-            "session.default_tags": []
+            "session.default_tags": [],
+            "default_backend": null,
+            "backends.claude.command": null,
+            "backends.codex.command": null,
+            "backends.gemini.command": null
         })
     );
 }

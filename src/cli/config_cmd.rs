@@ -7,10 +7,12 @@ use super::{ConfigCommand, Context};
 use crate::config::ConfigFile;
 use crate::error::{exit, Result};
 
-/// Scalars print bare (`30`, `true`, `text`) for `$(clinvk config get ...)`; lists as JSON.
+/// Scalars print bare (`30`, `true`, `text`) for `$(clinvk config get ...)`; lists as JSON;
+/// a key that is not set as an empty line.
 fn plain(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        Value::Null => String::new(),
         other => other.to_string(),
     }
 }
@@ -38,7 +40,10 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> Result<i32> {
             } else {
                 let text: String = values
                     .iter()
-                    .map(|(k, v)| format!("{k} = {}\n", plain(v)))
+                    .map(|(k, v)| match v {
+                        Value::Null => format!("{k} = (not set)\n"),
+                        v => format!("{k} = {}\n", plain(v)),
+                    })
                     .collect();
                 print(&text)?;
             }
