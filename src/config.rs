@@ -517,7 +517,10 @@ mod tests {
         let edited = edit_in_place(text, "default_backend", "codex").unwrap();
         assert_eq!(
             edited,
-            text.replace("default_backend: claude # the usual", "default_backend: codex")
+            text.replace(
+                "default_backend: claude # the usual",
+                "default_backend: codex"
+            )
         );
         let added = edit_in_place(text, "backends.gemini.command", "gem").unwrap();
         assert_eq!(
@@ -530,7 +533,10 @@ mod tests {
         let fresh = edit_in_place("", "backends.codex.command", "/x/codex").unwrap();
         assert_eq!(fresh, "backends:\n  codex:\n    command: /x/codex\n");
         // A flow mapping is left to the full rewrite.
-        assert_eq!(edit_in_place("backends: {}\n", "backends.codex.command", "c"), None);
+        assert_eq!(
+            edit_in_place("backends: {}\n", "backends.codex.command", "c"),
+            None
+        );
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub mod exit {
     pub const CONFIG: i32 = 5;
     /// `sessions reindex --check` found the index out of step with the files.
     pub const INDEX_DIFFERS: i32 = 6;
+    /// The backend CLI ran and reported a failure (Gemini's own codes 41-55 are kept instead).
+    pub const BACKEND_FAILED: i32 = 7;
+    /// The backend CLI is not installed (not on PATH, or the configured command is missing).
+    pub const BACKEND_MISSING: i32 = 8;
+    /// The run was interrupted (Ctrl-C): 128 + SIGINT, as shells report it.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,13 +76,30 @@ pub enum Error {
 
     #[error("cannot find a home directory: set CLINVK_HOME")]
     NoHome,
+
+    #[error("session {id} cannot be resumed: {reason}")]
+    NotResumable { id: String, reason: String },
+
+    #[error("{backend} is not installed: {detail}")]
+    BackendMissing { backend: String, detail: String },
+
+    #[error("cannot run {}: {source}; check `clinvk config get backends.{backend}.command`", program.display())]
+    Spawn {
+        backend: String,
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
-            Error::NotFound { .. } | Error::Ambiguous { .. } => exit::NOT_FOUND,
+            Error::NotFound { .. } | Error::Ambiguous { .. } | Error::NotResumable { .. } => {
+                exit::NOT_FOUND
+            }
+            Error::BackendMissing { .. } | Error::Spawn { .. } => exit::BACKEND_MISSING,
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Config { .. } => exit::CONFIG,
             Error::IndexDiffers(_) => exit::INDEX_DIFFERS,

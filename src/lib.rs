@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod paths;
+pub mod run;
 pub mod store;
 pub mod timespec;
 

@@ -17,6 +17,9 @@ use crate::store::session::Backend;
 pub enum Mode<'a> {
     /// A new conversation.
     New,
+    /// A new conversation the CLI does not save either where it can (Claude
+    /// `--no-session-persistence`, Codex `--ephemeral`; Gemini has no such flag).
+    Ephemeral,
     /// Continue the backend session with this id.
     Resume(&'a str),
     /// A new conversation that starts from this backend session's context.
@@ -48,7 +51,7 @@ pub fn invocation(
     prompt: &str,
 ) -> Result<Invocation, InvokeError> {
     for value in model.into_iter().chain(match mode {
-        Mode::New => None,
+        Mode::New | Mode::Ephemeral => None,
         Mode::Resume(id) | Mode::Fork(id) => Some(id),
     }) {
         if value.is_empty() || value.starts_with('-') {
@@ -67,6 +70,7 @@ pub fn invocation(
             a.extend(model_arg);
             match mode {
                 Mode::New => {}
+                Mode::Ephemeral => a.push("--no-session-persistence".into()),
                 Mode::Resume(id) => a.push(format!("--resume={id}")),
                 Mode::Fork(id) => a.extend([format!("--resume={id}"), "--fork-session".into()]),
             }
@@ -75,12 +79,15 @@ pub fn invocation(
         Backend::Codex => {
             let mut a = vec!["exec".to_string()];
             let id = match mode {
-                Mode::New => None,
+                Mode::New | Mode::Ephemeral => None,
                 Mode::Resume(id) => Some(id),
                 Mode::Fork(_) => return Err(InvokeError::NoFork(backend)),
             };
             if id.is_some() {
                 a.push("resume".into());
+            }
+            if mode == Mode::Ephemeral {
+                a.push("--ephemeral".into());
             }
             a.extend(["--json".into(), "--skip-git-repo-check".into()]);
             a.extend(model_arg);
@@ -92,7 +99,7 @@ pub fn invocation(
             let mut a = vec!["-o".into(), "stream-json".into(), "--skip-trust".into()];
             a.extend(model_arg);
             match mode {
-                Mode::New => {}
+                Mode::New | Mode::Ephemeral => {}
                 Mode::Resume(id) => a.push(format!("--resume={id}")),
                 Mode::Fork(_) => return Err(InvokeError::NoFork(backend)),
             }
@@ -162,6 +169,10 @@ mod tests {
                 "--fork-session"
             ]
         );
+        assert_eq!(
+            args(Backend::Claude, Mode::Ephemeral, None)[4],
+            "--no-session-persistence"
+        );
         assert!(
             invocation(Backend::Claude, Mode::New, None, "p")
                 .unwrap()
@@ -189,6 +200,16 @@ mod tests {
                 "--json",
                 "--skip-git-repo-check",
                 "019f4a34-2fc9",
+                "-"
+            ]
+        );
+        assert_eq!(
+            args(Backend::Codex, Mode::Ephemeral, None),
+            [
+                "exec",
+                "--ephemeral",
+                "--json",
+                "--skip-git-repo-check",
                 "-"
             ]
         );

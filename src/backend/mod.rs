@@ -12,6 +12,17 @@ pub mod process;
 
 use serde_json::Value;
 
+use crate::store::session::Backend;
+
+/// Read a finished run of `backend`'s CLI.
+pub fn parse(backend: Backend, stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
+    match backend {
+        Backend::Claude => claude::parse(stdout, stderr, exit_code),
+        Backend::Codex => codex::parse(stdout, stderr, exit_code),
+        Backend::Gemini => gemini::parse(stdout, stderr, exit_code),
+    }
+}
+
 /// Token counts of one run, normalised across backends:
 /// `input` is every prompt token (uncached + cache reads + cache writes), `cached` the part of
 /// `input` read from a cache, `cache_write` the part written to one, `output` every generated

@@ -1,6 +1,10 @@
 //! Running a backend CLI: no shell (a prompt is never parsed as a command line), the prompt
 //! written to stdin from its own thread, stdout and stderr read concurrently (a CLI that fills
 //! one pipe while we wait on the other would otherwise hang both), in the session's directory.
+//!
+//! The CLI runs in its own process group, and clinvk forwards SIGINT, SIGTERM and SIGHUP to it:
+//! a Ctrl-C reaches the CLI exactly once (two SIGINTs make some CLIs quit without saving), and
+//! clinvk itself lives on to record the session as interrupted. A second signal kills the CLI.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -17,6 +21,8 @@ pub struct Captured {
     /// None when the process was ended by a signal.
     pub exit_code: Option<i32>,
     pub duration: Duration,
+    /// The first signal clinvk received and forwarded while the CLI ran (e.g. SIGINT).
+    pub interrupted: Option<i32>,
 }
 
 pub fn run(
@@ -26,7 +32,11 @@ pub fn run(
     workdir: &Path,
 ) -> std::io::Result<Captured> {
     let start = Instant::now();
-    let mut child = Command::new(program)
+    let forward = Forwarder::install()?;
+    let mut command = Command::new(program);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
         .args(&invocation.args)
         .current_dir(workdir)
         .stdin(if invocation.prompt_on_stdin {
@@ -37,6 +47,7 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    forward.target(child.id());
     let stdin = child.stdin.take();
     let mut stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -62,7 +73,87 @@ pub fn run(
         stderr: String::from_utf8_lossy(&err?).into_owned(),
         exit_code: status.code(),
         duration: start.elapsed(),
+        interrupted: forward.finish(),
     })
+}
+
+/// Forwards termination signals to the child's process group while it runs.
+#[cfg(unix)]
+struct Forwarder {
+    handle: signal_hook::iterator::Handle,
+    thread: std::thread::JoinHandle<()>,
+    /// The child's pid (= its process group), 0 until it is spawned.
+    pid: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    first: std::sync::Arc<std::sync::atomic::AtomicI32>,
+}
+
+#[cfg(unix)]
+impl Forwarder {
+    fn install() -> std::io::Result<Forwarder> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use std::sync::atomic::{AtomicI32, Ordering};
+        use std::sync::Arc;
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+        let handle = signals.handle();
+        let pid = Arc::new(AtomicI32::new(0));
+        let first = Arc::new(AtomicI32::new(0));
+        let thread = {
+            let (pid, first) = (pid.clone(), first.clone());
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    let again = first
+                        .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_err();
+                    let child = pid.load(Ordering::SeqCst);
+                    if child > 0 {
+                        // SAFETY: kill(2) with a process group id; no memory is involved.
+                        unsafe { libc::kill(-child, if again { libc::SIGKILL } else { signal }) };
+                    }
+                }
+            })
+        };
+        Ok(Forwarder {
+            handle,
+            thread,
+            pid,
+            first,
+        })
+    }
+
+    fn target(&self, pid: u32) {
+        use std::sync::atomic::Ordering;
+        let pid = i32::try_from(pid).unwrap_or(0);
+        self.pid.store(pid, Ordering::SeqCst);
+        // A signal that came before the child existed is delivered now.
+        let early = self.first.load(Ordering::SeqCst);
+        if early != 0 && pid > 0 {
+            // SAFETY: as above.
+            unsafe { libc::kill(-pid, early) };
+        }
+    }
+
+    fn finish(self) -> Option<i32> {
+        use std::sync::atomic::Ordering;
+        self.handle.close();
+        let _ = self.thread.join();
+        // The handlers stay installed (signal-hook cannot remove them), so a late Ctrl-C is
+        // ignored while the session is recorded; clinvk exits right after.
+        Some(self.first.load(Ordering::SeqCst)).filter(|s| *s != 0)
+    }
+}
+
+#[cfg(not(unix))]
+struct Forwarder;
+
+#[cfg(not(unix))]
+impl Forwarder {
+    fn install() -> std::io::Result<Forwarder> {
+        Ok(Forwarder)
+    }
+    fn target(&self, _pid: u32) {}
+    fn finish(self) -> Option<i32> {
+        None
+    }
 }
 
 #[cfg(all(test, unix))]

@@ -4,6 +4,7 @@
 mod config_cmd;
 mod output;
 mod render;
+mod run_cmd;
 mod sessions;
 
 use std::path::PathBuf;
@@ -21,15 +22,75 @@ use crate::store::Store;
     name = "clinvk",
     version,
     about = "Run prompts through claude, codex and gemini, and keep every conversation as a session",
-    after_help = "Data lives in ~/.clinvk (or $CLINVK_HOME): config.yaml and sessions/<id>.json."
+    after_help = "Data lives in ~/.clinvk (or $CLINVK_HOME): config.yaml and sessions/<id>.json.\n\
+                  A prompt that is also a command's name runs as a prompt after `--`: clinvk -- resume",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `clinvk [PROMPT]`: run a prompt in a new session (or the last one, with -c).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The prompt; `-`, or none with a pipe on stdin, reads it from stdin
+    pub prompt: Option<String>,
+    /// claude, codex or gemini [default: config default_backend, else $CLINVK_BACKEND, else claude]
+    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
+    pub backend: Option<Backend>,
+    #[command(flatten)]
+    pub common: RunOptions,
+    /// Run without keeping a session: no file, nothing in the index, not resumable
+    #[arg(long, conflicts_with = "resume_last")]
+    pub ephemeral: bool,
+    /// Continue the most recently used resumable session, in any directory
+    #[arg(long = "continue", short = 'c', id = "resume_last")]
+    pub continue_last: bool,
+}
+
+/// Options of every command that runs a prompt.
+#[derive(Debug, Args)]
+pub struct RunOptions {
+    /// Model name or alias, passed to the backend (e.g. sonnet, gpt-5.6-sol, pro)
+    #[arg(long, short = 'm', value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Add this tag to the session (repeat for several)
+    #[arg(long = "tag", value_name = "TAG", value_parser = tag_arg)]
+    pub tags: Vec<String>,
+    /// Print one JSON object (response, session ids, model, usage, status) instead of the text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Session id or unique prefix (with --last or -i, the first argument is the prompt)
+    pub id: Option<String>,
+    /// The prompt; `-`, or none with a pipe on stdin, reads it from stdin; asked for on a terminal
+    pub prompt: Option<String>,
+    /// Resume the most recently used resumable session
+    #[arg(long, conflicts_with = "interactive")]
+    pub last: bool,
+    /// Only sessions whose working directory is the current one
+    #[arg(long)]
+    pub here: bool,
+    /// Only sessions of this backend
+    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
+    pub backend: Option<Backend>,
+    /// Pick the session from a list (the default without an id or --last)
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
+    #[command(flatten)]
+    pub common: RunOptions,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Continue a session: by id, the last one, or picked from a list
+    Resume(ResumeArgs),
     /// List, show, tag, delete and clean up stored sessions
     #[command(subcommand)]
     Sessions(SessionsCommand),
@@ -55,6 +116,15 @@ pub enum SessionsCommand {
     Delete {
         #[arg(required = true, value_name = "ID")]
         ids: Vec<String>,
+    },
+    /// Start a new session from a session's context, leaving the original unchanged
+    Fork {
+        /// The session to fork (id or unique prefix)
+        id: String,
+        /// The first prompt of the fork; without one, the fork happens at its first resume
+        prompt: Option<String>,
+        #[command(flatten)]
+        common: RunOptions,
     },
     /// Add tags to a session, or remove them with --remove
     Tag {
@@ -198,7 +268,7 @@ pub fn main() -> i32 {
             };
         }
     };
-    match Context::from_env().and_then(|ctx| run(&ctx, cli.command)) {
+    match Context::from_env().and_then(|ctx| run(&ctx, cli)) {
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => exit::OK,
         Err(e) => {
@@ -208,9 +278,11 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(ctx: &Context, command: Command) -> Result<i32> {
-    match command {
-        Command::Sessions(cmd) => sessions::run(ctx, cmd),
-        Command::Config(cmd) => config_cmd::run(ctx, cmd),
+fn run(ctx: &Context, cli: Cli) -> Result<i32> {
+    match cli.command {
+        None => run_cmd::run(ctx, cli.run),
+        Some(Command::Resume(args)) => run_cmd::resume(ctx, args),
+        Some(Command::Sessions(cmd)) => sessions::run(ctx, cmd),
+        Some(Command::Config(cmd)) => config_cmd::run(ctx, cmd),
     }
 }

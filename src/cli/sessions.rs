@@ -21,6 +21,9 @@ pub fn run(ctx: &Context, cmd: SessionsCommand) -> Result<i32> {
         SessionsCommand::Show { id, json } => show(ctx, &id, json, now),
         SessionsCommand::Delete { ids } => delete(ctx, &ids),
         SessionsCommand::Tag { id, tags, remove } => tag(ctx, &id, &tags, remove),
+        SessionsCommand::Fork { id, prompt, common } => {
+            super::run_cmd::fork(ctx, &id, prompt, common)
+        }
         SessionsCommand::Clean {
             older_than,
             dry_run,
@@ -71,6 +74,7 @@ impl ListArgs {
                 since,
                 until,
                 search: self.search.clone().filter(|s| !s.is_empty()),
+                resumable: false,
             },
             limit: self.limit,
             offset: self.offset,

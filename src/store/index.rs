@@ -61,6 +61,8 @@ fn latest_version() -> i64 {
 
 const DIR_KEY: &str = "dir_stamp";
 const SCHEMA_KEY: &str = "schema_fingerprint";
+/// A cache like the rest: if the index is rebuilt, the next new session cleans once more.
+const AUTO_CLEAN_KEY: &str = "last_auto_clean";
 /// Up to this many prompt matches, a search fetches and sorts them; beyond, it walks sessions
 /// newest first (measured: the crossover at 100k sessions is a few thousand).
 const SEARCH_LOOKUP_MAX: i64 = 3000;
@@ -285,6 +287,24 @@ impl Index {
         self.state(DIR_KEY).map_err(|e| self.err(e))
     }
 
+    /// When the retention clean of session creation last ran (Unix ms), if it ever did.
+    pub fn last_auto_clean(&self) -> Result<Option<i64>> {
+        Ok(self
+            .state(AUTO_CLEAN_KEY)
+            .map_err(|e| self.err(e))?
+            .and_then(|v| v.parse().ok()))
+    }
+
+    pub fn set_last_auto_clean(&self, at: DateTime<Utc>) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)",
+                params![AUTO_CLEAN_KEY, at.timestamp_millis().to_string()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     fn state(&self, key: &str) -> rusqlite::Result<Option<String>> {
         self.conn
             .prepare_cached("SELECT value FROM store_state WHERE key = ?1")?
@@ -469,6 +489,9 @@ impl Index {
             conds.push("s.status = ?".into());
             args.push(V::Text(st.as_str().into()));
         }
+        if f.resumable {
+            conds.push("s.backend_session_id IS NOT NULL".into());
+        }
         if let Some(w) = &f.workdir {
             conds.push("s.workdir = ?".into());
             args.push(V::Text(w.clone()));
@@ -605,7 +628,7 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
             output: r.get::<_, i64>(10)? as u64,
             cached: r.get::<_, i64>(11)? as u64,
             total: r.get::<_, i64>(12)? as u64,
-            extra: Default::default(),
+            ..TokenUsage::default()
         },
         tags: serde_json::from_str(&tags).unwrap_or_default(),
         parent_id: r

@@ -678,6 +678,38 @@ impl Store {
 
     /// Sessions last used before `cutoff`: deleted, or only listed with `dry_run`.
     pub fn clean(&self, cutoff: DateTime<Utc>, dry_run: bool) -> Result<Vec<SessionSummary>> {
+        self.write(|store, index| store.clean_locked(index, cutoff, dry_run))
+    }
+
+    /// The retention clean that comes with session creation (the guide's "periodic check"):
+    /// like `clean`, but only if the last one was at least `every` ago. None when not due.
+    pub fn clean_if_due(
+        &self,
+        cutoff: DateTime<Utc>,
+        now: DateTime<Utc>,
+        every: chrono::Duration,
+    ) -> Result<Option<Vec<SessionSummary>>> {
+        self.write(|store, index| {
+            let recent = (now - every).timestamp_millis()..=now.timestamp_millis();
+            // A last clean "in the future" (a clock set back) does not block cleaning forever.
+            if index
+                .last_auto_clean()?
+                .is_some_and(|ms| recent.contains(&ms))
+            {
+                return Ok(None);
+            }
+            let removed = store.clean_locked(index, cutoff, false)?;
+            index.set_last_auto_clean(now)?;
+            Ok(Some(removed))
+        })
+    }
+
+    fn clean_locked(
+        &self,
+        index: &mut Index,
+        cutoff: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Vec<SessionSummary>> {
         let query = ListQuery {
             filter: Filter {
                 until: Some(cutoff),
@@ -688,16 +720,14 @@ impl Store {
         // Deleting is the one thing that cannot be undone: every candidate's file is checked
         // (a stat each), so a session edited in place to be recent is re-read, not deleted.
         // A dry run takes the same path so that it lists exactly what a real run would delete.
-        self.write(|store, index| {
-            let (mut doomed, unsettled) = store.query_verified(index, &query, usize::MAX)?;
-            // A file still changing after every re-read is left for another day.
-            doomed.retain(|s| !unsettled.iter().any(|stem| stem == s.id.as_str()));
-            if !dry_run {
-                let ids: Vec<SessionId> = doomed.iter().map(|s| s.id.clone()).collect();
-                store.remove_files(index, &ids)?;
-            }
-            Ok(doomed)
-        })
+        let (mut doomed, unsettled) = self.query_verified(index, &query, usize::MAX)?;
+        // A file still changing after every re-read is left for another day.
+        doomed.retain(|s| !unsettled.iter().any(|stem| stem == s.id.as_str()));
+        if !dry_run {
+            let ids: Vec<SessionId> = doomed.iter().map(|s| s.id.clone()).collect();
+            self.remove_files(index, &ids)?;
+        }
+        Ok(doomed)
     }
 
     /// Rebuild the index from the files, and remove temp files left by interrupted writes.

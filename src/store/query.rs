@@ -19,6 +19,8 @@ pub struct Filter {
     pub until: Option<DateTime<Utc>>,
     /// Case-insensitive substring of the prompt.
     pub search: Option<String>,
+    /// Only sessions with a backend session id (the ones that can be resumed).
+    pub resumable: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -59,9 +61,13 @@ impl From<&Session> for SessionSummary {
             last_used_at: truncate_ms(s.last_used_at),
             workdir: s.workdir.clone(),
             prompt: s.prompt.clone(),
+            // Only the guide's four counts are indexed.
             token_usage: TokenUsage {
-                extra: Default::default(),
-                ..s.token_usage.clone()
+                input: s.token_usage.input,
+                output: s.token_usage.output,
+                cached: s.token_usage.cached,
+                total: s.token_usage.total,
+                ..TokenUsage::default()
             },
             tags: s.tags.clone(),
             parent_id: s.parent_id.clone(),

@@ -162,8 +162,31 @@ pub struct TokenUsage {
     pub cached: u64,
     #[serde(default)]
     pub total: u64,
+    /// The part of `input` written to a cache (Claude, Codex); not in the guide, so only
+    /// written when there is some.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write: u64,
+    /// The part of `output` spent reasoning (Codex, Gemini's thoughts).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning: u64,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl TokenUsage {
+    /// Add `other`'s counts (for a session's total over its turns).
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input = self.input.saturating_add(other.input);
+        self.output = self.output.saturating_add(other.output);
+        self.cached = self.cached.saturating_add(other.cached);
+        self.total = self.total.saturating_add(other.total);
+        self.cache_write = self.cache_write.saturating_add(other.cache_write);
+        self.reasoning = self.reasoning.saturating_add(other.reasoning);
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -172,8 +195,61 @@ pub struct Metadata {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
+    /// Why the last run failed, when the status is `error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Codex reports a thread's running total, not one run's: the last total seen, from which
+    /// the next run's share is computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_usage: Option<TokenUsage>,
+    /// A fork made without a prompt: the parent's backend session id, forked from at this
+    /// session's first run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fork_from: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// One run of the backend in a session: when it happened and what it cost, so that usage can be
+/// counted at the time it was spent (a session continued next month counts in both months).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    /// When the run started.
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    /// The prompt, truncated like the session's.
+    #[serde(default)]
+    pub prompt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The backend's exit code; None when it was ended by a signal.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// This run's usage (None when not reported, or with `store_token_usage: false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_usage: Option<TokenUsage>,
+    /// The cost the backend itself reported (Claude), in US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Why the run failed; absent when it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Prompts longer than this are stored truncated (the guide: "truncated if very long"), so that
+/// a pasted file does not bloat every listing.
+pub const PROMPT_MAX_CHARS: usize = 2000;
+
+/// `prompt` cut to `PROMPT_MAX_CHARS` characters, with `…` marking a cut.
+pub fn truncate_prompt(prompt: &str) -> String {
+    match prompt.char_indices().nth(PROMPT_MAX_CHARS) {
+        None => prompt.to_string(),
+        Some((at, _)) => format!("{}…", &prompt[..at]),
+    }
 }
 
 /// One session, as stored in `sessions/<id>.json`. Field order is the guide's.
@@ -195,6 +271,9 @@ pub struct Session {
     pub metadata: Metadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<SessionId>,
+    /// Every run, oldest first (absent in files from before turns were kept).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<Turn>,
     /// Fields this version does not know; kept so that a rewrite loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -225,6 +304,7 @@ struct RawSession {
     tags: Option<Vec<String>>,
     metadata: Option<Metadata>,
     parent_id: Option<String>,
+    turns: Option<Vec<Turn>>,
     #[serde(flatten)]
     extra: Map<String, Value>,
 }
@@ -252,6 +332,7 @@ impl Session {
             tags: Vec::new(),
             metadata: Metadata::default(),
             parent_id: None,
+            turns: Vec::new(),
             extra: Map::new(),
         }
     }
@@ -341,6 +422,7 @@ impl Session {
             tags: raw.tags.unwrap_or_default(),
             metadata: raw.metadata.unwrap_or_default(),
             parent_id,
+            turns: raw.turns.unwrap_or_default(),
             extra: raw.extra,
         })
     }

@@ -1,0 +1,722 @@
+//! Running a prompt in a session: the lifecycle around one backend run.
+//!
+//! - The session file is written (`created`) before the CLI starts, so a crash leaves a trace.
+//! - The store's lock is not held while the CLI runs (that takes minutes): the result is
+//!   recorded afterwards with a read-modify-write under the lock, so concurrent runs in one
+//!   session each append their turn and nothing is lost.
+//! - Nothing is created when the run cannot start (CLI not installed, bad model name, a backend
+//!   that cannot fork).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::backend::invoke::{self, Invocation, Mode};
+use crate::backend::{self, process, Outcome, Usage};
+use crate::clock;
+use crate::config::Settings;
+use crate::error::{exit, Error, Result};
+use crate::store::session::{
+    normalize_tag, truncate_prompt, Backend, Session, SessionId, Status, TokenUsage, Turn,
+};
+use crate::store::Store;
+
+/// What to run the prompt in.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A new session in `workdir`.
+    New { backend: Backend, workdir: String },
+    /// An existing session (id or unique prefix), in its own working directory.
+    Resume { key: String },
+    /// A new session that starts from an existing one's context (Claude `--fork-session`).
+    Fork { key: String },
+    /// A run that leaves no session behind (`--ephemeral`).
+    Ephemeral { backend: Backend, workdir: String },
+}
+
+/// One prompt to run.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub target: Target,
+    pub prompt: String,
+    /// `-m`: passed to the CLI as `--model`.
+    pub model: Option<String>,
+    /// `--tag` values (already normalised), added to the session.
+    pub tags: Vec<String>,
+}
+
+/// How a run went.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The session as recorded; None for an ephemeral run, or when the file vanished meanwhile.
+    pub session: Option<Session>,
+    pub backend: Backend,
+    pub outcome: Outcome,
+    /// This run's usage as recorded (the per-run share for Codex).
+    pub usage: Option<Usage>,
+    /// The CLI's exit code; None when a signal ended it.
+    pub backend_exit_code: Option<i32>,
+    /// The signal clinvk got (and forwarded) while the CLI ran.
+    pub interrupted: Option<i32>,
+    pub duration: Duration,
+    /// Things worth a line on stderr that did not stop the run.
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// Why the run failed, if it did.
+    pub fn error(&self) -> Option<&str> {
+        self.outcome.error.as_deref()
+    }
+
+    /// clinvk's exit code for this run (see README "Exit codes").
+    pub fn exit_code(&self) -> i32 {
+        if self.interrupted.is_some() {
+            exit::INTERRUPTED
+        } else if self.outcome.error.is_none() {
+            exit::OK
+        } else {
+            match self.backend_exit_code {
+                // Gemini's documented codes (auth 41, input 42, ... untrusted 55) mean something
+                // to its users; every other failure is one code.
+                Some(code @ 41..=55) if self.backend == Backend::Gemini => code,
+                _ => exit::BACKEND_FAILED,
+            }
+        }
+    }
+}
+
+/// Runs prompts against the store with the user's settings.
+pub struct Runner<'a> {
+    pub store: Option<&'a Store>,
+    pub settings: &'a Settings,
+    /// $PATH, where the CLIs are looked up.
+    pub path: Option<OsString>,
+}
+
+impl Runner<'_> {
+    pub fn run(&self, request: &Request) -> Result<Report> {
+        match &request.target {
+            Target::Ephemeral { backend, workdir } => {
+                let program = self.program(*backend)?;
+                let invocation = self.invocation(*backend, Mode::Ephemeral, request)?;
+                let run = execute(*backend, &program, &invocation, request, Path::new(workdir))?;
+                Ok(run.report(None, Vec::new()))
+            }
+            Target::New { backend, workdir } => {
+                let program = self.program(*backend)?;
+                let invocation = self.invocation(*backend, Mode::New, request)?;
+                let mut session = Session::new(
+                    SessionId::generate(),
+                    *backend,
+                    workdir.clone(),
+                    truncate_prompt(&request.prompt),
+                    clock::now()?,
+                );
+                session.model = request.model.clone();
+                session.tags = self.new_tags(&[], &request.tags);
+                let session = self.store()?.create(session)?;
+                self.run_recorded(session, &program, &invocation, request)
+            }
+            Target::Resume { key } => {
+                let session = self.store()?.get(key)?;
+                let mode = resume_mode(&session)?;
+                let program = self.program(session.backend)?;
+                // Codex does not report the model: resume with the one the session was
+                // started with, or it would fall back to the CLI's default.
+                let mut request = request.clone();
+                if session.backend == Backend::Codex && request.model.is_none() {
+                    request.model = session.model.clone();
+                }
+                let invocation = self.invocation(session.backend, mode, &request)?;
+                check_workdir(&session)?;
+                self.run_recorded(session, &program, &invocation, &request)
+            }
+            Target::Fork { key } => {
+                let parent = self.store()?.get(key)?;
+                let (session, program, invocation) = self.prepare_fork(&parent, request)?;
+                let session = self.store()?.create(session)?;
+                self.run_recorded(session, &program, &invocation, request)
+            }
+        }
+    }
+
+    /// `sessions fork ID` without a prompt: a new session that forks from the parent at its
+    /// first run (`clinvk resume NEW "prompt"`). Nothing runs now.
+    pub fn fork_later(&self, key: &str, tags: &[String]) -> Result<Session> {
+        let parent = self.store()?.get(key)?;
+        let request = Request {
+            target: Target::Fork { key: key.into() },
+            prompt: String::new(),
+            model: None,
+            tags: tags.to_vec(),
+        };
+        let (mut session, _, _) = self.prepare_fork(&parent, &request)?;
+        session.metadata.fork_from = parent.backend_session_id.clone();
+        self.store()?.create(session)
+    }
+
+    fn prepare_fork(
+        &self,
+        parent: &Session,
+        request: &Request,
+    ) -> Result<(Session, PathBuf, Invocation)> {
+        let Some(parent_backend_id) = parent.backend_session_id.as_deref() else {
+            return Err(not_resumable(parent));
+        };
+        let program = self.program(parent.backend)?;
+        let model = request.model.clone().or_else(|| parent.model.clone());
+        let invocation = self.invocation(
+            parent.backend,
+            Mode::Fork(parent_backend_id),
+            &Request {
+                model: model.clone(),
+                ..request.clone()
+            },
+        )?;
+        check_workdir(parent)?;
+        let mut session = Session::new(
+            SessionId::generate(),
+            parent.backend,
+            parent.workdir.clone(),
+            truncate_prompt(&request.prompt),
+            clock::now()?,
+        );
+        session.model = model;
+        session.parent_id = Some(parent.id.clone());
+        session.tags = self.new_tags(&parent.tags, &request.tags);
+        Ok((session, program, invocation))
+    }
+
+    fn store(&self) -> Result<&Store> {
+        self.store
+            .ok_or_else(|| Error::usage("internal: this run needs the session store"))
+    }
+
+    /// The CLI to run: `backends.<name>.command` if set, else `<name>` on $PATH.
+    pub fn program(&self, backend: Backend) -> Result<PathBuf> {
+        let configured = self.settings.command(backend);
+        let config_key = format!("backends.{backend}.command");
+        match configured {
+            Some(command) => {
+                let expanded = expand_home(command);
+                let found = if expanded.components().count() > 1 {
+                    invoke::locate(backend, Some(&expanded), None)
+                } else {
+                    // A bare name (`claude-beta`) is looked up on $PATH.
+                    self.path
+                        .as_deref()
+                        .and_then(|p| std::env::split_paths(p).find_map(|dir| {
+                            invoke::locate(backend, Some(&dir.join(&expanded)), None)
+                        }))
+                };
+                found.ok_or_else(|| Error::BackendMissing {
+                    backend: backend.to_string(),
+                    detail: format!(
+                        "{config_key} is '{command}', which is not an executable file; fix it with `clinvk config set {config_key} /path/to/{backend}`"
+                    ),
+                })
+            }
+            None => invoke::locate(backend, None, self.path.as_deref()).ok_or_else(|| {
+                Error::BackendMissing {
+                    backend: backend.to_string(),
+                    detail: format!(
+                        "no `{backend}` on PATH; install it ({}) or point clinvk at it with `clinvk config set {config_key} /path/to/{backend}`",
+                        install_hint(backend)
+                    ),
+                }
+            }),
+        }
+    }
+
+    fn invocation(
+        &self,
+        backend: Backend,
+        mode: Mode<'_>,
+        request: &Request,
+    ) -> Result<Invocation> {
+        invoke::invocation(backend, mode, request.model.as_deref(), &request.prompt)
+            .map_err(|e| Error::usage(e.to_string()))
+    }
+
+    /// `session.default_tags` with `${VAR}` expanded, then `inherited`, then `extra`, without
+    /// repeats. A default tag that expands to nothing (an unset variable) is left out.
+    fn new_tags(&self, inherited: &[String], extra: &[String]) -> Vec<String> {
+        let mut tags: Vec<String> = Vec::new();
+        let defaults = self
+            .settings
+            .default_tags
+            .iter()
+            .filter_map(|t| normalize_tag(&expand_vars(t)).ok());
+        for tag in defaults
+            .chain(inherited.iter().cloned())
+            .chain(extra.iter().cloned())
+        {
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        tags
+    }
+
+    fn run_recorded(
+        &self,
+        session: Session,
+        program: &Path,
+        invocation: &Invocation,
+        request: &Request,
+    ) -> Result<Report> {
+        let store = self.store()?;
+        let started = clock::now()?;
+        let run = match execute(
+            session.backend,
+            program,
+            invocation,
+            request,
+            Path::new(&session.workdir),
+        ) {
+            Ok(run) => run,
+            Err(e) => {
+                // The session stays, marked with why it never ran.
+                let message = e.to_string();
+                let _ = store.update(session.id.as_str(), |s| {
+                    s.status = Status::Error;
+                    s.metadata.error = Some(message.clone());
+                    Ok(true)
+                });
+                return Err(e);
+            }
+        };
+        let finished = clock::now()?;
+        let keep_usage = self.settings.store_token_usage;
+        // `update` may call the closure again (after healing a corrupt index): the last call's
+        // usage is the one recorded.
+        let usage = std::cell::Cell::new(None);
+        let mut warnings = Vec::new();
+        let recorded = store.update(session.id.as_str(), |s| {
+            usage.set(record(s, &run, request, started, finished, keep_usage));
+            Ok(true)
+        });
+        let session = match recorded {
+            Ok(session) => Some(session),
+            Err(Error::NotFound { .. }) => {
+                warnings.push(format!(
+                    "session {} was deleted while {} ran: this run is not recorded",
+                    session.id, session.backend
+                ));
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        warnings.extend(self.clean_if_due(store, finished));
+        let mut report = run.report(session, warnings);
+        report.usage = if keep_usage { usage.get() } else { None };
+        Ok(report)
+    }
+
+    /// The retention clean of session creation, at most once a day. It never fails the run.
+    fn clean_if_due(&self, store: &Store, now: DateTime<Utc>) -> Option<String> {
+        let days = i64::try_from(self.settings.retention_days).ok()?;
+        if days == 0 {
+            return None;
+        }
+        let cutoff = now.checked_sub_signed(chrono::Duration::try_days(days)?)?;
+        match store.clean_if_due(cutoff, now, chrono::Duration::days(1)) {
+            Ok(Some(removed)) if !removed.is_empty() => Some(format!(
+                "removed {} session(s) not used for {days} days (session.retention_days)",
+                removed.len()
+            )),
+            Ok(_) => None,
+            Err(e) => Some(format!("the retention clean failed: {e}")),
+        }
+    }
+}
+
+/// How to continue `session`: resume its backend session, or make the fork it is waiting for.
+fn resume_mode(session: &Session) -> Result<Mode<'_>> {
+    match (&session.backend_session_id, &session.metadata.fork_from) {
+        (Some(id), _) => Ok(Mode::Resume(id)),
+        (None, Some(parent)) => Ok(Mode::Fork(parent)),
+        (None, None) => Err(not_resumable(session)),
+    }
+}
+
+fn not_resumable(session: &Session) -> Error {
+    let why = match session.status {
+        Status::Created => "it has no backend session id: its first run never finished",
+        Status::Error => {
+            "it has no backend session id: its run failed before the backend started a session"
+        }
+        _ => "it has no backend session id (the guide's \"Resume Requirements\")",
+    };
+    Error::NotResumable {
+        id: session.id.to_string(),
+        reason: format!("{why}; start a new session with `clinvk \"prompt\"`"),
+    }
+}
+
+fn check_workdir(session: &Session) -> Result<()> {
+    if Path::new(&session.workdir).is_dir() {
+        return Ok(());
+    }
+    Err(Error::NotResumable {
+        id: session.id.to_string(),
+        reason: format!(
+            "its working directory '{}' no longer exists, and {} looks its sessions up by directory; recreate the directory",
+            session.workdir, session.backend
+        ),
+    })
+}
+
+/// A finished CLI run.
+struct Run {
+    backend: Backend,
+    outcome: Outcome,
+    exit_code: Option<i32>,
+    interrupted: Option<i32>,
+    duration: Duration,
+}
+
+impl Run {
+    fn report(self, session: Option<Session>, warnings: Vec<String>) -> Report {
+        Report {
+            session,
+            backend: self.backend,
+            usage: self.outcome.usage,
+            outcome: self.outcome,
+            backend_exit_code: self.exit_code,
+            interrupted: self.interrupted,
+            duration: self.duration,
+            warnings,
+        }
+    }
+}
+
+fn execute(
+    backend: Backend,
+    program: &Path,
+    invocation: &Invocation,
+    request: &Request,
+    workdir: &Path,
+) -> Result<Run> {
+    if !workdir.is_dir() {
+        return Err(Error::usage(format!(
+            "the working directory '{}' does not exist",
+            workdir.display()
+        )));
+    }
+    let captured =
+        process::run(program, invocation, &request.prompt, workdir).map_err(|source| {
+            Error::Spawn {
+                backend: backend.to_string(),
+                program: program.to_path_buf(),
+                source,
+            }
+        })?;
+    let mut outcome = backend::parse(
+        backend,
+        &captured.stdout,
+        &captured.stderr,
+        captured.exit_code,
+    );
+    if let Some(signal) = captured.interrupted {
+        outcome.error = Some(format!(
+            "interrupted by {} before {backend} finished",
+            signal_name(signal)
+        ));
+    }
+    Ok(Run {
+        backend,
+        outcome,
+        exit_code: captured.exit_code,
+        interrupted: captured.interrupted,
+        duration: captured.duration,
+    })
+}
+
+/// Apply a finished run to the session (under the store's lock); returns the run's usage.
+fn record(
+    s: &mut Session,
+    run: &Run,
+    request: &Request,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+    keep_usage: bool,
+) -> Option<Usage> {
+    let outcome = &run.outcome;
+    let failed = outcome.error.is_some();
+    // A failed resume can report an id that is not the session's (Claude's fresh random id):
+    // only a successful run, or a first run, sets it.
+    if let Some(id) = &outcome.session_id {
+        if !failed || s.backend_session_id.is_none() {
+            if s.backend_session_id.as_deref() != Some(id.as_str()) {
+                // A new backend thread: Codex's running total starts again.
+                s.metadata.thread_usage = None;
+            }
+            s.backend_session_id = Some(id.clone());
+        }
+    }
+    if !failed && s.backend_session_id.is_some() {
+        s.metadata.fork_from = None;
+    }
+    let usage = outcome.usage.map(|u| {
+        if !outcome.usage_is_cumulative {
+            return u;
+        }
+        let previous = s
+            .metadata
+            .thread_usage
+            .as_ref()
+            .map(usage_of)
+            .unwrap_or_default();
+        s.metadata.thread_usage = Some(token_usage(&u));
+        // A running total that went down is a new thread: all of it is this run's.
+        if u.input >= previous.input && u.output >= previous.output {
+            u.since(&previous)
+        } else {
+            u
+        }
+    });
+    let model = outcome.model.clone().or_else(|| request.model.clone());
+    if model.is_some() {
+        s.model = model.clone();
+    }
+    if s.prompt.is_empty() {
+        s.prompt = truncate_prompt(&request.prompt);
+    }
+    for tag in &request.tags {
+        if !s.tags.contains(tag) {
+            s.tags.push(tag.clone());
+        }
+    }
+    let turn_usage = usage.filter(|_| keep_usage).map(|u| token_usage(&u));
+    if let Some(u) = &turn_usage {
+        s.token_usage.add(u);
+    }
+    if !keep_usage {
+        s.metadata.thread_usage = None;
+    }
+    s.status = if failed {
+        Status::Error
+    } else if s.backend_session_id.is_some() {
+        Status::Active
+    } else {
+        Status::Completed
+    };
+    s.metadata.error = outcome.error.clone();
+    s.metadata.exit_code = run.exit_code;
+    s.metadata.duration_seconds = Some(round_ms(run.duration));
+    s.last_used_at = s.last_used_at.max(finished);
+    s.turns.push(Turn {
+        at: started,
+        prompt: truncate_prompt(&request.prompt),
+        model,
+        exit_code: run.exit_code,
+        duration_seconds: Some(round_ms(run.duration)),
+        token_usage: turn_usage,
+        cost_usd: outcome.cost_usd,
+        error: outcome.error.clone(),
+        extra: Default::default(),
+    });
+    usage
+}
+
+fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+fn token_usage(u: &Usage) -> TokenUsage {
+    TokenUsage {
+        input: u.input,
+        output: u.output,
+        cached: u.cached,
+        total: u.total(),
+        cache_write: u.cache_write,
+        reasoning: u.reasoning,
+        extra: Default::default(),
+    }
+}
+
+fn usage_of(t: &TokenUsage) -> Usage {
+    Usage {
+        input: t.input,
+        output: t.output,
+        cached: t.cached,
+        cache_write: t.cache_write,
+        reasoning: t.reasoning,
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    match signal {
+        2 => "Ctrl-C (SIGINT)".into(),
+        15 => "SIGTERM".into(),
+        1 => "SIGHUP".into(),
+        other => format!("signal {other}"),
+    }
+}
+
+fn install_hint(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Claude => "npm install -g @anthropic-ai/claude-code",
+        Backend::Codex => "npm install -g @openai/codex",
+        Backend::Gemini => "npm install -g @google/gemini-cli",
+    }
+}
+
+/// `~/x` as a path under the home directory.
+fn expand_home(command: &str) -> PathBuf {
+    match (command.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ => PathBuf::from(command),
+    }
+}
+
+/// `${VAR}` replaced by the variable's value (empty when unset), as in the guide's
+/// `default_tags: ["${USER}"]`. Anything else is kept as written.
+pub fn expand_vars(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start + 2..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let name = &rest[start + 2..start + 2 + len];
+        out.push_str(&std::env::var(name).unwrap_or_default());
+        rest = &rest[start + 3 + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_expand_in_default_tags() {
+        // PATH and HOME are set in any test environment; the unset one expands to nothing.
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(expand_vars("u-${HOME}"), format!("u-{home}"));
+        assert_eq!(expand_vars("${CLINVK_SURELY_UNSET_VAR}"), "");
+        assert_eq!(expand_vars("plain $HOME ${open"), "plain $HOME ${open");
+    }
+
+    fn run(usage: Option<Usage>, cumulative: bool, id: Option<&str>, error: Option<&str>) -> Run {
+        Run {
+            backend: Backend::Codex,
+            outcome: Outcome {
+                session_id: id.map(str::to_string),
+                usage,
+                usage_is_cumulative: cumulative,
+                error: error.map(str::to_string),
+                ..Outcome::default()
+            },
+            exit_code: Some(if error.is_some() { 1 } else { 0 }),
+            interrupted: None,
+            duration: Duration::from_millis(1500),
+        }
+    }
+
+    fn request(prompt: &str) -> Request {
+        Request {
+            target: Target::Resume { key: "x".into() },
+            prompt: prompt.into(),
+            model: None,
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn cumulative_usage_is_recorded_per_run() {
+        let t0: DateTime<Utc> = "2026-01-31T23:00:00Z".parse().unwrap();
+        let t1: DateTime<Utc> = "2026-02-01T01:00:00Z".parse().unwrap();
+        let mut s = Session::new(
+            SessionId::generate(),
+            Backend::Codex,
+            "/w".into(),
+            "p".into(),
+            t0,
+        );
+        let total = |input, output| Usage {
+            input,
+            output,
+            ..Usage::default()
+        };
+        let first = record(
+            &mut s,
+            &run(Some(total(100, 10)), true, Some("th"), None),
+            &request("a"),
+            t0,
+            t0,
+            true,
+        );
+        assert_eq!(first, Some(total(100, 10)));
+        let second = record(
+            &mut s,
+            &run(Some(total(250, 25)), true, Some("th"), None),
+            &request("b"),
+            t1,
+            t1,
+            true,
+        );
+        assert_eq!(second, Some(total(150, 15)));
+        assert_eq!(
+            (
+                s.token_usage.input,
+                s.token_usage.output,
+                s.token_usage.total
+            ),
+            (250, 25, 275)
+        );
+        assert_eq!(s.turns.len(), 2);
+        assert_eq!(s.turns[1].at, t1);
+        assert_eq!(s.turns[1].token_usage.as_ref().unwrap().input, 150);
+        assert_eq!(s.status, Status::Active);
+        assert_eq!(s.last_used_at, t1);
+        // A failed run keeps the id and records why.
+        record(
+            &mut s,
+            &run(None, true, Some("other"), Some("boom")),
+            &request("c"),
+            t1,
+            t1,
+            true,
+        );
+        assert_eq!(s.backend_session_id.as_deref(), Some("th"));
+        assert_eq!(s.status, Status::Error);
+        assert_eq!(s.metadata.error.as_deref(), Some("boom"));
+        assert_eq!(s.token_usage.total, 275);
+    }
+
+    #[test]
+    fn usage_is_not_kept_when_switched_off() {
+        let t0: DateTime<Utc> = "2026-01-31T23:00:00Z".parse().unwrap();
+        let mut s = Session::new(
+            SessionId::generate(),
+            Backend::Codex,
+            "/w".into(),
+            "p".into(),
+            t0,
+        );
+        let u = Usage {
+            input: 5,
+            ..Usage::default()
+        };
+        record(
+            &mut s,
+            &run(Some(u), true, None, None),
+            &request("a"),
+            t0,
+            t0,
+            false,
+        );
+        assert_eq!(s.token_usage, TokenUsage::default());
+        assert_eq!(s.turns[0].token_usage, None);
+        assert_eq!(s.metadata.thread_usage, None);
+        assert_eq!(s.status, Status::Completed);
+    }
+}
