@@ -14,6 +14,11 @@ pub fn now() -> Result<DateTime<Utc>> {
                     "CLINVK_NOW='{value}' is not an RFC 3339 time ({e}): unset it or use e.g. 2025-01-27T10:00:00Z"
                 ))
             }),
-        _ => Ok(Utc::now()),
+        // Milliseconds, as the index keeps them: a file's time and its row then agree, and
+        // session files stay readable (`2026-11-23T22:16:19.925Z`).
+        _ => {
+            let now = Utc::now();
+            Ok(DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now))
+        }
     }
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
 
-use crate::store::session::format_time;
+use crate::store::session::{format_time, Backend, Status};
 use crate::store::{Session, SessionSummary};
 
 /// "5 minutes ago", as the guide shows.
@@ -195,14 +195,35 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
             dash(s.backend_session_id.as_deref())
         ),
         // Carries the field name so that the guide's `... | grep backend_session_id` answers.
-        if s.is_resumable() {
-            "Resumable:         yes (backend_session_id is set)".to_string()
-        } else {
-            "Resumable:         no (backend_session_id is missing)".to_string()
+        match (&s.backend_session_id, &s.metadata.fork_from) {
+            (Some(_), _) => "Resumable:         yes (backend_session_id is set)".to_string(),
+            (None, Some(from)) => format!(
+                "Resumable:         yes (backend_session_id is missing: its first run forks from {from})"
+            ),
+            (None, None) => "Resumable:         no (backend_session_id is missing)".to_string(),
         },
+        format!("Fork:              {}", fork_meaning(s.backend)),
     ];
     if let Some(parent) = &s.parent_id {
         lines.push(format!("Forked From:       {parent}"));
+    }
+    if let (Status::Error, Some(error)) = (s.status, &s.metadata.error) {
+        lines.push(format!("Error:             {}", title(error, 200)));
+    }
+    if !s.turns.is_empty() {
+        let cost: Option<f64> = s
+            .turns
+            .iter()
+            .filter_map(|t| t.cost_usd)
+            .reduce(|a, b| a + b);
+        lines.push(format!(
+            "Runs:              {}{}",
+            s.turns.len(),
+            cost.map_or(String::new(), |c| format!(
+                " (cost reported by {}: ${c:.4})",
+                s.backend
+            ))
+        ));
     }
     let u = &s.token_usage;
     lines.extend([
@@ -227,6 +248,21 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
     let mut out = lines.join("\n");
     out.push('\n');
     out
+}
+
+/// What `sessions fork` does for a backend, said plainly (also in the README).
+pub fn fork_meaning(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Claude => {
+            "`clinvk sessions fork` branches the conversation (claude --fork-session): full context, new backend session"
+        }
+        Backend::Codex => {
+            "not available: codex exec has no fork; resume this session, or start a new one"
+        }
+        Backend::Gemini => {
+            "not available: gemini has no fork in headless mode; resume this session, or start a new one"
+        }
+    }
 }
 
 #[cfg(test)]
