@@ -2,7 +2,7 @@
 //! the flags the reference calls for (and the traps it warns of) are unit-tested.
 //!
 //! - Claude and Codex read the prompt from stdin: nothing after a variadic flag can swallow it.
-//!   Gemini takes it with `-p` (stdin would be read with a 500 ms timeout and prepended).
+//!   Gemini takes it with `--prompt=` (stdin would be read with a 500 ms timeout and prepended).
 //! - Values go in `--flag=value` form: Claude's and Gemini's `--resume` take an optional value,
 //!   so a value starting with `-` would otherwise read as another flag.
 //! - `codex exec resume` accepts neither `--sandbox` nor `-C`; the working directory is the
@@ -103,7 +103,8 @@ pub fn invocation(
                 Mode::Resume(id) => a.push(format!("--resume={id}")),
                 Mode::Fork(_) => return Err(InvokeError::NoFork(backend)),
             }
-            a.extend(["-p".into(), prompt.to_string()]);
+            // One argument: yargs would read a prompt starting with `-` after `-p` as flags.
+            a.push(format!("--prompt={prompt}"));
             a
         }
     };
@@ -236,8 +237,7 @@ mod tests {
                 "--skip-trust",
                 "--model=pro",
                 "--resume=fa0c256e",
-                "-p",
-                "-rm -rf"
+                "--prompt=-rm -rf"
             ]
         );
         assert!(!inv.prompt_on_stdin);

@@ -91,13 +91,21 @@ fn str_at(v: &Value, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The last non-empty lines of stderr, for an error message when the output says nothing.
+/// What stderr says went wrong: a crash's `TypeError: ...` line (Node prints the stack frames and
+/// its version after it), else the last non-empty lines.
 fn stderr_tail(stderr: &str) -> String {
     let lines: Vec<&str> = stderr
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
+    let is_error_line = |l: &&&str| {
+        l.split_once(": ")
+            .is_some_and(|(head, _)| head.ends_with("Error") && !head.contains(char::is_whitespace))
+    };
+    if let Some(line) = lines.iter().rev().find(is_error_line) {
+        return line.to_string();
+    }
     lines[lines.len().saturating_sub(3)..].join(" | ")
 }
 
@@ -110,5 +118,26 @@ fn unexplained(cli: &str, exit_code: Option<i32>, stderr: &str) -> String {
     match stderr_tail(stderr) {
         tail if tail.is_empty() => format!("{how} without a result"),
         tail => format!("{how} without a result: {tail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_tail_finds_the_error_line_of_a_crash() {
+        let crash = "file:///x/cli.js:4512\n  throw new TypeError(\"bad\");\n  ^\n\nTypeError: Cannot read properties of undefined (reading 'map')\n    at file:///x/cli.js:4512:33\n    at process.processTicksAndRejections (node:internal/process/task_queues:105:5)\n\nNode.js v22.12.0\n";
+        assert_eq!(
+            stderr_tail(crash),
+            "TypeError: Cannot read properties of undefined (reading 'map')"
+        );
+        assert_eq!(stderr_tail("a\nb\n\nc\nd\n"), "b | c | d");
+        assert_eq!(
+            stderr_tail(
+                "Error resuming session: Invalid session identifier \"x\".\n  Searched in /h.\n"
+            ),
+            "Error resuming session: Invalid session identifier \"x\". | Searched in /h."
+        );
     }
 }
