@@ -63,6 +63,8 @@ pub struct Report {
     pub duration: Duration,
     /// Things worth a line on stderr that did not stop the run.
     pub warnings: Vec<String>,
+    /// The exit code of the error that kept the run from being recorded (e.g. a lock timeout).
+    pub record_failure: Option<i32>,
 }
 
 impl Report {
@@ -75,6 +77,8 @@ impl Report {
     pub fn exit_code(&self) -> i32 {
         if self.interrupted.is_some() {
             exit::INTERRUPTED
+        } else if let Some(code) = self.record_failure {
+            code
         } else if self.outcome.error.is_none() {
             exit::OK
         } else {
@@ -295,6 +299,7 @@ impl Runner<'_> {
         // usage is the one recorded.
         let usage = std::cell::Cell::new(None);
         let mut warnings = Vec::new();
+        let mut record_failure = None;
         let recorded = store.update(session.id.as_str(), |s| {
             usage.set(record(s, &run, request, started, finished, keep_usage));
             Ok(true)
@@ -308,11 +313,20 @@ impl Runner<'_> {
                 ));
                 None
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                // The response is still shown; the file keeps its `created` trace.
+                warnings.push(format!(
+                    "could not record this run in session {}: {e}",
+                    session.id
+                ));
+                record_failure = Some(e.exit_code());
+                None
+            }
         };
         warnings.extend(self.clean_if_due(store, finished));
         let mut report = run.report(session, warnings);
         report.usage = if keep_usage { usage.get() } else { None };
+        report.record_failure = record_failure;
         Ok(report)
     }
 
@@ -390,6 +404,7 @@ impl Run {
             interrupted: self.interrupted,
             duration: self.duration,
             warnings,
+            record_failure: None,
         }
     }
 }
