@@ -680,3 +680,314 @@ pub fn bash(home: &Home, script: &str, frozen: bool) -> Run {
     }
     Run::from_output(cmd.output().expect("run bash"))
 }
+
+// ----- Running prompts through the fake CLIs (tests/fakes) ------------------------------------
+
+/// The directory of the fake `claude`, `codex` and `gemini` (interface: tests/fakes/common.sh).
+pub const FAKES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fakes");
+
+/// A PATH with the fakes first, then the test process's PATH (the fakes need sh and coreutils).
+pub fn path_with_fakes() -> String {
+    match std::env::var("PATH") {
+        Ok(path) if !path.is_empty() => format!("{FAKES_DIR}:{path}"),
+        _ => format!("{FAKES_DIR}:/usr/bin:/bin"),
+    }
+}
+
+/// One call of a fake CLI, as it logged it in FAKE_CLI_LOG.
+#[derive(Debug, Clone)]
+pub struct FakeCall {
+    /// `claude`, `codex` or `gemini`.
+    pub cli: String,
+    pub argv: Vec<String>,
+    pub stdin: String,
+    pub cwd: PathBuf,
+}
+
+impl FakeCall {
+    fn read(dir: &Path) -> FakeCall {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let cli = name.split('.').next().unwrap().to_string();
+        let argv = std::fs::read(dir.join("argv")).expect("the fake logged its argv");
+        let mut argv: Vec<String> = argv
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8(a.to_vec()).expect("argv is UTF-8"))
+            .collect();
+        argv.pop(); // after the last NUL
+        let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        FakeCall {
+            cli,
+            argv,
+            stdin: read("stdin"),
+            cwd: PathBuf::from(read("cwd")),
+        }
+    }
+
+    /// Whether `arg` is one of the arguments.
+    pub fn has(&self, arg: &str) -> bool {
+        self.argv.iter().any(|a| a == arg)
+    }
+}
+
+/// The calls logged in `log` (one directory per call), in no particular order.
+pub fn fake_calls(log: &Path) -> Vec<FakeCall> {
+    let Ok(entries) = std::fs::read_dir(log) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| FakeCall::read(&p))
+        .collect()
+}
+
+/// A home plus the fakes' world: their state (their own "sessions"), per-command call logs, and
+/// project directories, all in one temporary directory (canonical paths, as `pwd -P`).
+pub struct Fakes {
+    pub home: Home,
+    _tmp: TempDir,
+    pub root: PathBuf,
+    logs: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for Fakes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fakes {
+    pub fn new() -> Fakes {
+        let tmp = tempfile::Builder::new()
+            .prefix("clinvk-fakes-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let root = std::fs::canonicalize(tmp.path()).expect("canonical temp dir");
+        Fakes {
+            home: Home::new(),
+            _tmp: tmp,
+            root,
+            logs: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// FAKE_CLI_STATE.
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state")
+    }
+
+    /// The fake's record of its session `id` (holding the directory it was made in).
+    pub fn fake_session(&self, cli: &str, id: &str) -> PathBuf {
+        self.state().join(cli).join(id)
+    }
+
+    /// A project directory `name` (created).
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let dir = self.root.join("projects").join(name);
+        std::fs::create_dir_all(&dir).expect("create project dir");
+        dir
+    }
+
+    fn new_log(&self) -> PathBuf {
+        let n = self.logs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.root.join("logs").join(format!("{n:03}"))
+    }
+
+    /// `clinvk ARGS` in `dir` with the fakes first on PATH, scenario `success`, a fresh
+    /// FAKE_CLI_LOG of its own, the frozen clock, and stdin from /dev/null unless given.
+    pub fn at(&self, dir: &Path) -> FakeCmd {
+        let log = self.new_log();
+        let mut cmd = self.home.std_cmd();
+        cmd.current_dir(dir)
+            .env("PATH", path_with_fakes())
+            .env("FAKE_CLI_STATE", self.state())
+            .env("FAKE_CLI_LOG", &log)
+            .env("FAKE_CLI_SCENARIO", "success")
+            .env_remove("FAKE_CLI_REPLY")
+            .env_remove("FAKE_CLI_SLEEP")
+            .env_remove("CLINVK_BACKEND")
+            .env_remove("GEMINI_CLI_TRUST_WORKSPACE");
+        FakeCmd {
+            cmd,
+            log,
+            stdin: None,
+        }
+    }
+}
+
+/// A `clinvk` command with the fakes (see `Fakes::at`).
+pub struct FakeCmd {
+    pub cmd: std::process::Command,
+    /// This command's FAKE_CLI_LOG.
+    pub log: PathBuf,
+    stdin: Option<Vec<u8>>,
+}
+
+/// A finished `FakeCmd`: what clinvk printed, and the fake calls it made.
+#[derive(Debug, Clone)]
+pub struct FakeRun {
+    pub run: Run,
+    pub calls: Vec<FakeCall>,
+}
+
+impl FakeRun {
+    /// The one fake call (asserts there was exactly one).
+    #[track_caller]
+    pub fn call(&self) -> &FakeCall {
+        assert_eq!(
+            self.calls.len(),
+            1,
+            "expected one call of a fake CLI, got {:?}\nstderr:\n{}",
+            self.calls,
+            self.run.stderr
+        );
+        &self.calls[0]
+    }
+}
+
+impl FakeCmd {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// The fakes' FAKE_CLI_SCENARIO.
+    pub fn scenario(self, scenario: &str) -> Self {
+        self.env("FAKE_CLI_SCENARIO", scenario)
+    }
+
+    /// The real clock instead of the frozen one.
+    pub fn real_clock(mut self) -> Self {
+        self.cmd.env_remove("CLINVK_NOW");
+        self
+    }
+
+    /// Bytes to pipe into clinvk's stdin.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Start it (stdout and stderr piped; stdin as set, else /dev/null).
+    pub fn spawn(mut self) -> (std::process::Child, PathBuf) {
+        use std::process::Stdio;
+        self.cmd
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("spawn clinvk");
+        if let Some(bytes) = self.stdin.take() {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            // clinvk may refuse before reading: a closed pipe is not the test's failure.
+            let _ = stdin.write_all(&bytes);
+        }
+        (child, self.log)
+    }
+
+    /// Run to the end (at most 60 s) and collect everything.
+    pub fn run(self) -> FakeRun {
+        let (child, log) = self.spawn();
+        let output = wait_with_deadline(child, std::time::Duration::from_secs(60));
+        FakeRun {
+            run: Run::from_output(output),
+            calls: fake_calls(&log),
+        }
+    }
+
+    /// Run and assert exit 0.
+    #[track_caller]
+    pub fn ok(self) -> FakeRun {
+        let ran = self.run();
+        assert_eq!(
+            ran.run.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            ran.run.stdout, ran.run.stderr
+        );
+        ran
+    }
+}
+
+/// Wait for `child` (stdout and stderr piped), killing it (and failing) after `limit`. The pipes
+/// are drained meanwhile, so a chatty child cannot block on a full pipe.
+#[track_caller]
+pub fn wait_with_deadline(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for clinvk") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "clinvk did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&stdout.join().unwrap()),
+                String::from_utf8_lossy(&stderr.join().unwrap())
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Whether /proc can be read (Linux), for `children_of` and `fake_is_sleeping`.
+pub fn have_proc() -> bool {
+    Path::new("/proc/self/stat").exists()
+}
+
+/// The processes whose parent is `pid`, with their names (from /proc; empty without it).
+pub fn children_of(pid: u32) -> Vec<(u32, String)> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let close = stat.rfind(')')?;
+            let comm = stat[stat.find('(')? + 1..close].to_string();
+            let ppid: u32 = stat[close + 1..].split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == pid).then_some((child, comm))
+        })
+        .collect()
+}
+
+/// Whether the fake CLI run by the clinvk process `pid` is in its `slow` scenario's sleep (so
+/// it has printed its first events and handles signals).
+pub fn fake_is_sleeping(pid: u32) -> bool {
+    children_of(pid)
+        .into_iter()
+        .any(|(fake, _)| children_of(fake).iter().any(|(_, name)| name == "sleep"))
+}
