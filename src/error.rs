@@ -35,6 +35,9 @@ pub enum Error {
     #[error("no session matches '{id}': run `clinvk sessions list` to see the ids")]
     NotFound { id: String },
 
+    #[error("no session has the id '{prefix}', and a prefix needs at least {min} characters: run `clinvk sessions list` to see the ids")]
+    PrefixTooShort { prefix: String, min: usize },
+
     #[error("'{prefix}' matches {} sessions ({}): give more characters", candidates.len(), candidates.join(", "))]
     Ambiguous {
         prefix: String,
@@ -96,9 +99,10 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => exit::USAGE,
-            Error::NotFound { .. } | Error::Ambiguous { .. } | Error::NotResumable { .. } => {
-                exit::NOT_FOUND
-            }
+            Error::NotFound { .. }
+            | Error::PrefixTooShort { .. }
+            | Error::Ambiguous { .. }
+            | Error::NotResumable { .. } => exit::NOT_FOUND,
             Error::BackendMissing { .. } | Error::Spawn { .. } => exit::BACKEND_MISSING,
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Config { .. } => exit::CONFIG,

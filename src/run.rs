@@ -206,7 +206,8 @@ impl Runner<'_> {
         match configured {
             Some(command) => {
                 let expanded = expand_home(command);
-                let found = if expanded.components().count() > 1 {
+                let bare = expanded.components().count() == 1;
+                let found = if !bare {
                     invoke::locate(backend, Some(&expanded), None)
                 } else {
                     // A bare name (`claude-beta`) is looked up on $PATH.
@@ -219,7 +220,8 @@ impl Runner<'_> {
                 found.ok_or_else(|| Error::BackendMissing {
                     backend: backend.to_string(),
                     detail: format!(
-                        "{config_key} is '{command}', which is not an executable file; fix it with `clinvk config set {config_key} /path/to/{backend}`"
+                        "{config_key} is '{command}', which is {}; fix it with `clinvk config set {config_key} /path/to/{backend}`",
+                        if bare { "not on PATH" } else { "not an executable file" }
                     ),
                 })
             }
@@ -315,8 +317,11 @@ impl Runner<'_> {
             }
             Err(e) => {
                 // The response is still shown; the file keeps its `created` trace.
+                let resume = run.outcome.session_id.as_ref().map_or(String::new(), |id| {
+                    format!(" ({} session id: {id})", session.backend)
+                });
                 warnings.push(format!(
-                    "could not record this run in session {}: {e}",
+                    "could not record this run in session {}{resume}: {e}",
                     session.id
                 ));
                 record_failure = Some(e.exit_code());

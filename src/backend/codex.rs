@@ -30,7 +30,7 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
             Some("item.completed") if event["item"]["type"] == "agent_message" => {
                 messages.extend(str_at(&event["item"], "text"));
             }
-            Some("error") => last_error = str_at(&event, "message"),
+            Some("error") => last_error = str_at(&event, "message").map(|m| api_message(&m)),
             Some("turn.completed") => {
                 completed = true;
                 let u = &event["usage"];
@@ -44,7 +44,8 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
             }
             Some("turn.failed") => {
                 failed = Some(
-                    str_at(&event["error"], "message").unwrap_or_else(|| "turn failed".into()),
+                    str_at(&event["error"], "message")
+                        .map_or_else(|| "turn failed".into(), |m| api_message(&m)),
                 );
             }
             _ => {}
@@ -67,6 +68,19 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
         }),
     };
     out
+}
+
+/// An API error passed through as a JSON body (`{"type":"error","status":400,"error":{"message":
+/// ...}}`) read as its message and status; any other text as it is.
+fn api_message(text: &str) -> String {
+    let Ok(body) = serde_json::from_str::<Value>(text) else {
+        return text.to_string();
+    };
+    match (str_at(&body["error"], "message"), body["status"].as_u64()) {
+        (Some(message), Some(status)) => format!("{message} (API status {status})"),
+        (Some(message), None) => message,
+        _ => text.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +167,12 @@ mod tests {
 "#;
         let out = parse(stdout, "", Some(1));
         assert!(out.error.unwrap().contains("model is not supported"));
+        // The reference's shape: the API's JSON body as the message.
+        let stdout = r#"{"type":"turn.failed","error":{"message":"{\"type\":\"error\",\"status\":400,\"error\":{\"type\":\"invalid_request_error\",\"message\":\"The 'x' model is not supported.\"}}"}}"#;
+        assert_eq!(
+            parse(stdout, "", Some(1)).error.as_deref(),
+            Some("codex: The 'x' model is not supported. (API status 400)")
+        );
         // The thread exists, so it can still be resumed.
         assert_eq!(
             out.session_id.as_deref(),

@@ -365,6 +365,10 @@ fn finish(report: &Report, json: bool) -> Result<i32> {
         None => "not recorded".into(),
     };
     if let Some(error) = report.error() {
+        // The stored message names the backend; the line already does.
+        let error = error
+            .strip_prefix(&format!("{}: ", report.backend))
+            .unwrap_or(error);
         eprintln!("clinvk: {} failed: {error} [{recorded}]", report.backend);
     } else if std::io::stderr().is_terminal() && !json {
         // A footer for people; scripts read --json.

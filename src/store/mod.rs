@@ -476,8 +476,9 @@ impl Store {
             return Ok(id);
         }
         if key.len() < session::MIN_PREFIX_LEN {
-            return Err(Error::NotFound {
-                id: key.to_string(),
+            return Err(Error::PrefixTooShort {
+                prefix: key.to_string(),
+                min: session::MIN_PREFIX_LEN,
             });
         }
         let mut candidates = index.ids_with_prefix(key, 11)?;
