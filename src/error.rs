@@ -103,7 +103,13 @@ impl Error {
             | Error::PrefixTooShort { .. }
             | Error::Ambiguous { .. }
             | Error::NotResumable { .. } => exit::NOT_FOUND,
-            Error::BackendMissing { .. } | Error::Spawn { .. } => exit::BACKEND_MISSING,
+            Error::BackendMissing { .. } => exit::BACKEND_MISSING,
+            // The program vanished after it was found; anything else (a broken interpreter
+            // line, too long a command line) is a plain failure.
+            Error::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                exit::BACKEND_MISSING
+            }
+            Error::Spawn { .. } => exit::FAILURE,
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Config { .. } => exit::CONFIG,
             Error::IndexDiffers(_) => exit::INDEX_DIFFERS,

@@ -122,7 +122,7 @@ impl Runner<'_> {
                 session.model = request.model.clone();
                 session.tags = self.new_tags(&[], &request.tags);
                 let session = self.store()?.create(session)?;
-                self.run_recorded(session, &program, &invocation, request)
+                self.run_recorded(session, &program, &invocation, request, true)
             }
             Target::Resume { key } => {
                 let session = self.store()?.get(key)?;
@@ -136,13 +136,21 @@ impl Runner<'_> {
                 }
                 let invocation = self.invocation(session.backend, mode, &request)?;
                 check_workdir(&session)?;
-                self.run_recorded(session, &program, &invocation, &request)
+                // In use from now on: a `sessions clean` (or the daily one) running meanwhile
+                // must not delete a session whose last use was long ago.
+                let now = clock::now()?;
+                let session = self.store()?.update(session.id.as_str(), |s| {
+                    let changed = s.last_used_at < now;
+                    s.last_used_at = s.last_used_at.max(now);
+                    Ok(changed)
+                })?;
+                self.run_recorded(session, &program, &invocation, &request, false)
             }
             Target::Fork { key } => {
                 let parent = self.store()?.get(key)?;
                 let (session, program, invocation) = self.prepare_fork(&parent, request)?;
                 let session = self.store()?.create(session)?;
-                self.run_recorded(session, &program, &invocation, request)
+                self.run_recorded(session, &program, &invocation, request, true)
             }
         }
     }
@@ -208,7 +216,9 @@ impl Runner<'_> {
                 let expanded = expand_home(command);
                 let bare = expanded.components().count() == 1;
                 let found = if !bare {
-                    invoke::locate(backend, Some(&expanded), None)
+                    // Absolute now: the CLI runs in the session's directory, not this one.
+                    let absolute = std::path::absolute(&expanded).unwrap_or(expanded);
+                    invoke::locate(backend, Some(&absolute), None)
                 } else {
                     // A bare name (`claude-beta`) is looked up on $PATH.
                     self.path
@@ -273,6 +283,7 @@ impl Runner<'_> {
         program: &Path,
         invocation: &Invocation,
         request: &Request,
+        created_now: bool,
     ) -> Result<Report> {
         let store = self.store()?;
         let started = clock::now()?;
@@ -285,13 +296,11 @@ impl Runner<'_> {
         ) {
             Ok(run) => run,
             Err(e) => {
-                // The session stays, marked with why it never ran.
-                let message = e.to_string();
-                let _ = store.update(session.id.as_str(), |s| {
-                    s.status = Status::Error;
-                    s.metadata.error = Some(message.clone());
-                    Ok(true)
-                });
+                // The CLI never started: a session made for this run goes again (nothing ran
+                // in it), an existing one is left as it was.
+                if created_now {
+                    let _ = store.delete(&[session.id.to_string()]);
+                }
                 return Err(e);
             }
         };
@@ -485,19 +494,24 @@ fn record(
         if !outcome.usage_is_cumulative {
             return u;
         }
+        // The thread's highest total recorded so far (a new thread id has reset it above).
+        // Runs of one thread may be recorded out of order: each counts only what it adds to
+        // that highest total, so the turns always add up to the thread's real total.
         let previous = s
             .metadata
             .thread_usage
             .as_ref()
             .map(usage_of)
             .unwrap_or_default();
-        s.metadata.thread_usage = Some(token_usage(&u));
-        // A running total that went down is a new thread: all of it is this run's.
-        if u.input >= previous.input && u.output >= previous.output {
-            u.since(&previous)
-        } else {
-            u
-        }
+        let highest = Usage {
+            input: u.input.max(previous.input),
+            output: u.output.max(previous.output),
+            cached: u.cached.max(previous.cached),
+            cache_write: u.cache_write.max(previous.cache_write),
+            reasoning: u.reasoning.max(previous.reasoning),
+        };
+        s.metadata.thread_usage = Some(token_usage(&highest));
+        u.since(&previous)
     });
     let model = outcome.model.clone().or_else(|| request.model.clone());
     if model.is_some() {
@@ -514,9 +528,6 @@ fn record(
     let turn_usage = usage.filter(|_| keep_usage).map(|u| token_usage(&u));
     if let Some(u) = &turn_usage {
         s.token_usage.add(u);
-    }
-    if !keep_usage {
-        s.metadata.thread_usage = None;
     }
     s.status = if failed {
         Status::Error
@@ -536,7 +547,7 @@ fn record(
         exit_code: run.exit_code,
         duration_seconds: Some(round_ms(run.duration)),
         token_usage: turn_usage,
-        cost_usd: outcome.cost_usd,
+        cost_usd: outcome.cost_usd.filter(|_| keep_usage),
         error: outcome.error.clone(),
         extra: Default::default(),
     });
@@ -713,6 +724,40 @@ mod tests {
     }
 
     #[test]
+    fn cumulative_totals_recorded_out_of_order_are_not_counted_twice() {
+        let t0: DateTime<Utc> = "2026-01-31T23:00:00Z".parse().unwrap();
+        let mut s = Session::new(
+            SessionId::generate(),
+            Backend::Codex,
+            "/w".into(),
+            "p".into(),
+            t0,
+        );
+        let total = |input| Usage {
+            input,
+            ..Usage::default()
+        };
+        // The thread went 100 -> 200 -> 300, but the 300 run is recorded before the 200 one.
+        for reported in [100, 300, 200] {
+            record(
+                &mut s,
+                &run(Some(total(reported)), true, Some("th"), None),
+                &request("x"),
+                t0,
+                t0,
+                true,
+            );
+        }
+        let turns: Vec<u64> = s
+            .turns
+            .iter()
+            .map(|t| t.token_usage.as_ref().unwrap().input)
+            .collect();
+        assert_eq!(turns, [100, 200, 0]);
+        assert_eq!(s.token_usage.input, 300);
+    }
+
+    #[test]
     fn usage_is_not_kept_when_switched_off() {
         let t0: DateTime<Utc> = "2026-01-31T23:00:00Z".parse().unwrap();
         let mut s = Session::new(
@@ -736,7 +781,9 @@ mod tests {
         );
         assert_eq!(s.token_usage, TokenUsage::default());
         assert_eq!(s.turns[0].token_usage, None);
-        assert_eq!(s.metadata.thread_usage, None);
+        // The running total is kept all the same, so that switching usage back on later
+        // does not charge the next run with the thread's whole history.
+        assert_eq!(s.metadata.thread_usage.as_ref().map(|t| t.input), Some(5));
         assert_eq!(s.status, Status::Completed);
     }
 }

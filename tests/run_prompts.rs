@@ -1297,3 +1297,47 @@ fn concurrent_new_sessions_all_land() {
     assert_eq!(rows.len(), 8);
     assert!(rows.iter().all(|r| r["status"] == "active"), "{rows:?}");
 }
+
+#[test]
+fn a_session_being_resumed_survives_a_clean_running_meanwhile() {
+    let f = Fakes::new();
+    let dir = f.dir("p");
+    let id = start(&f, &dir, "claude", "old work");
+    // Last used two months ago: `clean --older-than 30d` would take it.
+    let path = f.home.session_path(&id);
+    let mut file = f.home.read_session(&id);
+    file["last_used_at"] = json!(ago(chrono::Duration::days(60)));
+    std::fs::write(&path, serde_json::to_vec_pretty(&file).unwrap()).unwrap();
+    f.home.ok(&["sessions", "reindex"]);
+
+    let (child, _log) = f
+        .at(&dir)
+        .args(["resume", id.as_str(), "more work"])
+        .scenario("slow")
+        .env("FAKE_CLI_SLEEP", "1")
+        .spawn();
+    wait_for_sleep_under(child.id());
+    let cleaned = f
+        .home
+        .ok(&["sessions", "clean", "--older-than", "30d", "--json"]);
+    assert_eq!(cleaned.json(), json!([]), "{}", cleaned.stderr);
+    let run = Run::from_output(wait_with_deadline(child, Duration::from_secs(10)));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let after = f.home.read_session(&id);
+    assert_eq!(after["status"], "active");
+    assert_eq!(after["turns"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_prompt_that_is_a_command_name_needs_dashes() {
+    let f = Fakes::new();
+    let dir = f.dir("p");
+    let run = f.at(&dir).args(["-b", "codex", "resume"]).run();
+    assert_eq!(run.run.code, 2, "{}", run.run.stderr);
+    assert!(
+        run.run.stderr.contains("clinvk -- resume"),
+        "{}",
+        run.run.stderr
+    );
+    assert!(f.home.session_files().is_empty());
+}

@@ -42,7 +42,12 @@ pub enum InvokeError {
         "'{0}' is not a usable backend session id or model name (it starts with '-' or is empty)"
     )]
     BadValue(String),
+    #[error("the prompt is {0} bytes: {1} takes it on its command line, which holds at most {MAX_ARG_BYTES} bytes; shorten it")]
+    PromptTooLong(usize, Backend),
 }
+
+/// Linux refuses a single argument over 128 KiB (MAX_ARG_STRLEN); stay clear of it.
+pub const MAX_ARG_BYTES: usize = 120_000;
 
 pub fn invocation(
     backend: Backend,
@@ -104,6 +109,9 @@ pub fn invocation(
                 Mode::Fork(_) => return Err(InvokeError::NoFork(backend)),
             }
             // One argument: yargs would read a prompt starting with `-` after `-p` as flags.
+            if prompt.len() > MAX_ARG_BYTES {
+                return Err(InvokeError::PromptTooLong(prompt.len(), backend));
+            }
             a.push(format!("--prompt={prompt}"));
             a
         }
@@ -241,6 +249,15 @@ mod tests {
             ]
         );
         assert!(!inv.prompt_on_stdin);
+        assert!(matches!(
+            invocation(
+                Backend::Gemini,
+                Mode::New,
+                None,
+                &"x".repeat(MAX_ARG_BYTES + 1)
+            ),
+            Err(InvokeError::PromptTooLong(_, Backend::Gemini))
+        ));
     }
 
     #[test]

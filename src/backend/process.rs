@@ -36,7 +36,17 @@ pub fn run(
     let mut command = Command::new(program);
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    let mut child = command
+    // Its own process group keeps the CLI from a terminal's Ctrl-C, so if clinvk itself is
+    // killed (kill -9, OOM), nothing would stop it: have the kernel send it SIGTERM then.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = command
         .args(&invocation.args)
         .current_dir(workdir)
         .stdin(if invocation.prompt_on_stdin {
@@ -46,7 +56,14 @@ pub fn run(
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()?;
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            forward.finish();
+            return Err(e);
+        }
+    };
     forward.target(child.id());
     let stdin = child.stdin.take();
     let mut stdout = child.stdout.take().expect("stdout is piped");
@@ -85,29 +102,39 @@ struct Forwarder {
     /// The child's pid (= its process group), 0 until it is spawned.
     pid: std::sync::Arc<std::sync::atomic::AtomicI32>,
     first: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    /// Set by whoever passes the first signal on (the thread, or `target` for a signal that
+    /// came before the child existed), so that it is passed on once.
+    delivered: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[cfg(unix)]
 impl Forwarder {
     fn install() -> std::io::Result<Forwarder> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        use std::sync::atomic::{AtomicI32, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
         use std::sync::Arc;
         let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
         let handle = signals.handle();
         let pid = Arc::new(AtomicI32::new(0));
         let first = Arc::new(AtomicI32::new(0));
+        let delivered = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (pid, first) = (pid.clone(), first.clone());
+            let (pid, first, delivered) = (pid.clone(), first.clone(), delivered.clone());
             std::thread::spawn(move || {
                 for signal in signals.forever() {
                     let again = first
                         .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
                         .is_err();
                     let child = pid.load(Ordering::SeqCst);
-                    if child > 0 {
+                    if child <= 0 {
+                        continue;
+                    }
+                    if again {
                         // SAFETY: kill(2) with a process group id; no memory is involved.
-                        unsafe { libc::kill(-child, if again { libc::SIGKILL } else { signal }) };
+                        unsafe { libc::kill(-child, libc::SIGKILL) };
+                    } else if !delivered.swap(true, Ordering::SeqCst) {
+                        // SAFETY: as above.
+                        unsafe { libc::kill(-child, signal) };
                     }
                 }
             })
@@ -117,6 +144,7 @@ impl Forwarder {
             thread,
             pid,
             first,
+            delivered,
         })
     }
 
@@ -126,7 +154,7 @@ impl Forwarder {
         self.pid.store(pid, Ordering::SeqCst);
         // A signal that came before the child existed is delivered now.
         let early = self.first.load(Ordering::SeqCst);
-        if early != 0 && pid > 0 {
+        if early != 0 && pid > 0 && !self.delivered.swap(true, Ordering::SeqCst) {
             // SAFETY: as above.
             unsafe { libc::kill(-pid, early) };
         }

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use super::output::{print, print_json};
+use super::output::{self, print, print_json};
 use super::{ConfigCommand, Context};
 use crate::config::ConfigFile;
 use crate::error::{exit, Result};
@@ -27,7 +27,11 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> Result<i32> {
         ConfigCommand::Set { key, value } => {
             let mut file = ConfigFile::load_unchecked(path)?;
             let stored = file.set(&key, &value)?;
-            eprintln!("Set {key} = {} in {}", plain(&stored), path.display());
+            output::message(&format!(
+                "Set {key} = {} in {}",
+                plain(&stored),
+                path.display()
+            ));
         }
         ConfigCommand::Show { json } => {
             let values = ConfigFile::load(path)?.effective()?;

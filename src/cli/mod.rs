@@ -10,7 +10,7 @@ mod sessions;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::error::{exit, Error, Result};
 use crate::paths::Paths;
@@ -257,7 +257,8 @@ impl Context {
 
 /// Parse the command line, run it, and return the process exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&raw) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -268,6 +269,16 @@ pub fn main() -> i32 {
             };
         }
     };
+    // `clinvk -b codex resume` parses as the prompt "resume": refuse rather than spend a run
+    // on a command name. `clinvk -- resume` runs it as a prompt.
+    if let (None, Some(prompt)) = (&cli.command, &cli.run.prompt) {
+        if Cli::command().find_subcommand(prompt).is_some() && !raw.iter().any(|a| a == "--") {
+            output::error_line(&Error::usage(format!(
+                "'{prompt}' is a command: put options after it (`clinvk {prompt} ...`), or run it as a prompt with `clinvk -- {prompt}`"
+            )));
+            return exit::USAGE;
+        }
+    }
     match Context::from_env().and_then(|ctx| run(&ctx, cli)) {
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => exit::OK,

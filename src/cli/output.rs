@@ -27,17 +27,26 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
         .map_err(|e| Error::io("<stdout>", e))
 }
 
+/// A line on stderr. A closed stderr is no reason to fail (or panic, as `eprintln!` would).
 pub fn message(text: &str) {
-    eprintln!("{text}");
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 pub fn warning(text: &str) {
-    eprintln!("clinvk: warning: {text}");
+    message(&format!("clinvk: warning: {text}"));
 }
 
 /// The one line a failing command prints.
 pub fn error_line(err: &Error) {
-    eprintln!("clinvk: {err}");
+    message(&format!("clinvk: {err}"));
+}
+
+/// Printing's result with a closed stdout (`clinvk ... | head`) counted as done.
+pub fn unless_closed(result: Result<()>) -> Result<()> {
+    match result {
+        Err(e) if e.is_broken_pipe() => Ok(()),
+        other => other,
+    }
 }
 
 pub fn stdout_is_terminal() -> bool {

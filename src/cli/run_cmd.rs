@@ -324,8 +324,9 @@ fn finish(report: &Report, json: bool) -> Result<i32> {
         None if report.error().is_some() => Status::Error,
         None => Status::Completed,
     };
+    // The run's exit code stands even when stdout was closed early.
     if json {
-        print_json(&RunJson {
+        output::unless_closed(print_json(&RunJson {
             response: &report.outcome.text,
             session_id: session.map(|s| s.id.as_str()),
             parent_id: session
@@ -351,14 +352,14 @@ fn finish(report: &Report, json: bool) -> Result<i32> {
             duration_seconds: (report.duration.as_secs_f64() * 1000.0).round() / 1000.0,
             exit_code: report.backend_exit_code,
             error: report.error(),
-        })?;
+        }))?;
     } else if report.error().is_none() {
         let text = &report.outcome.text;
-        if text.ends_with('\n') || text.is_empty() {
-            print(text)?;
+        output::unless_closed(if text.ends_with('\n') || text.is_empty() {
+            print(text)
         } else {
-            print(&format!("{text}\n"))?;
-        }
+            print(&format!("{text}\n"))
+        })?;
     }
     let recorded = match session {
         Some(s) => format!("session {} ({})", s.id, s.status),
@@ -369,7 +370,10 @@ fn finish(report: &Report, json: bool) -> Result<i32> {
         let error = error
             .strip_prefix(&format!("{}: ", report.backend))
             .unwrap_or(error);
-        eprintln!("clinvk: {} failed: {error} [{recorded}]", report.backend);
+        output::message(&format!(
+            "clinvk: {} failed: {error} [{recorded}]",
+            report.backend
+        ));
     } else if std::io::stderr().is_terminal() && !json {
         // A footer for people; scripts read --json.
         let tokens = report
