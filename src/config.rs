@@ -378,11 +378,8 @@ fn default_of(key: &Key) -> Json {
         "session.retention_days" => Json::from(d.retention_days),
         "session.store_token_usage" => Json::from(d.store_token_usage),
         "session.default_tags" => Json::from(d.default_tags),
-        "default_backend" => Json::Null,
-        name if key.kind == Kind::Command => {
-            debug_assert!(name.starts_with("backends."));
-            Json::Null
-        }
+        // Optional settings: unset means "use the fallback" ($CLINVK_BACKEND, $PATH).
+        _ if matches!(key.kind, Kind::Backend | Kind::Command) => Json::Null,
         other => unreachable!("no default for {other}: every key in KEYS has one"),
     }
 }

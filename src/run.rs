@@ -210,41 +210,27 @@ impl Runner<'_> {
     /// The CLI to run: `backends.<name>.command` if set, else `<name>` on $PATH.
     pub fn program(&self, backend: Backend) -> Result<PathBuf> {
         let configured = self.settings.command(backend);
-        let config_key = format!("backends.{backend}.command");
-        match configured {
-            Some(command) => {
-                let expanded = expand_home(command);
-                let bare = expanded.components().count() == 1;
-                let found = if !bare {
-                    // Absolute now: the CLI runs in the session's directory, not this one.
-                    let absolute = std::path::absolute(&expanded).unwrap_or(expanded);
-                    invoke::locate(backend, Some(&absolute), None)
-                } else {
-                    // A bare name (`claude-beta`) is looked up on $PATH.
-                    self.path
-                        .as_deref()
-                        .and_then(|p| std::env::split_paths(p).find_map(|dir| {
-                            invoke::locate(backend, Some(&dir.join(&expanded)), None)
-                        }))
-                };
-                found.ok_or_else(|| Error::BackendMissing {
-                    backend: backend.to_string(),
-                    detail: format!(
-                        "{config_key} is '{command}', which is {}; fix it with `clinvk config set {config_key} /path/to/{backend}`",
-                        if bare { "not on PATH" } else { "not an executable file" }
-                    ),
-                })
-            }
-            None => invoke::locate(backend, None, self.path.as_deref()).ok_or_else(|| {
-                Error::BackendMissing {
-                    backend: backend.to_string(),
-                    detail: format!(
-                        "no `{backend}` on PATH; install it ({}) or point clinvk at it with `clinvk config set {config_key} /path/to/{backend}`",
-                        install_hint(backend)
-                    ),
+        let program = configured.map_or_else(|| PathBuf::from(backend.as_str()), expand_home);
+        invoke::locate(&program, self.path.as_deref()).ok_or_else(|| {
+            let config_key = format!("backends.{backend}.command");
+            let fix = format!("`clinvk config set {config_key} /path/to/{backend}`");
+            let detail = match configured {
+                Some(command) if program.components().count() == 1 => {
+                    format!("{config_key} is '{command}', which is not on PATH; fix it with {fix}")
                 }
-            }),
-        }
+                Some(command) => format!(
+                    "{config_key} is '{command}', which is not an executable file; fix it with {fix}"
+                ),
+                None => format!(
+                    "no `{backend}` on PATH; install it ({}) or point clinvk at it with {fix}",
+                    install_hint(backend)
+                ),
+            };
+            Error::BackendMissing {
+                backend: backend.to_string(),
+                detail,
+            }
+        })
     }
 
     fn invocation(
@@ -503,13 +489,7 @@ fn record(
             .as_ref()
             .map(usage_of)
             .unwrap_or_default();
-        let highest = Usage {
-            input: u.input.max(previous.input),
-            output: u.output.max(previous.output),
-            cached: u.cached.max(previous.cached),
-            cache_write: u.cache_write.max(previous.cache_write),
-            reasoning: u.reasoning.max(previous.reasoning),
-        };
+        let highest = u.max_each(&previous);
         s.metadata.thread_usage = Some(token_usage(&highest));
         u.since(&previous)
     });

@@ -122,18 +122,16 @@ pub fn invocation(
     })
 }
 
-/// The CLI's executable: `configured` (config `backends.<name>.command`) if given, else the
-/// first `<name>` on `path` (the value of $PATH). None when there is none to run.
-pub fn locate(
-    backend: Backend,
-    configured: Option<&Path>,
-    path: Option<&std::ffi::OsStr>,
-) -> Option<PathBuf> {
-    if let Some(program) = configured {
-        return is_executable(program).then(|| program.to_path_buf());
+/// The executable `program` names: a bare name (`claude`, `claude-beta`) is the first one on
+/// `path` (the value of $PATH); anything with a directory is that file, made absolute (the CLI
+/// runs in the session's directory, not this one). None when there is none to run.
+pub fn locate(program: &Path, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        let absolute = std::path::absolute(program).ok()?;
+        return is_executable(&absolute).then_some(absolute);
     }
     std::env::split_paths(path?)
-        .map(|dir| dir.join(backend.as_str()))
+        .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
 }
 
@@ -281,7 +279,7 @@ mod tests {
         std::fs::write(&bin, "#!/bin/sh\n").unwrap();
         let path = std::env::join_paths([dir.path()]).unwrap();
         assert_eq!(
-            locate(Backend::Codex, None, Some(&path)),
+            locate(Path::new("codex"), Some(&path)),
             None,
             "not executable yet"
         );
@@ -290,16 +288,9 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        assert_eq!(locate(Backend::Codex, None, Some(&path)), Some(bin.clone()));
-        assert_eq!(locate(Backend::Claude, None, Some(&path)), None);
-        assert_eq!(locate(Backend::Claude, Some(&bin), None), Some(bin));
-        assert_eq!(
-            locate(
-                Backend::Claude,
-                Some(Path::new("/nonexistent/claude")),
-                Some(&path)
-            ),
-            None
-        );
+        assert_eq!(locate(Path::new("codex"), Some(&path)), Some(bin.clone()));
+        assert_eq!(locate(Path::new("claude"), Some(&path)), None);
+        assert_eq!(locate(&bin, None), Some(bin));
+        assert_eq!(locate(Path::new("/nonexistent/claude"), Some(&path)), None);
     }
 }

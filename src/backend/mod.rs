@@ -42,6 +42,17 @@ impl Usage {
         self.input.saturating_add(self.output)
     }
 
+    /// The larger of each count, for the highest running total seen so far (Codex).
+    pub fn max_each(&self, other: &Usage) -> Usage {
+        Usage {
+            input: self.input.max(other.input),
+            output: self.output.max(other.output),
+            cached: self.cached.max(other.cached),
+            cache_write: self.cache_write.max(other.cache_write),
+            reasoning: self.reasoning.max(other.reasoning),
+        }
+    }
+
     /// `self - earlier`, for backends that report a thread's running total (Codex).
     pub fn since(&self, earlier: &Usage) -> Usage {
         Usage {

@@ -30,7 +30,13 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         };
         let key = last(&store, filter, "")?;
         let prompt = read_prompt(args.prompt, false)?;
-        return execute(ctx, &settings, Target::Resume { key }, prompt, args.common);
+        return execute(
+            Some(&store),
+            &settings,
+            Target::Resume { key },
+            prompt,
+            args.common,
+        );
     }
     let backend = match args.backend {
         Some(b) => b,
@@ -38,12 +44,12 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     };
     let prompt = read_prompt(args.prompt, false)?;
     let workdir = normalize_dir(Path::new("."))?;
-    let target = if args.ephemeral {
-        Target::Ephemeral { backend, workdir }
-    } else {
-        Target::New { backend, workdir }
-    };
-    execute(ctx, &settings, target, prompt, args.common)
+    if args.ephemeral {
+        let target = Target::Ephemeral { backend, workdir };
+        return execute(None, &settings, target, prompt, args.common);
+    }
+    let target = Target::New { backend, workdir };
+    execute(Some(&ctx.store()?), &settings, target, prompt, args.common)
 }
 
 /// `clinvk resume [ID] [PROMPT]`.
@@ -83,16 +89,21 @@ pub fn resume(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         (args.id.unwrap_or_default(), args.prompt)
     };
     let prompt = read_prompt(prompt, true)?;
-    drop(store);
-    execute(ctx, &settings, Target::Resume { key }, prompt, args.common)
+    execute(
+        Some(&store),
+        &settings,
+        Target::Resume { key },
+        prompt,
+        args.common,
+    )
 }
 
 /// `clinvk sessions fork ID [PROMPT]`.
 pub fn fork(ctx: &Context, id: &str, prompt: Option<String>, common: RunOptions) -> Result<i32> {
     let settings = settings(ctx)?;
+    let store = ctx.store()?;
     let Some(prompt) = prompt else {
         // No prompt: the fork is made at the new session's first run.
-        let store = ctx.store()?;
         let runner = runner(Some(&store), &settings);
         let session = runner.fork_later(id, &common.tags)?;
         if common.json {
@@ -114,13 +125,8 @@ pub fn fork(ctx: &Context, id: &str, prompt: Option<String>, common: RunOptions)
         return Ok(exit::OK);
     };
     let prompt = read_prompt(Some(prompt), false)?;
-    execute(
-        ctx,
-        &settings,
-        Target::Fork { key: id.into() },
-        prompt,
-        common,
-    )
+    let target = Target::Fork { key: id.into() };
+    execute(Some(&store), &settings, target, prompt, common)
 }
 
 fn settings(ctx: &Context) -> Result<Settings> {
@@ -155,24 +161,21 @@ fn default_backend(settings: &Settings) -> Result<Backend> {
     }
 }
 
+/// Run the prompt (`store` is None only for an ephemeral run) and print the outcome.
 fn execute(
-    ctx: &Context,
+    store: Option<&Store>,
     settings: &Settings,
     target: Target,
     prompt: String,
     common: RunOptions,
 ) -> Result<i32> {
-    let store = match target {
-        Target::Ephemeral { .. } => None,
-        _ => Some(ctx.store()?),
-    };
     let request = Request {
         target,
         prompt,
         model: common.model,
         tags: common.tags,
     };
-    let report = runner(store.as_ref(), settings).run(&request)?;
+    let report = runner(store, settings).run(&request)?;
     finish(&report, common.json)
 }
 
