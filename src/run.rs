@@ -616,28 +616,52 @@ mod tests {
         assert_eq!(expand_vars("plain $HOME ${open"), "plain $HOME ${open");
     }
 
-    fn run(usage: Option<Usage>, cumulative: bool, id: Option<&str>, error: Option<&str>) -> Run {
-        Run {
+    fn codex_session(at: DateTime<Utc>) -> Session {
+        Session::new(
+            SessionId::generate(),
+            Backend::Codex,
+            "/w".into(),
+            "p".into(),
+            at,
+        )
+    }
+
+    /// Record a Codex run (cumulative usage) that started and finished at `at`.
+    fn codex_run(
+        s: &mut Session,
+        usage: Option<Usage>,
+        id: Option<&str>,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+        keep_usage: bool,
+    ) -> Option<Usage> {
+        let run = Run {
             backend: Backend::Codex,
             outcome: Outcome {
                 session_id: id.map(str::to_string),
                 usage,
-                usage_is_cumulative: cumulative,
+                usage_is_cumulative: true,
                 error: error.map(str::to_string),
                 ..Outcome::default()
             },
             exit_code: Some(if error.is_some() { 1 } else { 0 }),
             interrupted: None,
             duration: Duration::from_millis(1500),
-        }
-    }
-
-    fn request(prompt: &str) -> Request {
-        Request {
+        };
+        let request = Request {
             target: Target::Resume { key: "x".into() },
-            prompt: prompt.into(),
+            prompt: "go on".into(),
             model: None,
             tags: vec![],
+        };
+        record(s, &run, &request, at, at, keep_usage)
+    }
+
+    fn total(input: u64, output: u64) -> Usage {
+        Usage {
+            input,
+            output,
+            ..Usage::default()
         }
     }
 
@@ -645,35 +669,10 @@ mod tests {
     fn cumulative_usage_is_recorded_per_run() {
         let t0: DateTime<Utc> = "2026-01-31T23:00:00Z".parse().unwrap();
         let t1: DateTime<Utc> = "2026-02-01T01:00:00Z".parse().unwrap();
-        let mut s = Session::new(
-            SessionId::generate(),
-            Backend::Codex,
-            "/w".into(),
-            "p".into(),
-            t0,
-        );
-        let total = |input, output| Usage {
-            input,
-            output,
-            ..Usage::default()
-        };
-        let first = record(
-            &mut s,
-            &run(Some(total(100, 10)), true, Some("th"), None),
-            &request("a"),
-            t0,
-            t0,
-            true,
-        );
+        let mut s = codex_session(t0);
+        let first = codex_run(&mut s, Some(total(100, 10)), Some("th"), None, t0, true);
         assert_eq!(first, Some(total(100, 10)));
-        let second = record(
-            &mut s,
-            &run(Some(total(250, 25)), true, Some("th"), None),
-            &request("b"),
-            t1,
-            t1,
-            true,
-        );
+        let second = codex_run(&mut s, Some(total(250, 25)), Some("th"), None, t1, true);
         assert_eq!(second, Some(total(150, 15)));
         assert_eq!(
             (
@@ -689,14 +688,7 @@ mod tests {
         assert_eq!(s.status, Status::Active);
         assert_eq!(s.last_used_at, t1);
         // A failed run keeps the id and records why.
-        record(
-            &mut s,
-            &run(None, true, Some("other"), Some("boom")),
-            &request("c"),
-            t1,
-            t1,
-            true,
-        );
+        codex_run(&mut s, None, Some("other"), Some("boom"), t1, true);
         assert_eq!(s.backend_session_id.as_deref(), Some("th"));
         assert_eq!(s.status, Status::Error);
         assert_eq!(s.metadata.error.as_deref(), Some("boom"));
@@ -706,27 +698,10 @@ mod tests {
     #[test]
     fn cumulative_totals_recorded_out_of_order_are_not_counted_twice() {
         let t0: DateTime<Utc> = "2026-01-31T23:00:00Z".parse().unwrap();
-        let mut s = Session::new(
-            SessionId::generate(),
-            Backend::Codex,
-            "/w".into(),
-            "p".into(),
-            t0,
-        );
-        let total = |input| Usage {
-            input,
-            ..Usage::default()
-        };
+        let mut s = codex_session(t0);
         // The thread went 100 -> 200 -> 300, but the 300 run is recorded before the 200 one.
         for reported in [100, 300, 200] {
-            record(
-                &mut s,
-                &run(Some(total(reported)), true, Some("th"), None),
-                &request("x"),
-                t0,
-                t0,
-                true,
-            );
+            codex_run(&mut s, Some(total(reported, 0)), Some("th"), None, t0, true);
         }
         let turns: Vec<u64> = s
             .turns
@@ -740,25 +715,8 @@ mod tests {
     #[test]
     fn usage_is_not_kept_when_switched_off() {
         let t0: DateTime<Utc> = "2026-01-31T23:00:00Z".parse().unwrap();
-        let mut s = Session::new(
-            SessionId::generate(),
-            Backend::Codex,
-            "/w".into(),
-            "p".into(),
-            t0,
-        );
-        let u = Usage {
-            input: 5,
-            ..Usage::default()
-        };
-        record(
-            &mut s,
-            &run(Some(u), true, None, None),
-            &request("a"),
-            t0,
-            t0,
-            false,
-        );
+        let mut s = codex_session(t0);
+        codex_run(&mut s, Some(total(5, 0)), None, None, t0, false);
         assert_eq!(s.token_usage, TokenUsage::default());
         assert_eq!(s.turns[0].token_usage, None);
         // The running total is kept all the same, so that switching usage back on later

@@ -631,12 +631,8 @@ fn continue_without_a_resumable_session_is_exit_3() {
             .workdir(&dir_str(&dir)),
     );
     start(&f, &dir, "claude", "x");
-    let before = f.home.snapshot(false);
-    let ran = f.at(&dir).args(["-c", "-b", "codex", "hello"]).run();
-    let run = ran.run.fails_with(3);
+    let run = f.refused(f.at(&dir).args(["-c", "-b", "codex", "hello"]), 3);
     assert!(run.error_line().contains("codex"), "{}", run.stderr);
-    assert!(ran.calls.is_empty());
-    assert_same_files(&before, &f.home.snapshot(false));
 }
 
 // ----- resume -----------------------------------------------------------------------------------
@@ -762,17 +758,13 @@ fn a_session_without_backend_session_id_cannot_be_resumed() {
             .tokens(0, 0, 0),
     );
     f.home.warm();
-    let before = f.home.snapshot(false);
-    let ran = f.at(&dir).args(["resume", "nobsid1", "go on"]).run();
-    let run = ran.run.fails_with(3);
+    let run = f.refused(f.at(&dir).args(["resume", "nobsid1", "go on"]), 3);
     assert!(
         run.error_line().contains("cannot be resumed"),
         "{}",
         run.stderr
     );
     assert!(run.error_line().contains("nobsid1"), "{}", run.stderr);
-    assert!(ran.calls.is_empty());
-    assert_same_files(&before, &f.home.snapshot(false));
 }
 
 #[test]
@@ -781,12 +773,8 @@ fn a_session_whose_directory_is_gone_cannot_be_resumed() {
     let dir = f.dir("gone");
     let id = start(&f, &dir, "claude", "x");
     std::fs::remove_dir(&dir).unwrap();
-    let before = f.home.snapshot(false);
-    let ran = f.at(&f.root).args(["resume", &id, "go on"]).run();
-    let run = ran.run.fails_with(3);
+    let run = f.refused(f.at(&f.root).args(["resume", &id, "go on"]), 3);
     assert!(run.error_line().contains(&dir_str(&dir)), "{}", run.stderr);
-    assert!(ran.calls.is_empty());
-    assert_same_files(&before, &f.home.snapshot(false));
 }
 
 #[test]
@@ -794,12 +782,8 @@ fn resume_of_an_unknown_id_is_exit_3() {
     let f = Fakes::new();
     let dir = f.dir("p");
     start(&f, &dir, "claude", "x");
-    let before = f.home.snapshot(false);
-    let ran = f.at(&dir).args(["resume", "zzzzzzzz", "go on"]).run();
-    let run = ran.run.fails_with(3);
+    let run = f.refused(f.at(&dir).args(["resume", "zzzzzzzz", "go on"]), 3);
     assert!(run.error_line().contains("zzzzzzzz"), "{}", run.stderr);
-    assert!(ran.calls.is_empty());
-    assert_same_files(&before, &f.home.snapshot(false));
 }
 
 #[test]
@@ -1048,11 +1032,7 @@ fn ephemeral_and_continue_do_not_go_together() {
     let f = Fakes::new();
     let dir = f.dir("p");
     start(&f, &dir, "claude", "x");
-    let before = f.home.snapshot(false);
-    let ran = f.at(&dir).args(["--ephemeral", "-c", "q"]).run();
-    ran.run.fails_with(2);
-    assert!(ran.calls.is_empty());
-    assert_same_files(&before, &f.home.snapshot(false));
+    f.refused(f.at(&dir).args(["--ephemeral", "-c", "q"]), 2);
 }
 
 // ----- settings -------------------------------------------------------------------------------

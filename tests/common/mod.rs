@@ -795,6 +795,15 @@ impl Fakes {
 
     /// `clinvk ARGS` in `dir` with the fakes first on PATH, scenario `success`, a fresh
     /// FAKE_CLI_LOG of its own, the frozen clock, and stdin from /dev/null unless given.
+    /// Run `cmd`, expecting exit `code`, no CLI called, and the store's files unchanged.
+    pub fn refused(&self, cmd: FakeCmd, code: i32) -> Run {
+        let before = self.home.snapshot(false);
+        let ran = cmd.run();
+        assert!(ran.calls.is_empty(), "a CLI was called: {:?}", ran.run);
+        assert_same_files(&before, &self.home.snapshot(false));
+        ran.run.fails_with(code)
+    }
+
     pub fn at(&self, dir: &Path) -> FakeCmd {
         let log = self.new_log();
         let mut cmd = self.home.std_cmd();
