@@ -1321,3 +1321,36 @@ fn a_prompt_that_is_a_command_name_needs_dashes() {
     );
     assert!(f.home.session_files().is_empty());
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_cli_is_stopped_when_clinvk_itself_is_killed() {
+    let f = Fakes::new();
+    let dir = f.dir("p");
+    let (mut child, _log) = f
+        .at(&dir)
+        .args(["a long task"])
+        .scenario("slow")
+        .env("FAKE_CLI_SLEEP", "30")
+        .spawn();
+    wait_for_sleep_under(child.id());
+    let fakes: Vec<u32> = children_of(child.id())
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(fakes.len(), 1, "{fakes:?}");
+    // SIGKILL: clinvk gets no chance to forward anything; the kernel's parent-death signal must.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let fake = std::path::PathBuf::from(format!("/proc/{}", fakes[0]));
+    wait_for(Duration::from_secs(10), "the orphaned CLI to stop", || {
+        // Gone, or a zombie waiting for init to reap it.
+        std::fs::read_to_string(fake.join("stat")).map_or(true, |stat| {
+            stat.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    });
+}
