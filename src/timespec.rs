@@ -1,7 +1,12 @@
-//! Parsing of the time values users type: `--since`/`--until` bounds and `--older-than` ages.
-//! Pure functions of (text, now, local zone) so that the CLI hands the store typed instants.
+//! Parsing of the time values users type: `--since`/`--until` bounds, `--older-than` ages and
+//! `--timezone` zones, and the calendar periods (day, week, month) usage is counted in.
+//! Pure functions of (text, now, zone) so that the CLI hands the store typed instants.
 
-use chrono::{DateTime, Duration, Local, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, Local, LocalResult, NaiveDate, NaiveDateTime,
+    NaiveTime, Offset, TimeZone, Utc,
+};
+use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
 
@@ -42,6 +47,16 @@ pub enum Bound {
 /// `YYYY-MM-DD`, `YYYYMMDD` (a day in the local time zone), RFC 3339, or a relative age (`24h`,
 /// `7d`) counted back from `now`. The result is inclusive for `Since` and exclusive for `Until`.
 pub fn parse_instant(text: &str, bound: Bound, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    parse_instant_in(text, bound, now, &Zone::Local)
+}
+
+/// `parse_instant`, with bare days taken in `zone`.
+pub fn parse_instant_in(
+    text: &str,
+    bound: Bound,
+    now: DateTime<Utc>,
+    zone: &Zone,
+) -> Result<DateTime<Utc>> {
     let text = text.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         let t = t.with_timezone(&Utc);
@@ -62,7 +77,7 @@ pub fn parse_instant(text: &str, bound: Bound, now: DateTime<Utc>) -> Result<Dat
             Bound::Since => day,
             Bound::Until => day.succ_opt().ok_or_else(|| out_of_range(text))?,
         };
-        return local_midnight(day).ok_or_else(|| out_of_range(text));
+        return zone.start_of(day).ok_or_else(|| out_of_range(text));
     }
     if let Ok(age) = parse_duration(text) {
         return now
@@ -79,20 +94,209 @@ fn out_of_range(text: &str) -> Error {
     Error::usage(format!("'{text}' is outside the supported range of dates"))
 }
 
-/// The first instant of `day` in the local zone (a DST gap at midnight moves it forward).
-fn local_midnight(day: NaiveDate) -> Option<DateTime<Utc>> {
-    let naive = day.and_time(NaiveTime::MIN);
-    match Local.from_local_datetime(&naive) {
-        chrono::LocalResult::Single(t) | chrono::LocalResult::Ambiguous(t, _) => {
-            Some(t.with_timezone(&Utc))
+/// A time zone that calendar days are counted in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    /// An IANA zone (UTC included), from the embedded time zone database.
+    Named(Tz),
+    /// A fixed offset such as `+05:30`.
+    Fixed(FixedOffset),
+    /// The process's own zone (`TZ`, else /etc/localtime) when it has no IANA name, e.g. a POSIX
+    /// rule such as `EST5EDT`. Preferred only when no name can be found.
+    Local,
+}
+
+impl Zone {
+    /// The local zone, by IANA name when it has one: `TZ` first (as the C library and chrono
+    /// read it), else the system's configured zone.
+    pub fn local() -> Zone {
+        let from_env = std::env::var("TZ").ok();
+        let name = match from_env.as_deref() {
+            Some(tz) if !tz.is_empty() => {
+                // `:Europe/Paris` and `/usr/share/zoneinfo/Europe/Paris` name a zone too.
+                let tz = tz.trim_start_matches(':');
+                Some(
+                    tz.rsplit_once("zoneinfo/")
+                        .map_or(tz, |(_, n)| n)
+                        .to_string(),
+                )
+            }
+            _ => iana_time_zone::get_timezone().ok(),
+        };
+        match name.as_deref().map(str::parse::<Tz>) {
+            Some(Ok(tz)) => Zone::Named(tz),
+            _ => Zone::Local,
         }
-        chrono::LocalResult::None => (1..=4).find_map(|h| {
-            Local
-                .from_local_datetime(&(naive + Duration::hours(h)))
+    }
+
+    /// `UTC`, an IANA name (`Europe/Paris`, any case), an offset (`+05:30`, `-0800`, `+09`), or
+    /// `local`.
+    pub fn parse(text: &str) -> Result<Zone> {
+        let t = text.trim();
+        if t.eq_ignore_ascii_case("local") {
+            return Ok(Zone::local());
+        }
+        if t.eq_ignore_ascii_case("utc") || t.eq_ignore_ascii_case("z") {
+            return Ok(Zone::Named(Tz::UTC));
+        }
+        if let Some(offset) = parse_offset(t) {
+            return Ok(Zone::Fixed(offset));
+        }
+        Tz::from_str_insensitive(t).map(Zone::Named).map_err(|_| {
+            Error::usage(format!(
+                "'{}' is not a time zone: use an IANA name such as Europe/Paris, UTC, \
+                 an offset such as +05:30, or local",
+                t.escape_debug()
+            ))
+        })
+    }
+
+    /// How the zone is written back: its IANA name, `+05:30`, or `local` for an unnamed zone.
+    pub fn name(&self) -> String {
+        match self {
+            Zone::Named(tz) => tz.name().to_string(),
+            Zone::Fixed(offset) => offset.to_string(),
+            Zone::Local => "local".to_string(),
+        }
+    }
+
+    /// The calendar date at instant `t` in this zone.
+    pub fn date_of(&self, t: DateTime<Utc>) -> NaiveDate {
+        match self {
+            Zone::Named(tz) => t.with_timezone(tz).date_naive(),
+            Zone::Fixed(offset) => t.with_timezone(offset).date_naive(),
+            Zone::Local => t.with_timezone(&Local).date_naive(),
+        }
+    }
+
+    /// The first instant of `day` in this zone. A day whose midnight falls in a DST gap starts
+    /// at the first valid local time after it.
+    pub fn start_of(&self, day: NaiveDate) -> Option<DateTime<Utc>> {
+        match self {
+            Zone::Named(tz) => first_instant(tz, day),
+            Zone::Fixed(offset) => first_instant(offset, day),
+            Zone::Local => first_instant(&Local, day),
+        }
+    }
+
+    /// The offset from UTC at instant `t` (for display in JSON output).
+    pub fn offset_at(&self, t: DateTime<Utc>) -> FixedOffset {
+        match self {
+            Zone::Named(tz) => t.with_timezone(tz).offset().fix(),
+            Zone::Fixed(offset) => *offset,
+            Zone::Local => t.with_timezone(&Local).offset().fix(),
+        }
+    }
+}
+
+/// `+05:30`, `-0800`, `+09`: a sign is required, so that `2025` is never read as an offset.
+fn parse_offset(text: &str) -> Option<FixedOffset> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || rest.matches(':').count() > 1 {
+        return None;
+    }
+    let (h, m) = match digits.len() {
+        2 => (digits.parse::<i32>().ok()?, 0),
+        4 => (
+            digits[..2].parse::<i32>().ok()?,
+            digits[2..].parse::<i32>().ok()?,
+        ),
+        _ => return None,
+    };
+    if h > 23 || m > 59 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+fn first_instant<Z: TimeZone>(zone: &Z, day: NaiveDate) -> Option<DateTime<Utc>> {
+    let naive: NaiveDateTime = day.and_time(NaiveTime::MIN);
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => Some(t.with_timezone(&Utc)),
+        // A gap at midnight: the day starts when the clocks resume (gaps are at most a few hours).
+        LocalResult::None => (1..=16).find_map(|quarter| {
+            zone.from_local_datetime(&(naive + Duration::minutes(15 * quarter)))
                 .earliest()
                 .map(|t| t.with_timezone(&Utc))
         }),
     }
+}
+
+/// The calendar periods usage is grouped and budgeted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    Day,
+    /// ISO weeks, Monday to Sunday.
+    Week,
+    Month,
+}
+
+impl Granularity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Granularity::Day => "day",
+            Granularity::Week => "week",
+            Granularity::Month => "month",
+        }
+    }
+
+    /// The first date of the period containing `date`.
+    pub fn start(self, date: NaiveDate) -> NaiveDate {
+        match self {
+            Granularity::Day => date,
+            Granularity::Week => {
+                date - Duration::days(i64::from(date.weekday().num_days_from_monday()))
+            }
+            Granularity::Month => date.with_day(1).unwrap_or(date),
+        }
+    }
+
+    /// The first date of the period after the one starting at `start`.
+    pub fn next(self, start: NaiveDate) -> NaiveDate {
+        match self {
+            Granularity::Day => start + Duration::days(1),
+            Granularity::Week => start + Duration::days(7),
+            Granularity::Month => {
+                let (y, m) = if start.month() == 12 {
+                    (start.year() + 1, 1)
+                } else {
+                    (start.year(), start.month() + 1)
+                };
+                NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(start)
+            }
+        }
+    }
+
+    /// How a period is named in output: `2025-06-03` (day), `2025-06-02` (the week's Monday),
+    /// `2025-06` (month).
+    pub fn label(self, start: NaiveDate) -> String {
+        match self {
+            Granularity::Day | Granularity::Week => start.format("%Y-%m-%d").to_string(),
+            Granularity::Month => start.format("%Y-%m").to_string(),
+        }
+    }
+}
+
+/// Days since 1970-01-01 (negative before), the index's integer form of a calendar date.
+pub fn day_number(date: NaiveDate) -> i64 {
+    i64::from(date.num_days_from_ce()) - 719_163
+}
+
+/// The date of a day number (clamped to chrono's range).
+pub fn date_of_day_number(n: i64) -> NaiveDate {
+    i32::try_from(n + 719_163)
+        .ok()
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
+        .unwrap_or(if n < 0 {
+            NaiveDate::MIN
+        } else {
+            NaiveDate::MAX
+        })
 }
 
 #[cfg(test)]
@@ -135,6 +339,9 @@ mod tests {
         let since = parse_instant("2025-01-27", Bound::Since, now()).unwrap();
         let until = parse_instant("20250127", Bound::Until, now()).unwrap();
         assert_eq!(until - since, Duration::hours(24));
+        let paris = Zone::parse("europe/paris").unwrap();
+        let t = parse_instant_in("2025-06-03", Bound::Since, now(), &paris).unwrap();
+        assert_eq!(t.to_rfc3339(), "2025-06-02T22:00:00+00:00");
         for bad in [
             "2025-13-01",
             "yesterday",
@@ -144,5 +351,50 @@ mod tests {
         ] {
             assert!(parse_instant(bad, Bound::Since, now()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn zones() {
+        assert_eq!(Zone::parse("UTC").unwrap(), Zone::Named(Tz::UTC));
+        assert_eq!(Zone::parse("Asia/Kolkata").unwrap().name(), "Asia/Kolkata");
+        assert_eq!(Zone::parse("+05:30").unwrap().name(), "+05:30");
+        assert_eq!(Zone::parse("-0800").unwrap().name(), "-08:00");
+        assert_eq!(Zone::parse("+09").unwrap().name(), "+09:00");
+        for bad in ["Mars/Olympus", "2025", "+25:00", "+5:3", "", "+05:30:00"] {
+            let err = Zone::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("is not a time zone"), "{bad}: {err}");
+        }
+        let ny = Zone::parse("America/New_York").unwrap();
+        let t: DateTime<Utc> = "2025-07-01T03:30:00Z".parse().unwrap();
+        assert_eq!(ny.date_of(t).to_string(), "2025-06-30");
+        let day = NaiveDate::from_ymd_opt(2025, 7, 1).unwrap();
+        assert_eq!(
+            ny.start_of(day).unwrap().to_rfc3339(),
+            "2025-07-01T04:00:00+00:00"
+        );
+        // Santiago skips from midnight to 01:00 on its DST start (2024-09-08).
+        let santiago = Zone::parse("America/Santiago").unwrap();
+        let gap = NaiveDate::from_ymd_opt(2024, 9, 8).unwrap();
+        assert_eq!(
+            santiago.start_of(gap).unwrap().to_rfc3339(),
+            "2024-09-08T04:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn periods() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(Granularity::Week.start(d("2025-06-08")), d("2025-06-02"));
+        assert_eq!(Granularity::Week.start(d("2025-06-02")), d("2025-06-02"));
+        assert_eq!(Granularity::Month.start(d("2025-06-30")), d("2025-06-01"));
+        assert_eq!(Granularity::Month.next(d("2025-12-01")), d("2026-01-01"));
+        assert_eq!(Granularity::Month.label(d("2025-06-01")), "2025-06");
+        assert_eq!(Granularity::Week.label(d("2025-06-02")), "2025-06-02");
+        assert_eq!(day_number(d("1970-01-01")), 0);
+        assert_eq!(day_number(d("1969-12-31")), -1);
+        assert_eq!(
+            date_of_day_number(day_number(d("2025-06-03"))),
+            d("2025-06-03")
+        );
     }
 }

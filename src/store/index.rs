@@ -18,6 +18,8 @@ use crate::error::{Error, Result};
 use crate::store::files::{open_private, remove_if_exists, DirStamp, FileStamp};
 use crate::store::query::{InvalidFile, ListQuery, SessionSummary};
 use crate::store::session::{Session, SessionId, TokenUsage};
+use crate::store::usage::{self, StatsQuery, StatsResult};
+use crate::timespec::Zone;
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -63,6 +65,8 @@ const DIR_KEY: &str = "dir_stamp";
 const SCHEMA_KEY: &str = "schema_fingerprint";
 /// A cache like the rest: if the index is rebuilt, the next new session cleans once more.
 const AUTO_CLEAN_KEY: &str = "last_auto_clean";
+/// The zone of `turns.day` and the daily rollup, by name (see `Zone::name`).
+const ROLLUP_ZONE_KEY: &str = "rollup_zone";
 /// Up to this many prompt matches, a search fetches and sorts them; beyond, it walks sessions
 /// newest first (measured: the crossover at 100k sessions is a few thousand).
 const SEARCH_LOOKUP_MAX: i64 = 3000;
@@ -72,6 +76,7 @@ const SEARCH_WINDOW: i64 = 1000;
 pub struct Index {
     conn: Connection,
     path: PathBuf,
+    rollup_zone: Zone,
 }
 
 /// Why an existing index cannot be used as it is.
@@ -136,9 +141,10 @@ impl Index {
             Ok(conn) => conn,
             Err(e) => return Ok(Err(Unusable::Corrupt(e.to_string()))),
         };
-        let index = Index {
+        let mut index = Index {
             conn,
             path: path.to_path_buf(),
+            rollup_zone: Zone::Named(chrono_tz::Tz::UTC),
         };
         if let Err(e) = index.configure() {
             return Ok(Err(Unusable::Corrupt(e.to_string())));
@@ -148,7 +154,10 @@ impl Index {
             .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         {
             Ok(v) if v == latest_version() => match index.state(SCHEMA_KEY) {
-                Ok(Some(f)) if f == schema_fingerprint() => Ok(Ok(index)),
+                Ok(Some(f)) if f == schema_fingerprint() => match index.load_rollup_zone() {
+                    Ok(()) => Ok(Ok(index)),
+                    Err(why) => Ok(Err(Unusable::Corrupt(why))),
+                },
                 Ok(_) => Ok(Err(Unusable::SchemaChanged)),
                 Err(e) => Ok(Err(Unusable::Corrupt(e.to_string()))),
             },
@@ -176,6 +185,7 @@ impl Index {
         let mut index = Index {
             conn,
             path: path.to_path_buf(),
+            rollup_zone: rollup_zone_for_new_index(),
         };
         index.configure().map_err(|e| index.err(e))?;
         embedded::migrations::runner()
@@ -184,7 +194,41 @@ impl Index {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
+        index.save_rollup_zone()?;
         Ok(index)
+    }
+
+    /// Read the rollup zone recorded in the index (Err: missing or unreadable).
+    fn load_rollup_zone(&mut self) -> std::result::Result<(), String> {
+        let name = self
+            .state(ROLLUP_ZONE_KEY)
+            .map_err(|e| e.to_string())?
+            .ok_or("no rollup zone recorded")?;
+        self.rollup_zone = Zone::parse(&name)
+            .ok()
+            .filter(|z| *z != Zone::Local)
+            .ok_or_else(|| format!("unknown rollup zone '{name}'"))?;
+        Ok(())
+    }
+
+    fn save_rollup_zone(&self) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)",
+                params![ROLLUP_ZONE_KEY, self.rollup_zone.name()],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The zone the daily rollup counts days in.
+    pub fn rollup_zone(&self) -> Zone {
+        self.rollup_zone
+    }
+
+    /// Usage of the selected sessions' runs, grouped (`sessions stats`).
+    pub fn stats(&self, query: &StatsQuery) -> Result<StatsResult> {
+        usage::stats(&self.conn, query, &self.rollup_zone).map_err(|e| self.err(e))
     }
 
     /// Pragmas belong at open, never in a migration (SQLite ignores a journal-mode change inside
@@ -259,6 +303,10 @@ impl Index {
                 path: self.path.clone(),
                 message: e.to_string(),
             })?;
+        if self.load_rollup_zone().is_err() {
+            self.rollup_zone = rollup_zone_for_new_index();
+            self.save_rollup_zone()?;
+        }
         self.set_schema_fingerprint()?;
         self.conn
             .pragma_update(None, "user_version", latest_version())
@@ -279,6 +327,7 @@ impl Index {
             tx,
             path,
             fresh: false,
+            rollup_zone: self.rollup_zone,
         })
     }
 
@@ -585,6 +634,15 @@ const SUMMARY_COLUMNS: &str = "s.id, s.backend, s.backend_session_id, s.model, s
      s.workdir, s.prompt, s.input_tokens, s.output_tokens, s.cached_tokens, s.total_tokens, s.tags, s.parent_id, \
      s.file_ino, s.file_size, s.file_mtime_ns";
 
+/// A new index counts days in the local zone, by name so that every process (whatever its `TZ`)
+/// keeps the same days; a local zone without a name falls back to UTC.
+fn rollup_zone_for_new_index() -> Zone {
+    match Zone::local() {
+        Zone::Local => Zone::Named(chrono_tz::Tz::UTC),
+        zone => zone,
+    }
+}
+
 /// Case folding as FTS5's trigram index does it, so that both search paths agree: each
 /// character on its own (no context rules: Rust's `to_lowercase` turns a final Σ into ς), and
 /// ς as σ.
@@ -648,6 +706,7 @@ pub struct IndexTx<'a> {
     tx: Transaction<'a>,
     path: PathBuf,
     fresh: bool,
+    rollup_zone: Zone,
 }
 
 /// The INSERT shared by the plain and the upsert paths.
@@ -725,6 +784,7 @@ impl IndexTx<'_> {
                 .map_err(|e| self.err(e))?;
             for sql in [
                 "DELETE FROM session_tags WHERE session_pk = ?1",
+                "DELETE FROM turns WHERE session_pk = ?1",
                 "DELETE FROM invalid_files WHERE name = (SELECT id FROM sessions WHERE pk = ?1)",
             ] {
                 self.tx
@@ -743,6 +803,37 @@ impl IndexTx<'_> {
                 .execute(params![tag, pk, last_used])
                 .map_err(|e| self.err(e))?;
         }
+        let mut insert_turn = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO turns (session_pk, seq, at, backend, status, model, runs, input, output,
+                     cached, cache_write, reasoning, total, cost_nusd, day, firsts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )
+            .map_err(|e| self.err(e))?;
+        for row in usage::turn_rows(session, &self.rollup_zone) {
+            let u = &row.usage;
+            insert_turn
+                .execute(params![
+                    pk,
+                    row.seq,
+                    row.at,
+                    session.backend.as_str(),
+                    session.status.as_str(),
+                    row.model,
+                    row.runs,
+                    clamp(u.input),
+                    clamp(u.output),
+                    clamp(u.cached),
+                    clamp(u.cache_write),
+                    clamp(u.reasoning),
+                    clamp(u.total),
+                    row.cost_nusd,
+                    row.day,
+                    row.firsts,
+                ])
+                .map_err(|e| self.err(e))?;
+        }
         Ok(())
     }
 
@@ -755,7 +846,7 @@ impl IndexTx<'_> {
             .tx
             .prepare(
                 "SELECT type, name, sql FROM sqlite_master
-                 WHERE tbl_name IN ('sessions', 'session_tags') AND sql IS NOT NULL
+                 WHERE tbl_name IN ('sessions', 'session_tags', 'turns') AND sql IS NOT NULL
                    AND (type = 'trigger' OR type = 'index')
                    -- the load itself deletes a session's old tags through this one
                    AND name != 'session_tags_by_session'",
@@ -790,6 +881,9 @@ impl IndexTx<'_> {
                  DELETE FROM tag_counts;
                  INSERT INTO tag_counts (tag, n) SELECT tag, count(*) FROM session_tags GROUP BY tag;",
             )
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .execute_batch(usage::REFILL_ROLLUP)
             .map_err(|e| self.err(e))?;
         for sql in bulk.lifted {
             self.tx.execute_batch(&sql).map_err(|e| self.err(e))?;

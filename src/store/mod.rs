@@ -11,6 +11,7 @@ pub mod index;
 pub mod lock;
 pub mod query;
 pub mod session;
+pub mod usage;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,7 @@ use index::{Index, Unusable};
 use lock::LockMode;
 pub use query::{Filter, InvalidFile, ListQuery, SessionSummary};
 pub use session::{Backend, Session, SessionId, Status, TokenUsage};
+pub use usage::{Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums};
 
 /// The index file, hidden inside `sessions/` so that moving the directory moves the index too.
 pub const INDEX_FILE: &str = ".index.db";
@@ -830,6 +832,13 @@ impl Store {
             differences,
             invalid_files,
         })
+    }
+
+    /// Usage of the selected sessions' runs, grouped and summed in the index (`sessions stats`).
+    /// Like a listing beyond its first rows, it trusts the index for files edited in place
+    /// without the directory changing (`sessions reindex` picks those up).
+    pub fn stats(&self, query: &StatsQuery) -> Result<StatsResult> {
+        self.read(|_, index| index.stats(query))
     }
 
     /// The query plan for a listing (for `EXPLAIN QUERY PLAN` checks in tests and benches).

@@ -1,0 +1,599 @@
+//! Usage over time: the per-run rows the index keeps for each session (`turns`), and the
+//! aggregate queries of `sessions stats` over them.
+//!
+//! Two ways to answer, with the same results (tests hold them equal):
+//! - the daily rollup (`usage_daily`), when the question is in the rollup's zone, filters only by
+//!   backend and status, groups only by backend, status, model and whole days, weeks or months,
+//!   and its time range (if any) is made of whole periods. Distinct sessions come from the
+//!   "first run of the session in this period" bits, which add up;
+//! - the runs themselves (`turns`), for everything else: any zone, tags, working directories,
+//!   sessions, and arbitrary ranges. Distinct sessions are counted with `count(DISTINCT)`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::Value as V;
+use rusqlite::{params_from_iter, Connection};
+
+use crate::store::query::Filter;
+use crate::store::session::{Session, Status, TokenUsage};
+use crate::timespec::{date_of_day_number, day_number, Granularity, Zone};
+
+/// What `sessions stats` can group by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    Backend,
+    Model,
+    Status,
+    Tag,
+    Workdir,
+    Session,
+    Period(Granularity),
+}
+
+impl Dimension {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dimension::Backend => "backend",
+            Dimension::Model => "model",
+            Dimension::Status => "status",
+            Dimension::Tag => "tag",
+            Dimension::Workdir => "workdir",
+            Dimension::Session => "session",
+            Dimension::Period(g) => g.as_str(),
+        }
+    }
+}
+
+/// Usage of the selected sessions: their runs in `filter.since..filter.until` (by when each run
+/// happened), grouped by `group_by` with periods counted in `zone`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsQuery {
+    /// `search` and `resumable` are not used.
+    pub filter: Filter,
+    pub group_by: Vec<Dimension>,
+    pub zone: Zone,
+}
+
+/// Token counts and reported cost, summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageSums {
+    pub runs: u64,
+    pub input: u64,
+    pub output: u64,
+    pub cached: u64,
+    pub cache_write: u64,
+    pub reasoning: u64,
+    pub total: u64,
+    /// The backends' own cost reports, in billionths of a US dollar.
+    pub reported_cost_nusd: i64,
+}
+
+impl UsageSums {
+    pub fn add(&mut self, o: &UsageSums) {
+        self.runs += o.runs;
+        self.input += o.input;
+        self.output += o.output;
+        self.cached += o.cached;
+        self.cache_write += o.cache_write;
+        self.reasoning += o.reasoning;
+        self.total += o.total;
+        self.reported_cost_nusd += o.reported_cost_nusd;
+    }
+}
+
+/// Part of a group's usage: one model, with the cost either reported by the backend for every
+/// run in it (`reported`) or for none of them (to be estimated from prices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPart {
+    /// '' when the model is unknown.
+    pub model: String,
+    pub reported: bool,
+    pub sums: UsageSums,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsGroup {
+    /// One value per dimension of the query, in its order. Periods are labelled
+    /// (`Granularity::label`); '' means none (no model, no tag).
+    pub key: Vec<String>,
+    /// Distinct sessions with a run in this group.
+    pub sessions: u64,
+    pub parts: Vec<ModelPart>,
+}
+
+impl StatsGroup {
+    pub fn sums(&self) -> UsageSums {
+        let mut all = UsageSums::default();
+        for p in &self.parts {
+            all.add(&p.sums);
+        }
+        all
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsResult {
+    /// In key order.
+    pub groups: Vec<StatsGroup>,
+    /// Over everything selected (with `--by tag`, not the sum of the groups).
+    pub totals: StatsGroup,
+    /// Whether the daily rollup answered (for tests and benchmarks).
+    pub from_rollup: bool,
+}
+
+// ----- rows kept per session ---------------------------------------------------------------
+
+/// One row of `turns`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnRow {
+    pub seq: i64,
+    pub at: i64,
+    pub model: String,
+    pub runs: i64,
+    pub usage: TokenUsage,
+    pub cost_nusd: Option<i64>,
+    pub day: i64,
+    pub firsts: i64,
+}
+
+const FIRST_DAY: i64 = 1;
+const FIRST_WEEK: i64 = 2;
+const FIRST_MONTH: i64 = 4;
+const FIRST_EVER: i64 = 8;
+/// The same four bits, per model.
+const PER_MODEL: i64 = 16;
+
+/// A reported cost in billionths of a dollar; None for no report, or a nonsensical one.
+fn nano_usd(cost: f64) -> Option<i64> {
+    (0.0..9e9).contains(&cost).then(|| (cost * 1e9).round() as i64)
+}
+
+/// The rows the index keeps for `session`: its runs, and what they leave of `token_usage`, with
+/// days and "first run" bits in `zone`.
+pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
+    let model_of = |m: &Option<String>| {
+        m.as_ref()
+            .or(session.model.as_ref())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut rows: Vec<TurnRow> = Vec::with_capacity(session.turns.len() + 1);
+    let mut accounted = TokenUsage::default();
+    for (seq, turn) in session.turns.iter().enumerate() {
+        let usage = turn.token_usage.clone().unwrap_or_default();
+        accounted.add(&usage);
+        rows.push(TurnRow {
+            seq: seq as i64,
+            at: turn.at.timestamp_millis(),
+            model: model_of(&turn.model),
+            runs: 1,
+            usage: counts_only(&usage),
+            cost_nusd: turn.cost_usd.and_then(nano_usd),
+            day: 0,
+            firsts: 0,
+        });
+    }
+    let u = &session.token_usage;
+    let rest = TokenUsage {
+        input: u.input.saturating_sub(accounted.input),
+        output: u.output.saturating_sub(accounted.output),
+        cached: u.cached.saturating_sub(accounted.cached),
+        total: u.total.saturating_sub(accounted.total),
+        cache_write: u.cache_write.saturating_sub(accounted.cache_write),
+        reasoning: u.reasoning.saturating_sub(accounted.reasoning),
+        ..TokenUsage::default()
+    };
+    let has_rest = rest != TokenUsage::default();
+    if session.turns.is_empty() || has_rest {
+        rows.push(TurnRow {
+            seq: session.turns.len() as i64,
+            at: session.last_used_at.timestamp_millis(),
+            model: model_of(&None),
+            // A file without turns that did run (any status but `created`) stands for one run.
+            runs: i64::from(session.turns.is_empty() && session.status != Status::Created),
+            usage: rest,
+            cost_nusd: None,
+            day: 0,
+            firsts: 0,
+        });
+    }
+    mark_firsts(&mut rows, zone);
+    rows
+}
+
+fn counts_only(u: &TokenUsage) -> TokenUsage {
+    TokenUsage {
+        input: u.input,
+        output: u.output,
+        cached: u.cached,
+        total: u.total,
+        cache_write: u.cache_write,
+        reasoning: u.reasoning,
+        ..TokenUsage::default()
+    }
+}
+
+/// Fill `day` and the "first run of the session in this day/week/month/ever" bits, overall and
+/// per model, taking runs in time order.
+fn mark_firsts(rows: &mut [TurnRow], zone: &Zone) {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| (rows[i].at, rows[i].seq));
+    let mut seen: HashSet<(Option<&str>, u8, i64)> = HashSet::new();
+    let mut firsts = vec![0i64; rows.len()];
+    for &i in &order {
+        let at = DateTime::from_timestamp_millis(rows[i].at).unwrap_or_default();
+        let date = zone.date_of(at);
+        let day = day_number(date);
+        rows[i].day = day;
+        let periods = [
+            (FIRST_DAY, 0u8, day),
+            (FIRST_WEEK, 1, day_number(Granularity::Week.start(date))),
+            (FIRST_MONTH, 2, day_number(Granularity::Month.start(date))),
+            (FIRST_EVER, 3, 0),
+        ];
+        for (bit, kind, period) in periods {
+            if seen.insert((None, kind, period)) {
+                firsts[i] |= bit;
+            }
+            if seen.insert((Some(rows[i].model.as_str()), kind, period)) {
+                firsts[i] |= bit * PER_MODEL;
+            }
+        }
+    }
+    for (row, f) in rows.iter_mut().zip(firsts) {
+        row.firsts = f;
+    }
+}
+
+// ----- queries -------------------------------------------------------------------------------
+
+/// Refill the rollup from `turns` (after a bulk load, whose inserts skip the triggers).
+pub const REFILL_ROLLUP: &str = "DELETE FROM usage_daily;
+    INSERT INTO usage_daily
+    SELECT day, backend, status, model, cost_nusd IS NOT NULL, count(*), sum(runs), sum(input),
+        sum(output), sum(cached), sum(cache_write), sum(reasoning), sum(total),
+        sum(coalesce(cost_nusd, 0)),
+        sum((firsts & 1) > 0), sum((firsts & 2) > 0), sum((firsts & 4) > 0), sum((firsts & 8) > 0),
+        sum((firsts & 16) > 0), sum((firsts & 32) > 0), sum((firsts & 64) > 0),
+        sum((firsts & 128) > 0)
+    FROM turns GROUP BY day, backend, status, model, cost_nusd IS NOT NULL;";
+
+/// How the rollup answers a query: the day range to read and the column counting sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RollupPlan {
+    days: Option<(i64, i64)>,
+    sessions_column: &'static str,
+}
+
+/// The rollup can answer `q` exactly only in its own zone, and only when every period it sums
+/// is whole (a run's day is all it knows of the run's time).
+fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
+    let f = &q.filter;
+    if q.zone != *rollup_zone || !f.tags.is_empty() || f.workdir.is_some() {
+        return None;
+    }
+    let mut granularity = None;
+    for d in &q.group_by {
+        match d {
+            Dimension::Backend | Dimension::Status | Dimension::Model => {}
+            Dimension::Period(g) if granularity.is_none() => granularity = Some(*g),
+            _ => return None,
+        }
+    }
+    let per_model = q.group_by.contains(&Dimension::Model);
+    let aligned = |t: DateTime<Utc>, g: Granularity| {
+        let date = q.zone.date_of(t);
+        (g.start(date) == date && q.zone.start_of(date) == Some(t)).then(|| day_number(date))
+    };
+    let bounds = |g: Granularity| -> Option<Option<(i64, i64)>> {
+        match (f.since, f.until) {
+            (None, None) => Some(None),
+            (since, until) => {
+                let lo = match since {
+                    Some(t) => aligned(t, g)?,
+                    None => i64::MIN,
+                };
+                let hi = match until {
+                    Some(t) => aligned(t, g)?,
+                    None => i64::MAX,
+                };
+                Some(Some((lo, hi)))
+            }
+        }
+    };
+    let (days, g) = match granularity {
+        Some(g) => (bounds(g)?, Some(g)),
+        None => match (f.since, f.until) {
+            (None, None) => (None, None),
+            // No periods in the output: the range must be exactly one day, week or month.
+            (Some(since), Some(until)) => [Granularity::Day, Granularity::Week, Granularity::Month]
+                .into_iter()
+                .find_map(|g| {
+                    let lo = aligned(since, g)?;
+                    let next = g.next(date_of_day_number(lo));
+                    (q.zone.start_of(next) == Some(until))
+                        .then(|| (Some((lo, day_number(next))), Some(g)))
+                })?,
+            _ => return None,
+        },
+    };
+    let sessions_column = match (g, per_model) {
+        (None, false) => "first_ever",
+        (None, true) => "model_first_ever",
+        (Some(Granularity::Day), false) => "first_day",
+        (Some(Granularity::Day), true) => "model_first_day",
+        (Some(Granularity::Week), false) => "first_week",
+        (Some(Granularity::Week), true) => "model_first_week",
+        (Some(Granularity::Month), false) => "first_month",
+        (Some(Granularity::Month), true) => "model_first_month",
+    };
+    Some(RollupPlan {
+        days,
+        sessions_column,
+    })
+}
+
+/// Run `q` against the index's connection; `rollup_zone` is the zone of `turns.day`.
+pub fn stats(
+    conn: &Connection,
+    q: &StatsQuery,
+    rollup_zone: &Zone,
+) -> rusqlite::Result<StatsResult> {
+    register_period_functions(conn, q)?;
+    let plan = rollup_plan(q, rollup_zone);
+    let from_rollup = plan.is_some();
+    let (groups, totals) = match plan {
+        Some(plan) => (
+            rollup_groups(conn, q, &q.group_by, &plan)?,
+            rollup_groups(conn, q, &[], &plan)?,
+        ),
+        None => (raw_groups(conn, q, &q.group_by)?, raw_groups(conn, q, &[])?),
+    };
+    let totals = totals.into_iter().next().unwrap_or(StatsGroup {
+        key: Vec::new(),
+        sessions: 0,
+        parts: Vec::new(),
+    });
+    Ok(StatsResult {
+        groups,
+        totals,
+        from_rollup,
+    })
+}
+
+/// `clinvk_period(at_ms)` and `clinvk_period_of_day(day)`: the day number of the first day of
+/// the query's period (in its zone) containing a run.
+fn register_period_functions(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<()> {
+    let g = q.group_by.iter().find_map(|d| match d {
+        Dimension::Period(g) => Some(*g),
+        _ => None,
+    });
+    let Some(g) = g else { return Ok(()) };
+    let zone = q.zone;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("clinvk_period", 1, flags, move |ctx| {
+        let at = DateTime::from_timestamp_millis(ctx.get::<i64>(0)?).unwrap_or_default();
+        Ok(day_number(g.start(zone.date_of(at))))
+    })?;
+    conn.create_scalar_function("clinvk_period_of_day", 1, flags, move |ctx| {
+        Ok(day_number(g.start(date_of_day_number(ctx.get::<i64>(0)?))))
+    })
+}
+
+const SUMS: &str = "sum(x.runs), sum(x.input), sum(x.output), sum(x.cached), sum(x.cache_write), \
+                    sum(x.reasoning), sum(x.total), sum(coalesce(x.cost_nusd, 0))";
+
+fn rollup_groups(
+    conn: &Connection,
+    q: &StatsQuery,
+    dims: &[Dimension],
+    plan: &RollupPlan,
+) -> rusqlite::Result<Vec<StatsGroup>> {
+    let mut cols = Vec::new();
+    for d in dims {
+        cols.push(match d {
+            Dimension::Backend => "x.backend",
+            Dimension::Status => "x.status",
+            Dimension::Model => "x.model",
+            Dimension::Period(_) => "clinvk_period_of_day(x.day)",
+            // rollup_plan accepts no other dimension.
+            _ => unreachable!("not in the rollup"),
+        });
+    }
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    push_session_filters(&q.filter, &mut conds, &mut args);
+    if let Some((lo, hi)) = plan.days {
+        conds.push("x.day >= ? AND x.day < ?".to_string());
+        args.push(V::Integer(lo));
+        args.push(V::Integer(hi));
+    }
+    let keys = key_list(&cols);
+    let sql = format!(
+        "SELECT {keys}x.model, x.reported, {SUMS}, sum(x.{sessions}) FROM usage_daily x {where_} \
+         GROUP BY {keys}x.model, x.reported",
+        sessions = plan.sessions_column,
+        where_ = where_clause(&conds),
+    );
+    let rows = query_parts(conn, &sql, &args, dims, true)?;
+    Ok(fold(rows, None))
+}
+
+fn raw_groups(
+    conn: &Connection,
+    q: &StatsQuery,
+    dims: &[Dimension],
+) -> rusqlite::Result<Vec<StatsGroup>> {
+    let f = &q.filter;
+    let mut cols = Vec::new();
+    let mut join_session = f.workdir.is_some();
+    let mut join_tags = false;
+    for d in dims {
+        cols.push(match d {
+            Dimension::Backend => "x.backend",
+            Dimension::Status => "x.status",
+            Dimension::Model => "x.model",
+            Dimension::Period(_) => "clinvk_period(x.at)",
+            Dimension::Workdir => {
+                join_session = true;
+                "s.workdir"
+            }
+            Dimension::Session => {
+                join_session = true;
+                "s.id"
+            }
+            Dimension::Tag => {
+                join_tags = true;
+                "coalesce(g.tag, '')"
+            }
+        });
+    }
+    let mut from = "turns x".to_string();
+    if join_session {
+        from.push_str(" JOIN sessions s ON s.pk = x.session_pk");
+    }
+    if join_tags {
+        from.push_str(" LEFT JOIN session_tags g ON g.session_pk = x.session_pk");
+    }
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    push_session_filters(f, &mut conds, &mut args);
+    if let Some(w) = &f.workdir {
+        conds.push("s.workdir = ?".into());
+        args.push(V::Text(w.clone()));
+    }
+    for tag in &f.tags {
+        conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
+        args.push(V::Text(tag.clone()));
+    }
+    if let Some(t) = f.since {
+        conds.push("x.at >= ?".into());
+        args.push(V::Integer(t.timestamp_millis()));
+    }
+    if let Some(t) = f.until {
+        conds.push("x.at < ?".into());
+        args.push(V::Integer(t.timestamp_millis()));
+    }
+    let keys = key_list(&cols);
+    let where_ = where_clause(&conds);
+    let sums = format!(
+        "SELECT {keys}x.model, x.cost_nusd IS NOT NULL, {SUMS} FROM {from} {where_} \
+         GROUP BY {keys}x.model, x.cost_nusd IS NOT NULL"
+    );
+    let parts = query_parts(conn, &sums, &args, dims, false)?;
+    let distinct = format!(
+        "SELECT {keys}count(DISTINCT x.session_pk) FROM {from} {where_} {group}",
+        group = if cols.is_empty() {
+            String::new()
+        } else {
+            format!("GROUP BY {}", cols.join(", "))
+        }
+    );
+    let mut sessions: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    let mut stmt = conn.prepare(&distinct)?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    while let Some(r) = rows.next()? {
+        let key = read_key(r, dims)?;
+        sessions.insert(key, r.get::<_, i64>(dims.len())? as u64);
+    }
+    Ok(fold(parts, Some(&sessions)))
+}
+
+/// Conditions on session attributes copied into both tables (`x` is `turns` or `usage_daily`).
+fn push_session_filters(f: &Filter, conds: &mut Vec<String>, args: &mut Vec<V>) {
+    if let Some(b) = f.backend {
+        conds.push("x.backend = ?".into());
+        args.push(V::Text(b.as_str().into()));
+    }
+    if let Some(s) = f.status {
+        conds.push("x.status = ?".into());
+        args.push(V::Text(s.as_str().into()));
+    }
+}
+
+fn key_list(cols: &[&str]) -> String {
+    cols.iter().map(|c| format!("{c}, ")).collect()
+}
+
+fn where_clause(conds: &[String]) -> String {
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    }
+}
+
+/// The group key of a row: its first `dims.len()` columns, periods turned into labels.
+fn read_key(r: &rusqlite::Row<'_>, dims: &[Dimension]) -> rusqlite::Result<Vec<String>> {
+    dims.iter()
+        .enumerate()
+        .map(|(i, d)| match d {
+            Dimension::Period(g) => Ok(g.label(date_of_day_number(r.get::<_, i64>(i)?))),
+            _ => Ok(r.get::<_, Option<String>>(i)?.unwrap_or_default()),
+        })
+        .collect()
+}
+
+/// Rows of (key..., model, reported, sums..., [sessions]).
+fn query_parts(
+    conn: &Connection,
+    sql: &str,
+    args: &[V],
+    dims: &[Dimension],
+    with_sessions: bool,
+) -> rusqlite::Result<Vec<(Vec<String>, ModelPart, u64)>> {
+    let mut stmt = conn.prepare(sql)?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    let mut out = Vec::new();
+    let n = dims.len();
+    while let Some(r) = rows.next()? {
+        let count =
+            |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(n + i)?.max(0) as u64) };
+        let part = ModelPart {
+            model: r.get(n)?,
+            reported: r.get(n + 1)?,
+            sums: UsageSums {
+                runs: count(2)?,
+                input: count(3)?,
+                output: count(4)?,
+                cached: count(5)?,
+                cache_write: count(6)?,
+                reasoning: count(7)?,
+                total: count(8)?,
+                reported_cost_nusd: r.get(n + 9)?,
+            },
+        };
+        let sessions = if with_sessions { count(10)? } else { 0 };
+        out.push((read_key(r, dims)?, part, sessions));
+    }
+    Ok(out)
+}
+
+/// Gather parts into groups by key (in key order). Sessions come from `distinct` when given,
+/// else from the parts' summed "first run" bits.
+fn fold(
+    rows: Vec<(Vec<String>, ModelPart, u64)>,
+    distinct: Option<&BTreeMap<Vec<String>, u64>>,
+) -> Vec<StatsGroup> {
+    let mut groups: BTreeMap<Vec<String>, StatsGroup> = BTreeMap::new();
+    for (key, part, sessions) in rows {
+        let group = groups.entry(key.clone()).or_insert_with(|| StatsGroup {
+            key,
+            sessions: 0,
+            parts: Vec::new(),
+        });
+        group.sessions += sessions;
+        group.parts.push(part);
+    }
+    let mut out: Vec<StatsGroup> = groups.into_values().collect();
+    for g in &mut out {
+        if let Some(d) = distinct {
+            g.sessions = d.get(&g.key).copied().unwrap_or(0);
+        }
+        g.parts
+            .sort_by(|a, b| (&a.model, a.reported).cmp(&(&b.model, b.reported)));
+    }
+    out
+}
