@@ -9,6 +9,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 use crate::error::{Error, Result};
 use crate::store::files::{ensure_private_dir, write_atomic};
 use crate::store::session::{normalize_tag, Backend};
+use crate::usage::pricing::Price;
 
 /// The settings clinvk reads, with the guide's defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,12 @@ pub struct Settings {
     pub default_backend: Option<Backend>,
     /// `backends.<name>.command`: the executable to run instead of `<name>` from $PATH.
     pub commands: Vec<(Backend, String)>,
+    /// `session.token_budget`: tokens per budget period, for `sessions stats --period`.
+    pub token_budget: Option<u64>,
+    /// `session.cost_budget_usd`: US dollars per budget period.
+    pub cost_budget_usd: Option<f64>,
+    /// `pricing:`: prices per million tokens by model id, over the embedded table.
+    pub pricing: Vec<(String, Price)>,
 }
 
 impl Settings {
@@ -41,6 +48,9 @@ impl Default for Settings {
             default_tags: Vec::new(),
             default_backend: None,
             commands: Vec::new(),
+            token_budget: None,
+            cost_budget_usd: None,
+            pricing: Vec::new(),
         }
     }
 }
@@ -54,6 +64,12 @@ enum Kind {
     Backend,
     /// A program (a path, `~/...`, or a name looked up on $PATH), or null for "not set".
     Command,
+    /// A positive whole number of tokens, or null for "no budget".
+    Tokens,
+    /// A positive amount of US dollars, or null for "no budget".
+    Dollars,
+    /// Model id -> {input, output, cache_read, cache_write} in USD per million tokens.
+    Pricing,
 }
 
 struct Key {
@@ -90,6 +106,18 @@ const KEYS: &[Key] = &[
     Key {
         name: "backends.gemini.command",
         kind: Kind::Command,
+    },
+    Key {
+        name: "session.token_budget",
+        kind: Kind::Tokens,
+    },
+    Key {
+        name: "session.cost_budget_usd",
+        kind: Kind::Dollars,
+    },
+    Key {
+        name: "pricing",
+        kind: Kind::Pricing,
     },
 ];
 
@@ -181,6 +209,12 @@ impl ConfigFile {
                         .transpose()
                 })
                 .collect::<Result<_>>()?,
+            token_budget: self.get("session.token_budget")?.as_u64(),
+            cost_budget_usd: self.get("session.cost_budget_usd")?.as_f64(),
+            pricing: match self.lookup("pricing") {
+                Some(value) => pricing(value).map_err(|message| invalid(&self.path, message))?,
+                None => Vec::new(),
+            },
         })
     }
 
@@ -378,8 +412,9 @@ fn default_of(key: &Key) -> Json {
         "session.retention_days" => Json::from(d.retention_days),
         "session.store_token_usage" => Json::from(d.store_token_usage),
         "session.default_tags" => Json::from(d.default_tags),
-        // Optional settings: unset means "use the fallback" ($CLINVK_BACKEND, $PATH).
-        _ if matches!(key.kind, Kind::Backend | Kind::Command) => Json::Null,
+        "pricing" => Json::Object(Default::default()),
+        // Optional settings: unset means "use the fallback" ($CLINVK_BACKEND, $PATH, no budget).
+        _ if is_optional(key.kind) => Json::Null,
         other => unreachable!("no default for {other}: every key in KEYS has one"),
     }
 }
@@ -390,7 +425,7 @@ fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
         .unwrap_or_default()
         .trim()
         .to_string();
-    if value.is_null() && matches!(key.kind, Kind::Backend | Kind::Command) {
+    if value.is_null() && is_optional(key.kind) {
         return Ok(Json::Null);
     }
     match key.kind {
@@ -414,6 +449,46 @@ fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
                 key.name
             )
         }),
+        Kind::Tokens => value
+            .as_u64()
+            .filter(|n| *n > 0)
+            .map(Json::from)
+            .ok_or_else(|| {
+                format!(
+                    "{} must be a whole number of tokens above 0 (or null for none), not '{shown}'",
+                    key.name
+                )
+            }),
+        Kind::Dollars => value
+            .as_f64()
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .map(Json::from)
+            .ok_or_else(|| {
+                format!(
+                    "{} must be an amount of US dollars above 0, e.g. 50 or 12.5 (or null for none), not '{shown}'",
+                    key.name
+                )
+            }),
+        Kind::Pricing => {
+            let prices = pricing(value)?;
+            Ok(Json::Object(
+                prices
+                    .into_iter()
+                    .map(|(model, p)| {
+                        let mut entry = serde_json::Map::new();
+                        entry.insert("input".into(), Json::from(p.input));
+                        entry.insert("output".into(), Json::from(p.output));
+                        if let Some(r) = p.cache_read {
+                            entry.insert("cache_read".into(), Json::from(r));
+                        }
+                        if let Some(w) = p.cache_write {
+                            entry.insert("cache_write".into(), Json::from(w));
+                        }
+                        (model, Json::Object(entry))
+                    })
+                    .collect(),
+            ))
+        }
         Kind::Bool => value
             .as_bool()
             .map(Json::from)
@@ -435,6 +510,41 @@ fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
             Ok(Json::from(tags))
         }
     }
+}
+
+fn is_optional(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Backend | Kind::Command | Kind::Tokens | Kind::Dollars
+    )
+}
+
+/// `pricing:` entries: model id -> prices per million tokens.
+fn pricing(value: &Yaml) -> std::result::Result<Vec<(String, Price)>, String> {
+    const EXAMPLE: &str =
+        "e.g. `pricing: {my-model: {input: 3, output: 15, cache_read: 0.3, cache_write: 3.75}}` (USD per million tokens)";
+    if value.is_null() {
+        return Ok(Vec::new());
+    }
+    let map = value
+        .as_mapping()
+        .ok_or_else(|| format!("pricing must map model ids to prices, {EXAMPLE}"))?;
+    let mut out = Vec::new();
+    for (model, price) in map {
+        let model = model
+            .as_str()
+            .filter(|m| !m.trim().is_empty())
+            .ok_or_else(|| {
+                format!("pricing: each model id must be a non-empty string, {EXAMPLE}")
+            })?;
+        let price: Price = serde_yaml::from_value(price.clone())
+            .map_err(|e| format!("pricing.{model}: {e}; {EXAMPLE}"))?;
+        price
+            .validate()
+            .map_err(|e| format!("pricing.{model}: {e}"))?;
+        out.push((model.trim().to_string(), price));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

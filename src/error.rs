@@ -23,6 +23,10 @@ pub mod exit {
     pub const BACKEND_FAILED: i32 = 7;
     /// The backend CLI is not installed (not on PATH, or the configured command is missing).
     pub const BACKEND_MISSING: i32 = 8;
+    /// `sessions stats` with a budget: 80 % or more of a budget is used.
+    pub const BUDGET_WARNING: i32 = 10;
+    /// `sessions stats` with a budget: a budget is used up.
+    pub const BUDGET_EXCEEDED: i32 = 11;
     /// The run was interrupted (Ctrl-C): 128 + SIGINT, as shells report it.
     pub const INTERRUPTED: i32 = 130;
 }

@@ -1,7 +1,8 @@
 //! clinvk: run prompts through the AI coding CLIs and keep every conversation as a session.
 //!
 //! Layers: `cli` (clap, tables, JSON output) calls `store` (session files, SQLite index, lock)
-//! and `config`; `store` and `config` know nothing of the command line.
+//! and `config`; `store` and `config` know nothing of the command line. `usage` prices what the
+//! store sums and checks budgets; `run` and `backend` run the AI CLIs.
 
 pub mod backend;
 pub mod cli;
@@ -12,5 +13,6 @@ pub mod paths;
 pub mod run;
 pub mod store;
 pub mod timespec;
+pub mod usage;
 
 pub use error::{Error, Result};

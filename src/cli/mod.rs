@@ -6,6 +6,7 @@ mod output;
 mod render;
 mod run_cmd;
 mod sessions;
+mod stats;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -147,6 +148,8 @@ pub enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Token usage and cost, in total or grouped (--by), and budget checks (--budget, --period)
+    Stats(StatsArgs),
     /// Rebuild the index from the session files
     Reindex {
         /// Compare the index with the files without changing anything; exit 6 if they differ
@@ -191,6 +194,62 @@ pub struct ListArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub offset: u64,
     /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sessions stats`: which runs to count, how to group them, and an optional budget.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Runs are counted when they happened, so a session continued next month counts in both months.\n\
+    Cost: reported by the backend where it gives one (claude), else estimated from list prices (`pricing:` in config.yaml adds or overrides models).\n\
+    Budget exit codes: 0 under 80 %, 10 at 80 % or more (warning), 11 at 100 % or more (exceeded)."
+)]
+pub struct StatsArgs {
+    /// Group by backend, model, status, tag, workdir, session, day, week or month (repeat, or
+    /// comma-separate, e.g. --by month,backend)
+    #[arg(long = "by", value_name = "DIM", value_delimiter = ',', value_parser = parse_arg::<stats::GroupBy>)]
+    pub by: Vec<stats::GroupBy>,
+    /// Only this backend: claude, codex or gemini
+    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
+    pub backend: Option<Backend>,
+    /// Only sessions with this status: created, active, completed or error
+    #[arg(long, value_parser = parse_arg::<Status>)]
+    pub status: Option<Status>,
+    /// Only sessions with this tag (repeat for several: all must match)
+    #[arg(long = "tag", value_name = "TAG", value_parser = tag_arg)]
+    pub tags: Vec<String>,
+    /// Only sessions whose working directory is the current one
+    #[arg(long, conflicts_with = "workdir")]
+    pub here: bool,
+    /// Only sessions whose working directory is DIR
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+    /// Runs at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Runs before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Count days, weeks (Monday to Sunday) and months in UTC
+    #[arg(long, conflicts_with = "timezone")]
+    pub utc: bool,
+    /// Count days, weeks and months in this zone: an IANA name (Europe/Paris), UTC, or +05:30
+    /// [default: the local zone]
+    #[arg(long, value_name = "TZ")]
+    pub timezone: Option<String>,
+    /// Check a token budget over the current --period (default: session.token_budget)
+    #[arg(long, value_name = "TOKENS", value_parser = stats::parse_tokens)]
+    pub budget: Option<u64>,
+    /// Check a cost budget in US dollars over the current --period (default:
+    /// session.cost_budget_usd)
+    #[arg(long, value_name = "USD", value_parser = stats::parse_usd)]
+    pub budget_usd: Option<f64>,
+    /// The budget period: day, week or month [default: month; alone, it checks the budgets
+    /// set in config]
+    #[arg(long, value_name = "PERIOD", value_parser = parse_arg::<stats::PeriodArg>)]
+    pub period: Option<stats::PeriodArg>,
+    /// Print one JSON object (schema_version 1) instead of the table
     #[arg(long)]
     pub json: bool,
 }

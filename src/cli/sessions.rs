@@ -29,6 +29,7 @@ pub fn run(ctx: &Context, cmd: SessionsCommand) -> Result<i32> {
             dry_run,
             json,
         } => clean(ctx, older_than.as_deref(), dry_run, json, now),
+        SessionsCommand::Stats(args) => super::stats::run(ctx, &args, now),
         SessionsCommand::Reindex { check: false, json } => reindex(ctx, json),
         SessionsCommand::Reindex { check: true, json } => check(ctx, json),
     }
@@ -82,7 +83,7 @@ impl ListArgs {
     }
 }
 
-fn warn_invalid(files: &[InvalidFile]) {
+pub fn warn_invalid(files: &[InvalidFile]) {
     const SHOWN: usize = 3;
     for f in files.iter().take(SHOWN) {
         output::warning(&format!("skipped {}: {}", f.file_name, f.reason));
@@ -95,7 +96,7 @@ fn warn_invalid(files: &[InvalidFile]) {
     }
 }
 
-fn terminal_width() -> Option<usize> {
+pub fn terminal_width() -> Option<usize> {
     if !output::stdout_is_terminal() {
         return None;
     }

@@ -837,8 +837,8 @@ impl Store {
     /// Usage of the selected sessions' runs, grouped and summed in the index (`sessions stats`).
     /// Like a listing beyond its first rows, it trusts the index for files edited in place
     /// without the directory changing (`sessions reindex` picks those up).
-    pub fn stats(&self, query: &StatsQuery) -> Result<StatsResult> {
-        self.read(|_, index| index.stats(query))
+    pub fn stats(&self, query: &StatsQuery) -> Result<(StatsResult, Vec<InvalidFile>)> {
+        self.read(|_, index| Ok((index.stats(query)?, index.invalid_files()?)))
     }
 
     /// The query plan for a listing (for `EXPLAIN QUERY PLAN` checks in tests and benches).

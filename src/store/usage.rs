@@ -147,7 +147,9 @@ const PER_MODEL: i64 = 16;
 
 /// A reported cost in billionths of a dollar; None for no report, or a nonsensical one.
 fn nano_usd(cost: f64) -> Option<i64> {
-    (0.0..9e9).contains(&cost).then(|| (cost * 1e9).round() as i64)
+    (0.0..9e9)
+        .contains(&cost)
+        .then(|| (cost * 1e9).round() as i64)
 }
 
 /// The rows the index keeps for `session`: its runs, and what they leave of `token_usage`, with
