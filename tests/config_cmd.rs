@@ -194,7 +194,8 @@ fn show_prints_every_setting() {
         run.stdout,
         "session.retention_days = 14\nsession.store_token_usage = true\nsession.default_tags = []\n\
          default_backend = (not set)\nbackends.claude.command = (not set)\n\
-         backends.codex.command = (not set)\nbackends.gemini.command = (not set)\n"
+         backends.codex.command = (not set)\nbackends.gemini.command = (not set)\n\
+         session.token_budget = (not set)\nsession.cost_budget_usd = (not set)\npricing = {}\n"
     );
     assert_eq!(run.stderr, "");
     let shown = home.ok(&["config", "show", "--json"]).json();
@@ -207,8 +208,57 @@ fn show_prints_every_setting() {
             "default_backend": null,
             "backends.claude.command": null,
             "backends.codex.command": null,
-            "backends.gemini.command": null
+            "backends.gemini.command": null,
+            "session.token_budget": null,
+            "session.cost_budget_usd": null,
+            "pricing": {}
         })
+    );
+}
+
+#[test]
+fn budgets_and_pricing_are_checked_when_set() {
+    let home = Home::new();
+    home.ok(&["config", "set", "session.token_budget", "1000000"]);
+    home.ok(&["config", "set", "session.cost_budget_usd", "12.5"]);
+    home.ok(&[
+        "config",
+        "set",
+        "pricing",
+        r#"{"house-model": {input: 1, output: 2}, "gpt-5.1": {input: 1.25, output: 10, cache_read: 0.125}}"#,
+    ]);
+    assert_eq!(
+        home.ok(&["config", "get", "session.token_budget"]).stdout,
+        "1000000\n"
+    );
+    assert_eq!(
+        home.ok(&["config", "get", "pricing"]).json(),
+        json!({
+            "house-model": {"input": 1.0, "output": 2.0},
+            "gpt-5.1": {"input": 1.25, "output": 10.0, "cache_read": 0.125}
+        })
+    );
+    let before = std::fs::read_to_string(home.config_path()).unwrap();
+    for (key, value, says) in [
+        ("session.token_budget", "0", "above 0"),
+        ("session.token_budget", "lots", "whole number of tokens"),
+        ("session.cost_budget_usd", "-5", "US dollars above 0"),
+        ("pricing", "{m: {input: 1}}", "missing field `output`"),
+        ("pricing", "{m: {input: 1, output: 2, typo: 3}}", "unknown field `typo`"),
+        ("pricing", "{m: {input: -1, output: 2}}", "pricing.m"),
+        ("pricing", "[1, 2]", "pricing must map model ids"),
+    ] {
+        let run = home.run(&["config", "set", key, value]);
+        assert_eq!(run.code, 2, "{key} {value}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{key} {value}: {}", run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    }
+    assert_eq!(std::fs::read_to_string(home.config_path()).unwrap(), before);
+    // Unset again with null.
+    home.ok(&["config", "set", "session.token_budget", "null"]);
+    assert_eq!(
+        home.ok(&["config", "get", "session.token_budget"]).stdout,
+        "\n"
     );
 }
 

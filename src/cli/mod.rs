@@ -259,7 +259,12 @@ pub enum ConfigCommand {
     /// Print the effective value of a key (the default when unset)
     Get { key: String },
     /// Set a key, keeping the rest of the file; VALUE is YAML, e.g. 7, true, '["a", "b"]'
-    Set { key: String, value: String },
+    Set {
+        key: String,
+        // A negative number is a value here (and gets a clear error), not an unknown flag.
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
     /// Print every setting with its effective value
     Show {
         /// Print a JSON object of key: value
