@@ -228,7 +228,12 @@ impl Index {
 
     /// Usage of the selected sessions' runs, grouped (`sessions stats`).
     pub fn stats(&self, query: &StatsQuery) -> Result<StatsResult> {
-        usage::stats(&self.conn, query, &self.rollup_zone).map_err(|e| self.err(e))
+        usage::stats(&self.conn, query, Some(&self.rollup_zone)).map_err(|e| self.err(e))
+    }
+
+    /// `stats` without the rollup: from the runs themselves (to check one against the other).
+    pub fn stats_scanning_runs(&self, query: &StatsQuery) -> Result<StatsResult> {
+        usage::stats(&self.conn, query, None).map_err(|e| self.err(e))
     }
 
     /// Pragmas belong at open, never in a migration (SQLite ignores a journal-mode change inside

@@ -119,7 +119,7 @@ pub struct StatsResult {
     pub groups: Vec<StatsGroup>,
     /// Over everything selected (with `--by tag`, not the sum of the groups).
     pub totals: StatsGroup,
-    /// Whether the daily rollup answered (for tests and benchmarks).
+    /// Whether the daily rollup answered the groups (for tests and benchmarks).
     pub from_rollup: bool,
 }
 
@@ -337,22 +337,28 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
     })
 }
 
-/// Run `q` against the index's connection; `rollup_zone` is the zone of `turns.day`.
+/// Run `q` against the index's connection; `rollup_zone` is the zone of `turns.day` (None: do
+/// not use the rollup).
 pub fn stats(
     conn: &Connection,
     q: &StatsQuery,
-    rollup_zone: &Zone,
+    rollup_zone: Option<&Zone>,
 ) -> rusqlite::Result<StatsResult> {
     register_period_functions(conn, q)?;
-    let plan = rollup_plan(q, rollup_zone);
-    let from_rollup = plan.is_some();
-    let (groups, totals) = match plan {
-        Some(plan) => (
-            rollup_groups(conn, q, &q.group_by, &plan)?,
-            rollup_groups(conn, q, &[], &plan)?,
-        ),
-        None => (raw_groups(conn, q, &q.group_by)?, raw_groups(conn, q, &[])?),
+    // The totals are planned on their own: sessions counted per month do not add up to the
+    // sessions of a year.
+    let overall = StatsQuery {
+        group_by: Vec::new(),
+        ..q.clone()
     };
+    let answer = |q: &StatsQuery| -> rusqlite::Result<(Vec<StatsGroup>, bool)> {
+        match rollup_zone.and_then(|zone| rollup_plan(q, zone)) {
+            Some(plan) => Ok((rollup_groups(conn, q, &q.group_by, &plan)?, true)),
+            None => Ok((raw_groups(conn, q, &q.group_by)?, false)),
+        }
+    };
+    let (groups, from_rollup) = answer(q)?;
+    let (totals, _) = answer(&overall)?;
     let totals = totals.into_iter().next().unwrap_or(StatsGroup {
         key: Vec::new(),
         sessions: 0,
@@ -598,4 +604,259 @@ fn fold(
             .sort_by(|a, b| (&a.model, a.reported).cmp(&(&b.model, b.reported)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::session::{Backend, SessionId, Turn};
+    use crate::store::{Quiet, Store};
+
+    fn t(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    fn usage(input: u64, output: u64) -> TokenUsage {
+        TokenUsage {
+            input,
+            output,
+            total: input + output,
+            ..TokenUsage::default()
+        }
+    }
+
+    fn turn(at: &str, model: Option<&str>, input: u64, output: u64, cost: Option<f64>) -> Turn {
+        Turn {
+            at: t(at),
+            prompt: "p".into(),
+            model: model.map(String::from),
+            exit_code: Some(0),
+            duration_seconds: None,
+            token_usage: Some(usage(input, output)),
+            cost_usd: cost,
+            error: None,
+            extra: Default::default(),
+        }
+    }
+
+    fn session(id: &str, backend: Backend, turns: Vec<Turn>) -> Session {
+        let mut s = Session::new(
+            SessionId::parse(id).unwrap(),
+            backend,
+            "/w".into(),
+            "p".into(),
+            turns.first().map_or(t("2025-01-01T00:00:00Z"), |x| x.at),
+        );
+        s.status = Status::Completed;
+        s.model = Some("m-session".into());
+        for x in &turns {
+            s.token_usage.add(x.token_usage.as_ref().unwrap());
+            s.last_used_at = x.at;
+        }
+        s.turns = turns;
+        s
+    }
+
+    fn utc() -> Zone {
+        Zone::parse("UTC").unwrap()
+    }
+
+    #[test]
+    fn rows_follow_turns_and_keep_what_they_leave_out() {
+        let mut s = session(
+            "a",
+            Backend::Claude,
+            vec![
+                turn("2025-01-31T23:30:00Z", Some("m1"), 100, 10, Some(0.25)),
+                turn("2025-02-01T00:30:00Z", None, 200, 20, None),
+                turn("2025-02-01T01:00:00Z", Some("m1"), 1, 1, None),
+            ],
+        );
+        // Usage the turns do not account for (a hand edit) counts at last_used_at.
+        s.token_usage.input += 5;
+        s.token_usage.total += 5;
+        let rows = turn_rows(&s, &utc());
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0].cost_nusd, Some(250_000_000));
+        assert_eq!(
+            rows[1].model, "m-session",
+            "a turn without a model has the session's"
+        );
+        assert_eq!(
+            (rows[3].runs, rows[3].usage.input, rows[3].usage.total),
+            (0, 5, 5)
+        );
+        let jan31 = day_number(chrono::NaiveDate::from_ymd_opt(2025, 1, 31).unwrap());
+        assert_eq!(rows[0].day, jan31);
+        assert_eq!(rows[1].day, jan31 + 1);
+        // First of day, week, month, ever (and per model) for the first run; the second is the
+        // first of February (day, month) in the same week; the third is first for model m1 on
+        // that day and month only.
+        assert_eq!(rows[0].firsts, 0b1111_1111);
+        assert_eq!(
+            rows[1].firsts,
+            FIRST_DAY
+                | FIRST_MONTH
+                | (FIRST_DAY | FIRST_WEEK | FIRST_MONTH | FIRST_EVER) * PER_MODEL
+        );
+        assert_eq!(rows[2].firsts, (FIRST_DAY | FIRST_MONTH) * PER_MODEL);
+        assert_eq!(rows[3].firsts, 0);
+        // In Paris (UTC+1) all runs are on 1 February.
+        let paris = turn_rows(&s, &Zone::parse("Europe/Paris").unwrap());
+        assert!(paris.iter().all(|r| r.day == jan31 + 1));
+    }
+
+    #[test]
+    fn a_file_without_turns_is_one_run_at_its_last_use_unless_it_never_ran() {
+        let mut s = session("b", Backend::Codex, Vec::new());
+        s.token_usage = usage(1234, 5678);
+        s.last_used_at = t("2025-01-27T11:30:00Z");
+        let rows = turn_rows(&s, &utc());
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].runs, rows[0].usage.total), (1, 6912));
+        assert_eq!(rows[0].at, s.last_used_at.timestamp_millis());
+        s.status = Status::Created;
+        s.token_usage = TokenUsage::default();
+        assert_eq!(turn_rows(&s, &utc())[0].runs, 0);
+    }
+
+    fn query(dims: &[Dimension], zone: &Zone) -> StatsQuery {
+        StatsQuery {
+            filter: Filter::default(),
+            group_by: dims.to_vec(),
+            zone: *zone,
+        }
+    }
+
+    #[test]
+    fn the_rollup_answers_only_what_it_can_answer_exactly() {
+        let paris = Zone::parse("Europe/Paris").unwrap();
+        let month = Dimension::Period(Granularity::Month);
+        let plan = |q: &StatsQuery| rollup_plan(q, &paris).map(|p| p.sessions_column);
+        assert_eq!(
+            plan(&query(&[month, Dimension::Backend], &paris)),
+            Some("first_month")
+        );
+        assert_eq!(
+            plan(&query(&[Dimension::Model], &paris)),
+            Some("model_first_ever")
+        );
+        assert_eq!(plan(&query(&[month], &utc())), None, "another zone");
+        assert_eq!(plan(&query(&[Dimension::Tag], &paris)), None);
+        let mut q = query(&[month], &paris);
+        q.filter.since = paris.start_of(chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap());
+        assert_eq!(plan(&q), Some("first_month"), "a whole month");
+        q.filter.since = paris.start_of(chrono::NaiveDate::from_ymd_opt(2025, 2, 2).unwrap());
+        assert_eq!(plan(&q), None, "half a month");
+        // No periods: one whole week is fine, any other range is not.
+        let mut q = query(&[], &paris);
+        let monday = chrono::NaiveDate::from_ymd_opt(2025, 1, 27).unwrap();
+        q.filter.since = paris.start_of(monday);
+        q.filter.until = paris.start_of(monday + chrono::Duration::days(7));
+        assert_eq!(plan(&q), Some("first_week"));
+        q.filter.until = paris.start_of(monday + chrono::Duration::days(8));
+        assert_eq!(plan(&q), None);
+    }
+
+    /// A real store: every rollup-eligible query gives what the runs give, before and after
+    /// updates and deletions (the triggers keep the rollup).
+    #[test]
+    fn rollup_and_runs_agree_on_a_real_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sessions"), Box::new(Quiet)).unwrap();
+        let backends = [Backend::Claude, Backend::Codex, Backend::Gemini];
+        let models = [Some("m1"), Some("m2"), None];
+        let mut ids = Vec::new();
+        for i in 0..40u64 {
+            let start = t("2025-01-20T22:00:00Z") + chrono::Duration::hours(7 * i as i64);
+            let turns = (0..(i % 4) + 1)
+                .map(|k| {
+                    let at = start + chrono::Duration::hours(13 * k as i64 * (i as i64 % 3 + 1));
+                    let cost = (i % 3 == 0).then_some(0.01 * k as f64);
+                    turn(
+                        &at.to_rfc3339(),
+                        models[((i + k) % 3) as usize],
+                        100 * i + k,
+                        7 * k,
+                        cost,
+                    )
+                })
+                .collect();
+            let mut s = session("x", backends[(i % 3) as usize], turns);
+            if i % 5 == 0 {
+                s.status = Status::Error;
+            }
+            ids.push(store.create(s).unwrap().id);
+        }
+        let index_zone = crate::store::index::Index::open_existing(
+            &dir.path().join("sessions").join(crate::store::INDEX_FILE),
+        )
+        .unwrap()
+        .ok()
+        .unwrap()
+        .rollup_zone();
+        let check = |store: &Store| {
+            for dims in [
+                vec![],
+                vec![Dimension::Period(Granularity::Month), Dimension::Backend],
+                vec![Dimension::Period(Granularity::Week), Dimension::Model],
+                vec![Dimension::Period(Granularity::Day), Dimension::Status],
+                vec![Dimension::Model, Dimension::Backend],
+            ] {
+                for (backend, status, month) in [
+                    (None, None, None),
+                    (Some(Backend::Codex), None, None),
+                    (None, Some(Status::Error), Some(2)),
+                    (Some(Backend::Claude), None, Some(1)),
+                ] {
+                    let mut q = query(&dims, &index_zone);
+                    q.filter.backend = backend;
+                    q.filter.status = status;
+                    if let Some(m) = month {
+                        // Exactly one month: whole periods for months, weeks (no) and days.
+                        let first = chrono::NaiveDate::from_ymd_opt(2025, m, 1).unwrap();
+                        q.filter.since = index_zone.start_of(first);
+                        q.filter.until = index_zone.start_of(Granularity::Month.next(first));
+                        if dims.contains(&Dimension::Period(Granularity::Week)) {
+                            continue;
+                        }
+                    }
+                    let (fast, _) = store.stats(&q).unwrap();
+                    assert!(fast.from_rollup, "{dims:?}");
+                    let dir = store.dir().to_path_buf();
+                    let index = crate::store::index::Index::open_existing(
+                        &dir.join(crate::store::INDEX_FILE),
+                    )
+                    .unwrap()
+                    .ok()
+                    .unwrap();
+                    // Any other zone name forces the runs; the same offsets keep the answer equal.
+                    let slow = index.stats_scanning_runs(&q).unwrap();
+                    assert!(!slow.from_rollup);
+                    assert_eq!(
+                        fast.groups, slow.groups,
+                        "{dims:?} {backend:?} {status:?} {month:?}"
+                    );
+                    assert_eq!(
+                        fast.totals, slow.totals,
+                        "{dims:?} {backend:?} {status:?} {month:?}"
+                    );
+                }
+            }
+        };
+        check(&store);
+        store
+            .update(ids[3].as_str(), |s| {
+                s.status = Status::Active;
+                s.turns
+                    .push(turn("2025-03-01T10:00:00Z", Some("m2"), 5, 5, None));
+                s.token_usage.add(&usage(5, 5));
+                Ok(true)
+            })
+            .unwrap();
+        store
+            .delete(&[ids[4].to_string(), ids[7].to_string()])
+            .unwrap();
+        check(&store);
+    }
 }
