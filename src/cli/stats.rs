@@ -307,6 +307,9 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         }
         if let (Some(b), Some(lines)) = (&budget, &lines) {
             text.push_str(&budget_text(b, lines, &query.zone, now));
+            if b.usd.is_some() && totals.cost.unpriced_tokens > 0 {
+                text.push_str("  (the cost leaves out models with no known price: see the warnings)\n");
+            }
         }
         print(&text)?;
     }
@@ -597,17 +600,19 @@ fn report_json(
                 Unit::Tokens => ("tokens", |x| json!(x.round() as u64)),
                 Unit::Usd => ("cost_usd", |x| json!(round6(x))),
             };
-            m.insert(
-                name.into(),
-                json!({
-                    "limit": round(l.limit),
-                    "used": round(l.used),
-                    "remaining": round(l.remaining),
-                    "percent": (l.percent * 10.0).round() / 10.0,
-                    "projected": round(l.projected),
-                    "status": l.status.as_str(),
-                }),
-            );
+            let mut line = json!({
+                "limit": round(l.limit),
+                "used": round(l.used),
+                "remaining": round(l.remaining),
+                "percent": (l.percent * 10.0).round() / 10.0,
+                "projected": round(l.projected),
+                "status": l.status.as_str(),
+            });
+            if *unit == Unit::Usd {
+                // False when models without a price are left out: `used` is then a lower bound.
+                line["complete"] = json!(totals.cost.unpriced_tokens == 0);
+            }
+            m.insert(name.into(), line);
         }
         Value::Object(m)
     });
