@@ -244,7 +244,11 @@ fn budgets_and_pricing_are_checked_when_set() {
         ("session.token_budget", "lots", "whole number of tokens"),
         ("session.cost_budget_usd", "-5", "US dollars above 0"),
         ("pricing", "{m: {input: 1}}", "missing field `output`"),
-        ("pricing", "{m: {input: 1, output: 2, typo: 3}}", "unknown field `typo`"),
+        (
+            "pricing",
+            "{m: {input: 1, output: 2, typo: 3}}",
+            "unknown field `typo`",
+        ),
         ("pricing", "{m: {input: -1, output: 2}}", "pricing.m"),
         ("pricing", "[1, 2]", "pricing must map model ids"),
     ] {

@@ -308,7 +308,9 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         if let (Some(b), Some(lines)) = (&budget, &lines) {
             text.push_str(&budget_text(b, lines, &query.zone, now));
             if b.usd.is_some() && totals.cost.unpriced_tokens > 0 {
-                text.push_str("  (the cost leaves out models with no known price: see the warnings)\n");
+                text.push_str(
+                    "  (the cost leaves out models with no known price: see the warnings)\n",
+                );
             }
         }
         print(&text)?;

@@ -231,6 +231,16 @@ impl Index {
         usage::stats(&self.conn, query, Some(&self.rollup_zone)).map_err(|e| self.err(e))
     }
 
+    /// A digest of each session's usage rows, by id (`sessions reindex --check`).
+    pub fn usage_digests(&self) -> Result<HashMap<String, usage::UsageDigest>> {
+        usage::digests(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// Whether the daily rollup equals the sum of the runs (`sessions reindex --check`).
+    pub fn rollup_matches_runs(&self) -> Result<bool> {
+        usage::rollup_matches_runs(&self.conn).map_err(|e| self.err(e))
+    }
+
     /// `stats` without the rollup: from the runs themselves (to check one against the other).
     pub fn stats_scanning_runs(&self, query: &StatsQuery) -> Result<StatsResult> {
         usage::stats(&self.conn, query, None).map_err(|e| self.err(e))

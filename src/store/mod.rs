@@ -762,6 +762,18 @@ impl Store {
                 None
             }
         };
+        let (mut usage_rows, rollup_zone) = match &index {
+            Some(index) => (index.usage_digests()?, Some(index.rollup_zone())),
+            None => Default::default(),
+        };
+        if let Some(index) = &index {
+            if !index.rollup_matches_runs()? {
+                differences.push(Difference {
+                    file_name: INDEX_FILE.into(),
+                    problem: "the daily usage rollup differs from the runs it sums".into(),
+                });
+            }
+        }
         let (mut indexed, indexed_invalid): (HashMap<String, SessionSummary>, HashSet<String>) =
             match &index {
                 Some(index) => (
@@ -797,7 +809,14 @@ impl Store {
                             Some(row) if row != SessionSummary::from(&**session) => {
                                 differ(name, "the index holds an older version of this file")
                             }
-                            Some(_) => {}
+                            Some(_) => {
+                                let expected = rollup_zone.map(|zone| {
+                                    usage::UsageDigest::of(&usage::turn_rows(session, &zone))
+                                });
+                                if usage_rows.remove(session.id.as_str()) != expected {
+                                    differ(name, "the index holds other runs for this file")
+                                }
+                            }
                         }
                     }
                     Loaded::Invalid { stem, reason, .. } => {

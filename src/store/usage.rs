@@ -249,6 +249,74 @@ fn mark_firsts(rows: &mut [TurnRow], zone: &Zone) {
     }
 }
 
+/// A fingerprint of a session's rows, for `sessions reindex --check`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageDigest {
+    pub rows: i64,
+    pub runs: i64,
+    pub total: i64,
+    pub days: i64,
+    pub firsts: i64,
+    pub cost_nusd: i64,
+}
+
+impl UsageDigest {
+    pub fn of(rows: &[TurnRow]) -> UsageDigest {
+        let mut d = UsageDigest::default();
+        for r in rows {
+            d.rows += 1;
+            d.runs += r.runs;
+            d.total += r.usage.total.min(i64::MAX as u64) as i64;
+            d.days += r.day;
+            d.firsts += r.firsts;
+            d.cost_nusd += r.cost_nusd.unwrap_or(0);
+        }
+        d
+    }
+}
+
+/// The digest of every indexed session's rows, by session id.
+pub fn digests(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::HashMap<String, UsageDigest>> {
+    let mut stmt = conn.prepare(
+        "SELECT s.id, count(*), sum(t.runs), sum(t.total), sum(t.day), sum(t.firsts),
+                sum(coalesce(t.cost_nusd, 0))
+         FROM turns t JOIN sessions s ON s.pk = t.session_pk GROUP BY s.id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            UsageDigest {
+                rows: r.get(1)?,
+                runs: r.get(2)?,
+                total: r.get(3)?,
+                days: r.get(4)?,
+                firsts: r.get(5)?,
+                cost_nusd: r.get(6)?,
+            },
+        ))
+    })?;
+    rows.collect()
+}
+
+/// Whether the rollup holds exactly what `REFILL_ROLLUP` would put in it.
+pub fn rollup_matches_runs(conn: &Connection) -> rusqlite::Result<bool> {
+    let fresh = REFILL_ROLLUP
+        .split_once("INSERT INTO usage_daily")
+        .map(|(_, select)| select.trim().trim_end_matches(';'))
+        .unwrap_or_default();
+    let differing: i64 = conn.query_row(
+        &format!(
+            "SELECT (SELECT count(*) FROM (SELECT * FROM usage_daily EXCEPT {fresh}))
+                  + (SELECT count(*) FROM ({fresh} EXCEPT SELECT * FROM usage_daily))"
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(differing == 0)
+}
+
 // ----- queries -------------------------------------------------------------------------------
 
 /// Refill the rollup from `turns` (after a bulk load, whose inserts skip the triggers).
@@ -697,7 +765,7 @@ mod tests {
             rows[1].firsts,
             FIRST_DAY
                 | FIRST_MONTH
-                | (FIRST_DAY | FIRST_WEEK | FIRST_MONTH | FIRST_EVER) * PER_MODEL
+                | ((FIRST_DAY | FIRST_WEEK | FIRST_MONTH | FIRST_EVER) * PER_MODEL)
         );
         assert_eq!(rows[2].firsts, (FIRST_DAY | FIRST_MONTH) * PER_MODEL);
         assert_eq!(rows[3].firsts, 0);
@@ -858,5 +926,38 @@ mod tests {
             .delete(&[ids[4].to_string(), ids[7].to_string()])
             .unwrap();
         check(&store);
+
+        // `sessions reindex --check` sees a rollup or a run that no longer matches.
+        assert!(store.check().unwrap().differences.is_empty());
+        let db = rusqlite::Connection::open(store.dir().join(crate::store::INDEX_FILE)).unwrap();
+        let problems = || -> Vec<String> {
+            store
+                .check()
+                .unwrap()
+                .differences
+                .into_iter()
+                .map(|d| d.problem)
+                .collect()
+        };
+        db.execute_batch(
+            "UPDATE usage_daily SET total = total + 1 WHERE day = (SELECT min(day) FROM usage_daily)",
+        )
+        .unwrap();
+        assert_eq!(
+            problems(),
+            ["the daily usage rollup differs from the runs it sums"]
+        );
+        db.execute_batch(
+            "UPDATE usage_daily SET total = total - 1 WHERE day = (SELECT min(day) FROM usage_daily);
+             UPDATE turns SET runs = runs + 1 WHERE session_pk = (SELECT min(session_pk) FROM turns)",
+        )
+        .unwrap();
+        assert_eq!(
+            problems(),
+            [
+                "the daily usage rollup differs from the runs it sums",
+                "the index holds other runs for this file"
+            ]
+        );
     }
 }
