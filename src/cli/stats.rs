@@ -242,6 +242,8 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         filter,
         group_by: dims.clone(),
         zone,
+        // The local zone is where the user lives: keep the rollup there.
+        adopt_zone: args.timezone.is_none() && !args.utc,
     };
     let (result, invalid) = ctx.store()?.stats(&query)?;
     warn_invalid(&invalid);

@@ -170,7 +170,8 @@ impl Index {
 
     /// Throw away whatever is at `path` and create an empty index of the current schema, not yet
     /// marked complete (see `finish_fresh_load`).
-    pub fn create_fresh(path: &Path) -> Result<Index> {
+    /// `zone`: the zone of the usage rollup (None: the local zone).
+    pub fn create_fresh(path: &Path, zone: Option<Zone>) -> Result<Index> {
         // A leftover journal (or -wal from older builds) would be replayed into the new file.
         for suffix in ["", "-wal", "-shm", "-journal"] {
             remove_if_exists(&PathBuf::from(format!("{}{suffix}", path.display())))?;
@@ -185,7 +186,7 @@ impl Index {
         let mut index = Index {
             conn,
             path: path.to_path_buf(),
-            rollup_zone: rollup_zone_for_new_index(),
+            rollup_zone: zone.unwrap_or_else(rollup_zone_for_new_index),
         };
         index.configure().map_err(|e| index.err(e))?;
         embedded::migrations::runner()

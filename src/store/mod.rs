@@ -25,6 +25,8 @@ use crate::error::{Error, Result};
 use files::{DirEntry, DirStamp, FileStamp};
 use index::{Index, Unusable};
 use lock::LockMode;
+
+use crate::timespec::Zone;
 pub use query::{Filter, InvalidFile, ListQuery, SessionSummary};
 pub use session::{Backend, Session, SessionId, Status, TokenUsage};
 pub use usage::{Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums};
@@ -304,7 +306,12 @@ impl Store {
 
     /// Rebuild from the files, and say so if there was anything to rebuild.
     fn rebuild_announced(&self, why: String) -> Result<Index> {
-        let (index, report) = self.rebuild()?;
+        self.rebuild_announced_in(why, None)
+    }
+
+    /// `rebuild_announced`, with the usage rollup in `zone` (None: the local zone).
+    fn rebuild_announced_in(&self, why: String, zone: Option<Zone>) -> Result<Index> {
+        let (index, report) = self.rebuild(zone)?;
         if report.sessions > 0 || !report.invalid_files.is_empty() {
             self.observer.notice(&Notice::IndexRebuilt {
                 why,
@@ -315,9 +322,9 @@ impl Store {
         Ok(index)
     }
 
-    fn rebuild(&self) -> Result<(Index, ReindexReport)> {
+    fn rebuild(&self, zone: Option<Zone>) -> Result<(Index, ReindexReport)> {
         let start = Instant::now();
-        let mut index = Index::create_fresh(&self.index_path)?;
+        let mut index = Index::create_fresh(&self.index_path, zone)?;
         self.reconcile(&mut index, true)?;
         let report = ReindexReport {
             sessions: index.count()?,
@@ -738,7 +745,7 @@ impl Store {
         let _exclusive = self.lock(LockMode::Exclusive)?;
         // Every write holds this lock while its temp file exists, so none is in use now.
         let removed_temp_files = files::remove_temp_files(&self.dir)?;
-        let (_, report) = self.rebuild()?;
+        let (_, report) = self.rebuild(None)?;
         Ok(ReindexReport {
             removed_temp_files,
             ..report
@@ -856,8 +863,36 @@ impl Store {
     /// Usage of the selected sessions' runs, grouped and summed in the index (`sessions stats`).
     /// Like a listing beyond its first rows, it trusts the index for files edited in place
     /// without the directory changing (`sessions reindex` picks those up).
+    ///
+    /// With `query.adopt_zone`, a question over many periods in a zone other than the rollup's
+    /// first rebuilds the index with its rollup in that zone (once: later ones are fast).
     pub fn stats(&self, query: &StatsQuery) -> Result<(StatsResult, Vec<InvalidFile>)> {
-        self.read(|_, index| Ok((index.stats(query)?, index.invalid_files()?)))
+        let answer = |index: &mut Index| Ok((index.stats(query)?, index.invalid_files()?));
+        let wants_zone = |index: &Index| {
+            query.adopt_zone && index.rollup_zone() != query.zone && usage::worth_a_rollup(query)
+        };
+        let done = self.read(|_, index| {
+            if wants_zone(index) {
+                Ok(None)
+            } else {
+                answer(index).map(Some)
+            }
+        })?;
+        if let Some(done) = done {
+            return Ok(done);
+        }
+        let _exclusive = self.lock(LockMode::Exclusive)?;
+        let mut index = self.prepare()?;
+        if wants_zone(&index) {
+            let why = format!(
+                "the index's usage rollup counted days in {}, not {}",
+                index.rollup_zone().name(),
+                query.zone.name()
+            );
+            drop(index);
+            index = self.rebuild_announced_in(why, Some(query.zone))?;
+        }
+        answer(&mut index)
     }
 
     /// The query plan for a listing (for `EXPLAIN QUERY PLAN` checks in tests and benches).

@@ -54,6 +54,9 @@ pub struct StatsQuery {
     pub filter: Filter,
     pub group_by: Vec<Dimension>,
     pub zone: Zone,
+    /// Move the rollup to `zone` when it is elsewhere and the question is worth it (the local
+    /// zone of an interactive user, not a one-off `--timezone`).
+    pub adopt_zone: bool,
 }
 
 /// Token counts and reported cost, summed.
@@ -403,6 +406,16 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
         days,
         sessions_column,
     })
+}
+
+/// Whether `q` reads enough runs that answering from the rollup matters: it would be served by a
+/// rollup in its zone, over periods or all of history (not one budget period, which the runs
+/// answer quickly through their time index).
+pub fn worth_a_rollup(q: &StatsQuery) -> bool {
+    matches!(q.zone, Zone::Named(_))
+        && rollup_plan(q, &q.zone).is_some()
+        && (q.group_by.iter().any(|d| matches!(d, Dimension::Period(_)))
+            || (q.filter.since.is_none() && q.filter.until.is_none()))
 }
 
 /// Run `q` against the index's connection; `rollup_zone` is the zone of `turns.day` (None: do
@@ -793,6 +806,7 @@ mod tests {
             filter: Filter::default(),
             group_by: dims.to_vec(),
             zone: *zone,
+            adopt_zone: false,
         }
     }
 
@@ -958,6 +972,53 @@ mod tests {
                 "the daily usage rollup differs from the runs it sums",
                 "the index holds other runs for this file"
             ]
+        );
+    }
+
+    #[test]
+    fn the_rollup_moves_to_the_users_zone_once_and_not_for_a_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sessions"), Box::new(Quiet)).unwrap();
+        for i in 0..5 {
+            let at = t("2025-01-31T22:30:00Z") + chrono::Duration::hours(i);
+            let s = session(
+                "x",
+                Backend::Claude,
+                vec![turn(&at.to_rfc3339(), None, 10, 1, None)],
+            );
+            store.create(s).unwrap();
+        }
+        let rollup_zone = |store: &Store| {
+            crate::store::index::Index::open_existing(&store.dir().join(crate::store::INDEX_FILE))
+                .unwrap()
+                .ok()
+                .unwrap()
+                .rollup_zone()
+        };
+        let before = rollup_zone(&store);
+        // A zone that is surely not the index's: Kathmandu (UTC+5:45).
+        let ktm = Zone::parse("Asia/Kathmandu").unwrap();
+        assert_ne!(before, ktm);
+        let month = Granularity::Month;
+        let mut budget = query(&[], &ktm);
+        budget.adopt_zone = true;
+        let first = chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap();
+        budget.filter.since = ktm.start_of(first);
+        budget.filter.until = ktm.start_of(month.next(first));
+        let (answer, _) = store.stats(&budget).unwrap();
+        assert_eq!((answer.totals.sessions, answer.from_rollup), (5, false));
+        assert_eq!(rollup_zone(&store), before, "one period: the runs answer");
+
+        let mut by_month = query(&[Dimension::Period(month)], &ktm);
+        by_month.adopt_zone = true;
+        let (answer, _) = store.stats(&by_month).unwrap();
+        assert!(answer.from_rollup);
+        assert_eq!(rollup_zone(&store), ktm);
+        let keys: Vec<&str> = answer.groups.iter().map(|g| g.key[0].as_str()).collect();
+        assert_eq!(
+            keys,
+            ["2025-02"],
+            "22:30 UTC on 31 January is February in Kathmandu"
         );
     }
 }
