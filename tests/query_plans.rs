@@ -248,3 +248,78 @@ fn paged_search_equals_the_full_result_on_both_paths() {
         }
     }
 }
+
+/// `sessions stats`: the rollup is read by its key (a day range walks the primary key), and a
+/// range of runs walks the runs' time index instead of reading every run.
+#[test]
+fn stats_read_the_rollup_or_the_runs_time_index() {
+    use clinvk::store::{Dimension, StatsQuery};
+    use clinvk::timespec::{Granularity, Zone};
+    let (_dir, store) = store_with_sessions();
+    // Created by this process: the rollup is in its local zone.
+    let zone = Zone::local();
+    let zone = if zone == Zone::Local {
+        Zone::parse("UTC").unwrap()
+    } else {
+        zone
+    };
+    let query = |dims: Vec<Dimension>, filter: Filter, zone: Zone| StatsQuery {
+        filter,
+        group_by: dims,
+        zone,
+        adopt_zone: false,
+    };
+    let month = Granularity::Month;
+    let june = chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
+    let budget = Filter {
+        since: zone.start_of(june),
+        until: zone.start_of(month.next(june)),
+        ..Default::default()
+    };
+    let plan = store
+        .explain_stats(&query(vec![], budget.clone(), zone))
+        .unwrap()
+        .join("\n");
+    assert!(
+        plan.contains("SEARCH x USING PRIMARY KEY (day>? AND day<?)"),
+        "a budget month reads the rollup by day\n{plan}"
+    );
+    // The same month in another zone: the runs of that range only.
+    let other = Zone::parse("+05:45").unwrap();
+    let shifted = Filter {
+        since: other.start_of(june),
+        until: other.start_of(month.next(june)),
+        ..Default::default()
+    };
+    let plan = store
+        .explain_stats(&query(
+            vec![Dimension::Period(Granularity::Day)],
+            shifted,
+            other,
+        ))
+        .unwrap()
+        .join("\n");
+    assert!(
+        plan.lines().all(|l| !l.trim().starts_with("SCAN x")),
+        "a range of runs is searched by time, not scanned\n{plan}"
+    );
+    assert!(plan.contains("turns_by_time"), "{plan}");
+    // A tag filter starts from the tag's sessions.
+    let tagged = Filter {
+        tags: vec!["t1".into()],
+        ..Default::default()
+    };
+    let plan = store
+        .explain_stats(&query(vec![Dimension::Backend], tagged, zone))
+        .unwrap()
+        .join("\n");
+    assert!(
+        plan.contains("SEARCH session_tags")
+            && plan.contains("SEARCH x USING PRIMARY KEY (session_pk=?)"),
+        "{plan}"
+    );
+    assert!(
+        plan.lines().all(|l| !l.trim().starts_with("SCAN x")),
+        "{plan}"
+    );
+}

@@ -242,6 +242,11 @@ impl Index {
         usage::rollup_matches_runs(&self.conn).map_err(|e| self.err(e))
     }
 
+    /// The query plans of `stats` (for tests and benchmarks).
+    pub fn explain_stats(&self, query: &StatsQuery) -> Result<Vec<String>> {
+        usage::explain(&self.conn, query, Some(&self.rollup_zone)).map_err(|e| self.err(e))
+    }
+
     /// `stats` without the rollup: from the runs themselves (to check one against the other).
     pub fn stats_scanning_runs(&self, query: &StatsQuery) -> Result<StatsResult> {
         usage::stats(&self.conn, query, None).map_err(|e| self.err(e))

@@ -895,6 +895,11 @@ impl Store {
         answer(&mut index)
     }
 
+    /// The query plans of `stats` for `query` (`EXPLAIN QUERY PLAN`, for tests and benches).
+    pub fn explain_stats(&self, query: &StatsQuery) -> Result<Vec<String>> {
+        self.read(|_, index| index.explain_stats(query))
+    }
+
     /// The query plan for a listing (for `EXPLAIN QUERY PLAN` checks in tests and benches).
     pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
         self.read(|_, index| index.explain(query))

@@ -426,20 +426,13 @@ pub fn stats(
     rollup_zone: Option<&Zone>,
 ) -> rusqlite::Result<StatsResult> {
     register_period_functions(conn, q)?;
-    // The totals are planned on their own: sessions counted per month do not add up to the
-    // sessions of a year.
-    let overall = StatsQuery {
-        group_by: Vec::new(),
-        ..q.clone()
-    };
     let answer = |q: &StatsQuery| -> rusqlite::Result<(Vec<StatsGroup>, bool)> {
-        match rollup_zone.and_then(|zone| rollup_plan(q, zone)) {
-            Some(plan) => Ok((rollup_groups(conn, q, &q.group_by, &plan)?, true)),
-            None => Ok((raw_groups(conn, q, &q.group_by)?, false)),
-        }
+        let plan = rollup_zone.and_then(|zone| rollup_plan(q, zone));
+        let st = statements(q, &q.group_by, plan.as_ref());
+        Ok((run_statements(conn, &st, &q.group_by)?, plan.is_some()))
     };
     let (groups, from_rollup) = answer(q)?;
-    let (totals, _) = answer(&overall)?;
+    let (totals, _) = answer(&totals_query(q))?;
     let totals = totals.into_iter().next().unwrap_or(StatsGroup {
         key: Vec::new(),
         sessions: 0,
@@ -450,6 +443,15 @@ pub fn stats(
         totals,
         from_rollup,
     })
+}
+
+/// The totals are planned on their own: sessions counted per month do not add up to the
+/// sessions of a year.
+fn totals_query(q: &StatsQuery) -> StatsQuery {
+    StatsQuery {
+        group_by: Vec::new(),
+        ..q.clone()
+    }
 }
 
 /// `clinvk_period(at_ms)` and `clinvk_period_of_day(day)`: the day number of the first day of
@@ -474,23 +476,26 @@ fn register_period_functions(conn: &Connection, q: &StatsQuery) -> rusqlite::Res
 const SUMS: &str = "sum(x.runs), sum(x.input), sum(x.output), sum(x.cached), sum(x.cache_write), \
                     sum(x.reasoning), sum(x.total), sum(coalesce(x.cost_nusd, 0))";
 
-fn rollup_groups(
-    conn: &Connection,
-    q: &StatsQuery,
-    dims: &[Dimension],
-    plan: &RollupPlan,
-) -> rusqlite::Result<Vec<StatsGroup>> {
-    let mut cols = Vec::new();
-    for d in dims {
-        cols.push(match d {
+/// The SQL that answers one grouping: per-model sums (with the sessions column when counted from
+/// the rollup's bits), and a `count(DISTINCT)` of sessions when counted from the runs.
+struct Statements {
+    sums: String,
+    distinct: Option<String>,
+    args: Vec<V>,
+}
+
+fn rollup_statements(q: &StatsQuery, dims: &[Dimension], plan: &RollupPlan) -> Statements {
+    let cols: Vec<&str> = dims
+        .iter()
+        .map(|d| match d {
             Dimension::Backend => "x.backend",
             Dimension::Status => "x.status",
             Dimension::Model => "x.model",
             Dimension::Period(_) => "clinvk_period_of_day(x.day)",
             // rollup_plan accepts no other dimension.
             _ => unreachable!("not in the rollup"),
-        });
-    }
+        })
+        .collect();
     let mut conds = Vec::new();
     let mut args = Vec::new();
     push_session_filters(&q.filter, &mut conds, &mut args);
@@ -500,27 +505,25 @@ fn rollup_groups(
         args.push(V::Integer(hi));
     }
     let keys = key_list(&cols);
-    let sql = format!(
-        "SELECT {keys}x.model, x.reported, {SUMS}, sum(x.{sessions}) FROM usage_daily x {where_} \
-         GROUP BY {keys}x.model, x.reported",
-        sessions = plan.sessions_column,
-        where_ = where_clause(&conds),
-    );
-    let rows = query_parts(conn, &sql, &args, dims, true)?;
-    Ok(fold(rows, None))
+    Statements {
+        sums: format!(
+            "SELECT {keys}x.model, x.reported, {SUMS}, sum(x.{sessions}) FROM usage_daily x {where_} \
+             GROUP BY {keys}x.model, x.reported",
+            sessions = plan.sessions_column,
+            where_ = where_clause(&conds),
+        ),
+        distinct: None,
+        args,
+    }
 }
 
-fn raw_groups(
-    conn: &Connection,
-    q: &StatsQuery,
-    dims: &[Dimension],
-) -> rusqlite::Result<Vec<StatsGroup>> {
+fn raw_statements(q: &StatsQuery, dims: &[Dimension]) -> Statements {
     let f = &q.filter;
-    let mut cols = Vec::new();
     let mut join_session = f.workdir.is_some();
     let mut join_tags = false;
-    for d in dims {
-        cols.push(match d {
+    let cols: Vec<&str> = dims
+        .iter()
+        .map(|d| match d {
             Dimension::Backend => "x.backend",
             Dimension::Status => "x.status",
             Dimension::Model => "x.model",
@@ -537,8 +540,8 @@ fn raw_groups(
                 join_tags = true;
                 "coalesce(g.tag, '')"
             }
-        });
-    }
+        })
+        .collect();
     let mut from = "turns x".to_string();
     if join_session {
         from.push_str(" JOIN sessions s ON s.pk = x.session_pk");
@@ -567,27 +570,72 @@ fn raw_groups(
     }
     let keys = key_list(&cols);
     let where_ = where_clause(&conds);
-    let sums = format!(
-        "SELECT {keys}x.model, x.cost_nusd IS NOT NULL, {SUMS} FROM {from} {where_} \
-         GROUP BY {keys}x.model, x.cost_nusd IS NOT NULL"
-    );
-    let parts = query_parts(conn, &sums, &args, dims, false)?;
-    let distinct = format!(
-        "SELECT {keys}count(DISTINCT x.session_pk) FROM {from} {where_} {group}",
-        group = if cols.is_empty() {
-            String::new()
-        } else {
-            format!("GROUP BY {}", cols.join(", "))
-        }
-    );
+    let group = if cols.is_empty() {
+        String::new()
+    } else {
+        format!("GROUP BY {}", cols.join(", "))
+    };
+    Statements {
+        sums: format!(
+            "SELECT {keys}x.model, x.cost_nusd IS NOT NULL, {SUMS} FROM {from} {where_} \
+             GROUP BY {keys}x.model, x.cost_nusd IS NOT NULL"
+        ),
+        distinct: Some(format!(
+            "SELECT {keys}count(DISTINCT x.session_pk) FROM {from} {where_} {group}"
+        )),
+        args,
+    }
+}
+
+/// The statements for `q`'s groups (`dims`), from the rollup when `plan` is given.
+fn statements(q: &StatsQuery, dims: &[Dimension], plan: Option<&RollupPlan>) -> Statements {
+    match plan {
+        Some(plan) => rollup_statements(q, dims, plan),
+        None => raw_statements(q, dims),
+    }
+}
+
+fn run_statements(
+    conn: &Connection,
+    st: &Statements,
+    dims: &[Dimension],
+) -> rusqlite::Result<Vec<StatsGroup>> {
+    let parts = query_parts(conn, &st.sums, &st.args, dims, st.distinct.is_none())?;
+    let Some(distinct) = &st.distinct else {
+        return Ok(fold(parts, None));
+    };
     let mut sessions: BTreeMap<Vec<String>, u64> = BTreeMap::new();
-    let mut stmt = conn.prepare(&distinct)?;
-    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    let mut stmt = conn.prepare(distinct)?;
+    let mut rows = stmt.query(params_from_iter(st.args.iter()))?;
     while let Some(r) = rows.next()? {
         let key = read_key(r, dims)?;
         sessions.insert(key, r.get::<_, i64>(dims.len())? as u64);
     }
     Ok(fold(parts, Some(&sessions)))
+}
+
+/// The query plans SQLite picks for `q` (groups, then totals), one line per step, for tests
+/// and benchmarks.
+pub fn explain(
+    conn: &Connection,
+    q: &StatsQuery,
+    rollup_zone: Option<&Zone>,
+) -> rusqlite::Result<Vec<String>> {
+    register_period_functions(conn, q)?;
+    let mut lines = Vec::new();
+    for query in [q.clone(), totals_query(q)] {
+        let plan = rollup_zone.and_then(|zone| rollup_plan(&query, zone));
+        let st = statements(&query, &query.group_by, plan.as_ref());
+        for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            let rows =
+                stmt.query_map(params_from_iter(st.args.iter()), |r| r.get::<_, String>(3))?;
+            for row in rows {
+                lines.push(row?);
+            }
+        }
+    }
+    Ok(lines)
 }
 
 /// Conditions on session attributes copied into both tables (`x` is `turns` or `usage_daily`).
