@@ -236,7 +236,7 @@ pub struct StatsArgs {
     pub utc: bool,
     /// Count days, weeks and months in this zone: an IANA name (Europe/Paris), UTC, or +05:30
     /// [default: the local zone]
-    #[arg(long, value_name = "TZ")]
+    #[arg(long, value_name = "TZ", allow_hyphen_values = true)]
     pub timezone: Option<String>,
     /// Check a token budget over the current --period (default: session.token_budget)
     #[arg(long, value_name = "TOKENS", value_parser = stats::parse_tokens)]

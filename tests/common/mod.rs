@@ -1000,3 +1000,106 @@ pub fn fake_is_sleeping(pid: u32) -> bool {
         .into_iter()
         .any(|(fake, _)| children_of(fake).iter().any(|(_, name)| name == "sleep"))
 }
+
+// ----- Runs recorded in session files (`turns`) ------------------------------------------------
+
+/// One entry of a session file's `turns` (src/store/session.rs `Turn`), built by `turn`.
+#[derive(Debug, Clone)]
+pub struct TurnJson {
+    value: Value,
+}
+
+/// A run started at `at` (RFC 3339) that succeeded with this usage (`total = input + output`),
+/// with no model of its own (it inherits the session's) and no reported cost.
+pub fn turn(at: &str, input: u64, output: u64, cached: u64) -> TurnJson {
+    TurnJson {
+        value: json!({
+            "at": at,
+            "prompt": format!("prompt at {at}"),
+            "exit_code": 0,
+            "duration_seconds": 1.5,
+            "token_usage": {"input": input, "output": output, "cached": cached, "total": input + output}
+        }),
+    }
+}
+
+impl TurnJson {
+    /// The run's own model.
+    pub fn model(mut self, model: &str) -> Self {
+        self.value["model"] = json!(model);
+        self
+    }
+
+    /// The cost the backend reported (Claude's `cost_usd`).
+    pub fn cost(mut self, usd: f64) -> Self {
+        self.value["cost_usd"] = json!(usd);
+        self
+    }
+
+    /// The part of `input` written to a cache.
+    pub fn cache_write(mut self, n: u64) -> Self {
+        self.value["token_usage"]["cache_write"] = json!(n);
+        self
+    }
+
+    /// The part of `output` spent reasoning.
+    pub fn reasoning(mut self, n: u64) -> Self {
+        self.value["token_usage"]["reasoning"] = json!(n);
+        self
+    }
+
+    /// No `token_usage` at all (a run that reported none).
+    pub fn no_usage(mut self) -> Self {
+        self.value.as_object_mut().unwrap().remove("token_usage");
+        self
+    }
+
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+}
+
+impl SessionJson {
+    /// Set `turns`, as clinvk writes them: `token_usage` becomes their sum (cache_write and
+    /// reasoning only when some) and `last_used_at` the start of the latest one.
+    pub fn turns(mut self, turns: &[TurnJson]) -> Self {
+        let mut sum: BTreeMap<&str, u64> = BTreeMap::new();
+        for key in ["input", "output", "cached", "total"] {
+            sum.insert(key, 0);
+        }
+        for t in turns {
+            for key in [
+                "input",
+                "output",
+                "cached",
+                "total",
+                "cache_write",
+                "reasoning",
+            ] {
+                if let Some(n) = t.value["token_usage"][key].as_u64() {
+                    *sum.entry(key).or_default() += n;
+                }
+            }
+        }
+        let usage: serde_json::Map<String, Value> = ["input", "output", "cached", "total"]
+            .into_iter()
+            .chain(
+                ["cache_write", "reasoning"]
+                    .into_iter()
+                    .filter(|k| sum.contains_key(k)),
+            )
+            .map(|k| (k.to_string(), json!(sum[k])))
+            .collect();
+        self.value["token_usage"] = Value::Object(usage);
+        self.value["turns"] = Value::Array(turns.iter().map(|t| t.value.clone()).collect());
+        let latest = turns
+            .iter()
+            .filter_map(|t| t.value["at"].as_str())
+            .max()
+            .map(str::to_string);
+        match latest {
+            Some(at) => self.last_used(&at),
+            None => self,
+        }
+    }
+}
