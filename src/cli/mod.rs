@@ -161,8 +161,9 @@ pub enum SessionsCommand {
     },
 }
 
+/// Which sessions: the filters `sessions list` and `sessions stats` share.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub struct SessionFilterArgs {
     /// Only this backend: claude, codex or gemini
     #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
     pub backend: Option<Backend>,
@@ -178,6 +179,12 @@ pub struct ListArgs {
     /// Only sessions whose working directory is DIR
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub select: SessionFilterArgs,
     /// Last used at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
@@ -210,21 +217,8 @@ pub struct StatsArgs {
     /// comma-separate, e.g. --by month,backend)
     #[arg(long = "by", value_name = "DIM", value_delimiter = ',', value_parser = parse_arg::<stats::GroupBy>)]
     pub by: Vec<stats::GroupBy>,
-    /// Only this backend: claude, codex or gemini
-    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
-    pub backend: Option<Backend>,
-    /// Only sessions with this status: created, active, completed or error
-    #[arg(long, value_parser = parse_arg::<Status>)]
-    pub status: Option<Status>,
-    /// Only sessions with this tag (repeat for several: all must match)
-    #[arg(long = "tag", value_name = "TAG", value_parser = tag_arg)]
-    pub tags: Vec<String>,
-    /// Only sessions whose working directory is the current one
-    #[arg(long, conflicts_with = "workdir")]
-    pub here: bool,
-    /// Only sessions whose working directory is DIR
-    #[arg(long, value_name = "DIR")]
-    pub workdir: Option<PathBuf>,
+    #[command(flatten)]
+    pub select: SessionFilterArgs,
     /// Runs at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,

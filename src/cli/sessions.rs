@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::output::{self, print, print_json};
 use super::render::{self, JsonRow};
-use super::{Context, ListArgs, SessionsCommand};
+use super::{Context, ListArgs, SessionFilterArgs, SessionsCommand};
 use crate::clock;
 use crate::config::ConfigFile;
 use crate::error::{exit, Error, Result};
@@ -48,14 +48,27 @@ pub fn normalize_dir(dir: &Path) -> Result<String> {
     Ok(resolved.to_string_lossy().into_owned())
 }
 
-impl ListArgs {
-    /// The typed query these flags mean, or a usage error naming the bad value.
-    pub fn to_query(&self, now: DateTime<Utc>) -> Result<ListQuery> {
+impl SessionFilterArgs {
+    /// The filter these flags mean (no time range, no search).
+    pub fn to_filter(&self) -> Result<Filter> {
         let workdir = match (&self.workdir, self.here) {
             (Some(dir), _) => Some(normalize_dir(dir)?),
             (None, true) => Some(normalize_dir(Path::new("."))?),
             (None, false) => None,
         };
+        Ok(Filter {
+            backend: self.backend,
+            status: self.status,
+            tags: self.tags.clone(),
+            workdir,
+            ..Filter::default()
+        })
+    }
+}
+
+impl ListArgs {
+    /// The typed query these flags mean, or a usage error naming the bad value.
+    pub fn to_query(&self, now: DateTime<Utc>) -> Result<ListQuery> {
         let since = self
             .since
             .as_deref()
@@ -68,14 +81,10 @@ impl ListArgs {
             .transpose()?;
         Ok(ListQuery {
             filter: Filter {
-                backend: self.backend,
-                status: self.status,
-                tags: self.tags.clone(),
-                workdir,
                 since,
                 until,
                 search: self.search.clone().filter(|s| !s.is_empty()),
-                resumable: false,
+                ..self.select.to_filter()?
             },
             limit: self.limit,
             offset: self.offset,

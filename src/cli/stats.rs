@@ -1,7 +1,6 @@
 //! `clinvk sessions stats`: flags to a typed usage query, the store's sums priced, a budget
 //! checked, and the answer as a table or one JSON object.
 
-use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -12,7 +11,7 @@ use tabled::settings::{Alignment, Padding, Style};
 
 use super::output::{self, print, print_json};
 use super::render::thousands;
-use super::sessions::{normalize_dir, warn_invalid};
+use super::sessions::warn_invalid;
 use super::{Context, StatsArgs};
 use crate::config::{ConfigFile, Settings};
 use crate::error::{exit, Error, Result};
@@ -187,11 +186,6 @@ impl StatsArgs {
     }
 
     fn filter(&self, now: DateTime<Utc>, zone: &Zone) -> Result<Filter> {
-        let workdir = match (&self.workdir, self.here) {
-            (Some(dir), _) => Some(normalize_dir(dir)?),
-            (None, true) => Some(normalize_dir(Path::new("."))?),
-            (None, false) => None,
-        };
         let instant = |text: &Option<String>, bound| {
             text.as_deref()
                 .map(|t| parse_instant_in(t, bound, now, zone))
@@ -209,14 +203,9 @@ impl StatsArgs {
             }
         }
         Ok(Filter {
-            backend: self.backend,
-            status: self.status,
-            tags: self.tags.clone(),
-            workdir,
             since,
             until,
-            search: None,
-            resumable: false,
+            ..self.select.to_filter()?
         })
     }
 }
