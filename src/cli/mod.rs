@@ -232,15 +232,14 @@ pub struct StatsArgs {
     /// [default: the local zone]
     #[arg(long, value_name = "TZ", allow_hyphen_values = true)]
     pub timezone: Option<String>,
-    /// Check a token budget over the current --period (default: session.token_budget)
+    /// Check a token budget over the current --period (1000000, 500k, 2M)
     #[arg(long, value_name = "TOKENS", value_parser = stats::parse_tokens)]
     pub budget: Option<u64>,
-    /// Check a cost budget in US dollars over the current --period (default:
-    /// session.cost_budget_usd)
+    /// Check a cost budget in US dollars over the current --period
     #[arg(long, value_name = "USD", value_parser = stats::parse_usd)]
     pub budget_usd: Option<f64>,
-    /// The budget period: day, week or month [default: month; alone, it checks the budgets
-    /// set in config]
+    /// The budget period: day, week or month [default: month]; alone, it checks
+    /// session.token_budget and session.cost_budget_usd from config
     #[arg(long, value_name = "PERIOD", value_parser = parse_arg::<stats::PeriodArg>)]
     pub period: Option<stats::PeriodArg>,
     /// Print one JSON object (schema_version 1) instead of the table
