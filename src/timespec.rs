@@ -124,8 +124,30 @@ impl Zone {
             _ => iana_time_zone::get_timezone().ok(),
         };
         match name.as_deref().map(str::parse::<Tz>) {
-            Some(Ok(tz)) => Zone::Named(tz),
+            Some(Ok(tz)) => Zone::named(tz),
             _ => Zone::Local,
+        }
+    }
+
+    /// A named zone, UTC's many aliases (`Etc/UTC`, `Zulu`, `GMT`, ...) as plain `UTC`, so that
+    /// they are one zone, not several.
+    pub fn named(tz: Tz) -> Zone {
+        const UTC_ALIASES: &[&str] = &[
+            "UTC",
+            "UCT",
+            "Zulu",
+            "Universal",
+            "GMT",
+            "GMT0",
+            "GMT+0",
+            "GMT-0",
+            "Greenwich",
+        ];
+        let name = tz.name().strip_prefix("Etc/").unwrap_or(tz.name());
+        if UTC_ALIASES.contains(&name) {
+            Zone::Named(Tz::UTC)
+        } else {
+            Zone::Named(tz)
         }
     }
 
@@ -142,7 +164,7 @@ impl Zone {
         if let Some(offset) = parse_offset(t) {
             return Ok(Zone::Fixed(offset));
         }
-        Tz::from_str_insensitive(t).map(Zone::Named).map_err(|_| {
+        Tz::from_str_insensitive(t).map(Zone::named).map_err(|_| {
             Error::usage(format!(
                 "'{}' is not a time zone: use an IANA name such as Europe/Paris, UTC, \
                  an offset such as +05:30, or local",
@@ -356,6 +378,18 @@ mod tests {
     #[test]
     fn zones() {
         assert_eq!(Zone::parse("UTC").unwrap(), Zone::Named(Tz::UTC));
+        // UTC's aliases are one zone.
+        for alias in [
+            "Etc/UTC",
+            "etc/uct",
+            "Zulu",
+            "GMT",
+            "Etc/GMT+0",
+            "Universal",
+        ] {
+            assert_eq!(Zone::parse(alias).unwrap(), Zone::Named(Tz::UTC), "{alias}");
+        }
+        assert_ne!(Zone::parse("Europe/London").unwrap(), Zone::Named(Tz::UTC));
         assert_eq!(Zone::parse("Asia/Kolkata").unwrap().name(), "Asia/Kolkata");
         assert_eq!(Zone::parse("+05:30").unwrap().name(), "+05:30");
         assert_eq!(Zone::parse("-0800").unwrap().name(), "-08:00");

@@ -267,7 +267,7 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
         filter,
         group_by: dims,
         zone,
-        adopt_zone: false,
+        adopt_zone_at: None,
     };
     let month = Granularity::Month;
     let june = chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();

@@ -233,13 +233,13 @@ pub struct StatsArgs {
     #[arg(long, value_name = "TZ", allow_hyphen_values = true)]
     pub timezone: Option<String>,
     /// Check a token budget over the current --period (1000000, 500k, 2M)
-    #[arg(long, value_name = "TOKENS", value_parser = stats::parse_tokens)]
+    #[arg(long, value_name = "TOKENS", value_parser = stats::parse_tokens, allow_hyphen_values = true)]
     pub budget: Option<u64>,
     /// Check a cost budget in US dollars over the current --period
-    #[arg(long, value_name = "USD", value_parser = stats::parse_usd)]
+    #[arg(long, value_name = "USD", value_parser = stats::parse_usd, allow_hyphen_values = true)]
     pub budget_usd: Option<f64>,
-    /// The budget period: day, week or month [default: month]; alone, it checks
-    /// session.token_budget and session.cost_budget_usd from config
+    /// The budget period: day, week or month [default: month]. Limits not given as flags come
+    /// from session.token_budget and session.cost_budget_usd; --period alone checks those
     #[arg(long, value_name = "PERIOD", value_parser = parse_arg::<stats::PeriodArg>)]
     pub period: Option<stats::PeriodArg>,
     /// Print one JSON object (schema_version 1) instead of the table

@@ -132,11 +132,10 @@ fn budget_check(
             "a budget covers the current --period (day, week or month): drop --since/--until",
         ));
     }
-    let (tokens, usd) = if args.budget.is_some() || args.budget_usd.is_some() {
-        (args.budget, args.budget_usd)
-    } else {
-        (settings.token_budget, settings.cost_budget_usd)
-    };
+    // Each limit not given as a flag comes from config: adding `--budget` in a script must not
+    // drop the cost budget set there.
+    let tokens = args.budget.or(settings.token_budget);
+    let usd = args.budget_usd.or(settings.cost_budget_usd);
     if tokens.is_none() && usd.is_none() {
         return Err(Error::usage(
             "no budget to check: pass --budget TOKENS or --budget-usd USD, or set \
@@ -232,7 +231,7 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         group_by: dims.clone(),
         zone,
         // The local zone is where the user lives: keep the rollup there.
-        adopt_zone: args.timezone.is_none() && !args.utc,
+        adopt_zone_at: (args.timezone.is_none() && !args.utc).then_some(now),
     };
     let (result, invalid) = ctx.store()?.stats(&query)?;
     warn_invalid(&invalid);

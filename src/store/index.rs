@@ -25,9 +25,11 @@ mod embedded {
     refinery::embed_migrations!("migrations");
 }
 
-/// A hash of every embedded migration's SQL. An index whose recorded fingerprint differs was
-/// built by migrations that have since changed (which should never happen once shipped, but a
-/// development build or a botched edit must not leave a wrong index trusted): rebuild it.
+/// A hash of every embedded migration's SQL, and of what else decides the rows: how usage rows
+/// are derived from a file, and the time zone rules days are counted with. An index whose
+/// recorded fingerprint differs was built by migrations that have since changed (which should
+/// never happen once shipped, but a development build or a botched edit must not leave a wrong
+/// index trusted), or with other rules: rebuild it.
 fn schema_fingerprint() -> &'static str {
     static FINGERPRINT: OnceLock<String> = OnceLock::new();
     FINGERPRINT.get_or_init(|| {
@@ -41,6 +43,12 @@ fn schema_fingerprint() -> &'static str {
             {
                 hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
             }
+        }
+        for b in usage::ROWS_VERSION
+            .bytes()
+            .chain(chrono_tz::IANA_TZDB_VERSION.bytes())
+        {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
         format!("{hash:016x}")
     })
@@ -67,6 +75,8 @@ const SCHEMA_KEY: &str = "schema_fingerprint";
 const AUTO_CLEAN_KEY: &str = "last_auto_clean";
 /// The zone of `turns.day` and the daily rollup, by name (see `Zone::name`).
 const ROLLUP_ZONE_KEY: &str = "rollup_zone";
+/// When a `sessions stats` question last moved the rollup to its zone (Unix ms).
+const ROLLUP_MOVED_KEY: &str = "rollup_zone_moved_at";
 /// Up to this many prompt matches, a search fetches and sorts them; beyond, it walks sessions
 /// newest first (measured: the crossover at 100k sessions is a few thousand).
 const SEARCH_LOOKUP_MAX: i64 = 3000;
@@ -213,13 +223,20 @@ impl Index {
     }
 
     fn save_rollup_zone(&self) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)",
-                params![ROLLUP_ZONE_KEY, self.rollup_zone.name()],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.set_state(ROLLUP_ZONE_KEY, &self.rollup_zone.name())
+    }
+
+    /// When a question last moved the rollup to its zone (None: it never did).
+    pub fn rollup_zone_moved_at(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .state(ROLLUP_MOVED_KEY)
+            .map_err(|e| self.err(e))?
+            .and_then(|v| v.parse().ok())
+            .and_then(DateTime::from_timestamp_millis))
+    }
+
+    pub fn set_rollup_zone_moved_at(&self, at: DateTime<Utc>) -> Result<()> {
+        self.set_state(ROLLUP_MOVED_KEY, &at.timestamp_millis().to_string())
     }
 
     /// The zone the daily rollup counts days in.
@@ -366,11 +383,13 @@ impl Index {
     }
 
     pub fn set_last_auto_clean(&self, at: DateTime<Utc>) -> Result<()> {
+        self.set_state(AUTO_CLEAN_KEY, &at.timestamp_millis().to_string())
+    }
+
+    fn set_state(&self, key: &str, value: &str) -> Result<()> {
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)",
-                params![AUTO_CLEAN_KEY, at.timestamp_millis().to_string()],
-            )
+            .prepare_cached("INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)")
+            .and_then(|mut stmt| stmt.execute(params![key, value]))
             .map(drop)
             .map_err(|e| self.err(e))
     }
@@ -384,13 +403,7 @@ impl Index {
     }
 
     fn set_schema_fingerprint(&self) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)",
-                params![SCHEMA_KEY, schema_fingerprint()],
-            )
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.set_state(SCHEMA_KEY, schema_fingerprint())
     }
 
     /// File stamps of every file the index knows, valid or not, by file stem.

@@ -864,15 +864,24 @@ impl Store {
     /// Like a listing beyond its first rows, it trusts the index for files edited in place
     /// without the directory changing (`sessions reindex` picks those up).
     ///
-    /// With `query.adopt_zone`, a question over many periods in a zone other than the rollup's
-    /// first rebuilds the index with its rollup in that zone (once: later ones are fast).
+    /// With `query.adopt_zone_at`, a question over periods in a zone other than the rollup's
+    /// first rebuilds the index with its rollup in that zone (once: later ones are fast), unless
+    /// another question moved it there less than a day ago.
     pub fn stats(&self, query: &StatsQuery) -> Result<(StatsResult, Vec<InvalidFile>)> {
         let answer = |index: &mut Index| Ok((index.stats(query)?, index.invalid_files()?));
-        let wants_zone = |index: &Index| {
-            query.adopt_zone && index.rollup_zone() != query.zone && usage::worth_a_rollup(query)
+        let wants_zone = |index: &Index| -> Result<bool> {
+            let Some(now) = query.adopt_zone_at else {
+                return Ok(false);
+            };
+            if index.rollup_zone() == query.zone || !usage::worth_a_rollup(query) {
+                return Ok(false);
+            }
+            Ok(index
+                .rollup_zone_moved_at()?
+                .is_none_or(|at| now - at >= chrono::Duration::days(1)))
         };
         let done = self.read(|_, index| {
-            if wants_zone(index) {
+            if wants_zone(index)? {
                 Ok(None)
             } else {
                 answer(index).map(Some)
@@ -883,7 +892,7 @@ impl Store {
         }
         let _exclusive = self.lock(LockMode::Exclusive)?;
         let mut index = self.prepare()?;
-        if wants_zone(&index) {
+        if wants_zone(&index)? {
             let why = format!(
                 "the index's usage rollup counted days in {}, not {}",
                 index.rollup_zone().name(),
@@ -891,6 +900,9 @@ impl Store {
             );
             drop(index);
             index = self.rebuild_announced_in(why, Some(query.zone))?;
+            if let Some(now) = query.adopt_zone_at {
+                index.set_rollup_zone_moved_at(now)?;
+            }
         }
         answer(&mut index)
     }

@@ -55,8 +55,10 @@ pub struct StatsQuery {
     pub group_by: Vec<Dimension>,
     pub zone: Zone,
     /// Move the rollup to `zone` when it is elsewhere and the question is worth it (the local
-    /// zone of an interactive user, not a one-off `--timezone`).
-    pub adopt_zone: bool,
+    /// zone of an interactive user, not a one-off `--timezone`). The time now: a rollup moved by
+    /// a question stays put for a day, so that two users of one store in different zones (a
+    /// cron job in UTC, say) do not rebuild it back and forth.
+    pub adopt_zone_at: Option<DateTime<Utc>>,
 }
 
 /// Token counts and reported cost, summed.
@@ -148,11 +150,19 @@ const FIRST_EVER: i64 = 8;
 /// The same four bits, per model.
 const PER_MODEL: i64 = 16;
 
+/// Bump when `turn_rows` changes what it derives from a file: the index is then rebuilt.
+pub const ROWS_VERSION: &str = "usage-rows-1";
+
+/// Per-run caps, far above any real run, so that a garbage figure in one file cannot overflow
+/// the index's 64-bit sums (and with it every command that reads them).
+const MAX_TOKENS: u64 = 1 << 40;
+const MAX_COST_USD: f64 = 10_000.0;
+
 /// A reported cost in billionths of a dollar; None for no report, or a nonsensical one.
 fn nano_usd(cost: f64) -> Option<i64> {
-    (0.0..9e9)
+    (0.0..f64::INFINITY)
         .contains(&cost)
-        .then(|| (cost * 1e9).round() as i64)
+        .then(|| (cost.min(MAX_COST_USD) * 1e9).round() as i64)
 }
 
 /// The rows the index keeps for `session`: its runs, and what they leave of `token_usage`, with
@@ -198,7 +208,7 @@ pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
             model: model_of(&None),
             // A file without turns that did run (any status but `created`) stands for one run.
             runs: i64::from(session.turns.is_empty() && session.status != Status::Created),
-            usage: rest,
+            usage: counts_only(&rest),
             cost_nusd: None,
             day: 0,
             firsts: 0,
@@ -209,13 +219,14 @@ pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
 }
 
 fn counts_only(u: &TokenUsage) -> TokenUsage {
+    let cap = |n: u64| n.min(MAX_TOKENS);
     TokenUsage {
-        input: u.input,
-        output: u.output,
-        cached: u.cached,
-        total: u.total,
-        cache_write: u.cache_write,
-        reasoning: u.reasoning,
+        input: cap(u.input),
+        output: cap(u.output),
+        cached: cap(u.cached),
+        total: cap(u.total),
+        cache_write: cap(u.cache_write),
+        reasoning: cap(u.reasoning),
         ..TokenUsage::default()
     }
 }
@@ -344,7 +355,10 @@ struct RollupPlan {
 /// is whole (a run's day is all it knows of the run's time).
 fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
     let f = &q.filter;
-    if q.zone != *rollup_zone || !f.tags.is_empty() || f.workdir.is_some() {
+    let has_period = q.group_by.iter().any(|d| matches!(d, Dimension::Period(_)));
+    // Without periods or a range, days do not matter, and neither does their zone.
+    let zone_matters = has_period || f.since.is_some() || f.until.is_some();
+    if (zone_matters && q.zone != *rollup_zone) || !f.tags.is_empty() || f.workdir.is_some() {
         return None;
     }
     let mut granularity = None;
@@ -408,14 +422,13 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
     })
 }
 
-/// Whether `q` reads enough runs that answering from the rollup matters: it would be served by a
-/// rollup in its zone, over periods or all of history (not one budget period, which the runs
-/// answer quickly through their time index).
+/// Whether moving the rollup to `q`'s zone would help: `q` groups by periods (a question with
+/// no periods and no range is answered in any zone; one budget period is read quickly from the
+/// runs' time index) and a rollup in its zone would answer it.
 pub fn worth_a_rollup(q: &StatsQuery) -> bool {
     matches!(q.zone, Zone::Named(_))
+        && q.group_by.iter().any(|d| matches!(d, Dimension::Period(_)))
         && rollup_plan(q, &q.zone).is_some()
-        && (q.group_by.iter().any(|d| matches!(d, Dimension::Period(_)))
-            || (q.filter.since.is_none() && q.filter.until.is_none()))
 }
 
 /// Run `q` against the index's connection; `rollup_zone` is the zone of `turns.day` (None: do
@@ -854,7 +867,7 @@ mod tests {
             filter: Filter::default(),
             group_by: dims.to_vec(),
             zone: *zone,
-            adopt_zone: false,
+            adopt_zone_at: None,
         }
     }
 
@@ -1049,7 +1062,7 @@ mod tests {
         assert_ne!(before, ktm);
         let month = Granularity::Month;
         let mut budget = query(&[], &ktm);
-        budget.adopt_zone = true;
+        budget.adopt_zone_at = Some(t("2025-02-02T00:00:00Z"));
         let first = chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap();
         budget.filter.since = ktm.start_of(first);
         budget.filter.until = ktm.start_of(month.next(first));
@@ -1058,7 +1071,7 @@ mod tests {
         assert_eq!(rollup_zone(&store), before, "one period: the runs answer");
 
         let mut by_month = query(&[Dimension::Period(month)], &ktm);
-        by_month.adopt_zone = true;
+        by_month.adopt_zone_at = Some(t("2025-02-02T00:00:00Z"));
         let (answer, _) = store.stats(&by_month).unwrap();
         assert!(answer.from_rollup);
         assert_eq!(rollup_zone(&store), ktm);
@@ -1068,5 +1081,22 @@ mod tests {
             ["2025-02"],
             "22:30 UTC on 31 January is February in Kathmandu"
         );
+
+        // Another user's zone within the day reads the runs and leaves the rollup be; a day
+        // later it moves.
+        let tokyo = Zone::parse("Asia/Tokyo").unwrap();
+        let mut theirs = query(&[Dimension::Period(month)], &tokyo);
+        theirs.adopt_zone_at = Some(t("2025-02-02T20:00:00Z"));
+        let (answer, _) = store.stats(&theirs).unwrap();
+        assert!(!answer.from_rollup);
+        assert_eq!(rollup_zone(&store), ktm);
+        theirs.adopt_zone_at = Some(t("2025-02-03T00:00:00Z"));
+        assert!(store.stats(&theirs).unwrap().0.from_rollup);
+        assert_eq!(rollup_zone(&store), tokyo);
+        // Without periods or a range the zone does not matter: no move, and the rollup answers.
+        let mut totals = query(&[Dimension::Model], &ktm);
+        totals.adopt_zone_at = Some(t("2025-03-01T00:00:00Z"));
+        assert!(store.stats(&totals).unwrap().0.from_rollup);
+        assert_eq!(rollup_zone(&store), tokyo);
     }
 }
