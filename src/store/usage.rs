@@ -445,8 +445,27 @@ pub fn stats(
         Ok((run_statements(conn, &st, &q.group_by)?, plan.is_some()))
     };
     let (groups, from_rollup) = answer(q)?;
-    let (totals, _) = answer(&totals_query(q))?;
-    let totals = totals.into_iter().next().unwrap_or(StatsGroup {
+    let overall = totals_query(q);
+    let totals = if q.group_by.is_empty() {
+        groups.first().cloned()
+    } else if !q.group_by.contains(&Dimension::Tag) {
+        // The groups split the runs (a run with two tags is in two): their sums add up, and
+        // only the distinct sessions need counting again.
+        let plan = rollup_zone.and_then(|zone| rollup_plan(&overall, zone));
+        let st = statements(&overall, &[], plan.as_ref());
+        let sessions: Option<i64> =
+            conn.query_row(&st.sessions_only, params_from_iter(st.args.iter()), |r| {
+                r.get(0)
+            })?;
+        Some(StatsGroup {
+            key: Vec::new(),
+            sessions: sessions.unwrap_or(0).max(0) as u64,
+            parts: merge_parts(&groups),
+        })
+    } else {
+        answer(&overall)?.0.into_iter().next()
+    };
+    let totals = totals.unwrap_or(StatsGroup {
         key: Vec::new(),
         sessions: 0,
         parts: Vec::new(),
@@ -456,6 +475,25 @@ pub fn stats(
         totals,
         from_rollup,
     })
+}
+
+/// The parts of `groups` added up per model and cost source.
+fn merge_parts(groups: &[StatsGroup]) -> Vec<ModelPart> {
+    let mut merged: BTreeMap<(&str, bool), UsageSums> = BTreeMap::new();
+    for part in groups.iter().flat_map(|g| &g.parts) {
+        merged
+            .entry((part.model.as_str(), part.reported))
+            .or_default()
+            .add(&part.sums);
+    }
+    merged
+        .into_iter()
+        .map(|((model, reported), sums)| ModelPart {
+            model: model.to_string(),
+            reported,
+            sums,
+        })
+        .collect()
 }
 
 /// The totals are planned on their own: sessions counted per month do not add up to the
@@ -494,6 +532,8 @@ const SUMS: &str = "sum(x.runs), sum(x.input), sum(x.output), sum(x.cached), sum
 struct Statements {
     sums: String,
     distinct: Option<String>,
+    /// The distinct sessions of everything selected, ungrouped.
+    sessions_only: String,
     args: Vec<V>,
 }
 
@@ -518,14 +558,15 @@ fn rollup_statements(q: &StatsQuery, dims: &[Dimension], plan: &RollupPlan) -> S
         args.push(V::Integer(hi));
     }
     let keys = key_list(&cols);
+    let where_ = where_clause(&conds);
+    let sessions = plan.sessions_column;
     Statements {
         sums: format!(
             "SELECT {keys}x.model, x.reported, {SUMS}, sum(x.{sessions}) FROM usage_daily x {where_} \
              GROUP BY {keys}x.model, x.reported",
-            sessions = plan.sessions_column,
-            where_ = where_clause(&conds),
         ),
         distinct: None,
+        sessions_only: format!("SELECT sum(x.{sessions}) FROM usage_daily x {where_}"),
         args,
     }
 }
@@ -555,7 +596,13 @@ fn raw_statements(q: &StatsQuery, dims: &[Dimension]) -> Statements {
             }
         })
         .collect();
-    let mut from = "turns x".to_string();
+    // SQLite would rather read every run in session order (which makes counting distinct
+    // sessions cheap) than search a range by time: for a range, the range is far cheaper.
+    let mut from = if (f.since.is_some() || f.until.is_some()) && f.tags.is_empty() {
+        "turns x INDEXED BY turns_by_time".to_string()
+    } else {
+        "turns x".to_string()
+    };
     if join_session {
         from.push_str(" JOIN sessions s ON s.pk = x.session_pk");
     }
@@ -596,6 +643,7 @@ fn raw_statements(q: &StatsQuery, dims: &[Dimension]) -> Statements {
         distinct: Some(format!(
             "SELECT {keys}count(DISTINCT x.session_pk) FROM {from} {where_} {group}"
         )),
+        sessions_only: format!("SELECT count(DISTINCT x.session_pk) FROM {from} {where_}"),
         args,
     }
 }
@@ -636,17 +684,28 @@ pub fn explain(
 ) -> rusqlite::Result<Vec<String>> {
     register_period_functions(conn, q)?;
     let mut lines = Vec::new();
-    for query in [q.clone(), totals_query(q)] {
-        let plan = rollup_zone.and_then(|zone| rollup_plan(&query, zone));
-        let st = statements(&query, &query.group_by, plan.as_ref());
-        for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-            let rows =
-                stmt.query_map(params_from_iter(st.args.iter()), |r| r.get::<_, String>(3))?;
-            for row in rows {
-                lines.push(row?);
-            }
+    let mut explain = |sql: &str, args: &[V]| -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))?;
+        for row in rows {
+            lines.push(row?);
         }
+        Ok(())
+    };
+    // What `stats` runs: the groups, then (see there) the totals' sessions or the whole totals.
+    let plan = |q: &StatsQuery| rollup_zone.and_then(|zone| rollup_plan(q, zone));
+    let st = statements(q, &q.group_by, plan(q).as_ref());
+    for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
+        explain(sql, &st.args)?;
+    }
+    let overall = totals_query(q);
+    let st = statements(&overall, &[], plan(&overall).as_ref());
+    if q.group_by.contains(&Dimension::Tag) {
+        for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
+            explain(sql, &st.args)?;
+        }
+    } else if !q.group_by.is_empty() {
+        explain(&st.sessions_only, &st.args)?;
     }
     Ok(lines)
 }
