@@ -2,12 +2,18 @@
 //!
 //!     cargo bench --bench store                      # 10k, 100k and 1M sessions
 //!     cargo bench --bench store -- --sizes 10000     # one size
+//!     cargo bench --bench store -- --usage-only      # only `sessions stats` and its comparisons
 //!
 //! Stores are seeded once under target/bench-store/<n>/ (deterministic: fixed seed and fixed
 //! "now", CLINVK_NOW) and reused by later runs. Every figure is the median wall time of running
 //! the release `clinvk` binary as a new process, page cache warm. In the same run, the same
 //! questions are answered by scanning the files: with jq (the guide's approach) and with a
 //! parallel Rust scan (the best a scan can do), so the ratio is measured, not assumed.
+//!
+//! Every process runs with TZ=UTC, so the index's usage rollup (built in the local zone) counts
+//! UTC days, as the `stats` questions do unless they name another zone. Each `stats` figure
+//! says which table answered it: `rollup` (`usage_daily`) or `turns` (every run in range). The
+//! `stats` answers are also checked: the rollup against the runs, and the index against the files.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -15,10 +21,19 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use clinvk::store::{Backend, Filter, ListQuery, Quiet, Session, SessionId, Status, Store};
+use clinvk::store::session::Turn;
+use clinvk::store::{
+    Backend, Dimension, Filter, ListQuery, Quiet, Session, SessionId, StatsQuery, Status, Store,
+    TokenUsage,
+};
+use clinvk::timespec::{parse_instant_in, Bound, Granularity, Zone};
+use clinvk::usage::Period;
 
 const NOW: &str = "2025-06-30T12:00:00Z";
-const SEED_VERSION: &str = "v1";
+/// Part of the marker file name: bump it whenever the generator changes, so that stores seeded
+/// by an older one are thrown away and seeded again. v2: sessions have turns (runs) with
+/// several models per backend, and created_at..last_used_at spans their runs.
+const SEED_VERSION: &str = "v2";
 const TAGS: &[(&str, u32)] = &[
     // (tag, per-mille of sessions carrying it)
     ("bugfix", 200),
@@ -88,6 +103,71 @@ fn now() -> DateTime<Utc> {
     NOW.parse().unwrap()
 }
 
+/// (model, weight in percent, $ per million tokens: input, output, cache read, cache write).
+type ModelMix = &'static [(&'static str, u64, [f64; 4])];
+const CLAUDE_MODELS: ModelMix = &[
+    ("claude-sonnet-4-6", 60, [3.0, 15.0, 0.30, 3.75]),
+    ("claude-opus-4-5", 25, [5.0, 25.0, 0.50, 6.25]),
+    ("claude-haiku-4-5", 15, [1.0, 5.0, 0.10, 1.25]),
+];
+const CODEX_MODELS: ModelMix = &[
+    ("gpt-5.1-codex", 65, [0.0; 4]),
+    ("gpt-5.1-codex-mini", 35, [0.0; 4]),
+];
+const GEMINI_MODELS: ModelMix = &[
+    ("gemini-2.5-pro", 45, [0.0; 4]),
+    ("gemini-2.5-flash", 55, [0.0; 4]),
+];
+
+fn pick_model(rng: &mut Rng, models: ModelMix) -> usize {
+    let mut r = rng.below(100);
+    for (i, (_, weight, _)) in models.iter().enumerate() {
+        if r < *weight {
+            return i;
+        }
+        r -= weight;
+    }
+    models.len() - 1
+}
+
+fn words(rng: &mut Rng, n: u64) -> Vec<&'static str> {
+    (0..n)
+        .map(|_| WORDS[rng.below(WORDS.len() as u64) as usize])
+        .collect()
+}
+
+/// One run's usage as the backends report it once normalised: `input` includes cache reads
+/// (`cached`) and writes, `reasoning` is part of `output`; Claude also reports its cost.
+fn synthetic_usage(rng: &mut Rng, backend: Backend, prices: [f64; 4]) -> (TokenUsage, Option<f64>) {
+    let mut u = TokenUsage {
+        input: 3_000 + rng.below(120_000),
+        output: 200 + rng.below(6_000),
+        ..TokenUsage::default()
+    };
+    let cached_pct = match backend {
+        Backend::Gemini => rng.below(50),
+        _ => rng.below(90),
+    };
+    u.cached = u.input * cached_pct / 100;
+    match backend {
+        Backend::Claude => u.cache_write = rng.below(u.input - u.cached + 1) / 4,
+        Backend::Codex => u.reasoning = rng.below(u.output / 2 + 1),
+        Backend::Gemini => u.reasoning = rng.below(u.output / 3 + 1),
+    }
+    u.total = u.input + u.output;
+    let cost = (backend == Backend::Claude).then(|| {
+        let [input, output, read, write] = prices;
+        let plain = u.input - u.cached - u.cache_write;
+        let usd = (plain as f64 * input
+            + u.output as f64 * output
+            + u.cached as f64 * read
+            + u.cache_write as f64 * write)
+            / 1e6;
+        (usd * 1e6).round() / 1e6
+    });
+    (u, cost)
+}
+
 fn synthetic_session(rng: &mut Rng, ids: &mut HashSet<String>) -> Session {
     const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
     let id = loop {
@@ -103,11 +183,53 @@ fn synthetic_session(rng: &mut Rng, ids: &mut HashSet<String>) -> Session {
         5..=7 => Backend::Codex,
         _ => Backend::Gemini,
     };
+    let models = match backend {
+        Backend::Claude => CLAUDE_MODELS,
+        Backend::Codex => CODEX_MODELS,
+        Backend::Gemini => GEMINI_MODELS,
+    };
+    let status = match rng.below(100) {
+        0..=39 => Status::Active,
+        40..=84 => Status::Completed,
+        85..=94 => Status::Error,
+        _ => Status::Created,
+    };
+    // A `created` session never ran; the others ran 1 to 4 times.
+    let n_turns = match (status, rng.below(100)) {
+        (Status::Created, _) => 0,
+        (_, 0..=44) => 1,
+        (_, 45..=69) => 2,
+        (_, 70..=87) => 3,
+        _ => 4,
+    };
+    // When the runs started, oldest first: within one sitting (up to 2 h), over a few days, or
+    // continued 1 to 6 weeks later. last_used_at is when the last run ended.
     let last_used = now() - chrono::Duration::seconds(rng.below(365 * 86_400) as i64);
-    let words = 5 + rng.below(35);
-    let mut prompt: Vec<&str> = (0..words)
-        .map(|_| WORDS[rng.below(WORDS.len() as u64) as usize])
-        .collect();
+    let durations: Vec<u64> = (0..n_turns).map(|_| 2_000 + rng.below(298_000)).collect();
+    let last_start =
+        last_used - chrono::Duration::milliseconds(durations.last().copied().unwrap_or(0) as i64);
+    let span_s = match (n_turns, rng.below(100)) {
+        (0 | 1, _) => 0,
+        (_, 0..=59) => 300 + rng.below(2 * 3600),
+        (_, 60..=84) => 3600 + rng.below(3 * 86_400),
+        _ => 7 * 86_400 + rng.below(35 * 86_400),
+    };
+    let first_start = last_start - chrono::Duration::seconds(span_s as i64);
+    let mut starts: Vec<DateTime<Utc>> = vec![first_start];
+    let mut middle: Vec<u64> = (2..n_turns.max(2)).map(|_| rng.below(span_s + 1)).collect();
+    middle.sort_unstable();
+    starts.extend(
+        middle
+            .iter()
+            .map(|&o| first_start + chrono::Duration::seconds(o as i64)),
+    );
+    if n_turns > 1 {
+        starts.push(last_start);
+    }
+    starts.truncate(n_turns);
+
+    let n_words = 5 + rng.below(35);
+    let mut prompt = words(rng, n_words);
     if rng.below(100) < 5 {
         prompt.insert(rng.below(prompt.len() as u64) as usize, "auth.go");
     }
@@ -117,37 +239,60 @@ fn synthetic_session(rng: &mut Rng, ids: &mut HashSet<String>) -> Session {
         backend,
         format!("/home/dev/projects/p{project}"),
         prompt.join(" "),
-        last_used - chrono::Duration::seconds(rng.below(3 * 86_400) as i64),
+        if n_turns == 0 { last_used } else { first_start },
     );
     s.last_used_at = last_used;
-    s.status = match rng.below(100) {
-        0..=39 => Status::Active,
-        40..=84 => Status::Completed,
-        85..=94 => Status::Error,
-        _ => Status::Created,
-    };
-    if s.status == Status::Active || rng.below(2) == 0 {
+    s.status = status;
+    if status == Status::Active || (status != Status::Created && rng.below(2) == 0) {
         s.backend_session_id = Some(format!("{:016x}-{:016x}", rng.next(), rng.next()));
     }
-    s.model = Some(
-        match backend {
-            Backend::Claude => "claude-sonnet-4-6",
-            Backend::Codex => "gpt-5.6-sol",
-            Backend::Gemini => "gemini-3-flash-preview",
+    // One model per session, switched for a run now and then (`-m`).
+    let session_model = pick_model(rng, models);
+    for (i, at) in starts.into_iter().enumerate() {
+        let model = if rng.below(10) == 0 {
+            pick_model(rng, models)
+        } else {
+            session_model
+        };
+        let (name, _, prices) = models[model];
+        let failed = status == Status::Error && i + 1 == n_turns;
+        // A failed run reports usage half the time.
+        let (usage, cost) = if failed && rng.below(2) == 0 {
+            (None, None)
+        } else {
+            let (u, c) = synthetic_usage(rng, backend, prices);
+            (Some(u), c)
+        };
+        if let Some(u) = &usage {
+            s.token_usage.add(u);
         }
-        .into(),
-    );
-    s.token_usage.input = rng.below(50_000);
-    s.token_usage.output = rng.below(8_000);
-    s.token_usage.cached = s.token_usage.input / 2;
-    s.token_usage.total = s.token_usage.input + s.token_usage.output;
+        let duration = durations[i] as f64 / 1000.0;
+        s.model = Some(name.to_string());
+        s.metadata.exit_code = Some(i32::from(failed));
+        s.metadata.duration_seconds = Some(duration);
+        s.metadata.error = failed.then(|| format!("{backend} exited with code 1"));
+        s.turns.push(Turn {
+            at,
+            prompt: if i == 0 {
+                s.prompt.clone()
+            } else {
+                let n_words = 3 + rng.below(10);
+                words(rng, n_words).join(" ")
+            },
+            model: Some(name.to_string()),
+            exit_code: Some(i32::from(failed)),
+            duration_seconds: Some(duration),
+            token_usage: usage,
+            cost_usd: cost,
+            error: s.metadata.error.clone(),
+            extra: Default::default(),
+        });
+    }
     for (tag, per_mille) in TAGS {
         if rng.below(1000) < u64::from(*per_mille) {
             s.tags.push((*tag).to_string());
         }
     }
-    s.metadata.exit_code = Some(0);
-    s.metadata.duration_seconds = Some(rng.below(120_000) as f64 / 1000.0);
     s
 }
 
@@ -177,7 +322,12 @@ fn seed(root: &Path, n: usize) -> PathBuf {
 }
 
 /// Median wall time of `runs` executions of a fresh process.
-fn time(runs: usize, mut make: impl FnMut() -> Command) -> Duration {
+fn time(runs: usize, make: impl FnMut() -> Command) -> Duration {
+    time_with_codes(runs, &[0], make)
+}
+
+/// The same, accepting any of `codes` as the exit code (budget checks exit 10 or 11).
+fn time_with_codes(runs: usize, codes: &[i32], mut make: impl FnMut() -> Command) -> Duration {
     let mut samples: Vec<Duration> = (0..runs)
         .map(|_| {
             let mut cmd = make();
@@ -185,7 +335,10 @@ fn time(runs: usize, mut make: impl FnMut() -> Command) -> Duration {
             let start = Instant::now();
             let status = cmd.status().expect("the command runs");
             let elapsed = start.elapsed();
-            assert!(status.success(), "benchmark command failed: {cmd:?}");
+            assert!(
+                status.code().is_some_and(|c| codes.contains(&c)),
+                "benchmark command failed ({status}): {cmd:?}"
+            );
             elapsed
         })
         .collect();
@@ -202,33 +355,31 @@ fn clinvk(home: &Path, args: &[&str]) -> Command {
     cmd
 }
 
-/// The best a scan can do: this benchmark re-run as `--scan DIR BACKEND`, reading and parsing
-/// every file on all cores, then filtering, sorting and taking 20.
-fn scan_mode(dir: &Path, backend: &str) {
-    let entries: Vec<PathBuf> = std::fs::read_dir(dir)
+/// The session files of `dir`.
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+        .collect()
+}
+
+/// Read and parse every file on all cores, `each` turning one file into a list of results.
+fn par_scan<T: Send>(
+    files: &[PathBuf],
+    each: impl Fn(serde_json::Value) -> Vec<T> + Sync,
+) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunk = entries.len().div_ceil(threads).max(1);
-    let mut hits: Vec<(String, String)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = entries
+    let chunk = files.len().div_ceil(threads).max(1);
+    let each = &each;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .filter_map(|p| {
-                            let v: serde_json::Value =
-                                serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
-                            if v["backend"] != backend {
-                                return None;
-                            }
-                            Some((
-                                v["last_used_at"].as_str()?.to_string(),
-                                v["id"].as_str()?.to_string(),
-                            ))
-                        })
+                        .filter_map(|p| serde_json::from_slice(&std::fs::read(p).ok()?).ok())
+                        .flat_map(each)
                         .collect::<Vec<_>>()
                 })
             })
@@ -237,10 +388,302 @@ fn scan_mode(dir: &Path, backend: &str) {
             .into_iter()
             .flat_map(|w| w.join().unwrap())
             .collect()
+    })
+}
+
+/// The best a scan can do: this benchmark re-run as `--scan DIR BACKEND`, reading and parsing
+/// every file on all cores, then filtering, sorting and taking 20.
+fn scan_mode(dir: &Path, backend: &str) {
+    let mut hits: Vec<(String, String)> = par_scan(&json_files(dir), |v| {
+        if v["backend"] != backend {
+            return Vec::new();
+        }
+        match (v["last_used_at"].as_str(), v["id"].as_str()) {
+            (Some(t), Some(id)) => vec![(t.to_string(), id.to_string())],
+            _ => Vec::new(),
+        }
     });
     hits.sort_unstable_by(|a, b| b.cmp(a));
     hits.truncate(20);
     println!("{hits:?}");
+}
+
+/// `--scan-usage DIR`: tokens per (UTC month of the run, backend) as `sessions stats --by month
+/// --by backend` counts them (each run at its start; whatever `token_usage` has beyond the
+/// runs at `last_used_at`), printed as JSON rows [{month, backend, total}].
+fn scan_usage_mode(dir: &Path) {
+    let runs: Vec<((String, String), u64)> = par_scan(&json_files(dir), |v| {
+        let backend = v["backend"].as_str().unwrap_or_default().to_string();
+        let month =
+            |t: &serde_json::Value| t.as_str().unwrap_or_default().get(..7).map(String::from);
+        let mut out = Vec::new();
+        let mut accounted = 0;
+        for t in v["turns"].as_array().into_iter().flatten() {
+            let total = t["token_usage"]["total"].as_u64().unwrap_or(0);
+            accounted += total;
+            if let Some(m) = month(&t["at"]) {
+                out.push(((m, backend.clone()), total));
+            }
+        }
+        let rest = v["token_usage"]["total"]
+            .as_u64()
+            .unwrap_or(0)
+            .saturating_sub(accounted);
+        if rest > 0 {
+            if let Some(m) = month(&v["last_used_at"]) {
+                out.push(((m, backend.clone()), rest));
+            }
+        }
+        out
+    });
+    let mut sums: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for (key, total) in runs {
+        *sums.entry(key).or_default() += total;
+    }
+    let rows: Vec<serde_json::Value> = sums
+        .into_iter()
+        .map(|((month, backend), total)| {
+            serde_json::json!({"month": month, "backend": backend, "total": total})
+        })
+        .collect();
+    println!("{}", serde_json::Value::Array(rows));
+}
+
+/// The `sessions stats` questions timed, each labelled in the table with the table it reads:
+/// `rollup` (the daily rollup, `usage_daily`) or `turns` (every run in range).
+const STATS_QUERIES: &[(&str, &[&str])] = &[
+    ("stats (totals)", &["sessions", "stats"]),
+    (
+        "stats --by month --by backend",
+        &["sessions", "stats", "--by", "month", "--by", "backend"],
+    ),
+    (
+        "stats --by backend",
+        &["sessions", "stats", "--by", "backend"],
+    ),
+    ("stats --by model", &["sessions", "stats", "--by", "model"]),
+    (
+        "stats --by day --since 30d",
+        &["sessions", "stats", "--by", "day", "--since", "30d"],
+    ),
+    (
+        "stats --by day --since 2025-06-01",
+        &["sessions", "stats", "--by", "day", "--since", "2025-06-01"],
+    ),
+    ("stats --by tag", &["sessions", "stats", "--by", "tag"]),
+    (
+        "stats --by workdir",
+        &["sessions", "stats", "--by", "workdir"],
+    ),
+    (
+        "stats --budget 1000000",
+        &["sessions", "stats", "--budget", "1000000"],
+    ),
+    (
+        "stats --budget-usd 50 --period week",
+        &[
+            "sessions",
+            "stats",
+            "--budget-usd",
+            "50",
+            "--period",
+            "week",
+        ],
+    ),
+    (
+        "stats --by month --by backend --timezone America/New_York",
+        &[
+            "sessions",
+            "stats",
+            "--by",
+            "month",
+            "--by",
+            "backend",
+            "--timezone",
+            "America/New_York",
+        ],
+    ),
+    (
+        "stats --by month --by backend --tag bugfix",
+        &[
+            "sessions", "stats", "--by", "month", "--by", "backend", "--tag", "bugfix",
+        ],
+    ),
+];
+
+/// jq over the raw files: every run's total by the (UTC) month it started in and the backend.
+const JQ_RUNS_BY_MONTH_BACKEND: &str = "'[.[] | .backend as $b | .turns[]? | \
+     {month: .at[0:7], backend: $b, total: (.token_usage.total // 0)}] \
+     | group_by([.month, .backend]) \
+     | map({month: .[0].month, backend: .[0].backend, total: (map(.total) | add)})'";
+
+/// The query `clinvk sessions stats ARGS` runs (the flags used above only), to ask the store
+/// in-process which table answers it. TZ is UTC throughout, so the default zone is UTC.
+fn stats_query(argv: &[&str]) -> StatsQuery {
+    let value = |flag: &str| argv.iter().position(|a| *a == flag).map(|i| argv[i + 1]);
+    let zone = Zone::parse(value("--timezone").unwrap_or("UTC")).unwrap();
+    let granularity = |text: &str| match text {
+        "day" => Granularity::Day,
+        "week" => Granularity::Week,
+        _ => Granularity::Month,
+    };
+    let mut group_by = Vec::new();
+    let mut tags = Vec::new();
+    for (i, a) in argv.iter().enumerate() {
+        match *a {
+            "--by" => group_by.push(match argv[i + 1] {
+                "backend" => Dimension::Backend,
+                "model" => Dimension::Model,
+                "status" => Dimension::Status,
+                "tag" => Dimension::Tag,
+                "workdir" => Dimension::Workdir,
+                g => Dimension::Period(granularity(g)),
+            }),
+            "--tag" => tags.push(argv[i + 1].to_string()),
+            _ => {}
+        }
+    }
+    let mut filter = Filter {
+        tags,
+        since: value("--since").map(|t| parse_instant_in(t, Bound::Since, now(), &zone).unwrap()),
+        ..Default::default()
+    };
+    if value("--budget").is_some() || value("--budget-usd").is_some() {
+        let g = granularity(value("--period").unwrap_or("month"));
+        let period = Period::current(g, &zone, now()).unwrap();
+        filter.since = Some(period.start);
+        filter.until = Some(period.end);
+    }
+    StatsQuery {
+        filter,
+        group_by,
+        zone,
+        // Only ask; never move the rollup from here.
+        adopt_zone_at: None,
+    }
+}
+
+/// Which table answers `sessions stats ARGS`: its groups, and its totals (planned on their own).
+fn answered_from(store: &Store, argv: &[&str]) -> &'static str {
+    let q = stats_query(argv);
+    let totals = StatsQuery {
+        group_by: Vec::new(),
+        ..q.clone()
+    };
+    let table = |q: &StatsQuery| store.stats(q).unwrap().0.from_rollup;
+    match (table(&q), table(&totals)) {
+        (true, true) => "rollup",
+        (false, false) => "turns",
+        (true, false) => "rollup, totals: turns",
+        (false, true) => "turns, totals: rollup",
+    }
+}
+
+/// `clinvk sessions stats ARGS --json`, parsed.
+fn stats_json(home: &Path, args: &[&str]) -> serde_json::Value {
+    let mut argv = vec!["sessions", "stats", "--json"];
+    argv.extend_from_slice(args);
+    let out = clinvk(home, &argv).output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0 | 10 | 11)),
+        "clinvk {argv:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Check the figures rather than only timing them: the rollup against the runs, and the index
+/// against the files. Differences are printed, not fatal. To make `sessions stats` read `turns`
+/// for the same question, it is asked in Africa/Abidjan (UTC+0 all year, but not the rollup's
+/// zone), and, when it has no periods nor a range (where the zone does not matter), with a
+/// `--since` before every run that is not the start of a day.
+fn check_stats(store: &Store, home: &Path, sessions: &Path, skip_jq: bool) {
+    eprintln!("\nchecks:");
+    let from_rollup = |argv: &[&str]| store.stats(&stats_query(argv)).unwrap().0.from_rollup;
+    let report = |what: &str, a: &serde_json::Value, b: &serde_json::Value| {
+        if a == b {
+            eprintln!("  ok: {what}");
+        } else {
+            eprintln!("  DIFFERENT: {what}:\n    {a}\n    {b}");
+        }
+    };
+    for args in [
+        &[][..],
+        &["--by", "month", "--by", "backend"],
+        &["--by", "month"],
+        &["--by", "week"],
+        &["--by", "model"],
+        &["--by", "month", "--by", "model"],
+        &["--by", "status"],
+        &["--budget", "1000000"],
+        &["--budget-usd", "50", "--period", "week"],
+    ] {
+        let rollup = stats_json(home, args);
+        let mut raw_args = args.to_vec();
+        raw_args.extend(["--timezone", "Africa/Abidjan"]);
+        let zone_free = !args
+            .iter()
+            .any(|a| matches!(*a, "month" | "week" | "day" | "--budget" | "--budget-usd"));
+        if zone_free {
+            raw_args.extend(["--since", "2000-01-01T00:00:01Z"]);
+        }
+        let raw = stats_json(home, &raw_args);
+        let mut argv = vec!["sessions", "stats"];
+        argv.extend_from_slice(args);
+        let mut raw_argv = vec!["sessions", "stats"];
+        raw_argv.extend_from_slice(&raw_args);
+        if !from_rollup(&argv) || from_rollup(&raw_argv) {
+            eprintln!(
+                "  not a check: stats {} reads the same table both ways",
+                args.join(" ")
+            );
+        }
+        for field in ["rows", "totals", "budget"] {
+            report(
+                &format!("rollup = runs, stats {} : {field}", args.join(" ")),
+                &rollup[field],
+                &raw[field],
+            );
+        }
+    }
+    // The index against the files: runs by month and backend.
+    let ours: Vec<serde_json::Value> = stats_json(home, &["--by", "month", "--by", "backend"])
+        ["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!({"month": r["month"], "backend": r["backend"], "total": r["total"]}))
+        .collect();
+    let scanned = Command::new(std::env::current_exe().unwrap())
+        .args(["--scan-usage", sessions.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let scanned: serde_json::Value = serde_json::from_slice(&scanned.stdout).unwrap();
+    report(
+        "stats --by month --by backend = parallel Rust scan of the files",
+        &serde_json::Value::Array(ours),
+        &scanned,
+    );
+    if !skip_jq {
+        // The guide's all-time total over `list --json` = the runs' total.
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "'{}' sessions list --json | jq '[.[].token_usage.total] | add'",
+                env!("CARGO_BIN_EXE_clinvk")
+            ))
+            .env("CLINVK_HOME", home)
+            .env("CLINVK_NOW", NOW)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        let jq: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report(
+            "stats totals.total = the guide's jq total",
+            &stats_json(home, &[])["totals"]["total"],
+            &jq,
+        );
+    }
 }
 
 fn fmt(d: Duration) -> String {
@@ -255,9 +698,16 @@ fn fmt(d: Duration) -> String {
 }
 
 fn main() {
+    // Every day and month here is a UTC one: the clinvk processes run with TZ=UTC (see
+    // `clinvk`), and so does this one, should it ever have to rebuild the index itself.
+    std::env::set_var("TZ", "UTC");
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--scan") {
         scan_mode(Path::new(&args[i + 1]), &args[i + 2]);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--scan-usage") {
+        scan_usage_mode(Path::new(&args[i + 1]));
         return;
     }
     let sizes: Vec<usize> = args
@@ -269,6 +719,7 @@ fn main() {
         .iter()
         .position(|a| a == "--runs")
         .map_or(21, |i| args[i + 1].parse().unwrap());
+    let usage_only = args.iter().any(|a| a == "--usage-only");
     let skip_jq = args.iter().any(|a| a == "--no-jq")
         || Command::new("jq").arg("--version").output().is_err();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench-store");
@@ -323,6 +774,8 @@ fn main() {
     ];
 
     let mut table: Vec<(String, Vec<String>)> = Vec::new();
+    // (sessions, question, clinvk's time, the other way, its time)
+    let mut ratios: Vec<(usize, String, Duration, String, Duration)> = Vec::new();
     let mut row = |name: &str, col: usize, value: String| {
         if let Some(r) = table.iter_mut().find(|(n, _)| n == name) {
             r.1[col] = value;
@@ -340,100 +793,209 @@ fn main() {
 
         let reindex = time(slow_runs, || clinvk(&home, &["sessions", "reindex"]));
         row("sessions reindex (full rebuild)", col, fmt(reindex));
-
-        for (name, argv) in queries {
-            row(name, col, fmt(time(runs, || clinvk(&home, argv))));
-        }
-
-        // Writes: lock, read file, atomic write with fsync, index update.
         let store = Store::open(&sessions, Box::new(Quiet)).unwrap();
-        let one = store
-            .list(&ListQuery {
-                limit: Some(1),
-                ..Default::default()
-            })
-            .unwrap()
-            .sessions[0]
-            .id
-            .to_string();
-        let mut add = true;
-        row(
-            "sessions tag ID x (one write)",
-            col,
-            fmt(time(runs, || {
-                add = !add;
-                let mut argv = vec!["sessions", "tag", one.as_str(), "bench"];
-                if add {
-                    argv.push("--remove");
-                }
-                clinvk(&home, &argv)
-            })),
-        );
-        row(
-            "sessions show PREFIX",
-            col,
-            fmt(time(runs, || {
-                clinvk(&home, &["sessions", "show", &one[..5]])
-            })),
-        );
+        if !usage_only {
+            for (name, argv) in queries {
+                row(name, col, fmt(time(runs, || clinvk(&home, argv))));
+            }
 
-        // The same question answered by scanning every file.
-        let scan_runs = if n >= 1_000_000 { 1 } else { 3 };
-        let rust_scan = time(scan_runs, || {
-            let mut cmd = Command::new(std::env::current_exe().unwrap());
-            cmd.args(["--scan", sessions.to_str().unwrap(), "codex"]);
-            cmd
-        });
-        row(
-            "scan files, parallel Rust (backend=codex, newest 20)",
-            col,
-            fmt(rust_scan),
-        );
-        if !skip_jq {
-            let jq = time(scan_runs, || {
-                let mut cmd = Command::new("bash");
-                cmd.arg("-c").arg(format!(
+            // Writes: lock, read file, atomic write with fsync, index update.
+            let one = store
+                .list(&ListQuery {
+                    limit: Some(1),
+                    ..Default::default()
+                })
+                .unwrap()
+                .sessions[0]
+                .id
+                .to_string();
+            let mut add = true;
+            row(
+                "sessions tag ID x (one write)",
+                col,
+                fmt(time(runs, || {
+                    add = !add;
+                    let mut argv = vec!["sessions", "tag", one.as_str(), "bench"];
+                    if add {
+                        argv.push("--remove");
+                    }
+                    clinvk(&home, &argv)
+                })),
+            );
+            row(
+                "sessions show PREFIX",
+                col,
+                fmt(time(runs, || {
+                    clinvk(&home, &["sessions", "show", &one[..5]])
+                })),
+            );
+
+            // The same question answered by scanning every file.
+            let scan_runs = if n >= 1_000_000 { 1 } else { 3 };
+            let rust_scan = time(scan_runs, || {
+                let mut cmd = Command::new(std::env::current_exe().unwrap());
+                cmd.args(["--scan", sessions.to_str().unwrap(), "codex"]);
+                cmd
+            });
+            row(
+                "scan files, parallel Rust (backend=codex, newest 20)",
+                col,
+                fmt(rust_scan),
+            );
+            if !skip_jq {
+                let jq = time(scan_runs, || {
+                    let mut cmd = Command::new("bash");
+                    cmd.arg("-c").arg(format!(
                     "find {} -maxdepth 1 -name '*.json' -print0 | xargs -0 cat | \
                      jq -s '[.[] | select(.backend==\"codex\")] | sort_by(.last_used_at) | reverse | .[:20]'",
                     sessions.display()
                 ));
-                cmd
-            });
-            row("scan files, jq (backend=codex, newest 20)", col, fmt(jq));
+                    cmd
+                });
+                row("scan files, jq (backend=codex, newest 20)", col, fmt(jq));
+            }
+
+            // The plans SQLite chose at this size.
+            eprintln!("\nquery plans at {n} sessions:");
+            for (label, filter) in [
+                (
+                    "backend",
+                    Filter {
+                        backend: Some(Backend::Codex),
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "two tags",
+                    Filter {
+                        tags: vec!["bugfix".into(), "security".into()],
+                        ..Default::default()
+                    },
+                ),
+                (
+                    "search",
+                    Filter {
+                        search: Some("auth.go".into()),
+                        ..Default::default()
+                    },
+                ),
+            ] {
+                let plan = store
+                    .explain(&ListQuery {
+                        filter,
+                        limit: Some(20),
+                        offset: 0,
+                    })
+                    .unwrap();
+                eprintln!("  {label}: {}", plan.join(" | "));
+            }
         }
 
-        // The plans SQLite chose at this size.
-        eprintln!("\nquery plans at {n} sessions:");
-        for (label, filter) in [
+        // ----- sessions stats (issue 4): usage and budgets ---------------------------------
+        let bin = env!("CARGO_BIN_EXE_clinvk");
+        let mut timed = |label: &str, argv: &[&str]| {
+            let path = answered_from(&store, argv);
+            let d = time_with_codes(runs, &[0, 10, 11], || clinvk(&home, argv));
+            row(&format!("{label} [{path}]"), col, fmt(d));
+            d
+        };
+        let mut stats_times = Vec::new();
+        for (label, argv) in STATS_QUERIES {
+            stats_times.push((*label, timed(label, argv)));
+        }
+        let stats_time = |label: &str| stats_times.iter().find(|(l, _)| *l == label).unwrap().1;
+
+        // The guide's pipelines, on the same store: every session out of `list --json`, summed
+        // by jq. They sum each session's total by its creation month, not each run by when it
+        // happened, so the monthly figure is not the same number as the budget check's.
+        let month = &NOW[..7];
+        let pipelines = [
             (
-                "backend",
-                Filter {
-                    backend: Some(Backend::Codex),
-                    ..Default::default()
-                },
+                "stats (totals)",
+                "list --json, jq: total",
+                "[.[].token_usage.total] | add".to_string(),
             ),
             (
-                "two tags",
-                Filter {
-                    tags: vec!["bugfix".into(), "security".into()],
-                    ..Default::default()
-                },
+                "stats --by backend",
+                "list --json, jq: by backend",
+                "group_by(.backend) | map({backend: .[0].backend, total: [.[].token_usage.total] | add})"
+                    .to_string(),
             ),
             (
-                "search",
-                Filter {
-                    search: Some("auth.go".into()),
-                    ..Default::default()
-                },
+                "stats --budget 1000000",
+                "list --json, jq: this month's total",
+                format!(
+                    "[.[] | select(.created_at | startswith(\"{month}\")) | .token_usage.total] | add"
+                ),
             ),
-        ] {
-            let plan = store
-                .explain(&ListQuery {
-                    filter,
-                    limit: Some(20),
-                    offset: 0,
-                })
-                .unwrap();
+        ];
+        let scan_runs = if n >= 1_000_000 { 1 } else { 3 };
+        if !skip_jq {
+            for (question, label, filter) in &pipelines {
+                let d = time(slow_runs, || {
+                    let mut cmd = Command::new("bash");
+                    cmd.arg("-c")
+                        .arg(format!(
+                            "set -o pipefail; '{bin}' sessions list --json | jq '{filter}'"
+                        ))
+                        .env("CLINVK_HOME", &home)
+                        .env("CLINVK_NOW", NOW)
+                        .env("TZ", "UTC");
+                    cmd
+                });
+                row(label, col, fmt(d));
+                ratios.push((
+                    n,
+                    question.to_string(),
+                    stats_time(question),
+                    label.to_string(),
+                    d,
+                ));
+            }
+        }
+        // Runs by month and backend straight from the files.
+        let by_month_backend = "stats --by month --by backend";
+        let rust_usage = time(scan_runs, || {
+            let mut cmd = Command::new(std::env::current_exe().unwrap());
+            cmd.args(["--scan-usage", sessions.to_str().unwrap()]);
+            cmd
+        });
+        row(
+            "scan files, parallel Rust (runs by month and backend)",
+            col,
+            fmt(rust_usage),
+        );
+        ratios.push((
+            n,
+            by_month_backend.into(),
+            stats_time(by_month_backend),
+            "scan files, parallel Rust".into(),
+            rust_usage,
+        ));
+        if !skip_jq {
+            let jq = time(scan_runs, || {
+                let mut cmd = Command::new("bash");
+                cmd.arg("-c").arg(format!(
+                    "find {} -maxdepth 1 -name '*.json' -print0 | xargs -0 cat | jq -s {JQ_RUNS_BY_MONTH_BACKEND}",
+                    sessions.display()
+                ));
+                cmd
+            });
+            row("scan files, jq (runs by month and backend)", col, fmt(jq));
+            ratios.push((
+                n,
+                by_month_backend.into(),
+                stats_time(by_month_backend),
+                "scan files, jq".into(),
+                jq,
+            ));
+        }
+
+        check_stats(&store, &home, &sessions, skip_jq);
+        // The plans of the statements each stats question runs (its groups, then its totals).
+        eprintln!("\nstats query plans at {n} sessions:");
+        for (label, argv) in STATS_QUERIES {
+            let plan = store.explain_stats(&stats_query(argv)).unwrap();
             eprintln!("  {label}: {}", plan.join(" | "));
         }
     }
@@ -449,5 +1011,16 @@ fn main() {
     println!("|---|{}", "---|".repeat(sizes.len()));
     for (name, cells) in &table {
         println!("| {name} | {} |", cells.join(" | "));
+    }
+
+    println!("\n| sessions | question | clinvk sessions stats | other way | its time | ratio |");
+    println!("|---|---|---|---|---|---|");
+    for (n, question, ours, other, theirs) in &ratios {
+        println!(
+            "| {n} | {question} | {} | {other} | {} | {:.0}x |",
+            fmt(*ours),
+            fmt(*theirs),
+            theirs.as_secs_f64() / ours.as_secs_f64()
+        );
     }
 }
