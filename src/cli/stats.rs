@@ -337,11 +337,13 @@ fn budget_lines(b: &BudgetCheck, totals: &Figures, now: DateTime<Utc>) -> Vec<(U
 
 // ----- human output --------------------------------------------------------------------------
 
+/// `$1,369.06`; below a cent, `$0.0012`.
 fn usd(x: f64) -> String {
     if x > 0.0 && x < 0.01 {
         format!("${x:.4}")
     } else {
-        format!("${x:.2}")
+        let cents = (x * 100.0).round() as u64;
+        format!("${}.{:02}", thousands(cents / 100), cents % 100)
     }
 }
 
@@ -658,6 +660,7 @@ mod tests {
         assert_eq!(cost_cell(&c(0.0, 0.0, 10)), "?");
         assert_eq!(cost_cell(&c(0.0, 0.0, 0)), "$0.00");
         assert_eq!(cost_cell(&c(0.0012, 0.0, 0)), "$0.0012");
+        assert_eq!(cost_cell(&c(1369.055, 0.0, 0)), "$1,369.06");
     }
 
     #[test]

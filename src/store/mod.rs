@@ -817,11 +817,14 @@ impl Store {
                                 differ(name, "the index holds an older version of this file")
                             }
                             Some(_) => {
-                                let expected = rollup_zone.map(|zone| {
-                                    usage::UsageDigest::of(&usage::turn_rows(session, &zone))
-                                });
-                                if usage_rows.remove(session.id.as_str()) != expected {
-                                    differ(name, "the index holds other runs for this file")
+                                if let Some(zone) = rollup_zone {
+                                    let expected =
+                                        usage::UsageDigest::of(&usage::turn_rows(session, &zone));
+                                    let held =
+                                        usage_rows.remove(session.id.as_str()).unwrap_or_default();
+                                    if held != expected {
+                                        differ(name, "the index holds other runs for this file")
+                                    }
                                 }
                             }
                         }

@@ -151,7 +151,7 @@ const FIRST_EVER: i64 = 8;
 const PER_MODEL: i64 = 16;
 
 /// Bump when `turn_rows` changes what it derives from a file: the index is then rebuilt.
-pub const ROWS_VERSION: &str = "usage-rows-1";
+pub const ROWS_VERSION: &str = "usage-rows-2";
 
 /// Per-run caps, far above any real run, so that a garbage figure in one file cannot overflow
 /// the index's 64-bit sums (and with it every command that reads them).
@@ -201,13 +201,15 @@ pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
         ..TokenUsage::default()
     };
     let has_rest = rest != TokenUsage::default();
-    if session.turns.is_empty() || has_rest {
+    // A file without turns that ran (any status but `created`) stands for one run; one that
+    // never ran and used nothing has no row, and is not counted at all.
+    let ran_untracked = session.turns.is_empty() && session.status != Status::Created;
+    if ran_untracked || has_rest {
         rows.push(TurnRow {
             seq: session.turns.len() as i64,
             at: session.last_used_at.timestamp_millis(),
             model: model_of(&None),
-            // A file without turns that did run (any status but `created`) stands for one run.
-            runs: i64::from(session.turns.is_empty() && session.status != Status::Created),
+            runs: i64::from(ran_untracked),
             usage: counts_only(&rest),
             cost_nusd: None,
             day: 0,
@@ -908,7 +910,7 @@ mod tests {
     }
 
     #[test]
-    fn a_file_without_turns_is_one_run_at_its_last_use_unless_it_never_ran() {
+    fn a_file_without_turns_is_one_run_at_its_last_use_and_nothing_if_it_never_ran() {
         let mut s = session("b", Backend::Codex, Vec::new());
         s.token_usage = usage(1234, 5678);
         s.last_used_at = t("2025-01-27T11:30:00Z");
@@ -917,8 +919,9 @@ mod tests {
         assert_eq!((rows[0].runs, rows[0].usage.total), (1, 6912));
         assert_eq!(rows[0].at, s.last_used_at.timestamp_millis());
         s.status = Status::Created;
+        assert_eq!(turn_rows(&s, &utc())[0].runs, 0, "usage, but no run");
         s.token_usage = TokenUsage::default();
-        assert_eq!(turn_rows(&s, &utc())[0].runs, 0);
+        assert!(turn_rows(&s, &utc()).is_empty());
     }
 
     fn query(dims: &[Dimension], zone: &Zone) -> StatsQuery {
