@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::store::files::{open_private, remove_if_exists, DirStamp, FileStamp};
 use crate::store::query::{InvalidFile, ListQuery, SessionSummary};
 use crate::store::session::{Session, SessionId, TokenUsage};
+use crate::store::sql;
 use crate::store::usage::{self, StatsQuery, StatsResult};
 use crate::timespec::Zone;
 
@@ -564,14 +565,7 @@ impl Index {
         } else {
             "t0.last_used_at"
         };
-        if let Some(b) = f.backend {
-            conds.push("s.backend = ?".into());
-            args.push(V::Text(b.as_str().into()));
-        }
-        if let Some(st) = f.status {
-            conds.push("s.status = ?".into());
-            args.push(V::Text(st.as_str().into()));
-        }
+        sql::session_conditions(f, "s", &mut conds, &mut args);
         if f.resumable {
             conds.push("s.backend_session_id IS NOT NULL".into());
         }
@@ -628,11 +622,7 @@ impl Index {
                 args.push(V::Text(fold_case(text)));
             }
         }
-        let where_clause = if conds.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conds.join(" AND "))
-        };
+        let where_clause = sql::where_clause(&conds);
         let limit = query.limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
         args.push(V::Integer(limit));
         args.push(V::Integer(query.offset.min(i64::MAX as u64) as i64));
@@ -647,15 +637,7 @@ impl Index {
         let Some((sql, args)) = self.list_sql(query, None)? else {
             return Ok(vec!["(no tag match: nothing to run)".into()]);
         };
-        let mut stmt = self
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+        sql::explain_plan(&self.conn, &sql, &args).map_err(|e| self.err(e))
     }
 
     /// After a bulk load: update the planner's statistics.

@@ -11,6 +11,7 @@ pub mod index;
 pub mod lock;
 pub mod query;
 pub mod session;
+mod sql;
 pub mod usage;
 mod watch;
 

@@ -18,6 +18,7 @@ use rusqlite::{params_from_iter, Connection};
 
 use crate::store::query::Filter;
 use crate::store::session::{Session, Status, TokenUsage};
+use crate::store::sql::{self, where_clause};
 use crate::timespec::{date_of_day_number, day_number, Granularity, Zone};
 
 /// What `sessions stats` can group by.
@@ -553,7 +554,8 @@ fn rollup_statements(q: &StatsQuery, dims: &[Dimension], plan: &RollupPlan) -> S
         .collect();
     let mut conds = Vec::new();
     let mut args = Vec::new();
-    push_session_filters(&q.filter, &mut conds, &mut args);
+    // Backend and status are copied into both usage tables (`x`).
+    sql::session_conditions(&q.filter, "x", &mut conds, &mut args);
     if let Some((lo, hi)) = plan.days {
         conds.push("x.day >= ? AND x.day < ?".to_string());
         args.push(V::Integer(lo));
@@ -613,7 +615,7 @@ fn raw_statements(q: &StatsQuery, dims: &[Dimension]) -> Statements {
     }
     let mut conds = Vec::new();
     let mut args = Vec::new();
-    push_session_filters(f, &mut conds, &mut args);
+    sql::session_conditions(f, "x", &mut conds, &mut args);
     if let Some(w) = &f.workdir {
         conds.push("s.workdir = ?".into());
         args.push(V::Text(w.clone()));
@@ -687,11 +689,7 @@ pub fn explain(
     register_period_functions(conn, q)?;
     let mut lines = Vec::new();
     let mut explain = |sql: &str, args: &[V]| -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-        let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))?;
-        for row in rows {
-            lines.push(row?);
-        }
+        lines.extend(sql::explain_plan(conn, sql, args)?);
         Ok(())
     };
     // What `stats` runs: the groups, then (see there) the totals' sessions or the whole totals.
@@ -712,28 +710,8 @@ pub fn explain(
     Ok(lines)
 }
 
-/// Conditions on session attributes copied into both tables (`x` is `turns` or `usage_daily`).
-fn push_session_filters(f: &Filter, conds: &mut Vec<String>, args: &mut Vec<V>) {
-    if let Some(b) = f.backend {
-        conds.push("x.backend = ?".into());
-        args.push(V::Text(b.as_str().into()));
-    }
-    if let Some(s) = f.status {
-        conds.push("x.status = ?".into());
-        args.push(V::Text(s.as_str().into()));
-    }
-}
-
 fn key_list(cols: &[&str]) -> String {
     cols.iter().map(|c| format!("{c}, ")).collect()
-}
-
-fn where_clause(conds: &[String]) -> String {
-    if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
-    }
 }
 
 /// The group key of a row: its first `dims.len()` columns, periods turned into labels.

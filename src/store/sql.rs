@@ -1,0 +1,36 @@
+//! Small pieces of SQL building that the listing (`index.rs`) and the usage queries
+//! (`usage.rs`) share.
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+
+use crate::store::query::Filter;
+
+/// Conditions on the session attributes both `sessions` and the usage tables carry (backend,
+/// status), on the table aliased `alias`.
+pub fn session_conditions(f: &Filter, alias: &str, conds: &mut Vec<String>, args: &mut Vec<Value>) {
+    if let Some(b) = f.backend {
+        conds.push(format!("{alias}.backend = ?"));
+        args.push(Value::Text(b.as_str().into()));
+    }
+    if let Some(s) = f.status {
+        conds.push(format!("{alias}.status = ?"));
+        args.push(Value::Text(s.as_str().into()));
+    }
+}
+
+/// `WHERE a AND b`, or nothing.
+pub fn where_clause(conds: &[String]) -> String {
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    }
+}
+
+/// The plan SQLite picks for `sql`, one line per step (for tests and benchmarks).
+pub fn explain_plan(conn: &Connection, sql: &str, args: &[Value]) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))?;
+    rows.collect()
+}
