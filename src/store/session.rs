@@ -187,6 +187,19 @@ impl TokenUsage {
         self.cache_write = self.cache_write.saturating_add(other.cache_write);
         self.reasoning = self.reasoning.saturating_add(other.reasoning);
     }
+
+    /// What is left of these counts after `other`'s, never below zero.
+    pub fn saturating_sub(&self, other: &TokenUsage) -> TokenUsage {
+        TokenUsage {
+            input: self.input.saturating_sub(other.input),
+            output: self.output.saturating_sub(other.output),
+            cached: self.cached.saturating_sub(other.cached),
+            total: self.total.saturating_sub(other.total),
+            cache_write: self.cache_write.saturating_sub(other.cache_write),
+            reasoning: self.reasoning.saturating_sub(other.reasoning),
+            extra: Map::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

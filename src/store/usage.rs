@@ -33,6 +33,14 @@ pub enum Dimension {
     Period(Granularity),
 }
 
+/// The period among `dims`, if any (a query groups by one at most).
+pub fn period_of(dims: &[Dimension]) -> Option<Granularity> {
+    dims.iter().find_map(|d| match d {
+        Dimension::Period(g) => Some(*g),
+        _ => None,
+    })
+}
+
 impl Dimension {
     pub fn name(self) -> &'static str {
         match self {
@@ -178,29 +186,25 @@ pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
     let mut rows: Vec<TurnRow> = Vec::with_capacity(session.turns.len() + 1);
     let mut accounted = TokenUsage::default();
     for (seq, turn) in session.turns.iter().enumerate() {
-        let usage = turn.token_usage.clone().unwrap_or_default();
-        accounted.add(&usage);
+        if let Some(usage) = &turn.token_usage {
+            accounted.add(usage);
+        }
         rows.push(TurnRow {
             seq: seq as i64,
             at: turn.at.timestamp_millis(),
             model: model_of(&turn.model),
             runs: 1,
-            usage: counts_only(&usage),
+            usage: turn
+                .token_usage
+                .as_ref()
+                .map(counts_only)
+                .unwrap_or_default(),
             cost_nusd: turn.cost_usd.and_then(nano_usd),
             day: 0,
             firsts: 0,
         });
     }
-    let u = &session.token_usage;
-    let rest = TokenUsage {
-        input: u.input.saturating_sub(accounted.input),
-        output: u.output.saturating_sub(accounted.output),
-        cached: u.cached.saturating_sub(accounted.cached),
-        total: u.total.saturating_sub(accounted.total),
-        cache_write: u.cache_write.saturating_sub(accounted.cache_write),
-        reasoning: u.reasoning.saturating_sub(accounted.reasoning),
-        ..TokenUsage::default()
-    };
+    let rest = counts_only(&session.token_usage.saturating_sub(&accounted));
     let has_rest = rest != TokenUsage::default();
     // A file without turns that ran (any status but `created`) stands for one run; one that
     // never ran and used nothing has no row, and is not counted at all.
@@ -211,7 +215,7 @@ pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
             at: session.last_used_at.timestamp_millis(),
             model: model_of(&None),
             runs: i64::from(ran_untracked),
-            usage: counts_only(&rest),
+            usage: rest,
             cost_nusd: None,
             day: 0,
             firsts: 0,
@@ -319,10 +323,7 @@ pub fn digests(
 
 /// Whether the rollup holds exactly what `REFILL_ROLLUP` would put in it.
 pub fn rollup_matches_runs(conn: &Connection) -> rusqlite::Result<bool> {
-    let fresh = REFILL_ROLLUP
-        .split_once("INSERT INTO usage_daily")
-        .map(|(_, select)| select.trim().trim_end_matches(';'))
-        .unwrap_or_default();
+    let fresh = rollup_of_turns!();
     let differing: i64 = conn.query_row(
         &format!(
             "SELECT (SELECT count(*) FROM (SELECT * FROM usage_daily EXCEPT {fresh}))
@@ -336,16 +337,26 @@ pub fn rollup_matches_runs(conn: &Connection) -> rusqlite::Result<bool> {
 
 // ----- queries -------------------------------------------------------------------------------
 
+/// The rollup's rows as the runs make them (what the triggers keep `usage_daily` equal to).
+macro_rules! rollup_of_turns {
+    () => {
+        "SELECT day, backend, status, model, cost_nusd IS NOT NULL, count(*), sum(runs), sum(input),
+            sum(output), sum(cached), sum(cache_write), sum(reasoning), sum(total),
+            sum(coalesce(cost_nusd, 0)),
+            sum((firsts & 1) > 0), sum((firsts & 2) > 0), sum((firsts & 4) > 0), sum((firsts & 8) > 0),
+            sum((firsts & 16) > 0), sum((firsts & 32) > 0), sum((firsts & 64) > 0),
+            sum((firsts & 128) > 0)
+        FROM turns GROUP BY day, backend, status, model, cost_nusd IS NOT NULL"
+    };
+}
+use rollup_of_turns;
+
 /// Refill the rollup from `turns` (after a bulk load, whose inserts skip the triggers).
-pub const REFILL_ROLLUP: &str = "DELETE FROM usage_daily;
-    INSERT INTO usage_daily
-    SELECT day, backend, status, model, cost_nusd IS NOT NULL, count(*), sum(runs), sum(input),
-        sum(output), sum(cached), sum(cache_write), sum(reasoning), sum(total),
-        sum(coalesce(cost_nusd, 0)),
-        sum((firsts & 1) > 0), sum((firsts & 2) > 0), sum((firsts & 4) > 0), sum((firsts & 8) > 0),
-        sum((firsts & 16) > 0), sum((firsts & 32) > 0), sum((firsts & 64) > 0),
-        sum((firsts & 128) > 0)
-    FROM turns GROUP BY day, backend, status, model, cost_nusd IS NOT NULL;";
+pub const REFILL_ROLLUP: &str = concat!(
+    "DELETE FROM usage_daily; INSERT INTO usage_daily ",
+    rollup_of_turns!(),
+    ";"
+);
 
 /// How the rollup answers a query: the day range to read and the column counting sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,19 +369,20 @@ struct RollupPlan {
 /// is whole (a run's day is all it knows of the run's time).
 fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
     let f = &q.filter;
-    let has_period = q.group_by.iter().any(|d| matches!(d, Dimension::Period(_)));
+    let granularity = period_of(&q.group_by);
     // Without periods or a range, days do not matter, and neither does their zone.
-    let zone_matters = has_period || f.since.is_some() || f.until.is_some();
+    let zone_matters = granularity.is_some() || f.since.is_some() || f.until.is_some();
     if (zone_matters && q.zone != *rollup_zone) || !f.tags.is_empty() || f.workdir.is_some() {
         return None;
     }
-    let mut granularity = None;
-    for d in &q.group_by {
-        match d {
-            Dimension::Backend | Dimension::Status | Dimension::Model => {}
-            Dimension::Period(g) if granularity.is_none() => granularity = Some(*g),
-            _ => return None,
-        }
+    let in_rollup = |d: &Dimension| {
+        matches!(
+            d,
+            Dimension::Backend | Dimension::Status | Dimension::Model | Dimension::Period(_)
+        )
+    };
+    if !q.group_by.iter().all(in_rollup) {
+        return None;
     }
     let per_model = q.group_by.contains(&Dimension::Model);
     let aligned = |t: DateTime<Utc>, g: Granularity| {
@@ -430,7 +442,7 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
 /// runs' time index) and a rollup in its zone would answer it.
 pub fn worth_a_rollup(q: &StatsQuery) -> bool {
     matches!(q.zone, Zone::Named(_))
-        && q.group_by.iter().any(|d| matches!(d, Dimension::Period(_)))
+        && period_of(&q.group_by).is_some()
         && rollup_plan(q, &q.zone).is_some()
 }
 
@@ -442,31 +454,22 @@ pub fn stats(
     rollup_zone: Option<&Zone>,
 ) -> rusqlite::Result<StatsResult> {
     register_period_functions(conn, q)?;
-    let answer = |q: &StatsQuery| -> rusqlite::Result<(Vec<StatsGroup>, bool)> {
-        let plan = rollup_zone.and_then(|zone| rollup_plan(q, zone));
-        let st = statements(q, &q.group_by, plan.as_ref());
-        Ok((run_statements(conn, &st, &q.group_by)?, plan.is_some()))
-    };
-    let (groups, from_rollup) = answer(q)?;
-    let overall = totals_query(q);
-    let totals = if q.group_by.is_empty() {
-        groups.first().cloned()
-    } else if !q.group_by.contains(&Dimension::Tag) {
-        // The groups split the runs (a run with two tags is in two): their sums add up, and
-        // only the distinct sessions need counting again.
-        let plan = rollup_zone.and_then(|zone| rollup_plan(&overall, zone));
-        let st = statements(&overall, &[], plan.as_ref());
-        let sessions: Option<i64> =
-            conn.query_row(&st.sessions_only, params_from_iter(st.args.iter()), |r| {
-                r.get(0)
-            })?;
-        Some(StatsGroup {
-            key: Vec::new(),
-            sessions: sessions.unwrap_or(0).max(0) as u64,
-            parts: merge_parts(&groups),
-        })
-    } else {
-        answer(&overall)?.0.into_iter().next()
+    let (st, from_rollup) = statements(q, rollup_zone);
+    let groups = run_statements(conn, &st, &q.group_by)?;
+    let totals = match totals(q, rollup_zone) {
+        Totals::TheGroup => groups.first().cloned(),
+        Totals::FromGroups(st) => {
+            let sessions: Option<i64> =
+                conn.query_row(&st.sessions_only, params_from_iter(st.args.iter()), |r| {
+                    r.get(0)
+                })?;
+            Some(StatsGroup {
+                key: Vec::new(),
+                sessions: sessions.unwrap_or(0).max(0) as u64,
+                parts: merge_parts(&groups),
+            })
+        }
+        Totals::OnTheirOwn(st) => run_statements(conn, &st, &[])?.into_iter().next(),
     };
     let totals = totals.unwrap_or(StatsGroup {
         key: Vec::new(),
@@ -499,23 +502,12 @@ fn merge_parts(groups: &[StatsGroup]) -> Vec<ModelPart> {
         .collect()
 }
 
-/// The totals are planned on their own: sessions counted per month do not add up to the
-/// sessions of a year.
-fn totals_query(q: &StatsQuery) -> StatsQuery {
-    StatsQuery {
-        group_by: Vec::new(),
-        ..q.clone()
-    }
-}
-
 /// `clinvk_period(at_ms)` and `clinvk_period_of_day(day)`: the day number of the first day of
 /// the query's period (in its zone) containing a run.
 fn register_period_functions(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<()> {
-    let g = q.group_by.iter().find_map(|d| match d {
-        Dimension::Period(g) => Some(*g),
-        _ => None,
-    });
-    let Some(g) = g else { return Ok(()) };
+    let Some(g) = period_of(&q.group_by) else {
+        return Ok(());
+    };
     let zone = q.zone;
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("clinvk_period", 1, flags, move |ctx| {
@@ -540,8 +532,9 @@ struct Statements {
     args: Vec<V>,
 }
 
-fn rollup_statements(q: &StatsQuery, dims: &[Dimension], plan: &RollupPlan) -> Statements {
-    let cols: Vec<&str> = dims
+fn rollup_statements(q: &StatsQuery, plan: &RollupPlan) -> Statements {
+    let cols: Vec<&str> = q
+        .group_by
         .iter()
         .map(|d| match d {
             Dimension::Backend => "x.backend",
@@ -575,11 +568,12 @@ fn rollup_statements(q: &StatsQuery, dims: &[Dimension], plan: &RollupPlan) -> S
     }
 }
 
-fn raw_statements(q: &StatsQuery, dims: &[Dimension]) -> Statements {
+fn raw_statements(q: &StatsQuery) -> Statements {
     let f = &q.filter;
     let mut join_session = f.workdir.is_some();
     let mut join_tags = false;
-    let cols: Vec<&str> = dims
+    let cols: Vec<&str> = q
+        .group_by
         .iter()
         .map(|d| match d {
             Dimension::Backend => "x.backend",
@@ -652,11 +646,38 @@ fn raw_statements(q: &StatsQuery, dims: &[Dimension]) -> Statements {
     }
 }
 
-/// The statements for `q`'s groups (`dims`), from the rollup when `plan` is given.
-fn statements(q: &StatsQuery, dims: &[Dimension], plan: Option<&RollupPlan>) -> Statements {
-    match plan {
-        Some(plan) => rollup_statements(q, dims, plan),
-        None => raw_statements(q, dims),
+/// The statements for `q`'s groups, from the rollup when it can answer exactly.
+fn statements(q: &StatsQuery, rollup_zone: Option<&Zone>) -> (Statements, bool) {
+    match rollup_zone.and_then(|zone| rollup_plan(q, zone)) {
+        Some(plan) => (rollup_statements(q, &plan), true),
+        None => (raw_statements(q), false),
+    }
+}
+
+/// How the totals of `q` are answered.
+enum Totals {
+    /// Without groups, the one group is the totals.
+    TheGroup,
+    /// The groups split the runs: their sums add up, and only the distinct sessions need
+    /// counting again (this statement's `sessions_only`).
+    FromGroups(Statements),
+    /// With `--by tag` a run is in several groups: the whole totals, on their own.
+    OnTheirOwn(Statements),
+}
+
+/// The totals are planned on their own: sessions counted per month do not add up to the
+/// sessions of a year.
+fn totals(q: &StatsQuery, rollup_zone: Option<&Zone>) -> Totals {
+    let overall = StatsQuery {
+        group_by: Vec::new(),
+        ..q.clone()
+    };
+    if q.group_by.is_empty() {
+        Totals::TheGroup
+    } else if q.group_by.contains(&Dimension::Tag) {
+        Totals::OnTheirOwn(statements(&overall, rollup_zone).0)
+    } else {
+        Totals::FromGroups(statements(&overall, rollup_zone).0)
     }
 }
 
@@ -692,20 +713,19 @@ pub fn explain(
         lines.extend(sql::explain_plan(conn, sql, args)?);
         Ok(())
     };
-    // What `stats` runs: the groups, then (see there) the totals' sessions or the whole totals.
-    let plan = |q: &StatsQuery| rollup_zone.and_then(|zone| rollup_plan(q, zone));
-    let st = statements(q, &q.group_by, plan(q).as_ref());
+    // What `stats` runs: the groups, then the totals as `totals` plans them.
+    let (st, _) = statements(q, rollup_zone);
     for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
         explain(sql, &st.args)?;
     }
-    let overall = totals_query(q);
-    let st = statements(&overall, &[], plan(&overall).as_ref());
-    if q.group_by.contains(&Dimension::Tag) {
-        for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
-            explain(sql, &st.args)?;
+    match totals(q, rollup_zone) {
+        Totals::TheGroup => {}
+        Totals::FromGroups(st) => explain(&st.sessions_only, &st.args)?,
+        Totals::OnTheirOwn(st) => {
+            for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
+                explain(sql, &st.args)?;
+            }
         }
-    } else if !q.group_by.is_empty() {
-        explain(&st.sessions_only, &st.args)?;
     }
     Ok(lines)
 }
