@@ -107,6 +107,8 @@ pub enum Zone {
 }
 
 impl Zone {
+    pub const UTC: Zone = Zone::Named(Tz::UTC);
+
     /// The local zone, by IANA name when it has one: `TZ` first (as the C library and chrono
     /// read it), else the system's configured zone.
     pub fn local() -> Zone {
@@ -145,7 +147,7 @@ impl Zone {
         ];
         let name = tz.name().strip_prefix("Etc/").unwrap_or(tz.name());
         if UTC_ALIASES.contains(&name) {
-            Zone::Named(Tz::UTC)
+            Zone::UTC
         } else {
             Zone::Named(tz)
         }
@@ -159,7 +161,7 @@ impl Zone {
             return Ok(Zone::local());
         }
         if t.eq_ignore_ascii_case("utc") || t.eq_ignore_ascii_case("z") {
-            return Ok(Zone::Named(Tz::UTC));
+            return Ok(Zone::UTC);
         }
         if let Some(offset) = parse_offset(t) {
             return Ok(Zone::Fixed(offset));

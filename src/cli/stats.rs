@@ -15,6 +15,7 @@ use super::sessions::warn_invalid;
 use super::{Context, StatsArgs};
 use crate::config::{ConfigFile, Settings};
 use crate::error::{exit, Error, Result};
+use crate::store::usage::period_of;
 use crate::store::{Dimension, Filter, StatsQuery};
 use crate::timespec::{parse_instant_in, Bound, Granularity, Zone};
 use crate::usage::pricing::PriceTable;
@@ -156,7 +157,7 @@ fn budget_check(
 impl StatsArgs {
     fn zone(&self) -> Result<Zone> {
         Ok(match (&self.timezone, self.utc) {
-            (_, true) => Zone::Named(chrono_tz::Tz::UTC),
+            (_, true) => Zone::UTC,
             (Some(name), false) => Zone::parse(name)?,
             (None, false) => Zone::local(),
         })
@@ -253,7 +254,7 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
             })
             .collect()
     };
-    if !dims.iter().any(|d| matches!(d, Dimension::Period(_))) {
+    if period_of(&dims).is_none() {
         // Without periods, the biggest first.
         rows.sort_by_key(|r| std::cmp::Reverse(r.figures.sums.total));
     }
@@ -286,6 +287,7 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
             &totals,
             &pricer,
             budget.as_ref().zip(lines.as_deref()),
+            status,
         ))?;
     } else {
         let mut text = String::new();
@@ -389,7 +391,7 @@ fn key_cell(dim: Dimension, value: &str) -> String {
 }
 
 fn table(dims: &[Dimension], rows: &[Row], totals: &Figures) -> String {
-    let has_period = dims.iter().any(|d| matches!(d, Dimension::Period(_)));
+    let has_period = period_of(dims).is_some();
     let mut builder = Builder::default();
     let mut header: Vec<String> = dims.iter().map(|d| d.name().to_uppercase()).collect();
     header.extend(
@@ -557,6 +559,7 @@ fn report_json(
     totals: &Figures,
     pricer: &Pricer<'_>,
     budget: Option<(&BudgetCheck, &[(Unit, BudgetLine)])>,
+    status: BudgetStatus,
 ) -> Value {
     let rows: Vec<Value> = rows
         .iter()
@@ -583,11 +586,6 @@ fn report_json(
         m.insert("label".into(), json!(b.period.label));
         m.insert("start".into(), time_json(Some(b.period.start)));
         m.insert("end".into(), time_json(Some(b.period.end)));
-        let status = lines
-            .iter()
-            .map(|(_, l)| l.status)
-            .max()
-            .unwrap_or(BudgetStatus::Ok);
         m.insert("status".into(), json!(status.as_str()));
         for (unit, l) in lines {
             let (name, round): (&str, fn(f64) -> Value) = match unit {

@@ -155,7 +155,7 @@ impl Index {
         let mut index = Index {
             conn,
             path: path.to_path_buf(),
-            rollup_zone: Zone::Named(chrono_tz::Tz::UTC),
+            rollup_zone: Zone::UTC,
         };
         if let Err(e) = index.configure() {
             return Ok(Err(Unusable::Corrupt(e.to_string())));
@@ -654,7 +654,7 @@ const SUMMARY_COLUMNS: &str = "s.id, s.backend, s.backend_session_id, s.model, s
 /// keeps the same days; a local zone without a name falls back to UTC.
 fn rollup_zone_for_new_index() -> Zone {
     match Zone::local() {
-        Zone::Local => Zone::Named(chrono_tz::Tz::UTC),
+        Zone::Local => Zone::UTC,
         zone => zone,
     }
 }
