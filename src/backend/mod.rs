@@ -91,8 +91,16 @@ fn json_lines(text: &str) -> impl Iterator<Item = Value> + '_ {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
 }
 
+/// A token count far above any real one: counts read from a backend are capped here, so that
+/// adding a few of them (per model, cache reads and writes) cannot overflow.
+const MAX_COUNT: u64 = 1 << 40;
+
+/// The count at `key` (0 when absent or not a count), capped at `MAX_COUNT`.
 fn u64_at(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+    v.get(key)
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        .min(MAX_COUNT)
 }
 
 fn str_at(v: &Value, key: &str) -> Option<String> {
@@ -135,6 +143,25 @@ fn unexplained(cli: &str, exit_code: Option<i32>, stderr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Garbage counts from a backend are capped, not added into an overflow (a debug build
+    /// would panic, a release build wrap).
+    #[test]
+    fn absurd_counts_are_capped_before_they_are_added() {
+        let result = serde_json::json!({
+            "type": "result", "subtype": "success", "is_error": false, "session_id": "s",
+            "usage": {"input_tokens": u64::MAX, "cache_read_input_tokens": u64::MAX,
+                      "cache_creation_input_tokens": 1, "output_tokens": u64::MAX},
+            "modelUsage": {
+                "a": {"inputTokens": u64::MAX, "cacheReadInputTokens": 1, "outputTokens": u64::MAX},
+                "b": {"inputTokens": u64::MAX, "outputTokens": u64::MAX}
+            }
+        });
+        let out = parse(Backend::Claude, &result.to_string(), "", Some(0));
+        let u = out.usage.expect("usage");
+        assert_eq!(u.input, 2 * MAX_COUNT + 1);
+        assert_eq!(u.output, 2 * MAX_COUNT);
+    }
 
     #[test]
     fn stderr_tail_finds_the_error_line_of_a_crash() {
