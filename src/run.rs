@@ -534,7 +534,8 @@ fn record(
     usage
 }
 
-fn round_ms(d: Duration) -> f64 {
+/// Seconds, to the millisecond (as session files record durations).
+pub fn round_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
 }
 

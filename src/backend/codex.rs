@@ -52,17 +52,12 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
         }
     }
     out.text = messages.join("\n\n");
-    out.error = match (failed, completed) {
-        (Some(reason), _) => Some(format!("codex: {reason}")),
-        (None, true) => match exit_code {
-            // Codex exits 1 after a turn completed when a non-retryable error was sticky.
-            Some(code) if code != 0 => Some(match last_error {
-                Some(reason) => format!("codex: {reason}"),
-                None => unexplained("codex", Some(code), stderr),
-            }),
-            _ => None,
-        },
-        (None, false) => Some(match last_error {
+    out.error = match (failed, completed, exit_code) {
+        (Some(reason), _, _) => Some(format!("codex: {reason}")),
+        (None, true, Some(0) | None) => None,
+        // No turn completed, or Codex exited 1 after one because a non-retryable error was
+        // sticky.
+        (None, _, _) => Some(match last_error {
             Some(reason) => format!("codex: {reason}"),
             None => unexplained("codex", exit_code, stderr),
         }),

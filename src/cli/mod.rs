@@ -303,6 +303,11 @@ impl Context {
         })
     }
 
+    /// The settings in config.yaml, checked, with defaults filled in.
+    fn settings(&self) -> Result<crate::config::Settings> {
+        crate::config::ConfigFile::load(&self.paths.config)?.settings()
+    }
+
     fn store(&self) -> Result<Store> {
         Ok(Store::open(
             &self.paths.sessions,

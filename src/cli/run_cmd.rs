@@ -13,7 +13,7 @@ use super::render::{relative, thousands, title};
 use super::sessions::normalize_dir;
 use super::{Context, ResumeArgs, RunArgs, RunOptions};
 use crate::clock;
-use crate::config::{ConfigFile, Settings};
+use crate::config::Settings;
 use crate::error::{exit, Error, Result};
 use crate::run::{Report, Request, Runner, Target};
 use crate::store::session::{Backend, Status};
@@ -21,7 +21,7 @@ use crate::store::{Filter, ListQuery, Store};
 
 /// `clinvk [PROMPT]`.
 pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
-    let settings = settings(ctx)?;
+    let settings = ctx.settings()?;
     if args.continue_last {
         let store = ctx.store()?;
         let filter = Filter {
@@ -54,7 +54,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
 
 /// `clinvk resume [ID] [PROMPT]`.
 pub fn resume(ctx: &Context, args: ResumeArgs) -> Result<i32> {
-    let settings = settings(ctx)?;
+    let settings = ctx.settings()?;
     let store = ctx.store()?;
     let mut filter = Filter {
         backend: args.backend,
@@ -100,7 +100,7 @@ pub fn resume(ctx: &Context, args: ResumeArgs) -> Result<i32> {
 
 /// `clinvk sessions fork ID [PROMPT]`.
 pub fn fork(ctx: &Context, id: &str, prompt: Option<String>, common: RunOptions) -> Result<i32> {
-    let settings = settings(ctx)?;
+    let settings = ctx.settings()?;
     let store = ctx.store()?;
     let Some(prompt) = prompt else {
         // No prompt: the fork is made at the new session's first run.
@@ -127,10 +127,6 @@ pub fn fork(ctx: &Context, id: &str, prompt: Option<String>, common: RunOptions)
     let prompt = read_prompt(Some(prompt), false)?;
     let target = Target::Fork { key: id.into() };
     execute(Some(&store), &settings, target, prompt, common)
-}
-
-fn settings(ctx: &Context) -> Result<Settings> {
-    ConfigFile::load(&ctx.paths.config)?.settings()
 }
 
 fn runner<'a>(store: Option<&'a Store>, settings: &'a Settings) -> Runner<'a> {
@@ -352,7 +348,7 @@ fn finish(report: &Report, json: bool) -> Result<i32> {
                 total: u.total(),
             }),
             cost_usd: report.outcome.cost_usd,
-            duration_seconds: (report.duration.as_secs_f64() * 1000.0).round() / 1000.0,
+            duration_seconds: crate::run::round_ms(report.duration),
             exit_code: report.backend_exit_code,
             error: report.error(),
         }))?;

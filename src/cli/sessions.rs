@@ -9,7 +9,6 @@ use super::output::{self, print, print_json};
 use super::render::{self, JsonRow};
 use super::{Context, ListArgs, SessionFilterArgs, SessionsCommand};
 use crate::clock;
-use crate::config::ConfigFile;
 use crate::error::{exit, Error, Result};
 use crate::store::{Filter, InvalidFile, ListQuery};
 use crate::timespec::{parse_duration, parse_instant, Bound};
@@ -181,7 +180,7 @@ fn clean(
     let (age, source) = match older_than {
         Some(text) => (parse_duration(text)?, format!("--older-than {text}")),
         None => {
-            let settings = ConfigFile::load(&ctx.paths.config)?.settings()?;
+            let settings = ctx.settings()?;
             if settings.retention_days == 0 {
                 output::message(
                     "session.retention_days is 0 (keep forever): nothing to clean. Pass --older-than to clean anyway.",

@@ -13,7 +13,7 @@ use super::output::{self, print, print_json};
 use super::render::thousands;
 use super::sessions::warn_invalid;
 use super::{Context, StatsArgs};
-use crate::config::{ConfigFile, Settings};
+use crate::config::Settings;
 use crate::error::{exit, Error, Result};
 use crate::store::usage::period_of;
 use crate::store::{Dimension, Filter, StatsQuery};
@@ -220,7 +220,7 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
     // Everything the flags and config say is checked before the store is opened.
     let zone = args.zone()?;
     let dims = args.dimensions()?;
-    let settings = ConfigFile::load(&ctx.paths.config)?.settings()?;
+    let settings = ctx.settings()?;
     let budget = budget_check(args, &settings, &zone, now)?;
     let mut filter = args.filter(now, &zone)?;
     if let Some(b) = &budget {
