@@ -4,7 +4,7 @@
 
 use chrono::{
     DateTime, Datelike, Duration, FixedOffset, Local, LocalResult, NaiveDate, NaiveDateTime,
-    NaiveTime, Offset, TimeZone, Utc,
+    NaiveTime, TimeZone, Utc,
 };
 use chrono_tz::Tz;
 
@@ -200,15 +200,6 @@ impl Zone {
             Zone::Named(tz) => first_instant(tz, day),
             Zone::Fixed(offset) => first_instant(offset, day),
             Zone::Local => first_instant(&Local, day),
-        }
-    }
-
-    /// The offset from UTC at instant `t` (for display in JSON output).
-    pub fn offset_at(&self, t: DateTime<Utc>) -> FixedOffset {
-        match self {
-            Zone::Named(tz) => t.with_timezone(tz).offset().fix(),
-            Zone::Fixed(offset) => *offset,
-            Zone::Local => t.with_timezone(&Local).offset().fix(),
         }
     }
 }

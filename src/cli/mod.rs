@@ -305,7 +305,8 @@ impl Context {
 
     /// The settings in config.yaml, checked, with defaults filled in.
     fn settings(&self) -> Result<crate::config::Settings> {
-        crate::config::ConfigFile::load(&self.paths.config)?.settings()
+        // `settings` checks every value (`load` would check them a first time).
+        crate::config::ConfigFile::load_unchecked(&self.paths.config)?.settings()
     }
 
     fn store(&self) -> Result<Store> {

@@ -229,15 +229,11 @@ impl Index {
 
     /// When a question last moved the rollup to its zone (None: it never did).
     pub fn rollup_zone_moved_at(&self) -> Result<Option<DateTime<Utc>>> {
-        Ok(self
-            .state(ROLLUP_MOVED_KEY)
-            .map_err(|e| self.err(e))?
-            .and_then(|v| v.parse().ok())
-            .and_then(DateTime::from_timestamp_millis))
+        self.time_state(ROLLUP_MOVED_KEY)
     }
 
     pub fn set_rollup_zone_moved_at(&self, at: DateTime<Utc>) -> Result<()> {
-        self.set_state(ROLLUP_MOVED_KEY, &at.timestamp_millis().to_string())
+        self.set_time_state(ROLLUP_MOVED_KEY, at)
     }
 
     /// The zone the daily rollup counts days in.
@@ -266,6 +262,7 @@ impl Index {
     }
 
     /// `stats` without the rollup: from the runs themselves (to check one against the other).
+    #[cfg(test)]
     pub fn stats_scanning_runs(&self, query: &StatsQuery) -> Result<StatsResult> {
         usage::stats(&self.conn, query, None).map_err(|e| self.err(e))
     }
@@ -376,15 +373,25 @@ impl Index {
     }
 
     /// When the retention clean of session creation last ran (Unix ms), if it ever did.
-    pub fn last_auto_clean(&self) -> Result<Option<i64>> {
-        Ok(self
-            .state(AUTO_CLEAN_KEY)
-            .map_err(|e| self.err(e))?
-            .and_then(|v| v.parse().ok()))
+    pub fn last_auto_clean(&self) -> Result<Option<DateTime<Utc>>> {
+        self.time_state(AUTO_CLEAN_KEY)
     }
 
     pub fn set_last_auto_clean(&self, at: DateTime<Utc>) -> Result<()> {
-        self.set_state(AUTO_CLEAN_KEY, &at.timestamp_millis().to_string())
+        self.set_time_state(AUTO_CLEAN_KEY, at)
+    }
+
+    /// An instant kept in `store_state` (as Unix milliseconds).
+    fn time_state(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .state(key)
+            .map_err(|e| self.err(e))?
+            .and_then(|v| v.parse().ok())
+            .and_then(DateTime::from_timestamp_millis))
+    }
+
+    fn set_time_state(&self, key: &str, at: DateTime<Utc>) -> Result<()> {
+        self.set_state(key, &at.timestamp_millis().to_string())
     }
 
     fn set_state(&self, key: &str, value: &str) -> Result<()> {

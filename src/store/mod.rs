@@ -701,11 +701,11 @@ impl Store {
         every: chrono::Duration,
     ) -> Result<Option<Vec<SessionSummary>>> {
         self.write(|store, index| {
-            let recent = (now - every).timestamp_millis()..=now.timestamp_millis();
+            let recent = (now - every)..=now;
             // A last clean "in the future" (a clock set back) does not block cleaning forever.
             if index
                 .last_auto_clean()?
-                .is_some_and(|ms| recent.contains(&ms))
+                .is_some_and(|at| recent.contains(&at))
             {
                 return Ok(None);
             }
@@ -756,7 +756,8 @@ impl Store {
     /// Compare the index with the files, changing nothing.
     pub fn check(&self) -> Result<CheckReport> {
         let _shared = self.lock(LockMode::Shared)?;
-        let entries = files::scan_dir(&self.dir, true)?;
+        // Every file is read anyway (and stamped from its open handle): skip the stat.
+        let entries = files::scan_dir(&self.dir, false)?;
         let mut differences = Vec::new();
         let mut invalid_files = Vec::new();
         let mut sessions = 0;

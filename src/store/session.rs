@@ -445,11 +445,6 @@ impl Session {
         bytes.push(b'\n');
         bytes
     }
-
-    /// Only a session with the backend's own id can be resumed (the guide's "Resume Requirements").
-    pub fn is_resumable(&self) -> bool {
-        self.backend_session_id.is_some()
-    }
 }
 
 /// A tag as typed by a user: trimmed, non-empty, printable, no commas (they separate tags in
