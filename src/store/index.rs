@@ -210,6 +210,23 @@ impl Index {
         Ok(index)
     }
 
+    /// The rollup zone of the index at `path` and when a question moved it there, if the file is
+    /// a readable index that records one (for a rebuild to keep them).
+    pub fn recorded_rollup(path: &Path) -> Option<(Zone, Option<DateTime<Utc>>)> {
+        if !path.exists() {
+            return None;
+        }
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        let mut old = Index {
+            conn,
+            path: path.to_path_buf(),
+            rollup_zone: Zone::UTC,
+        };
+        old.load_rollup_zone().ok()?;
+        let moved_at = old.rollup_zone_moved_at().ok().flatten();
+        Some((old.rollup_zone, moved_at))
+    }
+
     /// Read the rollup zone recorded in the index (Err: missing or unreadable).
     fn load_rollup_zone(&mut self) -> std::result::Result<(), String> {
         let name = self

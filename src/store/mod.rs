@@ -323,9 +323,19 @@ impl Store {
         Ok(index)
     }
 
+    /// `zone`: the usage rollup's; None keeps the old index's (and when it moved there), so that
+    /// a `reindex` in a cron job's `TZ` does not undo the user's, else the local zone.
     fn rebuild(&self, zone: Option<Zone>) -> Result<(Index, ReindexReport)> {
         let start = Instant::now();
+        let (zone, moved_at) = match zone {
+            Some(zone) => (Some(zone), None),
+            None => Index::recorded_rollup(&self.index_path)
+                .map_or((None, None), |(zone, at)| (Some(zone), at)),
+        };
         let mut index = Index::create_fresh(&self.index_path, zone)?;
+        if let Some(at) = moved_at {
+            index.set_rollup_zone_moved_at(at)?;
+        }
         self.reconcile(&mut index, true)?;
         let report = ReindexReport {
             sessions: index.count()?,

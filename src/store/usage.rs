@@ -1158,5 +1158,14 @@ mod tests {
         totals.adopt_zone_at = Some(t("2025-03-01T00:00:00Z"));
         assert!(store.stats(&totals).unwrap().0.from_rollup);
         assert_eq!(rollup_zone(&store), tokyo);
+        // A rebuild (a cron job's `reindex`, in whatever zone) keeps it there.
+        store.reindex().unwrap();
+        assert_eq!(rollup_zone(&store), tokyo);
+        theirs.zone = ktm;
+        theirs.adopt_zone_at = Some(t("2025-02-03T12:00:00Z"));
+        assert!(
+            !store.stats(&theirs).unwrap().0.from_rollup,
+            "moved less than a day ago"
+        );
     }
 }
