@@ -7,6 +7,7 @@
 //! - Nothing is created when the run cannot start (CLI not installed, bad model name, a backend
 //!   that cannot fork).
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -125,25 +126,30 @@ impl Runner<'_> {
                 self.run_recorded(session, &program, &invocation, request, true)
             }
             Target::Resume { key } => {
-                let session = self.store()?.get(key)?;
-                let mode = resume_mode(&session)?;
-                let program = self.program(session.backend)?;
-                // Codex does not report the model: resume with the one the session was
-                // started with, or it would fall back to the CLI's default.
-                let mut request = request.clone();
-                if session.backend == Backend::Codex && request.model.is_none() {
-                    request.model = session.model.clone();
-                }
-                let invocation = self.invocation(session.backend, mode, &request)?;
-                check_workdir(&session)?;
-                // In use from now on: a `sessions clean` (or the daily one) running meanwhile
-                // must not delete a session whose last use was long ago.
+                // One read and write of the session: check that it can be resumed (a failed
+                // check writes nothing), then mark it in use from now on, so that a `sessions
+                // clean` running meanwhile does not delete a session last used long ago.
                 let now = clock::now()?;
-                let session = self.store()?.update(session.id.as_str(), |s| {
+                let prepared = RefCell::new(None);
+                let session = self.store()?.update(key, |s| {
+                    let mode = resume_mode(s)?;
+                    let program = self.program(s.backend)?;
+                    // Codex does not report the model: resume with the one the session was
+                    // started with, or it would fall back to the CLI's default.
+                    let mut request = request.clone();
+                    if s.backend == Backend::Codex && request.model.is_none() {
+                        request.model = s.model.clone();
+                    }
+                    let invocation = self.invocation(s.backend, mode, &request)?;
+                    check_workdir(s)?;
+                    *prepared.borrow_mut() = Some((program, invocation, request));
                     let changed = s.last_used_at < now;
                     s.last_used_at = s.last_used_at.max(now);
                     Ok(changed)
                 })?;
+                let (program, invocation, request) = prepared
+                    .into_inner()
+                    .expect("update ran its closure, which succeeded");
                 self.run_recorded(session, &program, &invocation, &request, false)
             }
             Target::Fork { key } => {
