@@ -118,10 +118,12 @@ fn mixed_concurrent_writers_readers_and_reindex_all_succeed() {
     let runs = wait_all_ok(children);
 
     // Every listing printed complete, valid JSON.
-    for run in runs
+    let listings: Vec<_> = runs
         .iter()
         .filter(|r| r.stdout.trim_start().starts_with('['))
-    {
+        .collect();
+    assert_eq!(listings.len(), 3, "the three `list --json` runs");
+    for run in listings {
         let rows = run.json();
         assert!(rows.as_array().unwrap().len() >= 4, "{}", run.stdout);
     }
@@ -176,10 +178,11 @@ fn concurrent_commands_right_after_files_were_added_by_hand() {
         ));
         children.push(spawn(&home, &["sessions", "list", "--json"]));
     }
-    for run in wait_all_ok(children) {
-        if run.stdout.starts_with('[') {
-            assert_eq!(run.json().as_array().unwrap().len(), 7, "{}", run.stdout);
-        }
+    let runs = wait_all_ok(children);
+    let listings: Vec<_> = runs.iter().filter(|r| r.stdout.starts_with('[')).collect();
+    assert_eq!(listings.len(), 3, "the three `list --json` runs");
+    for run in listings {
+        assert_eq!(run.json().as_array().unwrap().len(), 7, "{}", run.stdout);
     }
     assert_eq!(home.list_ids(&[]).len(), 7);
     assert_eq!(home.list_ids(&["--tag", "x", "--tag", "y"]).len(), 6);

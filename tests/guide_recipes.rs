@@ -194,7 +194,7 @@ fn check_if_a_session_has_a_backend_id() {
         true,
     )
     .success();
-    assert!(!run.stdout.is_empty());
+    assert!(run.stdout.contains("backend_session_id"), "{}", run.stdout);
     let all = home.ok(&["sessions", "show", "withid"]).stdout;
     assert!(all.contains("sess_xyz"));
     // For a session without one, the grep answers with a line saying it is missing.

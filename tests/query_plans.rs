@@ -210,6 +210,8 @@ fn paged_search_equals_the_full_result_on_both_paths() {
         "RARE",
         "prompt 14",
         "nothing-like-this",
+        "ΟΔΟΣΑ",
+        "οδοσα",
     ] {
         let filter = Filter {
             search: Some(term.into()),

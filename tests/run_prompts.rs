@@ -324,7 +324,9 @@ fn a_prompt_full_of_shell_syntax_reaches_each_cli_byte_for_byte() {
         }
     }
     assert!(!dir.join("pwned").exists());
-    for row in f.home.list_json(&[]) {
+    let rows = f.home.list_json(&[]);
+    assert_eq!(rows.len(), 3, "one session per backend");
+    for row in rows {
         let id = row["id"].as_str().unwrap();
         assert_eq!(f.home.read_session(id)["prompt"], NASTY);
     }

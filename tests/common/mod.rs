@@ -874,12 +874,6 @@ impl FakeCmd {
         self.env("FAKE_CLI_SCENARIO", scenario)
     }
 
-    /// The real clock instead of the frozen one.
-    pub fn real_clock(mut self) -> Self {
-        self.cmd.env_remove("CLINVK_NOW");
-        self
-    }
-
     /// Bytes to pipe into clinvk's stdin.
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
@@ -1052,10 +1046,6 @@ impl TurnJson {
     pub fn no_usage(mut self) -> Self {
         self.value.as_object_mut().unwrap().remove("token_usage");
         self
-    }
-
-    pub fn value(&self) -> &Value {
-        &self.value
     }
 }
 
