@@ -10,14 +10,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-/// The one session file in the home, parsed.
-#[track_caller]
-fn only_session(f: &Fakes) -> Value {
-    let files = f.home.session_files();
-    assert_eq!(files.len(), 1, "expected one session file: {files:?}");
-    f.home.read_session(files[0].trim_end_matches(".json"))
-}
-
 /// A failure scenario: the backend, FAKE_CLI_SCENARIO, clinvk's exit code, the backend's exit
 /// code, and what the error must mention.
 struct Failure {
@@ -158,7 +150,7 @@ fn each_backend_failure_is_one_error_line_and_an_error_session() {
         );
         check(ran.calls.len() == 1, format!("calls: {:?}", ran.calls));
 
-        let session = only_session(&f);
+        let session = f.only_session();
         check(
             session["status"] == "error",
             format!("status {}", session["status"]),
@@ -219,7 +211,7 @@ fn a_failure_with_json_prints_the_object_with_the_error() {
             v["error"].as_str().is_some_and(|e| e.contains(mention)),
             "{v}"
         );
-        let session = only_session(&f);
+        let session = f.only_session();
         assert_eq!(v["session_id"], session["id"]);
         assert_eq!(session["status"], "error");
         assert_eq!(v["exit_code"], session["metadata"]["exit_code"]);
@@ -259,7 +251,7 @@ fn noisy_runs_and_codex_retries_are_successes_with_clean_output() {
             (0, "All good\n", ""),
             "{backend} {scenario}: the backend's stderr is not clinvk's"
         );
-        let session = only_session(&f);
+        let session = f.only_session();
         assert_eq!(session["status"], "active", "{backend} {scenario}");
         assert!(
             session["metadata"].get("error").is_none(),
@@ -274,7 +266,7 @@ fn a_failed_resume_keeps_the_backend_session_id_and_a_later_one_recovers() {
     let f = Fakes::new();
     let dir = f.dir("p");
     let ran = f.at(&dir).args(["--json", "first"]).ok();
-    let id = ran.run.json()["session_id"].as_str().unwrap().to_string();
+    let id = ran.run.session_id();
     let bsid = ran.run.json()["backend_session_id"]
         .as_str()
         .unwrap()
@@ -340,7 +332,7 @@ fn gemini_and_codex_resume_failures() {
         ("codex", 7, "no rollout found"),
     ] {
         let ran = f.at(&dir).args(["-b", backend, "--json", "first"]).ok();
-        let id = ran.run.json()["session_id"].as_str().unwrap().to_string();
+        let id = ran.run.session_id();
         let bsid = ran.run.json()["backend_session_id"]
             .as_str()
             .unwrap()
@@ -399,7 +391,7 @@ fn resuming_or_forking_with_the_cli_missing_changes_nothing() {
     let f = Fakes::new();
     let dir = f.dir("p");
     let ran = f.at(&dir).args(["--json", "first"]).ok();
-    let id = ran.run.json()["session_id"].as_str().unwrap().to_string();
+    let id = ran.run.session_id();
     let before = f.home.snapshot(false);
     for args in [
         vec!["resume", id.as_str(), "more"],
@@ -422,7 +414,7 @@ fn a_configured_command_is_used_without_path_and_checked() {
     let ran = f.at(&dir).args(["hello"]).env("PATH", "/usr/bin:/bin").ok();
     assert_eq!(ran.run.stdout, "OK\n");
     assert_eq!(ran.call().cli, "claude");
-    assert_eq!(only_session(&f)["status"], "active");
+    assert_eq!(f.only_session()["status"], "active");
 
     let missing = f.root.join("nowhere").join("claude");
     let missing = missing.to_str().unwrap();
@@ -469,7 +461,7 @@ fn bad_backends_and_models_are_usage_errors_that_create_nothing() {
 
     // Nor does a resume or fork with a bad model change the session.
     let ran = f.at(&dir).args(["--json", "first"]).ok();
-    let id = ran.run.json()["session_id"].as_str().unwrap().to_string();
+    let id = ran.run.session_id();
     let before = f.home.snapshot(false);
     for args in [
         vec!["resume", id.as_str(), "-m=-x", "more"],
@@ -537,7 +529,7 @@ fn a_run_that_cannot_be_recorded_still_shows_the_response() {
         .unwrap_or_else(|| panic!("no warning about the record: {}", run.stderr));
     assert!(line.starts_with("clinvk: warning: "), "{line}");
     assert!(line.contains(".lock"), "names the lock file: {line}");
-    let session = only_session(&f);
+    let session = f.only_session();
     assert_eq!(session["status"], "created", "the trace stays: {session}");
     f.home.ok(&["sessions", "reindex", "--check"]);
 }

@@ -36,14 +36,6 @@ fn gemini_usage() -> Value {
 
 const CLAUDE_COST: f64 = 0.043551200000000005;
 
-/// The one session file in the home, parsed.
-#[track_caller]
-fn only_session(f: &Fakes) -> Value {
-    let files = f.home.session_files();
-    assert_eq!(files.len(), 1, "expected one session file: {files:?}");
-    f.home.read_session(files[0].trim_end_matches(".json"))
-}
-
 /// Start a session with `clinvk -b BACKEND --json PROMPT ARGS` in `dir`; its id.
 #[track_caller]
 fn start(f: &Fakes, dir: &Path, backend: &str, prompt: &str) -> String {
@@ -124,7 +116,7 @@ fn claude_new_session_records_everything() {
     assert_eq!(call.stdin, "fix the bug in auth.go");
     assert_eq!(call.cwd, dir);
 
-    let session = only_session(&f);
+    let session = f.only_session();
     let fake_ids: Vec<_> = std::fs::read_dir(f.state().join("claude"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -167,7 +159,7 @@ fn the_workdir_is_the_canonical_directory() {
     std::os::unix::fs::symlink(&real, &link).unwrap();
     let ran = f.at(&link.join(".")).args(["hi"]).ok();
     assert_eq!(ran.call().cwd, real);
-    assert_eq!(only_session(&f)["workdir"], json!(dir_str(&real)));
+    assert_eq!(f.only_session()["workdir"], json!(dir_str(&real)));
     // `resume --here` from the link finds it.
     let ran = f
         .at(&link)
@@ -201,7 +193,7 @@ fn codex_new_session_with_a_model() {
     assert_eq!(call.stdin, "implement registration");
     assert_eq!(call.cwd, dir);
 
-    let session = only_session(&f);
+    let session = f.only_session();
     let bsid = session["backend_session_id"].as_str().expect("a thread id");
     assert!(f.fake_session("codex", bsid).is_file(), "{bsid}");
     assert_eq!(session["backend"], "codex");
@@ -242,7 +234,7 @@ fn gemini_new_session_gets_the_prompt_as_an_argument() {
     assert_eq!(call.stdin, "", "gemini gets nothing on stdin");
     assert_eq!(call.cwd, dir);
 
-    let session = only_session(&f);
+    let session = f.only_session();
     let bsid = session["backend_session_id"].as_str().unwrap();
     assert!(f.fake_session("gemini", bsid).is_file(), "{bsid}");
     assert_eq!(session["model"], "gemini-3-flash-preview");
@@ -586,7 +578,7 @@ fn start_at(f: &Fakes, dir: &Path, backend: &str, at: &str) -> String {
         .args(["-b", backend, "--json", "first prompt"])
         .env("CLINVK_NOW", at)
         .ok();
-    ran.run.json()["session_id"].as_str().unwrap().to_string()
+    ran.run.session_id()
 }
 
 #[test]
@@ -829,7 +821,7 @@ fn codex_resume_keeps_the_model_the_session_started_with() {
         .at(&dir)
         .args(["-b", "codex", "-m", "gpt-5.6-sol", "--json", "one"])
         .ok();
-    let id = ran.run.json()["session_id"].as_str().unwrap().to_string();
+    let id = ran.run.session_id();
     let ran = f.at(&dir).args(["resume", &id, "two"]).ok();
     assert!(ran.call().has("--model=gpt-5.6-sol"), "{:?}", ran.call());
     assert_eq!(f.home.read_session(&id)["model"], "gpt-5.6-sol");
@@ -1108,7 +1100,7 @@ fn retention_removes_old_sessions_at_most_once_a_day() {
     );
     assert!(!f.home.session_exists("oldtwo"));
     assert!(!f.home.session_exists("recent"));
-    let third = ran.run.json()["session_id"].as_str().unwrap().to_string();
+    let third = ran.run.session_id();
     assert!(f.home.session_exists(&third));
     assert_eq!(
         f.home.session_files().len(),

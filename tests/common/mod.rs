@@ -123,6 +123,15 @@ impl Run {
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
 
+    /// The `session_id` of a run's `--json` output.
+    #[track_caller]
+    pub fn session_id(&self) -> String {
+        self.json()["session_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session_id in:\n{}", self.stdout))
+            .to_string()
+    }
+
     /// Assert a failed command in the documented shape: exit `code`, nothing on stdout, and one
     /// error line on stderr: either ours (`clinvk: ...`, and nothing else), or clap's
     /// (`error: ...`, followed only by clap's usage line and "For more information" tip).
@@ -757,6 +766,14 @@ impl Default for Fakes {
 }
 
 impl Fakes {
+    /// The one session file in the home, as JSON (asserting there is exactly one).
+    #[track_caller]
+    pub fn only_session(&self) -> Value {
+        let files = self.home.session_files();
+        assert_eq!(files.len(), 1, "expected one session file: {files:?}");
+        self.home.read_session(files[0].trim_end_matches(".json"))
+    }
+
     pub fn new() -> Fakes {
         let tmp = tempfile::Builder::new()
             .prefix("clinvk-fakes-")
