@@ -108,8 +108,9 @@ impl Error {
             | Error::Ambiguous { .. }
             | Error::NotResumable { .. } => exit::NOT_FOUND,
             Error::BackendMissing { .. } => exit::BACKEND_MISSING,
-            // The program vanished after it was found; anything else (a broken interpreter
-            // line, too long a command line) is a plain failure.
+            // The program vanished after it was found, or a script's interpreter is missing (the
+            // kernel says ENOENT for both); anything else (too long a command line, no
+            // permission) is a plain failure.
             Error::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 exit::BACKEND_MISSING
             }

@@ -434,6 +434,29 @@ fn a_configured_command_is_used_without_path_and_checked() {
     assert_same_files(&before, &f.home.snapshot(false));
 }
 
+/// The README: a CLI that is found but cannot start because its script's interpreter is
+/// missing exits 8 and creates no session.
+#[test]
+fn a_script_whose_interpreter_is_missing_exits_8_and_creates_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fakes::new();
+    let dir = f.dir("p");
+    let script = f.root.join("broken-claude");
+    std::fs::write(&script, "#!/nonexistent/interpreter\necho hi\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    f.home.ok(&[
+        "config",
+        "set",
+        "backends.claude.command",
+        script.to_str().unwrap(),
+    ]);
+    let before = f.home.snapshot(false);
+    let ran = f.at(&dir).args(["hello"]).run();
+    let run = ran.run.fails_with(8);
+    assert!(run.error_line().contains("broken-claude"), "{}", run.stderr);
+    assert_same_files(&before, &f.home.snapshot(false));
+}
+
 // ----- bad command lines ------------------------------------------------------------------------
 
 #[test]
