@@ -8,7 +8,7 @@ use serde_yaml::{Mapping, Value as Yaml};
 
 use crate::error::{Error, Result};
 use crate::store::files::{ensure_private_dir, write_atomic};
-use crate::store::session::{normalize_tag, Backend};
+use crate::store::session::{add_tags, normalize_tag, Backend};
 use crate::usage::pricing::Price;
 
 /// The settings clinvk reads, with the guide's defaults.
@@ -503,9 +503,7 @@ fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
                     .as_str()
                     .ok_or_else(|| format!("{}: each tag must be a string", key.name))?;
                 let tag = normalize_tag(text).map_err(|e| format!("{}: {e}", key.name))?;
-                if !tags.contains(&tag) {
-                    tags.push(tag);
-                }
+                add_tags(&mut tags, [tag]);
             }
             Ok(Json::from(tags))
         }

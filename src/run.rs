@@ -20,7 +20,7 @@ use crate::clock;
 use crate::config::Settings;
 use crate::error::{exit, Error, Result};
 use crate::store::session::{
-    normalize_tag, truncate_prompt, Backend, Session, SessionId, Status, TokenUsage, Turn,
+    add_tags, normalize_tag, truncate_prompt, Backend, Session, SessionId, Status, TokenUsage, Turn,
 };
 use crate::store::Store;
 
@@ -258,14 +258,12 @@ impl Runner<'_> {
             .default_tags
             .iter()
             .filter_map(|t| normalize_tag(&expand_vars(t)).ok());
-        for tag in defaults
-            .chain(inherited.iter().cloned())
-            .chain(extra.iter().cloned())
-        {
-            if !tags.contains(&tag) {
-                tags.push(tag);
-            }
-        }
+        add_tags(
+            &mut tags,
+            defaults
+                .chain(inherited.iter().cloned())
+                .chain(extra.iter().cloned()),
+        );
         tags
     }
 
@@ -506,11 +504,7 @@ fn record(
     if s.prompt.is_empty() {
         s.prompt = truncate_prompt(&request.prompt);
     }
-    for tag in &request.tags {
-        if !s.tags.contains(tag) {
-            s.tags.push(tag.clone());
-        }
-    }
+    add_tags(&mut s.tags, request.tags.iter().cloned());
     let turn_usage = usage.filter(|_| keep_usage).map(|u| token_usage(&u));
     if let Some(u) = &turn_usage {
         s.token_usage.add(u);

@@ -10,6 +10,7 @@ use super::render::{self, JsonRow};
 use super::{Context, ListArgs, SessionFilterArgs, SessionsCommand};
 use crate::clock;
 use crate::error::{exit, Error, Result};
+use crate::store::session::add_tags;
 use crate::store::{Filter, InvalidFile, ListQuery};
 use crate::timespec::{parse_duration, parse_instant, Bound};
 
@@ -153,11 +154,7 @@ fn tag(ctx: &Context, id: &str, tags: &[String], remove: bool) -> Result<i32> {
         if remove {
             session.tags.retain(|t| !tags.contains(t));
         } else {
-            for tag in tags {
-                if !session.tags.contains(tag) {
-                    session.tags.push(tag.clone());
-                }
-            }
+            add_tags(&mut session.tags, tags.iter().cloned());
         }
         Ok(session.tags != before)
     })?;

@@ -447,6 +447,16 @@ impl Session {
     }
 }
 
+/// Append the tags `tags` does not have yet, in order (a session's tags are a set kept in the
+/// order they were added).
+pub fn add_tags(tags: &mut Vec<String>, new: impl IntoIterator<Item = String>) {
+    for tag in new {
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+}
+
 /// A tag as typed by a user: trimmed, non-empty, printable, no commas (they separate tags in
 /// `sessions show`). Case is kept; matching is exact.
 pub fn normalize_tag(text: &str) -> Result<String> {
