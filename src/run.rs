@@ -214,7 +214,7 @@ impl Runner<'_> {
     }
 
     /// The CLI to run: `backends.<name>.command` if set, else `<name>` on $PATH.
-    pub fn program(&self, backend: Backend) -> Result<PathBuf> {
+    fn program(&self, backend: Backend) -> Result<PathBuf> {
         let configured = self.settings.command(backend);
         let program = configured.map_or_else(|| PathBuf::from(backend.as_str()), expand_home);
         invoke::locate(&program, self.path.as_deref()).ok_or_else(|| {
@@ -588,7 +588,7 @@ fn expand_home(command: &str) -> PathBuf {
 
 /// `${VAR}` replaced by the variable's value (empty when unset), as in the guide's
 /// `default_tags: ["${USER}"]`. Anything else is kept as written.
-pub fn expand_vars(text: &str) -> String {
+fn expand_vars(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
