@@ -906,19 +906,26 @@ impl Store {
             return Ok(done);
         }
         let _exclusive = self.lock(LockMode::Exclusive)?;
-        let mut index = self.prepare()?;
-        if wants_zone(&index)? {
-            let why = format!(
-                "the index's usage rollup counted days in {}, not {}",
-                index.rollup_zone().name(),
-                query.zone.name()
-            );
-            drop(index);
-            index = self.rebuild_announced_in(why, Some(query.zone))?;
-            if let Some(now) = query.adopt_zone_at {
+        // Decide on the index as it is: a move rebuilds it anyway, so bringing it up to date
+        // first would read changed files twice. (An unusable one is rebuilt by `prepare`, in
+        // the local zone, which is the zone a question asks to move to.)
+        let old_zone = match Index::open_existing(&self.index_path)? {
+            Ok(index) => wants_zone(&index)?.then(|| index.rollup_zone()),
+            Err(_) => None,
+        };
+        let mut index = match (old_zone, query.adopt_zone_at) {
+            (Some(old), Some(now)) => {
+                let why = format!(
+                    "the index's usage rollup counted days in {}, not {}",
+                    old.name(),
+                    query.zone.name()
+                );
+                let index = self.rebuild_announced_in(why, Some(query.zone))?;
                 index.set_rollup_zone_moved_at(now)?;
+                index
             }
-        }
+            _ => self.prepare()?,
+        };
         answer(&mut index)
     }
 
