@@ -29,6 +29,8 @@ pub struct Settings {
     pub cost_budget_usd: Option<f64>,
     /// `pricing:`: prices per million tokens by model id, over the embedded table.
     pub pricing: Vec<(String, Price)>,
+    /// `run.timeout`: how long a backend CLI may run; None for no limit.
+    pub run_timeout: Option<std::time::Duration>,
 }
 
 impl Settings {
@@ -51,9 +53,15 @@ impl Default for Settings {
             token_budget: None,
             cost_budget_usd: None,
             pricing: Vec::new(),
+            run_timeout: Some(DEFAULT_TIMEOUT),
         }
     }
 }
+
+/// `run.timeout` when not set: long enough for real work, short enough that a CLI retrying a
+/// dead network forever (Codex does) is stopped the same day.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+const DEFAULT_TIMEOUT_TEXT: &str = "30m";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -70,6 +78,8 @@ enum Kind {
     Dollars,
     /// Model id -> {input, output, cache_read, cache_write} in USD per million tokens.
     Pricing,
+    /// A duration such as `30m`, or 0 for none.
+    Timeout,
 }
 
 struct Key {
@@ -118,6 +128,10 @@ const KEYS: &[Key] = &[
     Key {
         name: "pricing",
         kind: Kind::Pricing,
+    },
+    Key {
+        name: "run.timeout",
+        kind: Kind::Timeout,
     },
 ];
 
@@ -215,6 +229,11 @@ impl ConfigFile {
                 Some(value) => pricing(value).map_err(|message| invalid(&self.path, message))?,
                 None => Vec::new(),
             },
+            run_timeout: self
+                .get("run.timeout")?
+                .as_str()
+                .and_then(|t| crate::timespec::parse_timeout(t).ok())
+                .flatten(),
         })
     }
 
@@ -413,6 +432,7 @@ fn default_of(key: &Key) -> Json {
         "session.store_token_usage" => Json::from(d.store_token_usage),
         "session.default_tags" => Json::from(d.default_tags),
         "pricing" => Json::Object(Default::default()),
+        "run.timeout" => Json::from(DEFAULT_TIMEOUT_TEXT),
         // Optional settings: unset means "use the fallback" ($CLINVK_BACKEND, $PATH, no budget).
         _ if is_optional(key.kind) => Json::Null,
         other => unreachable!("no default for {other}: every key in KEYS has one"),
@@ -488,6 +508,21 @@ fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
                     })
                     .collect(),
             ))
+        }
+        Kind::Timeout => {
+            let text = match value {
+                Yaml::String(text) => text.trim().to_string(),
+                Yaml::Number(n) if n.as_u64() == Some(0) => "0".into(),
+                _ => String::new(),
+            };
+            crate::timespec::parse_timeout(&text)
+                .map(|_| Json::from(text))
+                .map_err(|_| {
+                    format!(
+                        "{} must be a duration such as 30m, 90s or 2h, or 0 for none, not '{shown}'",
+                        key.name
+                    )
+                })
         }
         Kind::Bool => value
             .as_bool()

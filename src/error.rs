@@ -27,6 +27,9 @@ pub mod exit {
     pub const BUDGET_WARNING: i32 = 10;
     /// `sessions stats` with a budget: a budget is used up.
     pub const BUDGET_EXCEEDED: i32 = 11;
+    /// The backend CLI ran past its deadline (`--timeout`, `run.timeout`) and was stopped; 124
+    /// as coreutils' `timeout` exits.
+    pub const TIMED_OUT: i32 = 124;
     /// The run was interrupted (Ctrl-C): 128 + SIGINT, as shells report it.
     pub const INTERRUPTED: i32 = 130;
 }

@@ -13,6 +13,7 @@ pub mod paths;
 pub mod run;
 pub mod store;
 pub mod timespec;
+pub mod transcripts;
 pub mod usage;
 
 pub use error::{Error, Result};

@@ -6,16 +6,23 @@
 //!   session each append their turn and nothing is lost.
 //! - Nothing is created when the run cannot start (CLI not installed, bad model name, a backend
 //!   that cannot fork).
+//! - A run has a deadline (`--timeout`, `run.timeout`): past it the CLI is stopped and the run
+//!   recorded as timed out. Retries the CLI announces are passed to a `RunObserver` as they come.
+//! - Each run records only its own usage: Codex reports a thread's running total, so the
+//!   previous total (for a fork, the parent's, which its first total already holds) is taken
+//!   off. What a CLI leaves out of its output is read from its transcript: a Codex thread's
+//!   model, and whether a failed Gemini run left a chat to resume.
 
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::backend::invoke::{self, Invocation, Mode};
-use crate::backend::{self, process, Outcome, Usage};
+use crate::backend::{self, process, retry, Outcome, Usage};
 use crate::clock;
 use crate::config::Settings;
 use crate::error::{exit, Error, Result};
@@ -23,6 +30,27 @@ use crate::store::session::{
     add_tags, normalize_tag, truncate_prompt, Backend, Session, SessionId, Status, TokenUsage, Turn,
 };
 use crate::store::Store;
+use crate::transcripts::{self, locate::Homes};
+
+/// Between SIGTERM and SIGKILL when a run's deadline passes: time for the CLI to save its
+/// transcript.
+pub const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// Hears what a run says while it runs (on a terminal, the CLI shows it).
+pub trait RunObserver: Sync {
+    /// The CLI announced a retry: "claude: API error 429, retrying (3/10)".
+    fn retrying(&self, line: &str);
+    /// The CLI has stopped (anything shown for the run can go).
+    fn finished(&self);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl RunObserver for Quiet {
+    fn retrying(&self, _: &str) {}
+    fn finished(&self) {}
+}
 
 /// What to run the prompt in.
 #[derive(Debug, Clone)]
@@ -46,6 +74,8 @@ pub struct Request {
     pub model: Option<String>,
     /// `--tag` values (already normalised), added to the session.
     pub tags: Vec<String>,
+    /// Stop the CLI after this long (`--timeout`, `run.timeout`); None waits for it.
+    pub timeout: Option<Duration>,
 }
 
 /// How a run went.
@@ -61,6 +91,8 @@ pub struct Report {
     pub backend_exit_code: Option<i32>,
     /// The signal clinvk got (and forwarded) while the CLI ran.
     pub interrupted: Option<i32>,
+    /// The deadline the CLI was stopped at.
+    pub timed_out: Option<Duration>,
     pub duration: Duration,
     /// Things worth a line on stderr that did not stop the run.
     pub warnings: Vec<String>,
@@ -78,6 +110,8 @@ impl Report {
     pub fn exit_code(&self) -> i32 {
         if self.interrupted.is_some() {
             exit::INTERRUPTED
+        } else if self.timed_out.is_some() {
+            exit::TIMED_OUT
         } else if let Some(code) = self.record_failure {
             code
         } else if self.outcome.error.is_none() {
@@ -99,6 +133,9 @@ pub struct Runner<'a> {
     pub settings: &'a Settings,
     /// $PATH, where the CLIs are looked up.
     pub path: Option<OsString>,
+    /// Where the CLIs keep their transcripts.
+    pub homes: Homes,
+    pub observer: &'a dyn RunObserver,
 }
 
 impl Runner<'_> {
@@ -107,7 +144,8 @@ impl Runner<'_> {
             Target::Ephemeral { backend, workdir } => {
                 let program = self.program(*backend)?;
                 let invocation = self.invocation(*backend, Mode::Ephemeral, request)?;
-                let run = execute(*backend, &program, &invocation, request, Path::new(workdir))?;
+                let run =
+                    self.execute(*backend, &program, &invocation, request, Path::new(workdir))?;
                 Ok(run.report(None, Vec::new()))
             }
             Target::New { backend, workdir } => {
@@ -123,7 +161,7 @@ impl Runner<'_> {
                 session.model = request.model.clone();
                 session.tags = self.new_tags(&[], &request.tags);
                 let session = self.store()?.create(session)?;
-                self.run_recorded(session, &program, &invocation, request, true)
+                self.run_recorded(session, &program, &invocation, request, true, None)
             }
             Target::Resume { key } => {
                 // One read and write of the session: check that it can be resumed (a failed
@@ -135,9 +173,12 @@ impl Runner<'_> {
                     let mode = resume_mode(s)?;
                     let program = self.program(s.backend)?;
                     // Codex does not report the model: resume with the one the session was
-                    // started with, or it would fall back to the CLI's default.
+                    // started with, or it would fall back to the CLI's default. A fork made
+                    // without a prompt runs with the model it was made with (`-m`, else the
+                    // parent's).
                     let mut request = request.clone();
-                    if s.backend == Backend::Codex && request.model.is_none() {
+                    let forking = matches!(mode, Mode::Fork(_));
+                    if (s.backend == Backend::Codex || forking) && request.model.is_none() {
                         request.model = s.model.clone();
                     }
                     let invocation = self.invocation(s.backend, mode, &request)?;
@@ -150,26 +191,44 @@ impl Runner<'_> {
                 let (program, invocation, request) = prepared
                     .into_inner()
                     .expect("update ran its closure, which succeeded");
-                self.run_recorded(session, &program, &invocation, &request, false)
+                // A fork made without a prompt forks now, from the parent as it is now.
+                let parent_total = match (&session.metadata.fork_from, &session.parent_id) {
+                    (Some(_), Some(parent)) if session.backend_session_id.is_none() => self
+                        .store()?
+                        .get(parent.as_str())
+                        .ok()
+                        .map(|p| thread_total(&p)),
+                    _ => None,
+                };
+                self.run_recorded(
+                    session,
+                    &program,
+                    &invocation,
+                    &request,
+                    false,
+                    parent_total,
+                )
             }
             Target::Fork { key } => {
                 let parent = self.store()?.get(key)?;
                 let (session, program, invocation) = self.prepare_fork(&parent, request)?;
                 let session = self.store()?.create(session)?;
-                self.run_recorded(session, &program, &invocation, request, true)
+                let parent_total = Some(thread_total(&parent));
+                self.run_recorded(session, &program, &invocation, request, true, parent_total)
             }
         }
     }
 
     /// `sessions fork ID` without a prompt: a new session that forks from the parent at its
     /// first run (`clinvk resume NEW "prompt"`). Nothing runs now.
-    pub fn fork_later(&self, key: &str, tags: &[String]) -> Result<Session> {
+    pub fn fork_later(&self, key: &str, tags: &[String], model: Option<&str>) -> Result<Session> {
         let parent = self.store()?.get(key)?;
         let request = Request {
             target: Target::Fork { key: key.into() },
             prompt: String::new(),
-            model: None,
+            model: model.map(str::to_string),
             tags: tags.to_vec(),
+            timeout: None,
         };
         let (mut session, _, _) = self.prepare_fork(&parent, &request)?;
         session.metadata.fork_from = parent.backend_session_id.clone();
@@ -267,6 +326,8 @@ impl Runner<'_> {
         tags
     }
 
+    /// Run the CLI in `session` and record the run. `parent_total`: for a fork, the parent's
+    /// running total (Codex), known from the store; the fork's transcript knows it better.
     fn run_recorded(
         &self,
         session: Session,
@@ -274,10 +335,11 @@ impl Runner<'_> {
         invocation: &Invocation,
         request: &Request,
         created_now: bool,
+        parent_total: Option<Option<Usage>>,
     ) -> Result<Report> {
         let store = self.store()?;
         let started = clock::now()?;
-        let run = match execute(
+        let run = match self.execute(
             session.backend,
             program,
             invocation,
@@ -294,12 +356,17 @@ impl Runner<'_> {
                 return Err(e);
             }
         };
+        let mut run = run;
+        let mut warnings = Vec::new();
+        if session.backend_session_id.is_none() {
+            self.check_first_run(&session, &mut run, parent_total, &mut warnings);
+        }
+        let run = run;
         let finished = clock::now()?;
         let keep_usage = self.settings.store_token_usage;
         // `update` may call the closure again (after healing a corrupt index): the last call's
         // usage is the one recorded.
         let usage = std::cell::Cell::new(None);
-        let mut warnings = Vec::new();
         let mut record_failure = None;
         let recorded = store.update(session.id.as_str(), |s| {
             usage.set(record(s, &run, request, started, finished, keep_usage));
@@ -332,6 +399,127 @@ impl Runner<'_> {
         report.usage = if keep_usage { usage.get() } else { None };
         report.record_failure = record_failure;
         Ok(report)
+    }
+
+    /// Run the CLI once, with the request's deadline, passing its retries to the observer.
+    fn execute(
+        &self,
+        backend: Backend,
+        program: &Path,
+        invocation: &Invocation,
+        request: &Request,
+        workdir: &Path,
+    ) -> Result<Run> {
+        if !workdir.is_dir() {
+            return Err(Error::usage(format!(
+                "the working directory '{}' does not exist",
+                workdir.display()
+            )));
+        }
+        let last_retry = Mutex::new(None::<String>);
+        let on_line = |stream: process::Stream, line: &str| {
+            if let Some(retry) = retry::notice(backend, stream, line) {
+                let line = retry.line(backend);
+                self.observer.retrying(&line);
+                *last_retry.lock().unwrap_or_else(|e| e.into_inner()) = Some(line);
+            }
+        };
+        let limits = process::Limits {
+            timeout: request.timeout,
+            grace: KILL_GRACE,
+            on_line: &on_line,
+        };
+        let captured = process::run_with(program, invocation, &request.prompt, workdir, &limits);
+        self.observer.finished();
+        let captured = captured.map_err(|source| Error::Spawn {
+            backend: backend.to_string(),
+            program: program.to_path_buf(),
+            source,
+        })?;
+        let mut outcome = backend::parse(
+            backend,
+            &captured.stdout,
+            &captured.stderr,
+            captured.exit_code,
+        );
+        let last_retry = last_retry.into_inner().unwrap_or_else(|e| e.into_inner());
+        let timed_out = request.timeout.filter(|_| captured.timed_out);
+        if let Some(signal) = captured.interrupted {
+            outcome.error = Some(format!(
+                "interrupted by {} before {backend} finished",
+                signal_name(signal)
+            ));
+        } else if let Some(limit) = timed_out {
+            let retrying = last_retry.map_or(String::new(), |l| format!(" (last: {l})"));
+            outcome.error = Some(format!(
+                "timed out after {}{retrying}; allow more with --timeout or `clinvk config set run.timeout`",
+                human_duration(limit)
+            ));
+        }
+        let rollout_start = match backend {
+            Backend::Codex => self.read_codex_rollout(&mut outcome),
+            _ => None,
+        };
+        Ok(Run {
+            backend,
+            outcome,
+            exit_code: captured.exit_code,
+            interrupted: captured.interrupted,
+            timed_out: timed_out.filter(|_| captured.interrupted.is_none()),
+            duration: captured.duration,
+            rollout_start,
+            thread_base: None,
+        })
+    }
+
+    /// Codex's stream names no model: its rollout does (the turn that reached the reported
+    /// total). A fork's rollout also says what running total the fork started from: returned.
+    fn read_codex_rollout(&self, outcome: &mut Outcome) -> Option<Usage> {
+        let thread = outcome.session_id.as_deref()?;
+        let path = transcripts::locate::codex_rollout(self.homes.codex.as_deref()?, thread)?;
+        let rollout = transcripts::codex::Rollout::parse(&transcripts::locate::read(&path)?);
+        if outcome.model.is_none() {
+            outcome.model = rollout.model_at(outcome.usage.as_ref()).map(str::to_string);
+        }
+        rollout
+            .starting_total()
+            .filter(|_| rollout.forked_from.is_some())
+    }
+
+    /// What a session's first run needs that later ones do not: a Codex fork's starting total,
+    /// and, for a failed Gemini run, whether Gemini kept anything to resume.
+    fn check_first_run(
+        &self,
+        session: &Session,
+        run: &mut Run,
+        parent_total: Option<Option<Usage>>,
+        warnings: &mut Vec<String>,
+    ) {
+        let forked = session.parent_id.is_some() && parent_total.is_some();
+        if session.backend == Backend::Codex && forked {
+            // The fork's first total includes its parent's: its transcript says how much, else
+            // the parent's last recorded total does. Kept even when this run failed, for the
+            // fork's next run.
+            run.thread_base = run.rollout_start.or_else(|| parent_total.flatten());
+            if run.thread_base.is_none() && run.outcome.session_id.is_some() {
+                warnings.push(format!(
+                    "the running total codex forked session {} from is unknown: its first run is charged with its parent's usage too",
+                    session.id
+                ));
+            }
+        }
+        if session.backend == Backend::Gemini && run.outcome.error.is_some() {
+            // Gemini saves a chat only once it has an answer: a first run that failed before
+            // one leaves nothing to resume, whatever id it printed.
+            let saved = run.outcome.session_id.as_deref().is_some_and(|id| {
+                self.homes.gemini.as_deref().is_some_and(|dir| {
+                    transcripts::locate::gemini_chat(dir, id, &session.workdir).is_some()
+                })
+            });
+            if !saved {
+                run.outcome.session_id = None;
+            }
+        }
     }
 
     /// The retention clean of session creation, at most once a day. It never fails the run.
@@ -394,7 +582,12 @@ struct Run {
     outcome: Outcome,
     exit_code: Option<i32>,
     interrupted: Option<i32>,
+    timed_out: Option<Duration>,
     duration: Duration,
+    /// What a Codex fork's transcript says it started from.
+    rollout_start: Option<Usage>,
+    /// The running total a new Codex thread started from (a fork's parent's), when known.
+    thread_base: Option<Usage>,
 }
 
 impl Run {
@@ -406,53 +599,12 @@ impl Run {
             outcome: self.outcome,
             backend_exit_code: self.exit_code,
             interrupted: self.interrupted,
+            timed_out: self.timed_out,
             duration: self.duration,
             warnings,
             record_failure: None,
         }
     }
-}
-
-fn execute(
-    backend: Backend,
-    program: &Path,
-    invocation: &Invocation,
-    request: &Request,
-    workdir: &Path,
-) -> Result<Run> {
-    if !workdir.is_dir() {
-        return Err(Error::usage(format!(
-            "the working directory '{}' does not exist",
-            workdir.display()
-        )));
-    }
-    let captured =
-        process::run(program, invocation, &request.prompt, workdir).map_err(|source| {
-            Error::Spawn {
-                backend: backend.to_string(),
-                program: program.to_path_buf(),
-                source,
-            }
-        })?;
-    let mut outcome = backend::parse(
-        backend,
-        &captured.stdout,
-        &captured.stderr,
-        captured.exit_code,
-    );
-    if let Some(signal) = captured.interrupted {
-        outcome.error = Some(format!(
-            "interrupted by {} before {backend} finished",
-            signal_name(signal)
-        ));
-    }
-    Ok(Run {
-        backend,
-        outcome,
-        exit_code: captured.exit_code,
-        interrupted: captured.interrupted,
-        duration: captured.duration,
-    })
 }
 
 /// Apply a finished run to the session (under the store's lock); returns the run's usage.
@@ -471,8 +623,9 @@ fn record(
     if let Some(id) = &outcome.session_id {
         if !failed || s.backend_session_id.is_none() {
             if s.backend_session_id.as_deref() != Some(id.as_str()) {
-                // A new backend thread: Codex's running total starts again.
-                s.metadata.thread_usage = None;
+                // A new backend thread: Codex's running total starts again, from what the
+                // thread inherited (a fork's parent's total), else from zero.
+                s.metadata.thread_usage = run.thread_base.as_ref().map(token_usage);
             }
             s.backend_session_id = Some(id.clone());
         }
@@ -532,6 +685,31 @@ fn record(
         extra: Default::default(),
     });
     usage
+}
+
+/// The running total a session's backend thread has reached (Codex), as clinvk recorded it.
+fn thread_total(session: &Session) -> Option<Usage> {
+    session.metadata.thread_usage.as_ref().map(usage_of)
+}
+
+/// `30m`, `90s`, `2h`, `1h30m`: a deadline as users write it.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        if secs == 0 && d.subsec_millis() > 0 {
+            return format!("{}ms", d.subsec_millis());
+        }
+        out.push_str(&format!("{s}s"));
+    }
+    out
 }
 
 /// Seconds, to the millisecond (as session files record durations).
@@ -609,6 +787,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn deadlines_read_as_they_are_written() {
+        let d = Duration::from_secs;
+        assert_eq!(human_duration(d(1800)), "30m");
+        assert_eq!(human_duration(d(90)), "1m30s");
+        assert_eq!(human_duration(d(7200)), "2h");
+        assert_eq!(human_duration(d(5400)), "1h30m");
+        assert_eq!(human_duration(d(1)), "1s");
+        assert_eq!(human_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(human_duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
     fn variables_expand_in_default_tags() {
         // PATH and HOME are set in any test environment; the unset one expands to nothing.
         let home = std::env::var("HOME").unwrap();
@@ -647,13 +837,17 @@ mod tests {
             },
             exit_code: Some(if error.is_some() { 1 } else { 0 }),
             interrupted: None,
+            timed_out: None,
             duration: Duration::from_millis(1500),
+            rollout_start: None,
+            thread_base: None,
         };
         let request = Request {
             target: Target::Resume { key: "x".into() },
             prompt: "go on".into(),
             model: None,
             tags: vec![],
+            timeout: None,
         };
         record(s, &run, &request, at, at, keep_usage)
     }

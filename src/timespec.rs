@@ -36,6 +36,34 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
         .ok_or_else(bad)
 }
 
+/// A run's deadline: a duration (`30m`, `90s`, `2h`), or `0` for none.
+pub fn parse_timeout(text: &str) -> Result<Option<std::time::Duration>> {
+    let trimmed = text.trim();
+    if trimmed.chars().all(|c| c == '0') && !trimmed.is_empty()
+        || trimmed
+            .strip_suffix(['s', 'm', 'h', 'd', 'w'])
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c == '0'))
+    {
+        return Ok(None);
+    }
+    let span = parse_duration(trimmed).map_err(|_| {
+        Error::usage(format!(
+            "'{}' is not a timeout: use a duration such as 30m, 90s or 2h, or 0 for none",
+            text.escape_debug()
+        ))
+    })?;
+    span.to_std()
+        .ok()
+        .filter(|d| !d.is_zero())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "'{}' is not a timeout: it must be positive",
+                text.escape_debug()
+            ))
+        })
+}
+
 /// Which end of a range a date names: a bare day means its start for `--since` and its end for
 /// `--until`, so that `--since 2025-01-27 --until 2025-01-27` is that whole day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +348,21 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2025-01-27T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn timeouts() {
+        let secs = |n| Some(std::time::Duration::from_secs(n));
+        assert_eq!(parse_timeout("30m").unwrap(), secs(1800));
+        assert_eq!(parse_timeout(" 90s ").unwrap(), secs(90));
+        assert_eq!(parse_timeout("2h").unwrap(), secs(7200));
+        for none in ["0", "00", "0s", "0m"] {
+            assert_eq!(parse_timeout(none).unwrap(), None, "{none}");
+        }
+        for bad in ["", "30", "-5m", "5x", "1.5h", "m", "9999999999999999999w"] {
+            let e = parse_timeout(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a timeout"), "{bad}: {e}");
+        }
     }
 
     #[test]

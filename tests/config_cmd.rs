@@ -186,6 +186,37 @@ fn a_hand_written_config_as_in_the_guide_is_read() {
 }
 
 #[test]
+fn run_timeout_is_a_duration_or_zero() {
+    let home = Home::new();
+    assert_eq!(home.ok(&["config", "get", "run.timeout"]).stdout, "30m\n");
+    home.ok(&["config", "set", "run.timeout", "90s"]);
+    assert_eq!(home.ok(&["config", "get", "run.timeout"]).stdout, "90s\n");
+    home.ok(&["config", "set", "run.timeout", "0"]);
+    assert_eq!(home.ok(&["config", "get", "run.timeout"]).stdout, "0\n");
+    let before = home.snapshot(true);
+    for bad in ["soon", "30", "-5m", "[1]"] {
+        let run = home
+            .run(&["config", "set", "run.timeout", bad])
+            .fails_with(2);
+        assert!(
+            run.error_line()
+                .contains("run.timeout must be a duration such as 30m"),
+            "{bad}: {}",
+            run.stderr
+        );
+    }
+    assert_same_files(&before, &home.snapshot(true));
+    // A bad value written by hand is a config error (5) for the commands that read it.
+    std::fs::write(home.config_path(), "run:\n  timeout: 5\n").unwrap();
+    let run = home.run(&["config", "get", "run.timeout"]).fails_with(5);
+    assert!(
+        run.error_line().contains("run.timeout must be a duration"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn show_prints_every_setting() {
     let home = Home::new();
     home.ok(&["config", "set", "session.retention_days", "14"]);
@@ -195,7 +226,8 @@ fn show_prints_every_setting() {
         "session.retention_days = 14\nsession.store_token_usage = true\nsession.default_tags = []\n\
          default_backend = (not set)\nbackends.claude.command = (not set)\n\
          backends.codex.command = (not set)\nbackends.gemini.command = (not set)\n\
-         session.token_budget = (not set)\nsession.cost_budget_usd = (not set)\npricing = {}\n"
+         session.token_budget = (not set)\nsession.cost_budget_usd = (not set)\npricing = {}\n\
+         run.timeout = 30m\n"
     );
     assert_eq!(run.stderr, "");
     let shown = home.ok(&["config", "show", "--json"]).json();
@@ -211,7 +243,8 @@ fn show_prints_every_setting() {
             "backends.gemini.command": null,
             "session.token_budget": null,
             "session.cost_budget_usd": null,
-            "pricing": {}
+            "pricing": {},
+            "run.timeout": "30m"
         })
     );
 }

@@ -1,22 +1,38 @@
-//! The fake CLIs in `tests/fakes` against clinvk's own argv builder (`invoke::invocation`),
-//! runner (`process::run`) and parsers: every scenario of every fake is run the way clinvk runs
-//! the real CLI, and the parsed outcome is checked against what the reference
-//! (`shared/reference/backend-cli-formats.md`) says the real CLI's output means. So the fakes
-//! and the parsers are proven to agree, and other tests can rely on the fakes.
+//! The fake CLIs in `tests/fakes` against the real ones and against clinvk's own argv builder
+//! (`invoke::invocation`), runner (`process::run`) and parsers.
+//!
+//! - The contract with the real CLIs: for every scenario that has a capture in
+//!   `tests/data/real-cli-captures/` (Claude Code 2.1.328, Codex CLI 0.169.0, Gemini CLI 0.61.0),
+//!   the fake is run the way clinvk runs the real CLI and must show the same exit code, the same
+//!   sequence of JSON event kinds, the same keys on its terminal line (and its usage / stats
+//!   objects), the same keys on its other lines (Claude's `system/init` may have fewer), the
+//!   same argv (ids and prompt aside), and clinvk's parser must reach the same verdict on both.
+//! - The figures and files the fakes document (tests/fakes/*: run numbering, running totals,
+//!   Codex rollouts, Gemini chats), checked in the raw JSON and through the parsers, with the
+//!   parser semantics of today's CLIs: Claude's per-run usage and cost come from
+//!   `model_usage_since_last_result` (modelUsage and total_cost_usd are running totals), Codex's
+//!   usage is the thread's running total, Gemini's model is the main one, not the router.
+//! - Every scenario of every fake, and the argv checks the fakes share with the real CLIs.
 //!
 //! The fakes' interface (FAKE_CLI_STATE, FAKE_CLI_LOG, FAKE_CLI_SCENARIO, FAKE_CLI_REPLY,
-//! FAKE_CLI_SLEEP) is documented in `tests/fakes/common.sh`. Environment variables are set per
+//! FAKE_CLI_SLEEP, FAKE_CLI_RETRY_INTERVAL, FAKE_CLI_IGNORE_TERM, HOME, CODEX_HOME,
+//! GEMINI_CLI_HOME) is documented in `tests/fakes/common.sh`. Environment variables are set per
 //! child (a `sh -c` wrapper for `process::run`, which inherits the environment; `Command::env`
-//! where the test spawns the fake itself), never on the test process.
+//! where the test spawns the fake itself), never on the test process; HOME, CODEX_HOME and
+//! GEMINI_CLI_HOME always point into the test's own temporary directory.
 #![cfg(unix)]
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use clinvk::backend::invoke::{invocation, Invocation, Mode};
+use serde_json::Value;
+
+use clinvk::backend::invoke::{invocation, Invocation, InvokeError, Mode};
 use clinvk::backend::process::{run, Captured};
 use clinvk::backend::{claude, codex, gemini, Outcome, Usage};
 use clinvk::store::session::Backend::{self, Claude, Codex, Gemini};
@@ -38,10 +54,42 @@ fn parse(backend: Backend, stdout: &str, stderr: &str, exit_code: Option<i32>) -
     parse(stdout, stderr, exit_code)
 }
 
+/// The variables a call must not inherit from the test process.
+const UNSET: &[&str] = &[
+    "FAKE_CLI_REPLY",
+    "FAKE_CLI_SLEEP",
+    "FAKE_CLI_RETRY_INTERVAL",
+    "FAKE_CLI_IGNORE_TERM",
+    "GEMINI_CLI_TRUST_WORKSPACE",
+    "CODEX_HOME",
+    "GEMINI_CLI_HOME",
+];
+
+/// The argv clinvk runs for `mode`. Codex forks with `codex exec fork ID -` (capture
+/// codex/fork.argv), which clinvk's builder may not produce yet: then it is built here.
+fn inv(backend: Backend, mode: Mode<'_>, model: Option<&str>, prompt: &str) -> Invocation {
+    match (invocation(backend, mode, model, prompt), mode) {
+        (Ok(inv), _) => inv,
+        (Err(InvokeError::NoFork(Codex)), Mode::Fork(id)) => {
+            let mut args: Vec<String> = ["exec", "fork", "--json", "--skip-git-repo-check"]
+                .map(String::from)
+                .to_vec();
+            args.extend(model.map(|m| format!("--model={m}")));
+            args.extend([id.to_string(), "-".into()]);
+            Invocation {
+                args,
+                prompt_on_stdin: true,
+            }
+        }
+        (Err(e), _) => panic!("{backend} {mode:?}: {e}"),
+    }
+}
+
 /// What an interrupted run wrote, and how it ended.
 #[derive(Debug)]
 struct Interrupted {
     stdout: String,
+    stderr: String,
     exit_code: Option<i32>,
 }
 
@@ -90,20 +138,44 @@ impl Run {
     }
 
     /// The JSON lines on stdout.
-    fn events(&self) -> Vec<serde_json::Value> {
-        self.cap
-            .stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+    fn events(&self) -> Vec<Value> {
+        json_lines(&self.cap.stdout)
+    }
+
+    /// The last JSON line on stdout.
+    fn last(&self) -> Value {
+        self.events().pop().expect("a JSON line")
     }
 }
 
-/// A temporary directory holding the fakes' state, their logs, and the project directories.
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(Value::is_object)
+        .collect()
+}
+
+/// Every line of a JSONL file the fakes wrote: all of them must be JSON objects.
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{path:?}: {e}: {l}"));
+            assert!(v.is_object(), "{path:?}: {l}");
+            v
+        })
+        .collect()
+}
+
+/// A temporary directory holding the fakes' state, their logs, the CLIs' homes and the project
+/// directories.
 struct World {
     _tmp: tempfile::TempDir,
     root: PathBuf,
     runs: AtomicUsize,
+    /// CODEX_HOME and GEMINI_CLI_HOME set (else unset: the fakes use HOME).
+    own_homes: bool,
 }
 
 impl World {
@@ -114,6 +186,15 @@ impl World {
             _tmp: tmp,
             root,
             runs: AtomicUsize::new(0),
+            own_homes: true,
+        }
+    }
+
+    /// A world whose calls have CODEX_HOME and GEMINI_CLI_HOME unset.
+    fn with_home_only() -> World {
+        World {
+            own_homes: false,
+            ..World::new()
         }
     }
 
@@ -124,23 +205,67 @@ impl World {
         dir
     }
 
+    fn home(&self) -> PathBuf {
+        self.root.join("home")
+    }
+
+    /// Where Codex keeps its rollouts (`sessions/` below it).
+    fn codex_home(&self) -> PathBuf {
+        if self.own_homes {
+            self.root.join("codex-home")
+        } else {
+            self.home().join(".codex")
+        }
+    }
+
+    /// Gemini's `~/.gemini`.
+    fn gemini_dir(&self) -> PathBuf {
+        if self.own_homes {
+            self.root.join("gemini-home").join(".gemini")
+        } else {
+            self.home().join(".gemini")
+        }
+    }
+
     fn state(&self, backend: Backend, id: &str) -> Option<String> {
         std::fs::read_to_string(self.root.join("state").join(backend.as_str()).join(id)).ok()
     }
 
     /// The environment of one call: the fakes' variables, nothing inherited that matters.
     fn env(&self, log: &Path, scenario: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let path = |p: PathBuf| p.display().to_string();
         let mut env = vec![
-            ("HOME".into(), self.root.join("home").display().to_string()),
-            (
-                "FAKE_CLI_STATE".into(),
-                self.root.join("state").display().to_string(),
-            ),
-            ("FAKE_CLI_LOG".into(), log.display().to_string()),
+            ("HOME".into(), path(self.home())),
+            ("TZ".into(), "UTC".into()),
+            ("FAKE_CLI_STATE".into(), path(self.root.join("state"))),
+            ("FAKE_CLI_LOG".into(), path(log.to_path_buf())),
             ("FAKE_CLI_SCENARIO".into(), scenario.into()),
         ];
+        if self.own_homes {
+            env.push(("CODEX_HOME".into(), path(self.codex_home())));
+            env.push((
+                "GEMINI_CLI_HOME".into(),
+                path(self.root.join("gemini-home")),
+            ));
+        }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env
+    }
+
+    /// A Command for the fake itself, with the environment of `env`.
+    fn command(
+        &self,
+        backend: Backend,
+        log: &Path,
+        scenario: &str,
+        extra: &[(&str, &str)],
+    ) -> Command {
+        let mut cmd = Command::new(fake(backend));
+        for k in UNSET {
+            cmd.env_remove(k);
+        }
+        cmd.envs(self.env(log, scenario, extra));
+        cmd
     }
 
     fn new_log_dir(&self) -> PathBuf {
@@ -163,8 +288,7 @@ impl World {
         std::fs::create_dir_all(&log).unwrap();
         // `sh -c 'export …; exec fake "$@"' sh ARGS…`: no script file, so no ETXTBSY when
         // another test forks while it would be written.
-        let mut script =
-            String::from("unset FAKE_CLI_REPLY FAKE_CLI_SLEEP GEMINI_CLI_TRUST_WORKSPACE\n");
+        let mut script = format!("unset {}\n", UNSET.join(" "));
         for (k, v) in self.env(&log, scenario, extra_env) {
             script.push_str(&format!("export {k}={}\n", quoted(&v)));
         }
@@ -218,7 +342,7 @@ impl World {
         env: &[(&str, &str)],
     ) -> Run {
         let prompt = PROMPT;
-        let inv = invocation(backend, mode, model, prompt).unwrap();
+        let inv = inv(backend, mode, model, prompt);
         let run = self.call(backend, &inv, prompt, cwd, scenario, env);
         assert_eq!(run.log.argv, inv.args);
         assert_eq!(run.log.cwd, cwd);
@@ -229,26 +353,22 @@ impl World {
         run
     }
 
-    /// Spawns the fake directly (to know its pid), waits for `lines` lines of stdout, sends
-    /// `signal`, and collects the rest.
-    fn interrupt(
+    /// Spawns the fake directly (to know its pid) with the argv clinvk builds for `mode`.
+    fn spawn(
         &self,
         backend: Backend,
         mode: Mode<'_>,
         cwd: &Path,
-        lines: usize,
-        signal: i32,
-    ) -> (Interrupted, Outcome) {
+        scenario: &str,
+        extra: &[(&str, &str)],
+    ) -> Live {
         let prompt = "take your time";
-        let inv = invocation(backend, mode, None, prompt).unwrap();
+        let inv = inv(backend, mode, None, prompt);
         let log = self.new_log_dir();
-        let start = Instant::now();
-        let mut child = Command::new(fake(backend))
+        let mut child = self
+            .command(backend, &log, scenario, extra)
             .args(&inv.args)
             .current_dir(cwd)
-            .env_remove("FAKE_CLI_SLEEP") // the default, 30 s: the signal must cut it short
-            .env_remove("FAKE_CLI_REPLY")
-            .envs(self.env(&log, "slow", &[]))
             .stdin(if inv.prompt_on_stdin {
                 Stdio::piped()
             } else {
@@ -261,30 +381,192 @@ impl World {
         if let Some(mut stdin) = child.stdin.take() {
             stdin.write_all(prompt.as_bytes()).unwrap();
         }
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut seen = String::new();
-        for _ in 0..lines {
-            assert_ne!(stdout.read_line(&mut seen).unwrap(), 0, "{seen}");
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for (is_stdout, pipe) in [
+            (true, Box::new(out) as Box<dyn Read + Send>),
+            (false, Box::new(err)),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(pipe);
+                loop {
+                    let mut line = String::new();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            if tx.send((is_stdout, Some(line))).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = tx.send((is_stdout, None));
+            });
         }
-        // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
-        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
-        stdout.read_to_string(&mut seen).unwrap();
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        let status = child.wait().unwrap();
-        let duration = start.elapsed();
-        assert!(duration < Duration::from_secs(5), "{backend}: {duration:?}");
-        let out = parse(backend, &seen, &stderr, status.code());
-        let cap = Interrupted {
-            stdout: seen,
-            exit_code: status.code(),
-        };
+        Live {
+            backend,
+            child,
+            rx,
+            stdout: String::new(),
+            stderr: String::new(),
+            open: 2,
+            start: Instant::now(),
+        }
+    }
+
+    /// Spawns `mode` in the `slow` scenario (the default 30 s sleep), waits for `lines` lines of
+    /// stdout, sends `signal`, and collects the rest.
+    fn interrupt(
+        &self,
+        backend: Backend,
+        mode: Mode<'_>,
+        cwd: &Path,
+        lines: usize,
+        signal: i32,
+    ) -> (Interrupted, Outcome) {
+        let mut live = self.spawn(backend, mode, cwd, "slow", &[]);
+        live.wait_for(|out, _| out.lines().count() >= lines);
+        live.signal(signal);
+        let cap = live.finish();
+        let out = parse(backend, &cap.stdout, &cap.stderr, cap.exit_code);
         (cap, out)
+    }
+
+    /// Every rollout file under CODEX_HOME/sessions.
+    fn rollouts(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else {
+                    found.push(path);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&self.codex_home().join("sessions"), &mut found);
+        found.sort();
+        found
+    }
+
+    /// The one rollout of thread `id`, checked for its documented name and place.
+    fn rollout(&self, id: &str) -> PathBuf {
+        let mine: Vec<PathBuf> = self
+            .rollouts()
+            .into_iter()
+            .filter(|p| p.to_str().unwrap().ends_with(&format!("-{id}.jsonl")))
+            .collect();
+        assert_eq!(mine.len(), 1, "one rollout for {id}: {mine:?}");
+        let path = mine[0].clone();
+        // sessions/YYYY/MM/DD/rollout-YYYY-MM-DDThh-mm-ss-<id>.jsonl
+        let rel = path
+            .strip_prefix(self.codex_home().join("sessions"))
+            .unwrap();
+        let parts: Vec<&str> = rel.iter().map(|p| p.to_str().unwrap()).collect();
+        assert_eq!(parts.len(), 4, "{rel:?}");
+        let name = parts[3];
+        let stamp = &name["rollout-".len()..name.len() - id.len() - ".jsonl".len() - 1];
+        assert!(name.starts_with("rollout-"), "{name}");
+        assert_eq!(stamp.len(), "2026-12-01T10-50-17".len(), "{name}");
+        assert_eq!(
+            &stamp[..10],
+            format!("{}-{}-{}", parts[0], parts[1], parts[2]),
+            "{rel:?}"
+        );
+        assert!(stamp[11..]
+            .split('-')
+            .all(|n| n.len() == 2 && n.parse::<u8>().is_ok()));
+        path
+    }
+
+    /// Every Gemini chat file, under `.gemini/tmp/<slug>/chats/`.
+    fn chats(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for project in std::fs::read_dir(self.gemini_dir().join("tmp"))
+            .into_iter()
+            .flatten()
+        {
+            let chats = project.unwrap().path().join("chats");
+            for chat in std::fs::read_dir(chats).into_iter().flatten() {
+                found.push(chat.unwrap().path());
+            }
+        }
+        found.sort();
+        found
+    }
+}
+
+/// A fake running in the background, its output read line by line as it comes.
+struct Live {
+    backend: Backend,
+    child: std::process::Child,
+    rx: mpsc::Receiver<(bool, Option<String>)>,
+    stdout: String,
+    stderr: String,
+    /// Pipes not closed yet.
+    open: usize,
+    start: Instant,
+}
+
+impl Live {
+    /// Reads output until `done(stdout, stderr)` holds (at most 5 s).
+    fn wait_for(&mut self, done: impl Fn(&str, &str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done(&self.stdout, &self.stderr) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((true, Some(line))) => self.stdout.push_str(&line),
+                Ok((false, Some(line))) => self.stderr.push_str(&line),
+                Ok((_, None)) => self.open -= 1,
+                Err(e) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "{}: {e} waiting for output\nstdout:\n{}\nstderr:\n{}",
+                        self.backend, self.stdout, self.stderr
+                    );
+                }
+            }
+        }
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
+        assert_eq!(
+            unsafe { libc::kill(self.child.id() as libc::pid_t, signal) },
+            0
+        );
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Reads the rest (both pipes closed, at most 5 s from the start) and waits for the exit.
+    fn finish(mut self) -> Interrupted {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.open > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok((true, Some(line))) => self.stdout.push_str(&line),
+                Ok((false, Some(line))) => self.stderr.push_str(&line),
+                Ok((_, None)) => self.open -= 1,
+                Err(e) => {
+                    let _ = self.child.kill();
+                    panic!("{}: {e} waiting for the end\n{}", self.backend, self.stdout);
+                }
+            }
+        }
+        let status = self.child.wait().unwrap();
+        let took = self.start.elapsed();
+        assert!(took < Duration::from_secs(5), "{}: {took:?}", self.backend);
+        Interrupted {
+            stdout: self.stdout,
+            stderr: self.stderr,
+            exit_code: status.code(),
+        }
     }
 }
 
@@ -316,17 +598,535 @@ fn edited(inv: Invocation, edit: impl FnOnce(&mut Vec<String>)) -> Invocation {
     inv
 }
 
+fn times(u: Usage, n: u64) -> Usage {
+    Usage {
+        input: u.input * n,
+        output: u.output * n,
+        cached: u.cached * n,
+        cache_write: u.cache_write * n,
+        reasoning: u.reasoning * n,
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+// ---------------------------------------------------------------------------------------------
+// The contract with the real CLIs (tests/data/real-cli-captures)
+
+/// One capture: what the real CLI was given and what it printed.
+struct Capture {
+    name: String,
+    argv: Option<String>,
+    stdout: String,
+    stderr: String,
+    rc: i32,
+}
+
+fn capture(backend: Backend, name: &str) -> Capture {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/real-cli-captures"
+    ))
+    .join(backend.as_str());
+    let read = |ext: &str| std::fs::read_to_string(dir.join(format!("{name}.{ext}")));
+    Capture {
+        name: format!("{backend}/{name}"),
+        argv: read("argv").ok(),
+        stdout: read("out").unwrap(),
+        stderr: read("err").unwrap(),
+        rc: read("rc").unwrap().trim().parse().unwrap(),
+    }
+}
+
+impl Capture {
+    /// The --model the real CLI was given.
+    fn model(&self) -> Option<String> {
+        self.argv
+            .as_deref()?
+            .split_whitespace()
+            .find_map(|a| a.strip_prefix("--model=").map(str::to_string))
+    }
+}
+
+/// How a capture's run was made: a first run first (`after`), then `mode` in `scenario`.
+#[derive(Clone, Copy, PartialEq)]
+enum How {
+    New,
+    Resume,
+    Fork,
+}
+
+/// An event's kind: its type, with the subtype of Claude's system lines, the item type of
+/// Codex's item events and the role of Gemini's messages.
+fn kind(backend: Backend, v: &Value) -> String {
+    let t = v["type"].as_str().unwrap_or("?");
+    let sub = match (backend, t) {
+        (Claude, "system") => v["subtype"].as_str(),
+        (Codex, "item.completed" | "item.started") => v["item"]["type"].as_str(),
+        (Gemini, "message") => v["role"].as_str(),
+        _ => None,
+    };
+    match sub {
+        Some(sub) => format!("{t}/{sub}"),
+        None => t.to_string(),
+    }
+}
+
+/// The kinds of the JSON lines of `stdout`, a run of repeated kinds counted once.
+fn kinds(backend: Backend, stdout: &str) -> Vec<String> {
+    let mut kinds: Vec<String> = json_lines(stdout)
+        .iter()
+        .map(|v| kind(backend, v))
+        .collect();
+    kinds.dedup();
+    kinds
+}
+
+fn is_terminal(backend: Backend, v: &Value) -> bool {
+    let t = v["type"].as_str().unwrap_or("");
+    match backend {
+        Claude | Gemini => t == "result",
+        Codex => t == "turn.completed" || t == "turn.failed",
+    }
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// How key set `ours` differs from `real`, for a message.
+fn key_diff(ours: &BTreeSet<String>, real: &BTreeSet<String>) -> String {
+    let missing: Vec<&String> = real.difference(ours).collect();
+    let extra: Vec<&String> = ours.difference(real).collect();
+    format!("missing {missing:?}, extra {extra:?}")
+}
+
+/// The first HTTP error status (400-599) named in `text`, as a number standing alone.
+fn http_status(text: &str) -> Option<u32> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|n| n.len() == 3)
+        .filter_map(|n| n.parse::<u32>().ok())
+        .find(|n| (400..600).contains(n))
+}
+
+/// An argv with its ids and prompt replaced by placeholders.
+fn normalized<'a>(args: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| match a.split_once('=') {
+            _ if is_uuid(a) => "<ID>".to_string(),
+            Some(("--prompt", _)) => "--prompt=<P>".to_string(),
+            Some((k, v)) if is_uuid(v) => format!("{k}=<ID>"),
+            _ => a.to_string(),
+        })
+        .collect()
+}
+
+/// The differences between the fake's `run` and the capture, as sentences.
+fn differences(backend: Backend, cap: &Capture, run: &Run, inv: &Invocation) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            problems.push(format!("{}: {what}", cap.name));
+        }
+    };
+    if let Some(argv) = &cap.argv {
+        let real = normalized(argv.split_whitespace().skip(1));
+        let ours = normalized(inv.args.iter().map(String::as_str));
+        check(
+            real == ours,
+            format!("argv {ours:?}, the real one {real:?}"),
+        );
+    }
+    check(
+        run.cap.exit_code == Some(cap.rc),
+        format!("exit {:?}, the real one {}", run.cap.exit_code, cap.rc),
+    );
+    let (real_kinds, our_kinds) = (kinds(backend, &cap.stdout), kinds(backend, &run.cap.stdout));
+    check(
+        real_kinds == our_kinds,
+        format!("events {our_kinds:?}, the real ones {real_kinds:?}"),
+    );
+
+    let real = json_lines(&cap.stdout);
+    let ours = run.events();
+    // The other lines: the same keys as a real line of their kind (Claude's init: a subset).
+    for line in ours.iter().filter(|v| !is_terminal(backend, v)) {
+        let k = kind(backend, line);
+        let same_kind: Vec<&Value> = real.iter().filter(|v| kind(backend, v) == k).collect();
+        let Some(first) = same_kind.first() else {
+            continue; // reported with the kinds
+        };
+        if k == "system/init" {
+            let extra: Vec<String> = keys(line).difference(&keys(first)).cloned().collect();
+            check(
+                extra.is_empty(),
+                format!("{k} has keys the real one lacks: {extra:?}"),
+            );
+            continue;
+        }
+        let matching = same_kind.iter().any(|v| {
+            keys(v) == keys(line)
+                && (k != "assistant" || keys(&v["message"]) == keys(&line["message"]))
+        });
+        check(
+            matching,
+            format!("{k} keys: {}", key_diff(&keys(line), &keys(first))),
+        );
+    }
+    // The terminal line and its usage / stats objects: the same keys.
+    let real_end = real.iter().rev().find(|v| is_terminal(backend, v));
+    let our_end = ours.iter().rev().find(|v| is_terminal(backend, v));
+    match (real_end, our_end) {
+        (Some(r), Some(o)) => {
+            check(
+                keys(r) == keys(o),
+                format!("terminal keys: {}", key_diff(&keys(o), &keys(r))),
+            );
+            let objects: &[&str] = match backend {
+                Claude => &["usage"],
+                Codex => &["usage", "error"],
+                Gemini => &["stats", "error"],
+            };
+            for name in objects {
+                check(
+                    keys(&r[name]) == keys(&o[name]),
+                    format!(
+                        "{name} keys: {}",
+                        key_diff(&keys(&o[name]), &keys(&r[name]))
+                    ),
+                );
+            }
+            // Per-model maps: empty when the real one is, each entry with the real keys.
+            let per_model: Vec<(&str, &Value, &Value)> = match backend {
+                Claude => vec![
+                    ("modelUsage", &r["modelUsage"], &o["modelUsage"]),
+                    (
+                        "model_usage_since_last_result",
+                        &r["model_usage_since_last_result"],
+                        &o["model_usage_since_last_result"],
+                    ),
+                ],
+                Codex => vec![],
+                Gemini => vec![("stats.models", &r["stats"]["models"], &o["stats"]["models"])],
+            };
+            for (name, r, o) in per_model {
+                let (r, o) = (r.as_object(), o.as_object());
+                check(
+                    r.is_some_and(|r| r.is_empty()) == o.is_some_and(|o| o.is_empty()),
+                    format!("{name} {o:?}, the real one {r:?}"),
+                );
+                if let (Some(want), Some(o)) = (r.and_then(|r| r.values().next()), o) {
+                    for (model, entry) in o {
+                        check(
+                            keys(entry) == keys(want),
+                            format!(
+                                "{name}.{model} keys: {}",
+                                key_diff(&keys(entry), &keys(want))
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        (r, o) => check(
+            r.is_some() == o.is_some(),
+            format!("terminal line {o:?}, the real one {r:?}"),
+        ),
+    }
+
+    // clinvk's verdict on both.
+    let theirs = parse(backend, &cap.stdout, &cap.stderr, Some(cap.rc));
+    let mine = &run.out;
+    check(
+        theirs.error.is_some() == mine.error.is_some(),
+        format!(
+            "error {:?}, on the real output {:?}",
+            mine.error, theirs.error
+        ),
+    );
+    check(
+        theirs.session_id.is_some() == mine.session_id.is_some(),
+        format!(
+            "session {:?}, on the real output {:?}",
+            mine.session_id, theirs.session_id
+        ),
+    );
+    check(
+        theirs.usage.is_some() == mine.usage.is_some(),
+        format!(
+            "usage {:?}, on the real output {:?}",
+            mine.usage, theirs.usage
+        ),
+    );
+    let status = |o: &Outcome| o.error.as_deref().and_then(http_status);
+    check(
+        status(&theirs) == status(mine),
+        format!(
+            "error {:?}, on the real output {:?}",
+            mine.error, theirs.error
+        ),
+    );
+    problems
+}
+
+/// Runs every (capture, scenario, how) of `backend` and checks each against its capture.
+fn check_captures(backend: Backend, cases: &[(&str, &str, How)]) {
+    let mut problems = Vec::new();
+    for &(name, scenario, how) in cases {
+        let w = World::new();
+        let here = w.dir("proj");
+        let cap = capture(backend, name);
+        let model = cap.model();
+        let model = model.as_deref();
+        let first;
+        let mode = match how {
+            How::New => Mode::New,
+            How::Resume | How::Fork => {
+                let run = w.run(backend, Mode::New, None, &here, "success");
+                assert_eq!(run.out.error, None, "{name}: {:?}", run.cap);
+                first = run.session().to_string();
+                if how == How::Resume {
+                    Mode::Resume(&first)
+                } else {
+                    Mode::Fork(&first)
+                }
+            }
+        };
+        let run = w.run(backend, mode, model, &here, scenario);
+        let inv = inv(backend, mode, model, PROMPT);
+        problems.extend(differences(backend, &cap, &run, &inv));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn claude_matches_the_real_captures() {
+    check_captures(
+        Claude,
+        &[
+            ("new", "success", How::New),
+            ("resume", "success", How::Resume),
+            ("fork", "success", How::Fork),
+            ("r1-fail401", "fail401", How::New),
+            ("r1-fail429", "fail429", How::New),
+            ("r1-fail500", "fail500", How::New),
+            ("r1-failclose", "failclose", How::New),
+            ("retry-then-ok", "retries", How::New),
+        ],
+    );
+}
+
+#[test]
+fn codex_matches_the_real_captures() {
+    check_captures(
+        Codex,
+        &[
+            ("new", "success", How::New),
+            ("resume", "success", How::Resume),
+            ("resume2-model", "success", How::Resume),
+            ("fork", "success", How::Fork),
+            ("fail401", "fail401", How::New),
+            ("fail429", "fail429", How::New),
+            ("fail500", "fail500", How::New),
+            ("failclose", "failclose", How::New),
+        ],
+    );
+}
+
+#[test]
+fn gemini_matches_the_real_captures() {
+    check_captures(
+        Gemini,
+        &[
+            ("new", "success", How::New),
+            ("resume", "success", How::Resume),
+            ("resume-model", "success", How::Resume),
+            ("fail401", "fail401", How::New),
+            ("r1m-fail401", "fail401", How::New),
+            ("r1m-fail429", "fail429", How::New),
+            ("r1m-fail500", "fail500", How::New),
+            ("r1-failclose", "failclose", How::New),
+            ("retry-then-ok", "retries", How::New),
+        ],
+    );
+}
+
+/// The comparison itself finds what differs.
+#[test]
+fn the_capture_comparison_sees_differences() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let run = w.run(Claude, Mode::New, None, &here, "fail401");
+    let inv = inv(Claude, Mode::New, None, PROMPT);
+    assert_eq!(
+        differences(Claude, &capture(Claude, "r1-fail401"), &run, &inv),
+        Vec::<String>::new()
+    );
+    let wrong = differences(Claude, &capture(Claude, "new"), &run, &inv);
+    for what in ["exit", "events", "terminal keys", "error"] {
+        assert!(
+            wrong
+                .iter()
+                .any(|p| p.starts_with(&format!("claude/new: {what}"))),
+            "{what}: {wrong:#?}"
+        );
+    }
+    assert_eq!(http_status("x (API status 401)"), Some(401));
+    assert_eq!(http_status("url: http://127.0.0.1:33979/v1"), None);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Claude
 
-/// The reference's success numbers: helper model included, cache reads and writes in input.
+/// Run 1 of a conversation, as clinvk reads it: this run's figures over both models (from
+/// model_usage_since_last_result), cache reads and writes in input, thinking in output.
 const CLAUDE_USAGE: Usage = Usage {
     input: 511 + 2 + 15934 + 6354,
     output: 14 + 4,
     cached: 15934,
     cache_write: 6354,
-    reasoning: 0,
+    reasoning: 2,
 };
+/// Run 1's cost (both models).
+const CLAUDE_COST: f64 = 0.0435512;
+
+/// Checks a Claude result line: this run is run `k`, and the conversation has had `total` base
+/// runs' worth so far (k(k+1)/2 after a success, the history's total after a failure).
+#[track_caller]
+fn claude_figures(result: &Value, model: &str, k: u64, total: u64, failed: bool) {
+    let helper = "claude-haiku-4-5-20251001";
+    let running = &result["modelUsage"];
+    let this_run = &result["model_usage_since_last_result"];
+    let usage = &result["usage"];
+    assert!(
+        close(
+            result["total_cost_usd"].as_f64().unwrap(),
+            CLAUDE_COST * total as f64
+        ),
+        "{result}"
+    );
+    if total == 0 {
+        assert_eq!(running, &serde_json::json!({}), "{result}");
+    } else {
+        assert_eq!(running[model]["inputTokens"], 2 * total, "{result}");
+        assert_eq!(running[model]["cacheReadInputTokens"], 15934 * total);
+        assert_eq!(running[model]["cacheCreationInputTokens"], 6354 * total);
+        assert_eq!(running[model]["outputTokens"], 4 * total);
+        assert_eq!(running[model]["thinkingTokens"], 2 * total);
+        assert!(close(
+            running[model]["costUSD"].as_f64().unwrap(),
+            0.0429702 * total as f64
+        ));
+        assert_eq!(running[helper]["inputTokens"], 511 * total);
+        assert_eq!(running[helper]["outputTokens"], 14 * total);
+        assert!(close(
+            running[helper]["costUSD"].as_f64().unwrap(),
+            0.000581 * total as f64
+        ));
+    }
+    if failed {
+        assert_eq!(this_run, &serde_json::json!({}), "{result}");
+        for key in [
+            "input_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "output_tokens",
+        ] {
+            assert_eq!(usage[key], 0, "{result}");
+        }
+        assert_eq!(usage["output_tokens_details"]["thinking_tokens"], 0);
+        return;
+    }
+    assert_eq!(this_run[model]["inputTokens"], 2 * k, "{result}");
+    assert_eq!(this_run[model]["cacheReadInputTokens"], 15934 * k);
+    assert_eq!(this_run[model]["thinkingTokens"], 2 * k);
+    assert!(close(
+        this_run[model]["costUSD"].as_f64().unwrap(),
+        0.0429702 * k as f64
+    ));
+    assert_eq!(this_run[helper]["inputTokens"], 511 * k);
+    assert_eq!(this_run[helper]["thinkingTokens"], 0);
+    assert_eq!(usage["input_tokens"], 2 * k, "{result}");
+    assert_eq!(usage["cache_creation_input_tokens"], 6354 * k);
+    assert_eq!(usage["cache_read_input_tokens"], 15934 * k);
+    assert_eq!(usage["output_tokens"], 4 * k);
+    assert_eq!(usage["output_tokens_details"]["thinking_tokens"], 2 * k);
+}
+
+/// What clinvk must make of run `k`: this run's usage and cost only.
+#[track_caller]
+fn claude_run(run: &Run, k: u64) {
+    assert_eq!(
+        run.out.usage,
+        Some(times(CLAUDE_USAGE, k)),
+        "run {k}: {}",
+        run.cap.stdout
+    );
+    assert!(!run.out.usage_is_cumulative);
+    let cost = run.out.cost_usd.expect("a cost");
+    assert!(close(cost, CLAUDE_COST * k as f64), "run {k}: cost {cost}");
+}
+
+#[test]
+fn claude_running_totals_across_resumes_forks_and_failures() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let model = "claude-sonnet-4-6";
+
+    let new = w.run(Claude, Mode::New, None, &here, "success");
+    let id = new.session().to_string();
+    claude_figures(&new.last(), model, 1, 1, false);
+    claude_run(&new, 1);
+    for k in [2, 3] {
+        let next = w.run(Claude, Mode::Resume(&id), None, &here, "success");
+        assert_eq!(next.session(), id);
+        claude_figures(&next.last(), model, k, k * (k + 1) / 2, false);
+        claude_run(&next, k);
+    }
+
+    // A fork continues the count: run 4, in a new conversation whose totals include the
+    // parent's.
+    let fork = w.run(Claude, Mode::Fork(&id), Some("opus"), &here, "success");
+    let child = fork.session().to_string();
+    assert_ne!(child, id);
+    claude_figures(&fork.last(), "opus", 4, 10, false);
+    claude_run(&fork, 4);
+
+    // A failed resume: no usage, no cost, though its result carries the whole history.
+    let failed = w.run(Claude, Mode::Resume(&id), None, &here, "fail401");
+    assert_eq!(failed.cap.exit_code, Some(1));
+    claude_figures(&failed.last(), model, 0, 6, true);
+    assert!(failed.error().contains("401"), "{}", failed.error());
+    assert_eq!(
+        failed.out.usage.unwrap_or_default(),
+        Usage::default(),
+        "a failed run is not charged with the conversation's history"
+    );
+    assert_eq!(failed.out.cost_usd.unwrap_or(0.0), 0.0);
+
+    // It did not count: the next run is run 4 of the parent.
+    let next = w.run(Claude, Mode::Resume(&id), None, &here, "success");
+    claude_figures(&next.last(), model, 4, 10, false);
+    claude_run(&next, 4);
+    let child_next = w.run(Claude, Mode::Resume(&child), None, &here, "success");
+    claude_figures(&child_next.last(), model, 5, 15, false);
+
+    // A failed new session is recorded with 0 runs: {} and 0, then run 1.
+    let first_fails = w.run(Claude, Mode::New, None, &here, "fail429");
+    claude_figures(&first_fails.last(), model, 0, 0, true);
+    let fresh = first_fails.session().to_string();
+    assert!(w.state(Claude, &fresh).is_some());
+    let again = w.run(Claude, Mode::Resume(&fresh), None, &here, "success");
+    claude_figures(&again.last(), model, 1, 1, false);
+
+    // Ephemeral: run 1 (or the next of a resumed conversation), nothing stored.
+    let eph = w.run(Claude, Mode::Ephemeral, None, &here, "success");
+    claude_figures(&eph.last(), model, 1, 1, false);
+}
 
 #[test]
 fn claude_new_resume_and_other_directory() {
@@ -342,7 +1142,7 @@ fn claude_new_resume_and_other_directory() {
     assert_eq!(new.out.text, "OK");
     assert_eq!(new.out.usage, Some(CLAUDE_USAGE));
     assert!(!new.out.usage_is_cumulative);
-    assert!((new.out.cost_usd.unwrap() - 0.0435512).abs() < 1e-9);
+    assert!(close(new.out.cost_usd.unwrap(), CLAUDE_COST));
     assert_eq!(new.out.duration_ms, Some(1425));
     assert_eq!(new.cap.stderr, "");
     assert_eq!(
@@ -352,6 +1152,9 @@ fn claude_new_resume_and_other_directory() {
     let events = new.events();
     assert_eq!(events.len(), 3);
     assert_eq!(events[0]["cwd"], here.to_str().unwrap());
+    assert_eq!(events[0]["claude_code_version"], "2.1.328");
+    // The streamed assistant line is a snapshot, not the run's usage.
+    assert_eq!(events[1]["message"]["usage"]["output_tokens"], 1);
     assert!(events.iter().all(|e| e["session_id"] == id.as_str()));
 
     let resumed = w.run(Claude, Mode::Resume(&id), None, &here, "success");
@@ -367,6 +1170,10 @@ fn claude_new_resume_and_other_directory() {
         elsewhere.error(),
         format!("claude: No conversation found with session ID: {id}")
     );
+    assert_eq!(
+        elsewhere.cap.stderr,
+        format!("No conversation found with session ID: {id}\n")
+    );
     // The result carries a fresh random id, not the one asked for.
     let events = elsewhere.events();
     assert_eq!(events.len(), 1);
@@ -374,6 +1181,9 @@ fn claude_new_resume_and_other_directory() {
     let fresh = events[0]["session_id"].as_str().unwrap();
     assert!(is_uuid(fresh) && fresh != id, "{fresh}");
     assert_eq!(w.state(Claude, fresh), None);
+    let real = json_lines(&capture(Claude, "badresume").stdout);
+    assert_eq!(keys(&events[0]), keys(&real[0]));
+    assert_eq!(keys(&events[0]["usage"]), keys(&real[0]["usage"]));
 
     let unknown = "00000000-0000-4000-8000-000000000000";
     let missing = w.run(Claude, Mode::Resume(unknown), None, &here, "success");
@@ -400,9 +1210,12 @@ fn claude_fork_and_model() {
         Some(here.to_str().unwrap())
     );
     assert!(w.state(Claude, &parent).is_some(), "the parent stays");
+    // The fork is run 2 of the conversation.
+    assert_eq!(fork.out.usage, Some(times(CLAUDE_USAGE, 2)));
 
     let again = w.run(Claude, Mode::Resume(&child), None, &here, "success");
     assert_eq!(again.session(), child);
+    assert_eq!(again.out.usage, Some(times(CLAUDE_USAGE, 3)));
 
     let elsewhere = w.run(Claude, Mode::Fork(&parent), None, &there, "success");
     assert_eq!(elsewhere.cap.exit_code, Some(1));
@@ -423,18 +1236,83 @@ fn claude_error_scenarios() {
         .stderr
         .contains("[claude-code:unrecognized_model]"));
 
+    let retries = w.run(Claude, Mode::New, None, &here, "retries");
+    assert_eq!(retries.cap.exit_code, Some(0));
+    assert_eq!(retries.out.error, None, "api_retry lines are not failures");
+    assert_eq!(retries.out.usage, Some(CLAUDE_USAGE));
+    let attempts: Vec<Value> = retries
+        .events()
+        .iter()
+        .filter(|e| e["subtype"] == "api_retry")
+        .map(|e| e["attempt"].clone())
+        .collect();
+    assert_eq!(attempts, [1, 2]);
+
     let api = w.run(Claude, Mode::New, None, &here, "api_error");
     assert_eq!(api.cap.exit_code, Some(1));
-    assert_eq!(
-        api.error(),
-        "claude: You've hit your org's monthly usage limit (API status 429)"
+    assert!(
+        api.error().starts_with("claude: ")
+            && api
+                .error()
+                .contains("You've hit your org's monthly usage limit"),
+        "{}",
+        api.error()
     );
-    let last = api.events().pop().unwrap();
+    assert_eq!(http_status(api.error()), Some(429));
+    let last = api.last();
     assert_eq!(last["subtype"], "success");
     assert_eq!(last["is_error"], true);
+    assert_eq!(last["terminal_reason"], "api_error");
     // The session started (system/init), so it can be resumed.
     let id = api.session().to_string();
     assert!(w.state(Claude, &id).is_some());
+
+    for (scenario, status, text) in [
+        (
+            "fail401",
+            Some(401),
+            "Invalid API key · Fix external API key",
+        ),
+        ("fail429", Some(429), "API Error: Request rejected (429)"),
+        (
+            "fail500",
+            Some(500),
+            "API Error: 500 Internal server error (mock).",
+        ),
+        (
+            "failclose",
+            None,
+            "API Error: Connection dropped (ECONNRESET).",
+        ),
+    ] {
+        let failed = w.run(Claude, Mode::New, None, &here, scenario);
+        assert_eq!(failed.cap.exit_code, Some(1), "{scenario}");
+        let last = failed.last();
+        assert_eq!(
+            (&last["subtype"], &last["is_error"]),
+            (&"success".into(), &true.into())
+        );
+        assert_eq!(last["terminal_reason"], "api_error");
+        assert!(last["result"].as_str().unwrap().starts_with(text), "{last}");
+        match status {
+            Some(s) => assert_eq!(last["api_error_status"], s),
+            None => {
+                assert_eq!(last["api_error_status"], Value::Null);
+                assert_eq!(last["api_error"], "connection_failed");
+            }
+        }
+        let synthetic = &failed.events()[2];
+        assert_eq!(synthetic["message"]["model"], "<synthetic>");
+        assert_eq!(synthetic["is_api_error_message"], true);
+        // What clinvk says keeps the API's own words (maybe without "API Error: ").
+        let words = text.trim_start_matches("API Error: ");
+        assert!(failed.error().contains(words), "{}", failed.error());
+        assert_eq!(http_status(failed.error()), status.map(|s| s as u32));
+        assert!(
+            failed.out.session_id.is_some(),
+            "the session was recorded at start"
+        );
+    }
 
     let turns = w.run(Claude, Mode::New, None, &here, "max_turns");
     assert_eq!(turns.cap.exit_code, Some(1));
@@ -534,7 +1412,7 @@ fn claude_slow_then_signals() {
         Some("claude exited with code 143 without a result")
     );
 
-    // Left alone, it finishes.
+    // Left alone, it finishes; the interrupted runs did not count.
     let done = w.run_env(
         Claude,
         Mode::Resume(&id),
@@ -545,27 +1423,102 @@ fn claude_slow_then_signals() {
     );
     assert_eq!(done.out.error, None);
     assert_eq!(done.session(), id);
+    claude_figures(&done.last(), "claude-sonnet-4-6", 1, 1, false);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Codex
 
-/// What every completed Codex turn adds to its thread's running total.
+/// Codex's base figures: run k of a thread adds k times these to its running total.
 const CODEX_PER_RUN: Usage = Usage {
-    input: 13912,
-    output: 9,
-    cached: 11008,
-    cache_write: 0,
-    reasoning: 0,
+    input: 5003,
+    output: 63,
+    cached: 3003,
+    cache_write: 203,
+    reasoning: 23,
 };
 
-fn times(u: Usage, n: u64) -> Usage {
+/// A rollout's `token_count` usage object as a Usage (and its total_tokens checked).
+#[track_caller]
+fn rollout_usage(v: &Value) -> Usage {
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    assert_eq!(
+        n("total_tokens"),
+        n("input_tokens") + n("output_tokens"),
+        "{v}"
+    );
     Usage {
-        input: u.input * n,
-        output: u.output * n,
-        cached: u.cached * n,
-        cache_write: u.cache_write * n,
-        reasoning: u.reasoning * n,
+        input: n("input_tokens"),
+        output: n("output_tokens"),
+        cached: n("cached_input_tokens"),
+        cache_write: n("cache_write_input_tokens"),
+        reasoning: n("reasoning_output_tokens"),
+    }
+}
+
+/// The lines of one turn of a rollout, from its `task_started`: checks their order and
+/// content, and returns the token_count event (None for a failed turn).
+#[track_caller]
+fn rollout_turn(lines: &[Value], model: &str, reply: Option<&str>) -> Option<Value> {
+    let types: Vec<String> = lines
+        .iter()
+        .map(|l| match l["payload"]["type"].as_str() {
+            Some(t) if l["type"] != "turn_context" => {
+                format!("{}/{t}", l["type"].as_str().unwrap())
+            }
+            _ => l["type"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    let mut want = vec![
+        "event_msg/task_started",
+        "turn_context",
+        "response_item/message",
+    ];
+    if reply.is_some() {
+        want.extend(["response_item/message", "event_msg/token_count"]);
+    }
+    want.push("event_msg/task_complete");
+    assert_eq!(types, want, "{lines:#?}");
+    let turn = lines[0]["payload"]["turn_id"].as_str().unwrap();
+    assert_eq!(lines[1]["payload"]["turn_id"], turn);
+    assert_eq!(lines[1]["payload"]["model"], model);
+    assert_eq!(lines[1]["payload"]["approval_policy"], "never");
+    assert_eq!(lines[2]["payload"]["role"], "user");
+    assert_eq!(lines[2]["payload"]["content"][0]["type"], "input_text");
+    assert_eq!(lines[2]["payload"]["content"][0]["text"], PROMPT);
+    let end = &lines.last().unwrap()["payload"];
+    assert_eq!(end["turn_id"], turn);
+    match reply {
+        Some(reply) => {
+            assert_eq!(lines[3]["payload"]["role"], "assistant");
+            assert_eq!(lines[3]["payload"]["content"][0]["type"], "output_text");
+            assert_eq!(lines[3]["payload"]["content"][0]["text"], reply);
+            assert_eq!(end["last_agent_message"], reply);
+            assert!(end.get("error").is_none());
+            Some(lines[4]["payload"].clone())
+        }
+        None => {
+            assert_eq!(end["last_agent_message"], Value::Null);
+            assert!(end["error"]["message"].is_string(), "{end}");
+            None
+        }
+    }
+}
+
+/// Checks every line's envelope: timestamp, ordinals counting up from `first`, a payload.
+#[track_caller]
+fn rollout_envelopes(lines: &[Value], first: u64) {
+    for (i, line) in lines.iter().enumerate() {
+        let ts = line["timestamp"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == 24, "{line}");
+        assert_eq!(line["ordinal"], first + i as u64, "{line}");
+        assert!(line["payload"].is_object(), "{line}");
+        assert_eq!(
+            keys(line),
+            ["ordinal", "payload", "timestamp", "type"]
+                .map(String::from)
+                .into()
+        );
     }
 }
 
@@ -582,20 +1535,203 @@ fn codex_usage_is_cumulative_per_thread() {
     assert!(first.out.usage_is_cumulative);
     assert_eq!(first.out.usage, Some(CODEX_PER_RUN));
     assert_eq!(w.state(Codex, &id).as_deref(), Some(here.to_str().unwrap()));
+    assert!(!first.cap.stdout.contains("gpt-"), "no model in the stream");
 
     let mut previous = first.out.usage.unwrap();
-    // Codex finds a thread from any directory.
-    for (n, dir) in [(2, &here), (3, &there)] {
+    // Codex finds a thread from any directory. Run k adds k times the base figures.
+    for (k, dir) in [(2, &here), (3, &there)] {
         let next = w.run(Codex, Mode::Resume(&id), None, dir, "success");
         assert_eq!(next.out.error, None);
         assert_eq!(next.session(), id);
         assert!(next.out.usage_is_cumulative);
         let total = next.out.usage.unwrap();
-        assert_eq!(total, times(CODEX_PER_RUN, n));
-        assert_eq!(total.since(&previous), CODEX_PER_RUN);
+        assert_eq!(total, times(CODEX_PER_RUN, k * (k + 1) / 2));
+        assert_eq!(total.since(&previous), times(CODEX_PER_RUN, k));
         previous = total;
     }
-    assert_eq!(previous.input, 41736);
+    assert_eq!(previous.input, 30018);
+}
+
+#[test]
+fn codex_fork_and_rollouts() {
+    let w = World::new();
+    let (here, there) = (w.dir("proj"), w.dir("elsewhere"));
+
+    // A new thread: its rollout, named and placed as the real ones, session_meta first.
+    let new = w.run(Codex, Mode::New, None, &here, "success");
+    let id = new.session().to_string();
+    let path = w.rollout(&id);
+    let lines = read_jsonl(&path);
+    rollout_envelopes(&lines, 0);
+    assert_eq!(lines.len(), 7);
+    assert_eq!(lines[0]["type"], "session_meta");
+    let meta = &lines[0]["payload"];
+    assert_eq!(
+        (&meta["id"], &meta["session_id"]),
+        (&id.clone().into(), &id.clone().into())
+    );
+    assert_eq!(meta["cwd"], here.to_str().unwrap());
+    assert_eq!(meta["originator"], "codex_exec");
+    assert_eq!(meta["cli_version"], "0.169.0");
+    assert_eq!(meta["source"], "exec");
+    assert_eq!(meta["model_provider"], "openai");
+    assert!(meta.get("forked_from_id").is_none());
+    let count = rollout_turn(&lines[1..], "gpt-6.1-sol", Some("OK")).unwrap();
+    let info = &count["info"];
+    assert_eq!(
+        Some(rollout_usage(&info["total_token_usage"])),
+        new.out.usage
+    );
+    assert_eq!(rollout_usage(&info["last_token_usage"]), CODEX_PER_RUN);
+    assert_eq!(info["model_context_window"], 258400);
+    assert_eq!(count["rate_limits"], Value::Null);
+
+    // A resume with a model appends its turn to the same file.
+    let reply = [("FAKE_CLI_REPLY", "second \"answer\"")];
+    let second = w.run_env(
+        Codex,
+        Mode::Resume(&id),
+        Some("gpt-5.6-sol"),
+        &there,
+        "success",
+        &reply,
+    );
+    assert_eq!(w.rollout(&id), path);
+    let lines = read_jsonl(&path);
+    rollout_envelopes(&lines, 0);
+    assert_eq!(lines.len(), 13);
+    let count = rollout_turn(&lines[7..], "gpt-5.6-sol", Some("second \"answer\"")).unwrap();
+    assert_eq!(lines[8]["payload"]["cwd"], there.to_str().unwrap());
+    assert_eq!(
+        Some(rollout_usage(&count["info"]["total_token_usage"])),
+        second.out.usage
+    );
+    assert_eq!(second.out.usage, Some(times(CODEX_PER_RUN, 3)));
+    assert_eq!(
+        rollout_usage(&count["info"]["last_token_usage"]),
+        times(CODEX_PER_RUN, 2)
+    );
+
+    // A failed turn: its first lines and a task_complete with the error, no token_count.
+    let failed = w.run(Codex, Mode::Resume(&id), None, &here, "fail401");
+    assert_eq!(failed.cap.exit_code, Some(1));
+    let lines = read_jsonl(&path);
+    rollout_envelopes(&lines, 0);
+    assert_eq!(lines.len(), 17);
+    rollout_turn(&lines[13..], "gpt-6.1-sol", None);
+    assert_eq!(
+        lines[16]["payload"]["error"]["message"],
+        failed.last()["error"]["message"]
+    );
+
+    // A fork: a new thread whose first total already includes its parent's (3 base runs, then
+    // its own run 3), in a new file holding only its own lines.
+    let parent_lines = read_jsonl(&path).len();
+    let fork = w.run(Codex, Mode::Fork(&id), None, &here, "success");
+    assert_eq!(fork.out.error, None, "{:?}", fork.cap);
+    let child = fork.session().to_string();
+    assert!(
+        is_uuid(&child) && child != id && &child[14..15] == "7",
+        "{child}"
+    );
+    assert!(fork.out.usage_is_cumulative);
+    assert_eq!(fork.out.usage, Some(times(CODEX_PER_RUN, 3 + 3)));
+    assert_eq!(
+        fork.out.usage.unwrap().since(&second.out.usage.unwrap()),
+        times(CODEX_PER_RUN, 3),
+        "first total = parent's total + own"
+    );
+    assert_eq!(
+        read_jsonl(&path).len(),
+        parent_lines,
+        "the parent's file is untouched"
+    );
+    let fork_path = w.rollout(&child);
+    assert_ne!(fork_path, path);
+    let lines = read_jsonl(&fork_path);
+    rollout_envelopes(&lines, parent_lines as u64);
+    assert_eq!(lines.len(), 7);
+    let meta = &lines[0]["payload"];
+    assert_eq!(lines[0]["type"], "session_meta");
+    assert_eq!(meta["id"], child.as_str());
+    assert_eq!(meta["forked_from_id"], id.as_str());
+    assert_eq!(meta["forked_from_ordinal_exclusive"], parent_lines);
+    let count = rollout_turn(&lines[1..], "gpt-6.1-sol", Some("OK")).unwrap();
+    assert_eq!(
+        Some(rollout_usage(&count["info"]["total_token_usage"])),
+        fork.out.usage
+    );
+    assert_eq!(
+        w.state(Codex, &child).as_deref(),
+        Some(here.to_str().unwrap())
+    );
+
+    // The fork continues the count; the parent goes on by itself.
+    let fork_next = w.run(Codex, Mode::Resume(&child), None, &here, "success");
+    assert_eq!(fork_next.out.usage, Some(times(CODEX_PER_RUN, 6 + 4)));
+    assert_eq!(read_jsonl(&fork_path).len(), 13);
+    // The parent had 2 runs (the failed one did not count): this is its run 3.
+    let parent_next = w.run(Codex, Mode::Resume(&id), None, &here, "success");
+    assert_eq!(parent_next.out.usage, Some(times(CODEX_PER_RUN, 3 + 3)));
+
+    // An unknown parent.
+    let unknown = "019f4a34-2fc9-7622-8e24-21c7200fcf8d";
+    let missing = w.run(Codex, Mode::Fork(unknown), None, &here, "success");
+    assert_eq!(
+        (missing.cap.exit_code, missing.cap.stdout.as_str()),
+        (Some(1), "")
+    );
+    assert_eq!(
+        missing.cap.stderr,
+        format!("Error: thread/fork failed: no rollout found for thread id {unknown}\n")
+    );
+    assert!(missing.error().contains("no rollout found"));
+
+    // --ephemeral writes no rollout, and fork takes resume's options, not exec's.
+    let before = w.rollouts();
+    let eph = w.run(Codex, Mode::Ephemeral, None, &here, "success");
+    assert_eq!(eph.out.error, None);
+    assert_eq!(w.rollouts(), before);
+    let fork_inv = inv(Codex, Mode::Fork(&id), None, "hi");
+    for flag in [["--sandbox", "read-only"], ["--last", "x"]] {
+        let bad = w.call(
+            Codex,
+            &edited(fork_inv.clone(), |a| insert(a, 2, &flag)),
+            "hi",
+            &here,
+            "success",
+            &[],
+        );
+        assert_eq!(bad.cap.exit_code, Some(2), "{flag:?}");
+        assert!(
+            bad.cap
+                .stderr
+                .starts_with(&format!("error: unexpected argument '{}' found", flag[0])),
+            "{}",
+            bad.cap.stderr
+        );
+    }
+    assert_eq!(w.rollouts(), before);
+}
+
+#[test]
+fn codex_and_gemini_files_default_to_home() {
+    let w = World::with_home_only();
+    let here = w.dir("proj");
+    let codex = w.run(Codex, Mode::New, None, &here, "success");
+    let rollout = w.rollout(codex.session());
+    assert!(
+        rollout.starts_with(w.home().join(".codex/sessions")),
+        "{rollout:?}"
+    );
+    let gemini = w.run(Gemini, Mode::New, None, &here, "success");
+    assert_eq!(gemini.out.error, None);
+    let chats = w.chats();
+    assert_eq!(chats.len(), 1);
+    assert!(
+        chats[0].starts_with(w.home().join(".gemini/tmp/proj/chats")),
+        "{chats:?}"
+    );
 }
 
 #[test]
@@ -629,6 +1765,29 @@ fn codex_error_scenarios() {
     assert!(failed.out.session_id.is_some());
     assert_eq!(failed.out.usage, None);
 
+    for (scenario, message) in [
+        ("fail401", "unexpected status 401 Unauthorized: Incorrect API key provided: sk-dummy (mock)., url: http://127.0.0.1:33979/v1/responses"),
+        ("fail429", "exceeded retry limit, last status: 429 Too Many Requests"),
+        ("fail500", "We’re currently experiencing high demand, which may cause temporary errors."),
+        ("failclose", "stream disconnected before completion: error sending request"),
+    ] {
+        let run = w.run(Codex, Mode::New, None, &here, scenario);
+        assert_eq!(run.cap.exit_code, Some(1), "{scenario}");
+        assert_eq!(run.last()["error"]["message"], message);
+        assert!(
+            run.error().starts_with("codex: ") && run.error().contains(message),
+            "{}",
+            run.error()
+        );
+        assert_eq!(run.out.usage, None);
+        assert!(run.cap.stderr.starts_with("WARNING: proceeding"), "{}", run.cap.stderr);
+        assert!(run.cap.stderr.contains(" ERROR codex_api::endpoint::responses_websocket: "));
+        // The thread exists: a resume is its run 1.
+        let id = run.session().to_string();
+        let resumed = w.run(Codex, Mode::Resume(&id), None, &here, "success");
+        assert_eq!(resumed.out.usage, Some(CODEX_PER_RUN), "{scenario}");
+    }
+
     let model = "definitely-not-a-real-model-xyz";
     let bad = w.run(Codex, Mode::New, Some(model), &here, "bad_model");
     assert_eq!(bad.cap.exit_code, Some(1));
@@ -658,9 +1817,12 @@ fn codex_error_scenarios() {
 
     let auth = w.run(Codex, Mode::New, None, &here, "auth");
     assert_eq!(auth.cap.exit_code, Some(1));
-    assert!(auth
-        .error()
-        .starts_with("codex: unexpected status 401 Unauthorized"));
+    assert!(
+        auth.error().starts_with("codex: ")
+            && auth.error().contains("unexpected status 401 Unauthorized"),
+        "{}",
+        auth.error()
+    );
     assert_eq!(
         auth.events()
             .iter()
@@ -694,6 +1856,13 @@ fn codex_error_scenarios() {
     assert!(missing
         .error()
         .contains(&format!("no rollout found for thread id {unknown}")));
+    // As the real one says it (capture codex/badresume.err).
+    let real = capture(Codex, "badresume").stderr;
+    let real = real.lines().last().unwrap();
+    assert_eq!(
+        missing.cap.stderr.trim_end(),
+        real.replace("00000000-0000-4000-8000-000000000000", unknown)
+    );
 }
 
 #[test]
@@ -740,6 +1909,16 @@ fn codex_argv_is_checked_like_the_real_cli() {
     let no_exec = call(&edited(new(), |a| a.retain(|x| x != "exec")));
     assert_eq!(no_exec.cap.exit_code, Some(1));
     assert_eq!(no_exec.cap.stderr, "Error: stdin is not a terminal\n");
+
+    let fork_without_id = call(&edited(inv(Codex, Mode::Fork(&id), None, prompt), |a| {
+        a.retain(|x| x != &id && x != "-")
+    }));
+    assert_eq!(fork_without_id.cap.exit_code, Some(2));
+    assert!(
+        fork_without_id.cap.stderr.contains("<SESSION_ID>"),
+        "{}",
+        fork_without_id.cap.stderr
+    );
 }
 
 #[test]
@@ -756,19 +1935,23 @@ fn codex_slow_then_sigint() {
         out.error.as_deref(),
         Some("codex exited with code 1 without a result")
     );
+    // The rollout has the turn's first lines only.
+    let lines = read_jsonl(&w.rollout(out.session_id.as_deref().unwrap()));
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["payload"]["role"], "user");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Gemini
 
-/// The reference stream's stats: input includes cached; what total has beyond input and output
-/// (246) is thinking, counted in output.
+/// The stream's stats without --model (router + main model), as clinvk reads them: input
+/// includes cached; what total has beyond input and output (67) is thinking, counted in output.
 const GEMINI_USAGE: Usage = Usage {
-    input: 12663,
-    output: 56 + 246,
-    cached: 0,
+    input: 8037,
+    output: 97 + 67,
+    cached: 2037,
     cache_write: 0,
-    reasoning: 246,
+    reasoning: 67,
 };
 
 #[test]
@@ -784,8 +1967,23 @@ fn gemini_new_resume_and_unknown_ids() {
     assert!(is_uuid(&id));
     assert_eq!(new.out.text, "Hello from \"the\" fake", "deltas joined");
     assert!(new.events().iter().filter(|e| e["delta"] == true).count() >= 2);
-    assert_eq!(new.events()[0]["model"], "auto-gemini-3");
-    assert_eq!(new.out.model.as_deref(), Some("gemini-3-flash-preview"));
+    assert_eq!(new.events()[0]["model"], "auto");
+    let last = new.last();
+    let models: Vec<&String> = last["stats"]["models"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        models,
+        ["gemini-3.5-flash-lite", "gemini-3.8-flash"],
+        "router first"
+    );
+    assert_eq!(
+        new.out.model.as_deref(),
+        Some("gemini-3.8-flash"),
+        "the main model, not the (bigger) router"
+    );
     assert_eq!(new.out.usage, Some(GEMINI_USAGE));
     assert_eq!(new.out.duration_ms, Some(5040));
     assert_eq!(new.out.cost_usd, None);
@@ -805,7 +2003,11 @@ fn gemini_new_resume_and_unknown_ids() {
     );
     assert_eq!(resumed.out.error, None);
     assert_eq!(resumed.session(), id);
+    assert_eq!(resumed.events()[0]["model"], "gemini-2.5-pro");
     assert_eq!(resumed.out.model.as_deref(), Some("gemini-2.5-pro"));
+    // Per invocation, not cumulative: the main model's figures alone.
+    let u = resumed.out.usage.unwrap();
+    assert_eq!((u.input, u.cached, u.output), (4002, 1002, 32 + 17));
 
     for (dir, asked) in [
         (&there, id.as_str()),
@@ -821,7 +2023,153 @@ fn gemini_new_resume_and_unknown_ids() {
                 && error.contains(&format!("Invalid session identifier \"{asked}\"")),
             "{error}"
         );
+        let slug = dir.file_name().unwrap().to_str().unwrap();
+        let searched = w.gemini_dir().join("tmp").join(slug).join("chats");
+        assert!(
+            bad.cap
+                .stderr
+                .contains(&format!("Searched for sessions in {}.", searched.display())),
+            "{}",
+            bad.cap.stderr
+        );
     }
+}
+
+#[test]
+fn gemini_chat_files() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let new = w.run_env(
+        Gemini,
+        Mode::New,
+        None,
+        &here,
+        "success",
+        &[("FAKE_CLI_REPLY", "first")],
+    );
+    let id = new.session().to_string();
+
+    // The project, registered.
+    let projects: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.gemini_dir().join("projects.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        projects,
+        serde_json::json!({"projects": {here.to_str().unwrap(): "proj"}})
+    );
+    let project = w.gemini_dir().join("tmp").join("proj");
+    assert_eq!(
+        std::fs::read_to_string(project.join(".project_root")).unwrap(),
+        here.to_str().unwrap()
+    );
+
+    // The chat: session-<YYYY-MM-DDTHH-MM>-<id8>.jsonl, with the main model.
+    let chats = w.chats();
+    assert_eq!(chats.len(), 1);
+    let chat = chats[0].clone();
+    assert_eq!(chat.parent().unwrap(), project.join("chats"));
+    let name = chat.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("session-") && name.ends_with(&format!("-{}.jsonl", &id[..8])),
+        "{name}"
+    );
+    assert_eq!(
+        name.len(),
+        "session-2026-12-01T10-54-7a9ca440.jsonl".len(),
+        "{name}"
+    );
+    let check_run = |lines: &[Value], model: &str, reply: &str| {
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        let meta = &lines[0];
+        assert_eq!(meta["sessionId"], id.as_str());
+        assert_eq!(meta["kind"], "main");
+        let hash = meta["projectHash"].as_str().unwrap();
+        assert!(
+            hash.len() == 64 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+            "{hash}"
+        );
+        assert!(meta["startTime"].is_string() && meta["lastUpdated"].is_string());
+        assert_eq!(lines[1]["type"], "user");
+        assert_eq!(lines[1]["content"][0]["text"], PROMPT);
+        assert!(lines[2]["$set"]["lastUpdated"].is_string());
+        let answer = &lines[3];
+        assert_eq!(answer["type"], "gemini");
+        assert_eq!(answer["content"], reply);
+        assert_eq!(answer["model"], model);
+        assert_eq!(answer["thoughts"], serde_json::json!([]));
+        assert_eq!(
+            answer["tokens"],
+            serde_json::json!({"input": 4002, "output": 32, "cached": 1002, "thoughts": 17, "tool": 0, "total": 4051})
+        );
+        assert!(lines[1]["id"].is_string() && lines[3]["id"].is_string());
+        assert!(lines[4]["$set"]["lastUpdated"].is_string());
+    };
+    check_run(&read_jsonl(&chat), "gemini-3.8-flash", "first");
+
+    // A resume appends to it.
+    let resumed = w.run_env(
+        Gemini,
+        Mode::Resume(&id),
+        Some("gemini-2.5-pro"),
+        &here,
+        "success",
+        &[("FAKE_CLI_REPLY", "second")],
+    );
+    assert_eq!(resumed.out.error, None);
+    assert_eq!(w.chats(), std::slice::from_ref(&chat));
+    let lines = read_jsonl(&chat);
+    assert_eq!(lines.len(), 10);
+    check_run(&lines[5..], "gemini-2.5-pro", "second");
+
+    // A failed first run writes no chat and is not recorded: resuming it fails as an unknown id.
+    for scenario in [
+        "fail401",
+        "fail429",
+        "fail500",
+        "failclose",
+        "api_error",
+        "auth",
+    ] {
+        let failed = w.run(Gemini, Mode::New, None, &here, scenario);
+        assert!(failed.out.error.is_some(), "{scenario}");
+        let lost = failed.session().to_string();
+        assert_eq!(w.state(Gemini, &lost), None, "{scenario}");
+        assert_eq!(w.chats(), std::slice::from_ref(&chat), "{scenario}");
+        let again = w.run(Gemini, Mode::Resume(&lost), None, &here, "success");
+        assert_eq!(
+            (again.cap.exit_code, again.cap.stdout.as_str()),
+            (Some(42), ""),
+            "{scenario}"
+        );
+        assert!(again.cap.stderr.starts_with(&format!(
+            "Error resuming session: Invalid session identifier \"{lost}\"."
+        )));
+    }
+    // A failed resume of a session that exists leaves it as it was.
+    let failed = w.run(Gemini, Mode::Resume(&id), None, &here, "fail500");
+    assert_eq!(failed.cap.exit_code, Some(244));
+    assert_eq!(read_jsonl(&chat).len(), 10);
+    assert!(w.state(Gemini, &id).is_some());
+
+    // Another directory with the same basename: the next slug.
+    let other = w.dir("other/proj");
+    let there = w.run(Gemini, Mode::New, None, &other, "success");
+    let projects: Value = serde_json::from_str(
+        &std::fs::read_to_string(w.gemini_dir().join("projects.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        projects,
+        serde_json::json!({"projects": {here.to_str().unwrap(): "proj", other.to_str().unwrap(): "proj-1"}})
+    );
+    let theirs: Vec<PathBuf> = w.chats().into_iter().filter(|c| *c != chat).collect();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(
+        theirs[0].parent().unwrap(),
+        w.gemini_dir().join("tmp/proj-1/chats")
+    );
+    assert_eq!(read_jsonl(&theirs[0])[0]["sessionId"], there.session());
 }
 
 #[test]
@@ -835,6 +2183,21 @@ fn gemini_error_scenarios() {
     assert!(noise.cap.stderr.starts_with("YOLO mode is enabled."));
     assert!(noise.cap.stderr.contains("Loaded cached credentials.\n"));
 
+    let retries = w.run(Gemini, Mode::New, None, &here, "retries");
+    assert_eq!(retries.cap.exit_code, Some(0));
+    assert_eq!(retries.out.error, None);
+    assert_eq!(retries.out.usage, Some(GEMINI_USAGE));
+    let attempts: Vec<&str> = retries
+        .cap
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("Attempt "))
+        .collect();
+    assert_eq!(attempts.len(), 2, "{}", retries.cap.stderr);
+    assert!(attempts[1]
+        .starts_with("Attempt 2 failed with status 500. Retrying with backoff... _ApiError: {"));
+    assert!(w.state(Gemini, retries.session()).is_some());
+
     let auth = w.run(Gemini, Mode::New, None, &here, "auth");
     assert_eq!(auth.cap.exit_code, Some(41));
     assert_eq!(
@@ -842,14 +2205,80 @@ fn gemini_error_scenarios() {
         "gemini: Authentication required (FatalAuthenticationError)"
     );
     assert_eq!(auth.out.duration_ms, None);
+    assert_eq!(w.state(Gemini, auth.session()), None);
 
     let api = w.run(Gemini, Mode::New, None, &here, "api_error");
     assert_eq!(api.cap.exit_code, Some(1));
     assert!(
-        api.error().starts_with("gemini: [API Error:"),
+        api.error().starts_with("gemini: ") && api.error().contains("fetch failed sending request"),
         "{}",
         api.error()
     );
+    assert_eq!(w.state(Gemini, api.session()), None);
+
+    for (scenario, model, code, status, starts) in [
+        (
+            "fail401",
+            None,
+            145,
+            Some(401),
+            "[API Error: {\"error\":{\"code\":401,",
+        ),
+        (
+            "fail429",
+            Some("gemini-2.5-pro"),
+            173,
+            // Not in the message: clinvk knows it from the exit code (429 mod 256).
+            Some(429),
+            "[API Error: Resource has been exhausted (e.g. check quota) (mock).]\nPlease wait",
+        ),
+        (
+            "fail500",
+            None,
+            244,
+            Some(500),
+            "[API Error: {\"error\":{\"code\":500,",
+        ),
+        (
+            "failclose",
+            None,
+            1,
+            None,
+            "[API Error: exception TypeError: fetch failed sending request]",
+        ),
+    ] {
+        let run = w.run(Gemini, Mode::New, model, &here, scenario);
+        assert_eq!(run.cap.exit_code, Some(code), "{scenario}");
+        let last = run.last();
+        assert_eq!(last["status"], "error");
+        assert_eq!(last["error"]["type"], "unknown");
+        assert!(
+            last["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(starts),
+            "{last}"
+        );
+        let models: Vec<&String> = last["stats"]["models"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        match model {
+            Some(m) => assert_eq!(models, [m]),
+            None => assert_eq!(models, ["gemini-3.5-flash-lite", "gemini-3.1-pro-preview"]),
+        }
+        assert_eq!(last["stats"]["total_tokens"], 0);
+        assert_eq!(http_status(run.error()), status, "{}", run.error());
+        assert!(
+            run.cap
+                .stderr
+                .starts_with("Warning: Basic terminal detected"),
+            "{}",
+            run.cap.stderr
+        );
+        assert!(run.cap.stderr.contains("    at "), "{}", run.cap.stderr);
+    }
 
     let garbage = w.run(Gemini, Mode::New, None, &here, "garbage");
     assert_eq!(garbage.cap.exit_code, Some(0));
@@ -857,6 +2286,60 @@ fn gemini_error_scenarios() {
     assert_eq!(
         garbage.error(),
         "gemini exited with code 0 without a result"
+    );
+}
+
+#[test]
+fn gemini_json_mode() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let json = |inv: Invocation| {
+        edited(inv, |a| {
+            let at = a.iter().position(|x| x == "stream-json").unwrap();
+            a[at] = "json".into();
+        })
+    };
+    let run = w.call(
+        Gemini,
+        &json(invocation(Gemini, Mode::New, None, "hi").unwrap()),
+        "hi",
+        &here,
+        "success",
+        &[],
+    );
+    assert_eq!(run.out.error, None, "{:?}", run.cap);
+    assert_eq!(run.out.model.as_deref(), Some("gemini-3.8-flash"));
+    let object: Value = serde_json::from_str(&run.cap.stdout).unwrap();
+    assert!(object["stats"]["models"]["gemini-3.8-flash"]["roles"]["main"].is_object());
+    assert!(
+        object["stats"]["models"]["gemini-3.5-flash-lite"]["roles"]["utility_router"].is_object()
+    );
+    let pro = w.call(
+        Gemini,
+        &json(invocation(Gemini, Mode::New, Some("gemini-2.5-pro"), "hi").unwrap()),
+        "hi",
+        &here,
+        "success",
+        &[],
+    );
+    assert_eq!(pro.out.model.as_deref(), Some("gemini-2.5-pro"));
+    // An API error in JSON mode: stdout empty, the JSON error on stderr.
+    let failed = w.call(
+        Gemini,
+        &json(invocation(Gemini, Mode::New, None, "hi").unwrap()),
+        "hi",
+        &here,
+        "fail401",
+        &[],
+    );
+    assert_eq!(
+        (failed.cap.exit_code, failed.cap.stdout.as_str()),
+        (Some(145), "")
+    );
+    assert!(
+        http_status(failed.error()) == Some(401),
+        "{}",
+        failed.error()
     );
 }
 
@@ -932,9 +2415,84 @@ fn gemini_slow_then_sigint() {
         out.error.as_deref(),
         Some("gemini: the output ended without a result")
     );
+    // Interrupted before it succeeded: nothing recorded, no chat.
+    assert_eq!(w.state(Gemini, out.session_id.as_deref().unwrap()), None);
+    assert!(w.chats().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// `hang`: retry lines every FAKE_CLI_RETRY_INTERVAL seconds until a signal.
+#[test]
+fn hang_prints_retries_until_killed() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let fast = ("FAKE_CLI_RETRY_INTERVAL", "0.05");
+    // The retry lines of each backend, and its exit code on SIGINT.
+    let retries = |backend: Backend, out: &str, err: &str| -> usize {
+        match backend {
+            Claude => json_lines(out).iter().filter(|e| e["subtype"] == "api_retry").count(),
+            Codex => json_lines(out)
+                .iter()
+                .filter(|e| e["message"] == "Reconnecting... waiting for network (Connection failed: error sending request)")
+                .count(),
+            Gemini => err
+                .lines()
+                .filter(|l| l.starts_with("Attempt ") && l.ends_with(" failed. Retrying with backoff... Error: exception TypeError: fetch failed sending request"))
+                .count(),
+        }
+    };
+    for (backend, on_int) in [(Claude, 0), (Codex, 1), (Gemini, 130)] {
+        for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, on_int)] {
+            let mut live = w.spawn(backend, Mode::New, &here, "hang", &[fast]);
+            live.wait_for(|out, err| retries(backend, out, err) >= 3);
+            live.signal(signal);
+            let end = live.finish();
+            assert_eq!(end.exit_code, Some(code), "{backend} {signal}");
+            let out = parse(backend, &end.stdout, &end.stderr, end.exit_code);
+            assert!(out.error.is_some(), "{backend}: {out:?}");
+            assert!(
+                !json_lines(&end.stdout)
+                    .iter()
+                    .any(|e| is_terminal(backend, e)),
+                "{backend}: no terminal event\n{}",
+                end.stdout
+            );
+        }
+        if backend == Claude {
+            // Growing attempt numbers.
+            let mut live = w.spawn(backend, Mode::New, &here, "hang", &[fast]);
+            live.wait_for(|out, err| retries(backend, out, err) >= 3);
+            live.signal(libc::SIGTERM);
+            let end = live.finish();
+            let attempts: Vec<u64> = json_lines(&end.stdout)
+                .iter()
+                .filter_map(|e| e["attempt"].as_u64())
+                .collect();
+            assert_eq!(attempts[..3], [1, 2, 3]);
+        }
+
+        // FAKE_CLI_IGNORE_TERM=1: SIGTERM changes nothing, only SIGKILL ends it.
+        let mut live = w.spawn(
+            backend,
+            Mode::New,
+            &here,
+            "hang",
+            &[fast, ("FAKE_CLI_IGNORE_TERM", "1")],
+        );
+        live.wait_for(|out, err| retries(backend, out, err) >= 2);
+        live.signal(libc::SIGTERM);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(live.running(), "{backend} ignores SIGTERM");
+        let seen = retries(backend, &live.stdout, &live.stderr);
+        live.wait_for(|out, err| retries(backend, out, err) >= seen + 2);
+        live.signal(libc::SIGKILL);
+        let end = live.finish();
+        assert_eq!(end.exit_code, None, "{backend}: killed");
+    }
+    // A hung first run left Gemini nothing to resume, Claude and Codex a session.
+    assert!(w.chats().is_empty());
+}
 
 #[test]
 fn ephemeral_runs_leave_nothing_to_resume() {
@@ -953,6 +2511,9 @@ fn ephemeral_runs_leave_nothing_to_resume() {
         let resume = w.run(backend, Mode::Resume(&id), None, &here, "success");
         assert!(resume.error().contains(missing), "{}", resume.error());
     }
+    assert!(w.rollouts().is_empty());
+    assert!(!w.root.join("state/claude.runs").exists());
+    assert!(!w.root.join("state/codex.runs").exists());
     // Gemini has no such flag: the run is an ordinary one.
     let eph = w.run(Gemini, Mode::Ephemeral, None, &here, "success");
     assert_eq!(eph.out.error, None);
@@ -971,10 +2532,10 @@ fn concurrent_calls_log_separately() {
                 let (inv, here, log, w) = (&inv, &here, &log, &w);
                 s.spawn(move || {
                     let prompt = format!("prompt {i}");
-                    let mut child = Command::new(fake(Claude))
+                    let mut child = w
+                        .command(Claude, log, "success", &[])
                         .args(&inv.args)
                         .current_dir(here)
-                        .envs(w.env(log, "success", &[]))
                         .stdin(Stdio::piped())
                         .stdout(Stdio::piped())
                         .stderr(Stdio::piped())
@@ -1009,4 +2570,37 @@ fn concurrent_calls_log_separately() {
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), 6);
+}
+
+/// Replies and prompts full of JSON's special characters stay valid JSON everywhere.
+#[test]
+fn odd_text_stays_valid_json() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let reply = "tab\there \"quoted\" back\\slash\nnew line \u{1b}[0m bell\u{7} ’";
+    for backend in [Claude, Codex, Gemini] {
+        let run = w.run_env(
+            backend,
+            Mode::New,
+            None,
+            &here,
+            "success",
+            &[("FAKE_CLI_REPLY", reply)],
+        );
+        assert_eq!(run.out.error, None, "{backend}: {:?}", run.cap);
+        assert_eq!(run.out.text, reply, "{backend}");
+        assert_eq!(
+            run.cap.stdout.lines().count(),
+            run.events().len(),
+            "{backend}: every line is JSON"
+        );
+    }
+    for chat in w.chats() {
+        assert_eq!(read_jsonl(&chat)[3]["content"], reply);
+    }
+    for rollout in w.rollouts() {
+        let lines = read_jsonl(&rollout);
+        assert_eq!(lines[3]["payload"]["content"][0]["text"], PROMPT);
+        assert_eq!(lines[4]["payload"]["content"][0]["text"], reply);
+    }
 }

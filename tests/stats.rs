@@ -27,8 +27,10 @@ use serde_json::{json, Value};
 /// Prices set through `pricing:` in config.yaml, USD per million tokens (input, output,
 /// cache_read, cache_write), so that estimates do not depend on the embedded table. Every model
 /// of the varied store is here except `UNKNOWN_MODEL` (and runs with no model at all).
-const PRICES: [(&str, [f64; 4]); 5] = [
+const PRICES: [(&str, [f64; 4]); 6] = [
     ("claude-opus-4-5", [7.0, 35.0, 0.7, 8.75]),
+    // The fake codex's default model (in its rollout only: codex prints no model).
+    ("gpt-6.1-sol", [2.0, 10.0, 0.1, 2.5]),
     ("claude-sonnet-4-5", [2.5, 12.5, 0.25, 3.0]),
     ("gpt-5-codex", [1.5, 11.0, 0.15, 1.5]),
     ("gemini-2.5-pro", [1.0, 9.0, 0.1, 1.0]),
@@ -1163,7 +1165,8 @@ fn the_rollup_and_the_raw_runs_give_the_same_answers() {
     paris(home, &["sessions", "reindex"]).success();
     assert_paths_agree(home, false);
 
-    // New runs through the CLIs: a new session, continued, and a codex run (no model).
+    // New runs through the CLIs: a new session, continued, and a codex run (its model read from
+    // the rollout).
     f.at(&app)
         .args(["-b", "claude", "new work"])
         .env("TZ", "Europe/Paris")

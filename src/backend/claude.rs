@@ -4,16 +4,20 @@
 //!
 //! Traps handled here:
 //! - API and auth errors come as `subtype: "success"` with `is_error: true` (and exit 1):
-//!   `is_error` decides, never `subtype`.
+//!   `is_error` decides, never `subtype`. They follow up to 10 `system/api_retry` events.
 //! - A failed resume reports a fresh random `session_id` in its result: the session id is taken
 //!   from `system/init` or assistant events, or from a result that succeeded.
-//! - `usage` covers the main model only; `modelUsage` also has helper models, so totals and
-//!   cost come from `modelUsage`. `input_tokens` excludes cache reads and writes.
+//! - Since 2.1.3xx, `modelUsage` and `total_cost_usd` are the conversation's running totals (a
+//!   fork's include its parent's); this run's figures per model, with their cost, are in
+//!   `model_usage_since_last_result`. Older releases put this run's figures in `modelUsage`
+//!   and `total_cost_usd`. `usage` is this run's, for the main model only, in both.
+//! - `modelUsage` also has helper models, so totals and cost come from the per-model figures.
+//!   `input_tokens` excludes cache reads and writes; thinking is part of `output_tokens`.
 //! - SIGINT ends the run with exit 0 and no `result` line: that is not a success.
 
 use serde_json::Value;
 
-use super::{json_lines, str_at, u64_at, unexplained, Outcome, Usage};
+use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Usage};
 
 pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     let mut out = Outcome::default();
@@ -49,11 +53,12 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
         out.session_id = out.session_id.or_else(|| str_at(&result, "session_id"));
     }
     out.text = str_at(&result, "result").unwrap_or(streamed);
-    out.cost_usd = result["total_cost_usd"].as_f64();
     out.duration_ms = result["duration_ms"].as_u64();
-    out.usage = usage(&result);
+    let run = this_run(&result, out.model.as_deref());
+    out.usage = run.usage;
+    out.cost_usd = run.cost_usd.map(super::round_usd);
     if out.model.is_none() {
-        out.model = costliest_model(&result);
+        out.model = run.costliest;
     }
     if failed {
         out.error = Some(error_message(&result));
@@ -74,44 +79,129 @@ fn events(stdout: &str) -> Vec<Value> {
     json_lines(stdout).collect()
 }
 
-fn usage(result: &Value) -> Option<Usage> {
-    let per_model = result["modelUsage"].as_object().filter(|m| !m.is_empty());
-    let from = |input: u64, read: u64, write: u64, output: u64| Usage {
-        input: input + read + write,
-        output,
-        cached: read,
-        cache_write: write,
-        reasoning: 0,
-    };
-    if let Some(models) = per_model {
-        let mut total = Usage::default();
-        for m in models.values() {
-            let u = from(
-                u64_at(m, "inputTokens"),
-                u64_at(m, "cacheReadInputTokens"),
-                u64_at(m, "cacheCreationInputTokens"),
-                u64_at(m, "outputTokens"),
-            );
-            total.input += u.input;
-            total.output += u.output;
-            total.cached += u.cached;
-            total.cache_write += u.cache_write;
+/// This run's own figures, whichever release wrote the result.
+struct ThisRun {
+    usage: Option<Usage>,
+    cost_usd: Option<f64>,
+    /// The model that cost the most in this run: the one that answered, not a helper.
+    costliest: Option<String>,
+}
+
+fn this_run(result: &Value, main_model: Option<&str>) -> ThisRun {
+    let per_model = |key: &str| result.get(key).and_then(Value::as_object);
+    let main_usage = result.get("usage").filter(|u| u.is_object());
+    // Today's CLI: this run's figures per model, with their cost.
+    if let Some(models) = per_model("model_usage_since_last_result") {
+        if models.is_empty() {
+            // Nothing was spent (a failed run): `usage` is this run's, and says so.
+            return ThisRun {
+                usage: main_usage.map(from_usage_field),
+                cost_usd: Some(0.0),
+                costliest: None,
+            };
         }
-        return Some(total);
+        return from_models(models, main_usage);
     }
-    let u = result.get("usage")?;
-    Some(from(
+    // Older releases: `modelUsage` is this run's, unless it holds more than this run's own
+    // `usage` for the main model, which only a running total can (a release with running totals
+    // but without the per-run map): then only `usage` is known to be this run's, and the cost
+    // is left to the estimate.
+    match per_model("modelUsage").filter(|m| !m.is_empty()) {
+        Some(models) if !holds_more_than(models, main_model, main_usage) => {
+            from_models(models, main_usage)
+        }
+        Some(models) => ThisRun {
+            usage: main_usage.map(from_usage_field),
+            cost_usd: None,
+            costliest: costliest(models),
+        },
+        None => ThisRun {
+            usage: main_usage.map(from_usage_field),
+            cost_usd: result["total_cost_usd"].as_f64(),
+            costliest: None,
+        },
+    }
+}
+
+/// The sum over per-model figures (`inputTokens`, `cacheReadInputTokens`, ...) and their costs.
+fn from_models(models: &serde_json::Map<String, Value>, main_usage: Option<&Value>) -> ThisRun {
+    let mut total = Usage::default();
+    let mut cost = None::<f64>;
+    let mut thinking_reported = false;
+    for m in models.values() {
+        let u = normalise(
+            u64_at(m, "inputTokens"),
+            u64_at(m, "cacheReadInputTokens"),
+            u64_at(m, "cacheCreationInputTokens"),
+            u64_at(m, "outputTokens"),
+            u64_at(m, "thinkingTokens"),
+        );
+        thinking_reported |= m.get("thinkingTokens").is_some();
+        total = total.plus(&u);
+        if let Some(c) = m.get("costUSD").and_then(Value::as_f64) {
+            cost = Some(cost.unwrap_or(0.0) + c);
+        }
+    }
+    if !thinking_reported {
+        // Releases that count thinking only in `usage` (the main model's).
+        total.reasoning = main_usage.map_or(0, |u| from_usage_field(u).reasoning);
+    }
+    ThisRun {
+        usage: Some(total),
+        cost_usd: cost,
+        costliest: costliest(models),
+    }
+}
+
+/// The `usage` object: the main model's figures in Anthropic's terms.
+fn from_usage_field(u: &Value) -> Usage {
+    normalise(
         u64_at(u, "input_tokens"),
         u64_at(u, "cache_read_input_tokens"),
         u64_at(u, "cache_creation_input_tokens"),
         u64_at(u, "output_tokens"),
-    ))
+        u64_at(&u["output_tokens_details"], "thinking_tokens"),
+    )
 }
 
-/// The model that cost the most: the one that answered, not a helper.
-fn costliest_model(result: &Value) -> Option<String> {
-    result["modelUsage"]
-        .as_object()?
+/// Anthropic's counts in clinvk's terms: input includes cache reads and writes; thinking is part
+/// of the output (never more than it).
+fn normalise(input: u64, read: u64, write: u64, output: u64, thinking: u64) -> Usage {
+    Usage {
+        input: input + read + write,
+        output,
+        cached: read,
+        cache_write: write,
+        reasoning: thinking.min(output),
+    }
+}
+
+/// True when the per-model figures hold more for the main model than this run's `usage` says
+/// it spent: they are a running total.
+fn holds_more_than(
+    models: &serde_json::Map<String, Value>,
+    main_model: Option<&str>,
+    main_usage: Option<&Value>,
+) -> bool {
+    let (Some(main), Some(run)) = (main_model, main_usage) else {
+        return false;
+    };
+    let Some(entry) = models.get(main) else {
+        return false;
+    };
+    let run = from_usage_field(run);
+    let listed = normalise(
+        u64_at(entry, "inputTokens"),
+        u64_at(entry, "cacheReadInputTokens"),
+        u64_at(entry, "cacheCreationInputTokens"),
+        u64_at(entry, "outputTokens"),
+        0,
+    );
+    listed.input > run.input || listed.output > run.output
+}
+
+fn costliest(models: &serde_json::Map<String, Value>) -> Option<String> {
+    models
         .iter()
         .max_by(|a, b| {
             let cost = |v: &Value| v["costUSD"].as_f64().unwrap_or(0.0);
@@ -136,9 +226,18 @@ fn error_message(result: &Value) -> String {
             .or_else(|| str_at(result, "subtype"))
             .unwrap_or_else(|| "unknown error".into())
     };
-    match result["api_error_status"].as_u64() {
-        Some(status) => format!("claude: {what} (API status {status})"),
-        None => format!("claude: {what}"),
+    let status = result["api_error_status"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok());
+    let api_error = status.is_some()
+        || result["terminal_reason"] == "api_error"
+        || result.get("api_error").is_some_and(|e| !e.is_null());
+    if api_error {
+        // "API Error: 500 Internal server error ..." says again what the line starts with.
+        let message = what.strip_prefix("API Error: ").unwrap_or(&what);
+        failure::describe("claude", status, message)
+    } else {
+        format!("claude: {}", failure::one_line(&what))
     }
 }
 
@@ -195,7 +294,7 @@ mod tests {
         let out = parse(line, "", Some(1));
         assert_eq!(
             out.error.as_deref(),
-            Some("claude: You've hit your org's monthly usage limit (API status 429)")
+            Some("claude: API error 429: You've hit your org's monthly usage limit (rate limit or quota reached: wait and try again, or check the plan's limits)")
         );
         // A failed result's id is not trusted.
         assert_eq!(out.session_id, None);
@@ -238,6 +337,108 @@ mod tests {
             Some("81898c55-fde9-4d44-b1f5-fbd77cd4fef6")
         );
         assert_eq!(out.text, "OK");
+    }
+
+    fn capture(name: &str) -> Outcome {
+        crate::backend::capture(crate::store::session::Backend::Claude, name)
+    }
+
+    /// The stand-in numbered its requests n: input 100+n, cache writes 2000+n, cache reads
+    /// 30000+n, output 40+n of which thinking 7+n (the captures' README).
+    fn request(n: u64) -> Usage {
+        Usage {
+            input: (100 + n) + (2000 + n) + (30000 + n),
+            output: 40 + n,
+            cached: 30000 + n,
+            cache_write: 2000 + n,
+            reasoning: 7 + n,
+        }
+    }
+
+    #[test]
+    fn each_run_counts_only_itself_on_resume_and_fork() {
+        // new (request 2), its resume (3), a fork of it (4): modelUsage and total_cost_usd are
+        // the conversation's running totals by then, the per-run map is the run's own.
+        for (name, n, cost) in [
+            ("new", 2, 0.0172584),
+            ("resume", 3, 0.0172876),
+            ("fork", 4, 0.0173168),
+        ] {
+            let out = capture(name);
+            assert_eq!(out.error, None, "{name}");
+            assert_eq!(out.usage, Some(request(n)), "{name}");
+            assert!(
+                (out.cost_usd.unwrap() - cost).abs() < 1e-9,
+                "{name}: {out:?}"
+            );
+            assert_eq!(out.model.as_deref(), Some("claude-opus-5-5"));
+        }
+        assert_eq!(
+            capture("resume").session_id.as_deref(),
+            Some("8804da8a-3e63-4991-a39b-a2fac3f7fd34")
+        );
+        assert_eq!(
+            capture("fork").session_id.as_deref(),
+            Some("94895dfa-2027-4de2-9cdf-81bebfcae0c8")
+        );
+        // A run that retried twice before it was answered.
+        let out = capture("retry-then-ok");
+        assert_eq!(out.usage, Some(request(43)));
+        assert_eq!(out.error, None);
+    }
+
+    #[test]
+    fn a_release_with_running_totals_but_no_per_run_map_counts_usage_only() {
+        // The resume capture without `model_usage_since_last_result`: `modelUsage` holds more
+        // than this run's `usage`, so only `usage` is this run's, and there is no cost to trust.
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/real-cli-captures/claude/"
+        );
+        let stdout = std::fs::read_to_string(format!("{dir}resume.out")).unwrap();
+        let stdout: String = stdout
+            .lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("model_usage_since_last_result");
+                }
+                v.to_string() + "\n"
+            })
+            .collect();
+        let out = parse(&stdout, "", Some(0));
+        assert_eq!(out.usage, Some(request(3)));
+        assert_eq!(out.cost_usd, None);
+    }
+
+    #[test]
+    fn api_failures_are_one_line_with_their_status() {
+        for (name, want) in [
+            ("r1-fail401", "claude: API error 401: Invalid API key · Fix external API key (check the API key or log in again)"),
+            ("r1-fail429", "claude: API error 429: Request rejected (429) · Number of request tokens has exceeded your per-minute rate limit (mock) (rate limit or quota reached: wait and try again, or check the plan's limits)"),
+            ("r1-failclose", "claude: network error: Connection dropped (ECONNRESET). Check the gateway set in ANTHROPIC_BASE_URL, then try again. (the API could not be reached: check the network, proxy or API base URL)"),
+            ("r1-deadport", "claude: network error: Connection refused — a firewall or proxy may be blocking it (ECONNREFUSED) (the API could not be reached: check the network, proxy or API base URL)"),
+        ] {
+            let out = capture(name);
+            assert_eq!(out.error.as_deref(), Some(want), "{name}");
+            assert_eq!(out.usage, Some(Usage::default()), "{name}: nothing was spent");
+            assert_eq!(out.cost_usd, Some(0.0));
+            // The session exists (its transcript was written): a failed first run keeps it.
+            assert!(out.session_id.is_some(), "{name}");
+        }
+        let out = capture("r1-fail500");
+        let error = out.error.unwrap();
+        assert!(
+            error.starts_with("claude: API error 500: 500 Internal server error (mock)."),
+            "{error}"
+        );
+        assert!(error.ends_with("(the service is having trouble: try again later)"));
+        // A resume of an id the CLI does not know.
+        let out = capture("badresume");
+        assert_eq!(
+            out.error.as_deref(),
+            Some("claude: No conversation found with session ID: 00000000-0000-4000-8000-000000000000")
+        );
     }
 
     #[test]

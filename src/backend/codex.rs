@@ -6,12 +6,18 @@
 //! - `turn.completed.usage` is the thread's running total, across resumes: the caller stores it
 //!   and subtracts the previous total (`Usage::since`). `cached_input_tokens` and
 //!   `cache_write_input_tokens` are parts of `input_tokens`, not additions.
-//! - No model, cost or duration in the stream: the caller knows the model it asked for and
-//!   measures the time.
+//! - No model, cost or duration in the stream (0.169): the model is in the thread's rollout
+//!   (`crate::transcripts::codex`), which the caller reads; a `model` in any event (should a
+//!   release add one) is taken. The caller measures the time.
+//! - `codex exec fork` starts a new thread whose first running total already includes the
+//!   parent's: the caller subtracts the parent's total.
+//! - API failures are retried ("Reconnecting... 2/5 (...)") then reported as `turn.failed` with
+//!   the status in words ("unexpected status 401 Unauthorized", "last status: 429") or none at
+//!   all (a 500 is "We're currently experiencing high demand").
 
 use serde_json::Value;
 
-use super::{json_lines, str_at, u64_at, unexplained, Outcome, Usage};
+use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Usage};
 
 pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     let mut out = Outcome {
@@ -23,6 +29,9 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     let mut completed = false;
     let mut failed: Option<String> = None;
     for event in json_lines(stdout) {
+        if out.model.is_none() {
+            out.model = str_at(&event, "model");
+        }
         match event.get("type").and_then(Value::as_str) {
             Some("thread.started") => {
                 out.session_id = out.session_id.or_else(|| str_at(&event, "thread_id"))
@@ -30,7 +39,7 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
             Some("item.completed") if event["item"]["type"] == "agent_message" => {
                 messages.extend(str_at(&event["item"], "text"));
             }
-            Some("error") => last_error = str_at(&event, "message").map(|m| api_message(&m)),
+            Some("error") => last_error = str_at(&event, "message"),
             Some("turn.completed") => {
                 completed = true;
                 let u = &event["usage"];
@@ -44,8 +53,7 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
             }
             Some("turn.failed") => {
                 failed = Some(
-                    str_at(&event["error"], "message")
-                        .map_or_else(|| "turn failed".into(), |m| api_message(&m)),
+                    str_at(&event["error"], "message").unwrap_or_else(|| "turn failed".into()),
                 );
             }
             _ => {}
@@ -53,29 +61,26 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     }
     out.text = messages.join("\n\n");
     out.error = match (failed, completed, exit_code) {
-        (Some(reason), _, _) => Some(format!("codex: {reason}")),
+        (Some(reason), _, _) => Some(failure::line("codex", None, &reason)),
         (None, true, Some(0) | None) => None,
         // No turn completed, or Codex exited 1 after one because a non-retryable error was
         // sticky.
         (None, _, _) => Some(match last_error {
-            Some(reason) => format!("codex: {reason}"),
+            Some(reason) => failure::line("codex", None, retried(&reason)),
             None => unexplained("codex", exit_code, stderr),
         }),
     };
     out
 }
 
-/// An API error passed through as a JSON body (`{"type":"error","status":400,"error":{"message":
-/// ...}}`) read as its message and status; any other text as it is.
-fn api_message(text: &str) -> String {
-    let Ok(body) = serde_json::from_str::<Value>(text) else {
-        return text.to_string();
-    };
-    match (str_at(&body["error"], "message"), body["status"].as_u64()) {
-        (Some(message), Some(status)) => format!("{message} (API status {status})"),
-        (Some(message), None) => message,
-        _ => text.to_string(),
-    }
+/// "Reconnecting... 5/5 (unexpected status 401 ...)" as what it retried: "unexpected status
+/// 401 ...".
+fn retried(message: &str) -> &str {
+    message
+        .strip_prefix("Reconnecting... ")
+        .and_then(|rest| rest.split_once(" ("))
+        .and_then(|(_, why)| why.strip_suffix(')'))
+        .unwrap_or(message)
 }
 
 #[cfg(test)]
@@ -166,12 +171,73 @@ mod tests {
         let stdout = r#"{"type":"turn.failed","error":{"message":"{\"type\":\"error\",\"status\":400,\"error\":{\"type\":\"invalid_request_error\",\"message\":\"The 'x' model is not supported.\"}}"}}"#;
         assert_eq!(
             parse(stdout, "", Some(1)).error.as_deref(),
-            Some("codex: The 'x' model is not supported. (API status 400)")
+            Some("codex: API error 400: The 'x' model is not supported.")
         );
         // The thread exists, so it can still be resumed.
         assert_eq!(
             out.session_id.as_deref(),
             Some("01a0592f-c91c-79e1-894e-92516e2f8c7a")
+        );
+    }
+
+    fn capture(name: &str) -> Outcome {
+        crate::backend::capture(crate::store::session::Backend::Codex, name)
+    }
+
+    #[test]
+    fn todays_runs_resumes_and_forks() {
+        // Running totals of one thread: new (request 3), resume (6), resume with a model (9);
+        // the fork (12) of it starts from the parent's 15018.
+        let total = |name: &str| capture(name).usage.unwrap();
+        assert_eq!(
+            total("new"),
+            Usage {
+                input: 5003,
+                cached: 3003,
+                cache_write: 203,
+                output: 63,
+                reasoning: 23
+            }
+        );
+        assert_eq!(total("resume").input, 5003 + 5006);
+        assert_eq!(total("resume2-model").input, 15018);
+        let fork = capture("fork");
+        assert_eq!(fork.usage.unwrap().input, 15018 + 5012);
+        assert_eq!(
+            fork.session_id.as_deref(),
+            Some("01a2313a-35f8-7cb3-ac16-2a856813b495")
+        );
+        assert!(fork.usage_is_cumulative);
+        // The stream names no model: the rollout has it.
+        assert_eq!(fork.model, None);
+        let with_model = r#"{"type":"thread.started","thread_id":"t","model":"gpt-6.1-sol"}
+{"type":"turn.completed","usage":{"input_tokens":1,"output_tokens":1}}"#;
+        assert_eq!(
+            parse(with_model, "", Some(0)).model.as_deref(),
+            Some("gpt-6.1-sol")
+        );
+    }
+
+    #[test]
+    fn api_failures_are_one_line_with_their_status() {
+        for (name, want) in [
+            ("fail401", "codex: API error 401: unexpected status 401 Unauthorized: Incorrect API key provided: sk-dummy (mock)., url: http://127.0.0.1:33979/v1/responses (check the API key or log in again)"),
+            ("fail429", "codex: API error 429: exceeded retry limit, last status: 429 Too Many Requests (rate limit or quota reached: wait and try again, or check the plan's limits)"),
+            ("fail500", "codex: API error: We’re currently experiencing high demand, which may cause temporary errors. (the service is having trouble: try again later)"),
+            ("failclose", "codex: network error: stream disconnected before completion: error sending request (the API could not be reached: check the network, proxy or API base URL)"),
+        ] {
+            let out = capture(name);
+            assert_eq!(out.error.as_deref(), Some(want), "{name}");
+            // The thread exists: it can be resumed.
+            assert!(out.session_id.is_some(), "{name}");
+        }
+        let out = capture("badresume");
+        assert!(
+            out.error
+                .unwrap()
+                .contains("no rollout found for thread id"),
+            "{:?}",
+            capture("badresume")
         );
     }
 
@@ -183,7 +249,7 @@ mod tests {
 "#;
         assert_eq!(
             parse(stdout, "", Some(1)).error.as_deref(),
-            Some("codex: Reconnecting... 5/5 (unexpected status 401 Unauthorized)")
+            Some("codex: API error 401: unexpected status 401 Unauthorized (check the API key or log in again)")
         );
         let out = parse(
             "",

@@ -7,13 +7,16 @@
 //!   argument and resume errors are plain text on stderr (exit 42).
 //! - An empty or blocked answer exits 0 with an `error` in the stdout object: a failure.
 //! - `stats.models` lists router and utility models next to the one that answered: the model
-//!   is the one whose `roles` has `main` (JSON mode) or the biggest (stream mode, no roles).
+//!   is the one whose `roles` has `main` (JSON mode), else the `init` model when it is a real
+//!   one (`--model`), else the biggest after the router, which is listed first (`auto`).
+//! - API failures exit with the HTTP status modulo 256 (401 -> 145, 429 -> 173, 500 -> 244),
+//!   with `error.type: "unknown"` and the API's body inside `[API Error: ...]`, over lines.
 //! - Token fields: `prompt` / `input_tokens` include cached tokens; `input` is the uncached
 //!   part; `thoughts` come on top of `candidates` / `output_tokens`.
 
 use serde_json::Value;
 
-use super::{json_lines, str_at, u64_at, unexplained, Outcome, Usage};
+use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Usage};
 
 pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     let trimmed = stdout.trim();
@@ -22,15 +25,15 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
         .then(|| serde_json::from_str::<Value>(trimmed).ok())
         .flatten();
     let mut out = match whole {
-        Some(object) => from_json_object(&object),
-        None => from_stream(stdout),
+        Some(object) => from_json_object(&object, exit_code),
+        None => from_stream(stdout, exit_code),
     };
     if out.error.is_none() && out.session_id.is_none() && out.usage.is_none() && out.text.is_empty()
     {
         // Nothing usable on stdout: the reason is on stderr, as JSON or as text.
         let reported = stderr_object(stderr).and_then(|e| {
             out.session_id = str_at(&e, "session_id");
-            error_of(&e)
+            error_of(&e, exit_code)
         });
         out.error = Some(reported.unwrap_or_else(|| unexplained("gemini", exit_code, stderr)));
     } else if out.error.is_none() {
@@ -41,7 +44,7 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     out
 }
 
-fn from_stream(stdout: &str) -> Outcome {
+fn from_stream(stdout: &str, exit_code: Option<i32>) -> Outcome {
     let mut out = Outcome::default();
     let mut alias = None;
     let mut saw_result = false;
@@ -70,10 +73,14 @@ fn from_stream(stdout: &str) -> Outcome {
                     reasoning: thoughts,
                 });
                 out.duration_ms = stats["duration_ms"].as_u64().filter(|ms| *ms > 0);
-                out.model = biggest_model(&stats["models"], |m| u64_at(m, "total_tokens"));
+                out.model = main_model(&stats["models"], alias.as_deref(), |m| {
+                    u64_at(m, "total_tokens")
+                });
                 if event["status"] == "error" {
-                    out.error =
-                        Some(error_of(&event).unwrap_or_else(|| "gemini: the run failed".into()));
+                    out.error = Some(
+                        error_of(&event, exit_code)
+                            .unwrap_or_else(|| "gemini: the run failed".into()),
+                    );
                 }
             }
             _ => {}
@@ -86,7 +93,7 @@ fn from_stream(stdout: &str) -> Outcome {
     out
 }
 
-fn from_json_object(object: &Value) -> Outcome {
+fn from_json_object(object: &Value, exit_code: Option<i32>) -> Outcome {
     let models = &object["stats"]["models"];
     let mut usage = Usage::default();
     for m in models.as_object().into_iter().flat_map(|m| m.values()) {
@@ -110,29 +117,52 @@ fn from_json_object(object: &Value) -> Outcome {
     });
     Outcome {
         session_id: str_at(object, "session_id"),
-        model: main.or_else(|| biggest_model(models, |m| u64_at(&m["tokens"], "total"))),
+        model: main.or_else(|| main_model(models, None, |m| u64_at(&m["tokens"], "total"))),
         text: str_at(object, "response").unwrap_or_default(),
         usage: models.as_object().filter(|m| !m.is_empty()).map(|_| usage),
-        error: error_of(object),
+        error: error_of(object, exit_code),
         ..Outcome::default()
     }
 }
 
-fn biggest_model(models: &Value, size: impl Fn(&Value) -> u64) -> Option<String> {
+/// The model of the main call among `models` (keyed by name, in the order they were called).
+/// `requested` is the `init` model: a real model when given with `--model`, or an alias
+/// (`auto`, `auto-gemini-3`) under which a router model is called first, then the main one.
+fn main_model(
+    models: &Value,
+    requested: Option<&str>,
+    size: impl Fn(&Value) -> u64,
+) -> Option<String> {
+    let models = models.as_object()?;
+    if let Some(name) = requested.filter(|m| models.contains_key(*m)) {
+        return Some(name.to_string());
+    }
+    let routed = requested.is_some_and(|m| m.starts_with("auto")) && models.len() > 1;
     models
-        .as_object()?
         .iter()
-        .max_by_key(|(_, m)| size(m))
+        .skip(usize::from(routed))
+        // The biggest; the earliest of equals (a failed run's are all zero).
+        .fold(None::<(&String, u64)>, |best, (name, m)| match best {
+            Some((_, top)) if top >= size(m) => best,
+            _ => Some((name, size(m))),
+        })
         .map(|(name, _)| name.clone())
 }
 
-fn error_of(v: &Value) -> Option<String> {
+/// The failure an object reports: its own type (`FatalAuthenticationError`), or for API
+/// failures (`type: "unknown"`, `[API Error: ...]`) the status and what to do.
+fn error_of(v: &Value, exit_code: Option<i32>) -> Option<String> {
     let e = v.get("error").filter(|e| e.is_object())?;
     let message = str_at(e, "message").unwrap_or_else(|| "unknown error".into());
-    Some(match str_at(e, "type") {
-        Some(kind) => format!("gemini: {message} ({kind})"),
-        None => format!("gemini: {message}"),
-    })
+    let status = exit_code.and_then(failure::status_of_exit_code);
+    Some(
+        match str_at(e, "type").filter(|t| t != "unknown" && t != "Error") {
+            Some(kind) if status.is_none() && !message.starts_with("[API Error") => {
+                format!("gemini: {} ({kind})", failure::one_line(&message))
+            }
+            _ => failure::describe("gemini", status, &message),
+        },
+    )
 }
 
 /// The first JSON object in stderr, which may follow noise lines and span several lines.
@@ -236,6 +266,57 @@ mod tests {
                 && error.contains("Invalid session identifier"),
             "{error}"
         );
+    }
+
+    fn capture(name: &str) -> Outcome {
+        crate::backend::capture(crate::store::session::Backend::Gemini, name)
+    }
+
+    #[test]
+    fn the_model_is_the_main_call_not_the_router() {
+        // `auto`: the router (listed first) and the main model; the router's call may be the
+        // bigger one, so size alone does not tell.
+        let out = capture("new");
+        assert_eq!(out.model.as_deref(), Some("gemini-3.8-flash"));
+        assert_eq!(out.error, None);
+        let u = out.usage.unwrap();
+        // 8099 total = 8003 prompt (2003 cached) + 63 candidates + 33 thoughts.
+        assert_eq!(
+            (u.input, u.cached, u.output, u.reasoning),
+            (8003, 2003, 96, 33)
+        );
+        assert_eq!(
+            capture("resume-model").model.as_deref(),
+            Some("gemini-2.5-pro")
+        );
+        let swapped = r#"{"type":"init","session_id":"s","model":"auto"}
+{"type":"result","status":"success","stats":{"total_tokens":9,"input_tokens":5,"output_tokens":2,"models":{"gemini-3.5-flash-lite":{"total_tokens":6},"gemini-3.8-flash":{"total_tokens":3}}}}"#;
+        assert_eq!(
+            parse(swapped, "", Some(0)).model.as_deref(),
+            Some("gemini-3.8-flash")
+        );
+        // A failed routed run: nothing was used, and the model is the one it was routed to.
+        assert_eq!(
+            capture("r1-failclose").model.as_deref(),
+            Some("gemini-3.1-pro-preview")
+        );
+    }
+
+    #[test]
+    fn api_failures_name_the_status_the_exit_code_stands_for() {
+        for (name, want) in [
+            ("fail401", "gemini: API error 401: Request had invalid authentication credentials (mock). (check the API key or log in again)"),
+            ("r1m-fail401", "gemini: API error 401: Request had invalid authentication credentials (mock). (check the API key or log in again)"),
+            ("r1m-fail429", "gemini: API error 429: Resource has been exhausted (e.g. check quota) (mock). Please wait and try again later. To increase your limits, request a quota increase through AI Studio, or switch to another /auth method (rate limit or quota reached: wait and try again, or check the plan's limits)"),
+            ("r1m-fail500", "gemini: API error 500: An internal error has occurred (mock). (the service is having trouble: try again later)"),
+            ("r1-failclose", "gemini: network error: exception TypeError: fetch failed sending request (the API could not be reached: check the network, proxy or API base URL)"),
+        ] {
+            let out = capture(name);
+            assert_eq!(out.error.as_deref(), Some(want), "{name}");
+            assert!(out.session_id.is_some(), "{name}");
+        }
+        let out = capture("badresume");
+        assert!(out.error.unwrap().contains("Invalid session identifier"));
     }
 
     #[test]

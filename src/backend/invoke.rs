@@ -5,8 +5,9 @@
 //!   Gemini takes it with `--prompt=` (stdin would be read with a 500 ms timeout and prepended).
 //! - Values go in `--flag=value` form: Claude's and Gemini's `--resume` take an optional value,
 //!   so a value starting with `-` would otherwise read as another flag.
-//! - `codex exec resume` accepts neither `--sandbox` nor `-C`; the working directory is the
-//!   process's, and it is where Claude and Gemini look sessions up too.
+//! - `codex exec resume` (and `codex exec fork`, since 0.16x) accept neither `--sandbox` nor
+//!   `-C`; the working directory is the process's, and it is where Claude and Gemini look
+//!   sessions up too.
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,8 @@ pub enum Mode<'a> {
     Ephemeral,
     /// Continue the backend session with this id.
     Resume(&'a str),
-    /// A new conversation that starts from this backend session's context.
+    /// A new conversation that starts from this backend session's context (Claude
+    /// `--fork-session`, `codex exec fork`; Gemini has none headless).
     Fork(&'a str),
 }
 
@@ -85,12 +87,15 @@ pub fn invocation(
             let mut a = vec!["exec".to_string()];
             let id = match mode {
                 Mode::New | Mode::Ephemeral => None,
-                Mode::Resume(id) => Some(id),
-                Mode::Fork(_) => return Err(InvokeError::NoFork(backend)),
+                Mode::Resume(id) => {
+                    a.push("resume".into());
+                    Some(id)
+                }
+                Mode::Fork(id) => {
+                    a.push("fork".into());
+                    Some(id)
+                }
             };
-            if id.is_some() {
-                a.push("resume".into());
-            }
             if mode == Mode::Ephemeral {
                 a.push("--ephemeral".into());
             }
@@ -220,9 +225,21 @@ mod tests {
                 "-"
             ]
         );
+        // As recorded from codex 0.169.0 (tests/data/real-cli-captures/codex/fork.argv).
         assert_eq!(
-            invocation(Backend::Codex, Mode::Fork("x"), None, "p"),
-            Err(InvokeError::NoFork(Backend::Codex))
+            args(
+                Backend::Codex,
+                Mode::Fork("01a2313a-0d07-7771-ad0b-6e3bccc3126b"),
+                None
+            ),
+            [
+                "exec",
+                "fork",
+                "--json",
+                "--skip-git-repo-check",
+                "01a2313a-0d07-7771-ad0b-6e3bccc3126b",
+                "-"
+            ]
         );
     }
 

@@ -6,9 +6,11 @@
 
 pub mod claude;
 pub mod codex;
+pub mod failure;
 pub mod gemini;
 pub mod invoke;
 pub mod process;
+pub mod retry;
 
 use serde_json::Value;
 
@@ -40,6 +42,17 @@ impl Usage {
     /// The guide's `total`: input + output (cached is part of input, not added again).
     pub fn total(&self) -> u64 {
         self.input.saturating_add(self.output)
+    }
+
+    /// Both runs' counts together.
+    pub fn plus(&self, other: &Usage) -> Usage {
+        Usage {
+            input: self.input.saturating_add(other.input),
+            output: self.output.saturating_add(other.output),
+            cached: self.cached.saturating_add(other.cached),
+            cache_write: self.cache_write.saturating_add(other.cache_write),
+            reasoning: self.reasoning.saturating_add(other.reasoning),
+        }
     }
 
     /// The larger of each count, for the highest running total seen so far (Codex).
@@ -82,6 +95,12 @@ pub struct Outcome {
     pub duration_ms: Option<u64>,
     /// Why the run failed, if it did; None means success.
     pub error: Option<String>,
+}
+
+/// Money to a billionth of a dollar: what the CLIs report carries float noise
+/// (`0.043551200000000005`) that would otherwise reach files and `--json`.
+pub fn round_usd(usd: f64) -> f64 {
+    (usd * 1e9).round() / 1e9
 }
 
 /// The JSON objects among `text`'s lines; other lines (noise, partial writes) are skipped.
@@ -138,6 +157,17 @@ fn unexplained(cli: &str, exit_code: Option<i32>, stderr: &str) -> String {
         tail if tail.is_empty() => format!("{how} without a result"),
         tail => format!("{how} without a result: {tail}"),
     }
+}
+
+/// What the real CLIs printed (tests/data/real-cli-captures: Claude Code 2.1.328, Codex 0.169.0,
+/// Gemini CLI 0.61.0), for the parsers' tests.
+#[cfg(test)]
+pub(crate) fn capture(backend: Backend, name: &str) -> Outcome {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/real-cli-captures");
+    let read =
+        |ext: &str| std::fs::read_to_string(format!("{dir}/{backend}/{name}.{ext}")).unwrap();
+    let code = read("rc").trim().parse().unwrap();
+    parse(backend, &read("out"), &read("err"), Some(code))
 }
 
 #[cfg(test)]

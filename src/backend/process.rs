@@ -6,9 +6,10 @@
 //! a Ctrl-C reaches the CLI exactly once (two SIGINTs make some CLIs quit without saving), and
 //! clinvk itself lives on to record the session as interrupted. A second signal kills the CLI.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::invoke::Invocation;
@@ -23,13 +24,54 @@ pub struct Captured {
     pub duration: Duration,
     /// The first signal clinvk received and forwarded while the CLI ran (e.g. SIGINT).
     pub interrupted: Option<i32>,
+    /// The deadline passed and the CLI was stopped (SIGTERM, then SIGKILL after the grace).
+    pub timed_out: bool,
 }
 
+/// Which of the CLI's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How long a run may take, and who hears of each line as it comes.
+pub struct Limits<'a> {
+    /// Stop the CLI after this long; None waits as long as it takes.
+    pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when the deadline passes.
+    pub grace: Duration,
+    /// Called with every complete line of stdout and stderr, from the reader threads.
+    pub on_line: &'a (dyn Fn(Stream, &str) + Sync),
+}
+
+impl Limits<'_> {
+    /// No deadline, nobody listening.
+    pub fn none() -> Limits<'static> {
+        Limits {
+            timeout: None,
+            grace: Duration::ZERO,
+            on_line: &|_, _| {},
+        }
+    }
+}
+
+/// Run without a deadline (see `run_with`).
 pub fn run(
     program: &Path,
     invocation: &Invocation,
     prompt: &str,
     workdir: &Path,
+) -> std::io::Result<Captured> {
+    run_with(program, invocation, prompt, workdir, &Limits::none())
+}
+
+pub fn run_with(
+    program: &Path,
+    invocation: &Invocation,
+    prompt: &str,
+    workdir: &Path,
+    limits: &Limits<'_>,
 ) -> std::io::Result<Captured> {
     let start = Instant::now();
     let forward = Forwarder::install()?;
@@ -64,11 +106,12 @@ pub fn run(
             return Err(e);
         }
     };
-    forward.target(child.id());
+    let pid = child.id();
+    forward.target(pid);
     let stdin = child.stdin.take();
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let (out, err) = std::thread::scope(|scope| {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (out, err, status, timed_out) = std::thread::scope(|scope| {
         if let Some(mut stdin) = stdin {
             scope.spawn(move || {
                 // A CLI that exits without reading its input closes the pipe: not our error.
@@ -76,22 +119,96 @@ pub fn run(
                 // Dropping stdin closes it, so the CLI sees the end of the prompt.
             });
         }
-        let err = scope.spawn(move || {
-            let mut buf = Vec::new();
-            stderr.read_to_end(&mut buf).map(|_| buf)
+        let on_line = limits.on_line;
+        let err = scope.spawn(move || read_lines(stderr, Stream::Stderr, on_line));
+        let out = scope.spawn(move || read_lines(stdout, Stream::Stdout, on_line));
+        let (done, exited) = mpsc::channel();
+        scope.spawn(move || {
+            let _ = done.send(child.wait());
         });
-        let mut out = Vec::new();
-        let out = stdout.read_to_end(&mut out).map(|_| out);
-        (out, err.join().expect("the stderr reader does not panic"))
+        let (status, timed_out) = wait_until(&exited, pid, start, limits);
+        let out = out.join().expect("the stdout reader does not panic");
+        let err = err.join().expect("the stderr reader does not panic");
+        (out, err, status, timed_out)
     });
-    let status = child.wait()?;
+    let status = status?;
     Ok(Captured {
         stdout: String::from_utf8_lossy(&out?).into_owned(),
         stderr: String::from_utf8_lossy(&err?).into_owned(),
         exit_code: status.code(),
         duration: start.elapsed(),
         interrupted: forward.finish(),
+        timed_out,
     })
+}
+
+/// All of `pipe`, handing each line to `on_line` as it comes.
+fn read_lines(
+    pipe: impl Read,
+    stream: Stream,
+    on_line: &(dyn Fn(Stream, &str) + Sync),
+) -> std::io::Result<Vec<u8>> {
+    let mut reader = BufReader::new(pipe);
+    let mut all = Vec::new();
+    loop {
+        let from = all.len();
+        if reader.read_until(b'\n', &mut all)? == 0 {
+            return Ok(all);
+        }
+        let line = String::from_utf8_lossy(&all[from..]);
+        on_line(stream, line.trim_end_matches(['\n', '\r']));
+    }
+}
+
+/// The child's exit status, stopping it when the deadline passes: SIGTERM to its process group,
+/// then SIGKILL after the grace. True when the deadline passed.
+fn wait_until(
+    exited: &mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
+    pid: u32,
+    start: Instant,
+    limits: &Limits<'_>,
+) -> (std::io::Result<std::process::ExitStatus>, bool) {
+    let gone = || -> std::io::Result<std::process::ExitStatus> {
+        Err(std::io::Error::other("the waiting thread stopped"))
+    };
+    let Some(timeout) = limits.timeout else {
+        return (exited.recv().unwrap_or_else(|_| gone()), false);
+    };
+    match exited.recv_timeout(timeout.saturating_sub(start.elapsed())) {
+        Ok(status) => return (status, false),
+        Err(mpsc::RecvTimeoutError::Disconnected) => return (gone(), false),
+        Err(mpsc::RecvTimeoutError::Timeout) => {}
+    }
+    signal_group(pid, Signal::Terminate);
+    if let Ok(status) = exited.recv_timeout(limits.grace) {
+        return (status, true);
+    }
+    signal_group(pid, Signal::Kill);
+    (exited.recv().unwrap_or_else(|_| gone()), true)
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    Terminate,
+    Kill,
+}
+
+/// Send a signal to the process group the CLI leads (it and everything it started).
+fn signal_group(pid: u32, signal: Signal) {
+    #[cfg(unix)]
+    {
+        let signal = match signal {
+            Signal::Terminate => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        };
+        if let Ok(pid) = i32::try_from(pid) {
+            // SAFETY: kill(2) with a process group id; no memory is involved. The child is not
+            // reaped before the waiting thread returns, so the group id is still its own.
+            unsafe { libc::kill(-pid, signal) };
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (pid, signal);
 }
 
 /// Forwards termination signals to the child's process group while it runs.
@@ -188,6 +305,7 @@ impl Forwarder {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Instant;
 
     fn script(dir: &Path, body: &str) -> std::path::PathBuf {
         let path = dir.join("fake-cli");
@@ -250,6 +368,92 @@ mod tests {
         let run = run(&cli, &invocation(&[], false), "", dir.path()).unwrap();
         assert_eq!(run.exit_code, None);
         assert_eq!(run.stdout, "partial\n");
+    }
+
+    fn limits(timeout_ms: u64, grace_ms: u64) -> Limits<'static> {
+        Limits {
+            timeout: Some(Duration::from_millis(timeout_ms)),
+            grace: Duration::from_millis(grace_ms),
+            on_line: &|_, _| {},
+        }
+    }
+
+    #[test]
+    fn a_cli_past_its_deadline_gets_sigterm() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = script(dir.path(), "echo started; exec sleep 30");
+        let t = Instant::now();
+        let run = run_with(
+            &cli,
+            &invocation(&[], false),
+            "",
+            dir.path(),
+            &limits(300, 5000),
+        )
+        .unwrap();
+        assert!(run.timed_out);
+        assert_eq!(run.exit_code, None, "ended by the signal");
+        assert_eq!(run.stdout, "started\n");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "SIGTERM was enough: {:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_cli_that_ignores_sigterm_gets_sigkill_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        // The shell and its sleep both ignore SIGTERM; the group is killed after the grace.
+        let cli = script(
+            dir.path(),
+            "trap '' TERM; echo started; sleep 30; echo never",
+        );
+        let t = Instant::now();
+        let run = run_with(
+            &cli,
+            &invocation(&[], false),
+            "",
+            dir.path(),
+            &limits(200, 300),
+        )
+        .unwrap();
+        assert!(run.timed_out);
+        assert_eq!(run.exit_code, None);
+        assert_eq!(run.stdout, "started\n");
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(10),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn a_cli_within_its_deadline_is_untouched_and_lines_are_heard_as_they_come() {
+        let dir = tempfile::tempdir().unwrap();
+        let cli = script(dir.path(), "echo one; echo warn >&2; echo two; exit 4");
+        let heard = std::sync::Mutex::new(Vec::new());
+        let on_line =
+            |stream: Stream, line: &str| heard.lock().unwrap().push((stream, line.to_string()));
+        let limits = Limits {
+            timeout: Some(Duration::from_secs(30)),
+            grace: Duration::from_secs(1),
+            on_line: &on_line,
+        };
+        let run = run_with(&cli, &invocation(&[], false), "", dir.path(), &limits).unwrap();
+        assert!(!run.timed_out);
+        assert_eq!(run.exit_code, Some(4));
+        assert_eq!(run.stdout, "one\ntwo\n");
+        let mut heard = heard.into_inner().unwrap();
+        heard.sort();
+        assert_eq!(
+            heard,
+            [
+                (Stream::Stdout, "one".to_string()),
+                (Stream::Stdout, "two".to_string()),
+                (Stream::Stderr, "warn".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -64,6 +64,20 @@ pub struct RunOptions {
     /// Print one JSON object (response, session ids, model, usage, status) instead of the text
     #[arg(long)]
     pub json: bool,
+    /// Stop the CLI if it runs longer: 30m, 90s, 2h, or 0 for no limit [default: config
+    /// run.timeout, else 30m]
+    #[arg(long, value_name = "DURATION", value_parser = timeout_arg)]
+    pub timeout: Option<Deadline>,
+}
+
+/// A `--timeout`: a duration, or None for "no limit" (`0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub Option<Duration>);
+
+fn timeout_arg(text: &str) -> std::result::Result<Deadline, String> {
+    crate::timespec::parse_timeout(text)
+        .map(Deadline)
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,46 @@ pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
+/// Shows a CLI's retries while it runs, as one updating line on stderr, on a terminal only
+/// (scripts see the outcome, and `--json` has it).
+pub struct RetryLine {
+    bar: Option<ProgressBar>,
+}
+
+impl RetryLine {
+    pub fn new() -> Self {
+        RetryLine {
+            bar: std::io::stderr().is_terminal().then(|| {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{msg}").expect("the template is valid"),
+                );
+                bar
+            }),
+        }
+    }
+}
+
+impl Default for RetryLine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl crate::run::RunObserver for RetryLine {
+    fn retrying(&self, line: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(line.to_string());
+        }
+    }
+
+    fn finished(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Shows the store's notices on stderr, and a progress bar while it reads many files.
 pub struct StderrObserver {
     bar: RefCell<Option<ProgressBar>>,

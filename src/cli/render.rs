@@ -257,7 +257,7 @@ pub fn fork_meaning(backend: Backend) -> &'static str {
             "`clinvk sessions fork` branches the conversation (claude --fork-session): full context, new backend session"
         }
         Backend::Codex => {
-            "not available: codex exec has no fork; resume this session, or start a new one"
+            "`clinvk sessions fork` branches the conversation (codex exec fork): full context, new thread, charged only its own usage"
         }
         Backend::Gemini => {
             "not available: gemini has no fork in headless mode; resume this session, or start a new one"

@@ -104,8 +104,8 @@ pub fn fork(ctx: &Context, id: &str, prompt: Option<String>, common: RunOptions)
     let store = ctx.store()?;
     let Some(prompt) = prompt else {
         // No prompt: the fork is made at the new session's first run.
-        let runner = runner(Some(&store), &settings);
-        let session = runner.fork_later(id, &common.tags)?;
+        let runner = runner(Some(&store), &settings, &crate::run::Quiet);
+        let session = runner.fork_later(id, &common.tags, common.model.as_deref())?;
         if common.json {
             print_json(&serde_json::json!({
                 "session_id": session.id.as_str(),
@@ -129,11 +129,17 @@ pub fn fork(ctx: &Context, id: &str, prompt: Option<String>, common: RunOptions)
     execute(Some(&store), &settings, target, prompt, common)
 }
 
-fn runner<'a>(store: Option<&'a Store>, settings: &'a Settings) -> Runner<'a> {
+fn runner<'a>(
+    store: Option<&'a Store>,
+    settings: &'a Settings,
+    observer: &'a dyn crate::run::RunObserver,
+) -> Runner<'a> {
     Runner {
         store,
         settings,
         path: std::env::var_os("PATH"),
+        homes: crate::transcripts::locate::Homes::from_env(),
+        observer,
     }
 }
 
@@ -170,8 +176,9 @@ fn execute(
         prompt,
         model: common.model,
         tags: common.tags,
+        timeout: common.timeout.map_or(settings.run_timeout, |d| d.0),
     };
-    let report = runner(store, settings).run(&request)?;
+    let report = runner(store, settings, &output::RetryLine::new()).run(&request)?;
     finish(&report, common.json)
 }
 

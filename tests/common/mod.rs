@@ -193,8 +193,19 @@ impl Run {
 }
 
 /// A temporary clinvk home (`CLINVK_HOME`).
+/// The CLIs' own directory variables: unset in tests, so that everything is under HOME.
+pub const CLI_DIR_VARS: [&str; 4] = [
+    "CODEX_HOME",
+    "GEMINI_CLI_HOME",
+    "CLAUDE_CONFIG_DIR",
+    "GEMINI_DATA_DIR",
+];
+
 pub struct Home {
     pub dir: TempDir,
+    /// The user's home directory (HOME) for every command: where the CLIs (the fakes) keep
+    /// their transcripts, so that no test reads or writes a real ~/.codex or ~/.gemini.
+    pub user: TempDir,
 }
 
 impl Default for Home {
@@ -209,6 +220,10 @@ impl Home {
         Home {
             dir: tempfile::Builder::new()
                 .prefix("clinvk-test-")
+                .tempdir()
+                .expect("create a temporary directory"),
+            user: tempfile::Builder::new()
+                .prefix("clinvk-user-")
                 .tempdir()
                 .expect("create a temporary directory"),
         }
@@ -238,10 +253,17 @@ impl Home {
         self.sessions_dir().join(".index.db")
     }
 
-    /// Environment every command gets: this home, the frozen clock, UTC, a lock timeout short
-    /// enough that a bug cannot hang the suite for 30 s, and no config override.
+    /// The user's home directory (HOME), which holds the CLIs' `.codex` and `.gemini`.
+    pub fn user_home(&self) -> &Path {
+        self.user.path()
+    }
+
+    /// Environment every command gets: this home, a temporary HOME (the CLIs' own directory
+    /// variables removed, so that they live under it), the frozen clock, UTC, a lock timeout
+    /// short enough that a bug cannot hang the suite for 30 s, and no config override.
     fn env_pairs(&self) -> Vec<(&'static str, String)> {
         vec![
+            ("HOME", self.user_home().display().to_string()),
             ("CLINVK_HOME", self.path().display().to_string()),
             ("CLINVK_NOW", NOW.to_string()),
             ("TZ", "UTC".to_string()),
@@ -255,6 +277,9 @@ impl Home {
         for (k, v) in self.env_pairs() {
             cmd.env(k, v);
         }
+        for k in CLI_DIR_VARS {
+            cmd.env_remove(k);
+        }
         cmd.env_remove("CLINVK_CONFIG");
         cmd.current_dir(self.path());
         cmd
@@ -265,6 +290,9 @@ impl Home {
         let mut cmd = std::process::Command::new(bin());
         for (k, v) in self.env_pairs() {
             cmd.env(k, v);
+        }
+        for k in CLI_DIR_VARS {
+            cmd.env_remove(k);
         }
         cmd.env_remove("CLINVK_CONFIG");
         cmd.current_dir(self.path());
@@ -677,11 +705,15 @@ pub fn bash(home: &Home, script: &str, frozen: bool) -> Run {
     cmd.arg("-c")
         .arg(script)
         .env("PATH", path_with_clinvk())
+        .env("HOME", home.user_home())
         .env("CLINVK_HOME", home.path())
         .env("TZ", "UTC")
         .env("CLINVK_LOCK_TIMEOUT", "20")
         .env_remove("CLINVK_CONFIG")
         .current_dir(home.path());
+    for k in CLI_DIR_VARS {
+        cmd.env_remove(k);
+    }
     if frozen {
         cmd.env("CLINVK_NOW", NOW);
     } else {

@@ -1,24 +1,37 @@
 # Shared code of the fake AI CLIs `claude`, `codex` and `gemini` in this directory.
-# Sourced by them; POSIX sh plus coreutils/sed only (tested under dash and bash).
+# Sourced by them; POSIX sh plus coreutils, sed and awk only (tested under dash and bash).
 #
-# The fakes reproduce the headless output of the real CLIs as documented in
-# shared/reference/backend-cli-formats.md (sections 1-4), keep fake "on-disk sessions", and
-# record every call. tests/fakes_contract.rs runs each scenario through clinvk's own argv
-# builder and parsers.
+# The fakes reproduce the headless output of today's real CLIs (Claude Code 2.1.328, Codex CLI
+# 0.169.0, Gemini CLI 0.61.0) as captured in tests/data/real-cli-captures/ (and the transcripts
+# of tests/data/native-samples/), keep fake "on-disk sessions", write the files the real CLIs
+# leave on disk where clinvk reads them (Codex rollouts, Gemini chats), and record every call.
+# tests/fakes_contract.rs runs each scenario through clinvk's own argv builder and parsers, and
+# checks the fakes against the captures.
 #
 # ENVIRONMENT
-#   FAKE_CLI_STATE     Directory of the fakes' sessions (default: $HOME/.fake-cli-state).
+#   FAKE_CLI_STATE     Directory of the fakes' own bookkeeping (default: $HOME/.fake-cli-state).
 #                      A session is the file $FAKE_CLI_STATE/<cli>/<id> whose content is the
 #                      `pwd -P` of the directory it was created in (no trailing newline).
 #                      New ids are random UUIDs (v4 for claude and gemini, v7-shaped for codex).
 #                      Resume: claude and gemini look sessions up per directory (the file must
 #                      exist AND hold the current `pwd -P`); codex looks the id up anywhere.
-#                      Codex's running usage total of a thread is the file
-#                      $FAKE_CLI_STATE/codex.usage/<id>: one line
-#                      "<input> <cached> <cache_write> <output> <reasoning>".
+#                      Run numbering (claude and codex): $FAKE_CLI_STATE/<cli>.runs/<id> holds
+#                      k, the number of successful runs of that conversation (one line). Run k
+#                      reports k times the fake's base figures; a fork continues its parent's
+#                      count (a fork of a parent with p runs makes run p+1); a failed run does
+#                      not count. So after K runs a conversation's running total is
+#                      base x K(K+1)/2.
+#                      Codex's running usage total of a thread is $FAKE_CLI_STATE/codex.usage/<id>:
+#                      one line "<input> <cached> <cache_write> <output> <reasoning>", and the
+#                      path of its rollout file is in $FAKE_CLI_STATE/codex.rollout/<id>.
 #                      Ephemeral runs (claude --no-session-persistence, codex exec --ephemeral)
-#                      write nothing there (a resumed ephemeral codex run reports the new
-#                      total but does not store it).
+#                      store nothing anywhere (a resumed ephemeral run reports the new figures
+#                      but does not store them).
+#   HOME, CODEX_HOME, GEMINI_CLI_HOME
+#                      Where the real CLIs keep their files, and so the fakes too: Codex
+#                      rollouts under ${CODEX_HOME:-$HOME/.codex}/sessions/, Gemini chats and
+#                      projects.json under ${GEMINI_CLI_HOME:-$HOME}/.gemini/ (see each fake's
+#                      header). Tests must point them at a temporary directory.
 #   FAKE_CLI_LOG       Optional directory. Every call first creates its own new directory
 #                      $FAKE_CLI_LOG/<cli>.XXXXXX (mktemp -d) holding:
 #                        argv          each argument followed by a NUL byte
@@ -31,13 +44,20 @@
 #                      has been read, before any output.
 #   FAKE_CLI_SCENARIO  What the run does (default `success`); see each fake's header.
 #                      An unknown scenario is an error (exit 99) naming the known ones.
-#   FAKE_CLI_REPLY     The answer text (default `OK`). `"`, `\`, tab and newlines are
-#                      JSON-escaped.
+#   FAKE_CLI_REPLY     The answer text (default `OK`). In JSON, `"`, `\`, newlines, tab and CR
+#                      are escaped as \" \\ \n \t \r, other control characters as \u00XX.
 #   FAKE_CLI_SLEEP     Seconds the `slow` scenario sleeps (default 30; fractions as sleep(1)
-#                      takes them). The sleep is interruptible: SIGINT and SIGTERM act at once.
-#                      In `slow`, the signal traps are set before the session is saved and
-#                      before anything is printed; the sleep is a child process named `sleep`
-#                      with stdin/stdout/stderr on /dev/null (an orphan never holds a pipe).
+#                      takes them).
+#   FAKE_CLI_RETRY_INTERVAL
+#                      Seconds between two retry lines of the `hang` scenario (default 0.2).
+#   FAKE_CLI_IGNORE_TERM
+#                      1: `slow` and `hang` ignore SIGTERM (only SIGKILL ends them). Otherwise
+#                      SIGTERM ends them at once with exit 143.
+#   The waits of `slow` and `hang` are interruptible: the signal traps are set before the
+#   session is saved and before anything is printed; each wait is a child process named `sleep`
+#   with stdin/stdout/stderr on /dev/null (an orphan never holds a pipe), which the trap kills.
+#   A write to a closed stdout/stderr ends the fake (exit 141), so `hang` never outlives its
+#   reader.
 #
 # Argument errors are checked before stdin is read and before any session is looked up, and
 # are reported the way the real CLI reports them (see each fake's header).
@@ -46,6 +66,10 @@
 #   success  the normal answer          noise    the same with stderr noise lines
 #   garbage  non-JSON stdout, exit 0    slow     partial output, sleep, then the rest;
 #                                                SIGINT/SIGTERM as the real CLI reacts
+#   retries  retry lines, then success  hang     retry lines forever, until a signal
+#   fail401, fail429, fail500, failclose
+#            the API answered 401 / 429 / 500, or closed the connection (the real CLIs' final
+#            error after their retries, from the captures)
 #   Each fake adds its own error scenarios.
 
 set -u
@@ -58,6 +82,7 @@ fake_init() { # <cli> "$@"
     FAKE_REPLY=${FAKE_CLI_REPLY-OK}
     FAKE_HERE=$(pwd -P)
     FAKE_LOGDIR=
+    FAKE_SLEEP_PID=
     if [ -n "${FAKE_CLI_LOG:-}" ]; then
         mkdir -p "$FAKE_CLI_LOG" || exit 98
         FAKE_LOGDIR=$(mktemp -d "$FAKE_CLI_LOG/$FAKE_CLI.XXXXXX") || exit 98
@@ -108,15 +133,34 @@ fake_uuid7() {
     fake_uuid | sed "s/^........-....-.\(...\)/${ms%????}-${ms#????????}-7\1/"
 }
 
-# Prints $1 as the inside of a JSON string: \ " tab CR and newlines escaped.
+# Prints $1 as the inside of a JSON string: \ and " escaped, newlines as \n, tab as \t, CR as
+# \r, other control characters as \u00XX.
 fake_json_escape() {
-    printf '%s\n' "$1" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' \
-        -e "s/$(printf '\t')/\\\\t/g" -e "s/$(printf '\r')/\\\\r/g" |
-        sed -e ':a' -e 'N' -e '$!ba' -e 's/\n/\\n/g'
+    printf '%s\n' "$1" | awk '
+function rep(s, f, t,    out, i) {
+    out = ""
+    while ((i = index(s, f)) > 0) { out = out substr(s, 1, i - 1) t; s = substr(s, i + 1) }
+    return out s
+}
+BEGIN {
+    for (i = 1; i < 32; i++) if (i != 10) c[sprintf("%c", i)] = sprintf("\\u%04x", i)
+    c["\t"] = "\\t"; c["\r"] = "\\r"
+}
+{
+    s = rep(rep($0, "\\", "\\\\"), "\"", "\\\"")
+    if (s ~ /[\001-\037]/) for (ch in c) if (index(s, ch)) s = rep(s, ch, c[ch])
+    printf "%s%s", (NR > 1 ? "\\n" : ""), s
+}'
 }
 
 fake_timestamp() {
     date -u +%Y-%m-%dT%H:%M:%S.000Z
+}
+
+# Writes stdin to <file> atomically (a temporary file next to it, then mv).
+fake_write_file() { # <file>
+    mkdir -p "$(dirname "$1")" || exit 98
+    cat >"$1.tmp.$$" && mv -f "$1.tmp.$$" "$1"
 }
 
 # Session files: $FAKE_STATE/<cli>/<id>, holding the creation directory.
@@ -125,9 +169,7 @@ fake_session_file() { # <id>
 }
 
 fake_session_save() { # <id>
-    mkdir -p "$FAKE_STATE/$FAKE_CLI" || exit 98
-    f=$(fake_session_file "$1")
-    printf '%s' "$FAKE_HERE" >"$f.tmp.$$" && mv -f "$f.tmp.$$" "$f"
+    printf '%s' "$FAKE_HERE" | fake_write_file "$(fake_session_file "$1")"
 }
 
 # True when session <id> exists (and, with `here`, was created in this directory).
@@ -155,21 +197,50 @@ fake_session_latest_here() {
     done
 }
 
-# `slow` scenarios: sleep $FAKE_CLI_SLEEP seconds so that a signal ends the wait at once.
-# Call fake_slow_traps <exit-on-INT> first, before printing anything the caller waits for.
-fake_slow_traps() { # <exit code on SIGINT>
-    FAKE_SLEEP_PID=
-    trap 'fake_slow_end '"$1" INT
-    trap 'fake_slow_end 143' TERM
+# Run numbering: the count of successful runs of conversation <id> (0 when none recorded).
+fake_runs_get() { # <id>
+    f="$FAKE_STATE/$FAKE_CLI.runs/$1"
+    if [ -f "$f" ]; then cat "$f"; else printf '0'; fi
 }
-fake_slow_end() {
+fake_runs_set() { # <id> <count>
+    printf '%s\n' "$2" | fake_write_file "$FAKE_STATE/$FAKE_CLI.runs/$1"
+}
+
+# `slow` and `hang`: waits that a signal ends at once. Call fake_signal_traps first, before
+# printing anything the caller waits for. SIGTERM: exit 143, or ignored when
+# FAKE_CLI_IGNORE_TERM=1.
+fake_signal_traps() { # <exit code on SIGINT>
+    FAKE_SLEEP_PID=
+    trap 'fake_signal_end '"$1" INT
+    if [ "${FAKE_CLI_IGNORE_TERM:-}" = 1 ]; then
+        trap '' TERM
+    else
+        trap 'fake_signal_end 143' TERM
+    fi
+}
+fake_slow_traps() { fake_signal_traps "$@"; }
+fake_signal_end() {
     [ -n "$FAKE_SLEEP_PID" ] && kill "$FAKE_SLEEP_PID" 2>/dev/null
     exit "$1"
 }
-fake_slow_sleep() {
+fake_wait() { # <seconds>
     # The sleep gets no stdout/stderr, so that an orphaned sleep never holds the caller's pipes.
-    sleep "${FAKE_CLI_SLEEP:-30}" </dev/null >/dev/null 2>&1 &
+    sleep "$1" </dev/null >/dev/null 2>&1 &
     FAKE_SLEEP_PID=$!
     wait "$FAKE_SLEEP_PID"
     FAKE_SLEEP_PID=
+}
+fake_slow_sleep() {
+    fake_wait "${FAKE_CLI_SLEEP:-30}"
+}
+
+# `hang`: calls `<function> N` for N = 1, 2, ... every FAKE_CLI_RETRY_INTERVAL seconds, forever.
+# The function prints one retry line; a failed write (closed pipe) ends the fake.
+fake_hang() { # <function>
+    n=1
+    while :; do
+        "$1" "$n" || exit 141
+        fake_wait "${FAKE_CLI_RETRY_INTERVAL:-0.2}"
+        n=$((n + 1))
+    done
 }

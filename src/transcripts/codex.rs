@@ -1,0 +1,182 @@
+//! Codex rollouts (`~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl`): one JSON
+//! object per line, `{"timestamp", "ordinal", "type", "payload"}`. What is read here:
+//! - `session_meta`: the thread id, and for a fork `forked_from_id` (a fork's file holds only
+//!   its own lines);
+//! - `turn_context`: the model each turn ran;
+//! - `event_msg` `token_count`: the thread's running total (`total_token_usage`, which for a
+//!   fork already includes the parent's) and the request's own (`last_token_usage`).
+
+use serde_json::Value;
+
+use crate::backend::Usage;
+
+/// What a rollout says about its thread.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rollout {
+    pub thread_id: Option<String>,
+    /// The thread this one was forked from.
+    pub forked_from: Option<String>,
+    pub cwd: Option<String>,
+    /// Every request's counts, in order, with the model of the turn it belongs to.
+    pub counts: Vec<TokenCount>,
+    /// The model of the last turn (also of turns that reported no usage, like a failed one).
+    pub last_model: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenCount {
+    /// The thread's running total after this request.
+    pub total: Usage,
+    /// This request's own counts.
+    pub last: Option<Usage>,
+    pub model: Option<String>,
+}
+
+impl Rollout {
+    /// Read a rollout; lines that are not JSON (a torn last line) and unknown types are skipped.
+    pub fn parse(bytes: &[u8]) -> Rollout {
+        let mut rollout = Rollout::default();
+        let mut model: Option<String> = None;
+        for line in bytes.split(|b| *b == b'\n') {
+            if line.is_empty() {
+                continue;
+            }
+            let Ok(line) = serde_json::from_slice::<Value>(line) else {
+                continue;
+            };
+            let payload = &line["payload"];
+            match line["type"].as_str() {
+                Some("session_meta") if rollout.thread_id.is_none() => {
+                    rollout.thread_id = text(payload, "id").or_else(|| text(payload, "session_id"));
+                    rollout.forked_from = text(payload, "forked_from_id");
+                    rollout.cwd = text(payload, "cwd");
+                }
+                Some("turn_context") => {
+                    if let Some(m) = text(payload, "model") {
+                        model = Some(m);
+                    }
+                }
+                Some("event_msg") if payload["type"] == "token_count" => {
+                    let info = &payload["info"];
+                    let Some(total) = usage(&info["total_token_usage"]) else {
+                        continue; // a rate-limit update without counts
+                    };
+                    rollout.counts.push(TokenCount {
+                        total,
+                        last: usage(&info["last_token_usage"]),
+                        model: model.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        rollout.last_model = model;
+        rollout
+    }
+
+    /// The model that ran up to the running total `total` (the stream's `turn.completed`
+    /// figure), else the last turn's.
+    pub fn model_at(&self, total: Option<&Usage>) -> Option<&str> {
+        total
+            .and_then(|t| self.counts.iter().rev().find(|c| c.total == *t))
+            .and_then(|c| c.model.as_deref())
+            .or(self.last_model.as_deref())
+    }
+
+    /// The running total the thread had before this file's first request: for a fork, what it
+    /// inherited from its parent; zero for a new thread.
+    pub fn starting_total(&self) -> Option<Usage> {
+        let first = self.counts.first()?;
+        Some(first.total.since(first.last.as_ref()?))
+    }
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// `{input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
+/// reasoning_output_tokens}`: cached and cache writes are parts of input, reasoning of output.
+fn usage(v: &Value) -> Option<Usage> {
+    let count = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0).min(1 << 40);
+    v.is_object().then(|| Usage {
+        input: count("input_tokens"),
+        output: count("output_tokens"),
+        cached: count("cached_input_tokens"),
+        cache_write: count("cache_write_input_tokens"),
+        reasoning: count("reasoning_output_tokens"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(name: &str) -> Rollout {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/native-samples/");
+        Rollout::parse(&std::fs::read(format!("{dir}{name}")).unwrap())
+    }
+
+    const THREAD: &str =
+        "codex-rollout-2026-12-01T10-50-17-01a2313a-0d07-7771-ad0b-6e3bccc3126b.jsonl";
+    const FORK: &str =
+        "codex-rollout-2026-12-01T10-50-28-01a2313a-35f8-7cb3-ac16-2a856813b495.jsonl";
+
+    #[test]
+    fn a_thread_with_three_runs() {
+        let r = sample(THREAD);
+        assert_eq!(
+            r.thread_id.as_deref(),
+            Some("01a2313a-0d07-7771-ad0b-6e3bccc3126b")
+        );
+        assert_eq!(r.forked_from, None);
+        assert_eq!(r.cwd.as_deref(), Some("/home/user/proj/codex-proj"));
+        let totals: Vec<u64> = r.counts.iter().map(|c| c.total.input).collect();
+        assert_eq!(totals, [5003, 10009, 15018]);
+        assert_eq!(r.last_model.as_deref(), Some("gpt-6.1-sol"));
+        assert_eq!(r.model_at(Some(&r.counts[1].total)), Some("gpt-6.1-sol"));
+        assert_eq!(r.starting_total(), Some(Usage::default()));
+    }
+
+    #[test]
+    fn a_fork_starts_from_its_parents_total() {
+        let r = sample(FORK);
+        assert_eq!(
+            r.forked_from.as_deref(),
+            Some("01a2313a-0d07-7771-ad0b-6e3bccc3126b")
+        );
+        let start = r.starting_total().unwrap();
+        // The parent's last total (15018 input), which the fork's first total already holds.
+        assert_eq!(
+            start,
+            Usage {
+                input: 15018,
+                cached: 9018,
+                cache_write: 618,
+                output: 198,
+                reasoning: 78
+            }
+        );
+        assert_eq!(r.counts[0].total.input, 20030);
+    }
+
+    #[test]
+    fn a_failed_run_has_a_model_and_no_counts() {
+        let r = sample("codex-failed-401-rollout-2026-12-01T10-51-11-01a2313a-dd3c-7ad1-bae1-4cbbbedb5606.jsonl");
+        assert!(r.counts.is_empty());
+        assert_eq!(r.model_at(None), Some("gpt-6.1-sol"));
+        assert_eq!(r.starting_total(), None);
+    }
+
+    #[test]
+    fn junk_is_skipped() {
+        let r = Rollout::parse(b"not json\n{\"type\":\"turn_context\",\"payload\":{\"model\":\"m\"}}\n{\"type\":\"event_msg\",\"payload\":{\"type\":\"token_count\",\"info\":null}}\n{\"trunc");
+        assert_eq!(r.last_model.as_deref(), Some("m"));
+        assert!(r.counts.is_empty());
+        assert_eq!(Rollout::parse(b""), Rollout::default());
+        assert_eq!(Rollout::parse(&[0xff, 0xfe, b'\n']), Rollout::default());
+    }
+}
