@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value as Json;
 use serde_yaml::{Mapping, Value as Yaml};
 
+use crate::domain::{add_tags, normalize_tag, Backend};
 use crate::error::{Error, Result};
-use crate::store::files::{ensure_private_dir, write_atomic};
-use crate::store::session::{add_tags, normalize_tag, Backend};
+use crate::fsio::{ensure_private_dir, write_atomic};
 use crate::usage::pricing::Price;
 
 /// The settings clinvk reads, with the guide's defaults.

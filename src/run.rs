@@ -13,7 +13,6 @@
 //!   off. What a CLI leaves out of its output is read from its transcript: a Codex thread's
 //!   model, and whether a failed Gemini run left a chat to resume.
 
-use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -22,13 +21,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::backend::invoke::{self, Invocation, Mode};
-use crate::backend::{self, process, retry, Outcome, Usage};
+use crate::backend::{self, process, retry, Outcome, Tokens};
 use crate::clock;
 use crate::config::Settings;
+use crate::domain::{add_tags, normalize_tag, Backend, SessionId, Status};
 use crate::error::{exit, Error, Result};
-use crate::store::session::{
-    add_tags, normalize_tag, truncate_prompt, Backend, Session, SessionId, Status, TokenUsage, Turn,
-};
+use crate::store::session::{truncate_prompt, Session, TokenUsage, Turn};
 use crate::store::Store;
 use crate::transcripts::{self, locate::Homes};
 
@@ -86,7 +84,7 @@ pub struct Report {
     pub backend: Backend,
     pub outcome: Outcome,
     /// This run's usage as recorded (the per-run share for Codex).
-    pub usage: Option<Usage>,
+    pub usage: Option<Tokens>,
     /// The CLI's exit code; None when a signal ended it.
     pub backend_exit_code: Option<i32>,
     /// The signal clinvk got (and forwarded) while the CLI ran.
@@ -168,8 +166,7 @@ impl Runner<'_> {
                 // check writes nothing), then mark it in use from now on, so that a `sessions
                 // clean` running meanwhile does not delete a session last used long ago.
                 let now = clock::now()?;
-                let prepared = RefCell::new(None);
-                let session = self.store()?.update(key, |s| {
+                let (session, (program, invocation, request)) = self.store()?.update(key, |s| {
                     let mode = resume_mode(s)?;
                     let program = self.program(s.backend)?;
                     // Codex does not report the model: resume with the one the session was
@@ -183,14 +180,10 @@ impl Runner<'_> {
                     }
                     let invocation = self.invocation(s.backend, mode, &request)?;
                     check_workdir(s)?;
-                    *prepared.borrow_mut() = Some((program, invocation, request));
                     let changed = s.last_used_at < now;
                     s.last_used_at = s.last_used_at.max(now);
-                    Ok(changed)
+                    Ok((changed, (program, invocation, request)))
                 })?;
-                let (program, invocation, request) = prepared
-                    .into_inner()
-                    .expect("update ran its closure, which succeeded");
                 // A fork made without a prompt forks now, from the parent as it is now.
                 let parent_total = match (&session.metadata.fork_from, &session.parent_id) {
                     (Some(_), Some(parent)) if session.backend_session_id.is_none() => self
@@ -335,7 +328,7 @@ impl Runner<'_> {
         invocation: &Invocation,
         request: &Request,
         created_now: bool,
-        parent_total: Option<Option<Usage>>,
+        parent_total: Option<Option<Tokens>>,
     ) -> Result<Report> {
         let store = self.store()?;
         let started = clock::now()?;
@@ -364,16 +357,19 @@ impl Runner<'_> {
         let run = run;
         let finished = clock::now()?;
         let keep_usage = self.settings.store_token_usage;
-        // `update` may call the closure again (after healing a corrupt index): the last call's
-        // usage is the one recorded.
-        let usage = std::cell::Cell::new(None);
+        let mut usage = None;
         let mut record_failure = None;
         let recorded = store.update(session.id.as_str(), |s| {
-            usage.set(record(s, &run, request, started, finished, keep_usage));
-            Ok(true)
+            Ok((
+                true,
+                record(s, &run, request, started, finished, keep_usage),
+            ))
         });
         let session = match recorded {
-            Ok(session) => Some(session),
+            Ok((session, recorded_usage)) => {
+                usage = recorded_usage;
+                Some(session)
+            }
             Err(Error::NotFound { .. }) => {
                 warnings.push(format!(
                     "session {} was deleted while {} ran: this run is not recorded",
@@ -396,7 +392,7 @@ impl Runner<'_> {
         };
         warnings.extend(self.clean_if_due(store, finished));
         let mut report = run.report(session, warnings);
-        report.usage = if keep_usage { usage.get() } else { None };
+        report.usage = if keep_usage { usage } else { None };
         report.record_failure = record_failure;
         Ok(report)
     }
@@ -474,7 +470,7 @@ impl Runner<'_> {
 
     /// Codex's stream names no model: its rollout does (the turn that reached the reported
     /// total). A fork's rollout also says what running total the fork started from: returned.
-    fn read_codex_rollout(&self, outcome: &mut Outcome) -> Option<Usage> {
+    fn read_codex_rollout(&self, outcome: &mut Outcome) -> Option<Tokens> {
         let thread = outcome.session_id.as_deref()?;
         let path = transcripts::locate::codex_rollout(self.homes.codex.as_deref()?, thread)?;
         let rollout = transcripts::codex::Rollout::parse(&transcripts::locate::read(&path)?);
@@ -492,7 +488,7 @@ impl Runner<'_> {
         &self,
         session: &Session,
         run: &mut Run,
-        parent_total: Option<Option<Usage>>,
+        parent_total: Option<Option<Tokens>>,
         warnings: &mut Vec<String>,
     ) {
         let forked = session.parent_id.is_some() && parent_total.is_some();
@@ -585,9 +581,9 @@ struct Run {
     timed_out: Option<Duration>,
     duration: Duration,
     /// What a Codex fork's transcript says it started from.
-    rollout_start: Option<Usage>,
+    rollout_start: Option<Tokens>,
     /// The running total a new Codex thread started from (a fork's parent's), when known.
-    thread_base: Option<Usage>,
+    thread_base: Option<Tokens>,
 }
 
 impl Run {
@@ -615,7 +611,7 @@ fn record(
     started: DateTime<Utc>,
     finished: DateTime<Utc>,
     keep_usage: bool,
-) -> Option<Usage> {
+) -> Option<Tokens> {
     let outcome = &run.outcome;
     let failed = outcome.error.is_some();
     // A failed resume can report an id that is not the session's (Claude's fresh random id):
@@ -625,7 +621,7 @@ fn record(
             if s.backend_session_id.as_deref() != Some(id.as_str()) {
                 // A new backend thread: Codex's running total starts again, from what the
                 // thread inherited (a fork's parent's total), else from zero.
-                s.metadata.thread_usage = run.thread_base.as_ref().map(token_usage);
+                s.metadata.thread_usage = run.thread_base.map(TokenUsage::from);
             }
             s.backend_session_id = Some(id.clone());
         }
@@ -644,10 +640,10 @@ fn record(
             .metadata
             .thread_usage
             .as_ref()
-            .map(usage_of)
+            .map(TokenUsage::tokens)
             .unwrap_or_default();
         let highest = u.max_each(&previous);
-        s.metadata.thread_usage = Some(token_usage(&highest));
+        s.metadata.thread_usage = Some(TokenUsage::from(highest));
         u.since(&previous)
     });
     let model = outcome.model.clone().or_else(|| request.model.clone());
@@ -658,7 +654,7 @@ fn record(
         s.prompt = truncate_prompt(&request.prompt);
     }
     add_tags(&mut s.tags, request.tags.iter().cloned());
-    let turn_usage = usage.filter(|_| keep_usage).map(|u| token_usage(&u));
+    let turn_usage = usage.filter(|_| keep_usage).map(TokenUsage::from);
     if let Some(u) = &turn_usage {
         s.token_usage.add(u);
     }
@@ -688,8 +684,12 @@ fn record(
 }
 
 /// The running total a session's backend thread has reached (Codex), as clinvk recorded it.
-fn thread_total(session: &Session) -> Option<Usage> {
-    session.metadata.thread_usage.as_ref().map(usage_of)
+fn thread_total(session: &Session) -> Option<Tokens> {
+    session
+        .metadata
+        .thread_usage
+        .as_ref()
+        .map(TokenUsage::tokens)
 }
 
 /// `30m`, `90s`, `2h`, `1h30m`: a deadline as users write it.
@@ -715,28 +715,6 @@ pub fn human_duration(d: Duration) -> String {
 /// Seconds, to the millisecond (as session files record durations).
 pub fn round_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).round() / 1000.0
-}
-
-fn token_usage(u: &Usage) -> TokenUsage {
-    TokenUsage {
-        input: u.input,
-        output: u.output,
-        cached: u.cached,
-        total: u.total(),
-        cache_write: u.cache_write,
-        reasoning: u.reasoning,
-        extra: Default::default(),
-    }
-}
-
-fn usage_of(t: &TokenUsage) -> Usage {
-    Usage {
-        input: t.input,
-        output: t.output,
-        cached: t.cached,
-        cache_write: t.cache_write,
-        reasoning: t.reasoning,
-    }
 }
 
 fn signal_name(signal: i32) -> String {
@@ -820,12 +798,12 @@ mod tests {
     /// Record a Codex run (cumulative usage) that started and finished at `at`.
     fn codex_run(
         s: &mut Session,
-        usage: Option<Usage>,
+        usage: Option<Tokens>,
         id: Option<&str>,
         error: Option<&str>,
         at: DateTime<Utc>,
         keep_usage: bool,
-    ) -> Option<Usage> {
+    ) -> Option<Tokens> {
         let run = Run {
             backend: Backend::Codex,
             outcome: Outcome {
@@ -852,11 +830,11 @@ mod tests {
         record(s, &run, &request, at, at, keep_usage)
     }
 
-    fn total(input: u64, output: u64) -> Usage {
-        Usage {
+    fn total(input: u64, output: u64) -> Tokens {
+        Tokens {
             input,
             output,
-            ..Usage::default()
+            ..Tokens::default()
         }
     }
 

@@ -34,8 +34,8 @@ use serde_json::Value;
 
 use clinvk::backend::invoke::{invocation, Invocation, InvokeError, Mode};
 use clinvk::backend::process::{run, Captured};
-use clinvk::backend::{claude, codex, gemini, Outcome, Usage};
-use clinvk::store::session::Backend::{self, Claude, Codex, Gemini};
+use clinvk::backend::{claude, codex, gemini, Outcome, Tokens};
+use clinvk::domain::Backend::{self, Claude, Codex, Gemini};
 
 fn fake(backend: Backend) -> &'static str {
     match backend {
@@ -598,8 +598,8 @@ fn edited(inv: Invocation, edit: impl FnOnce(&mut Vec<String>)) -> Invocation {
     inv
 }
 
-fn times(u: Usage, n: u64) -> Usage {
-    Usage {
+fn times(u: Tokens, n: u64) -> Tokens {
+    Tokens {
         input: u.input * n,
         output: u.output * n,
         cached: u.cached * n,
@@ -984,7 +984,7 @@ fn the_capture_comparison_sees_differences() {
 
 /// Run 1 of a conversation, as clinvk reads it: this run's figures over both models (from
 /// model_usage_since_last_result), cache reads and writes in input, thinking in output.
-const CLAUDE_USAGE: Usage = Usage {
+const CLAUDE_USAGE: Tokens = Tokens {
     input: 511 + 2 + 15934 + 6354,
     output: 14 + 4,
     cached: 15934,
@@ -1103,7 +1103,7 @@ fn claude_running_totals_across_resumes_forks_and_failures() {
     assert!(failed.error().contains("401"), "{}", failed.error());
     assert_eq!(
         failed.out.usage.unwrap_or_default(),
-        Usage::default(),
+        Tokens::default(),
         "a failed run is not charged with the conversation's history"
     );
     assert_eq!(failed.out.cost_usd.unwrap_or(0.0), 0.0);
@@ -1430,7 +1430,7 @@ fn claude_slow_then_signals() {
 // Codex
 
 /// Codex's base figures: run k of a thread adds k times these to its running total.
-const CODEX_PER_RUN: Usage = Usage {
+const CODEX_PER_RUN: Tokens = Tokens {
     input: 5003,
     output: 63,
     cached: 3003,
@@ -1438,16 +1438,16 @@ const CODEX_PER_RUN: Usage = Usage {
     reasoning: 23,
 };
 
-/// A rollout's `token_count` usage object as a Usage (and its total_tokens checked).
+/// A rollout's `token_count` usage object as a Tokens (and its total_tokens checked).
 #[track_caller]
-fn rollout_usage(v: &Value) -> Usage {
+fn rollout_usage(v: &Value) -> Tokens {
     let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
     assert_eq!(
         n("total_tokens"),
         n("input_tokens") + n("output_tokens"),
         "{v}"
     );
-    Usage {
+    Tokens {
         input: n("input_tokens"),
         output: n("output_tokens"),
         cached: n("cached_input_tokens"),
@@ -1946,7 +1946,7 @@ fn codex_slow_then_sigint() {
 
 /// The stream's stats without --model (router + main model), as clinvk reads them: input
 /// includes cached; what total has beyond input and output (67) is thinking, counted in output.
-const GEMINI_USAGE: Usage = Usage {
+const GEMINI_USAGE: Tokens = Tokens {
     input: 8037,
     output: 97 + 67,
     cached: 2037,

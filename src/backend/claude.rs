@@ -17,7 +17,7 @@
 
 use serde_json::Value;
 
-use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Usage};
+use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Tokens};
 
 pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     let mut out = Outcome::default();
@@ -81,7 +81,7 @@ fn events(stdout: &str) -> Vec<Value> {
 
 /// This run's own figures, whichever release wrote the result.
 struct ThisRun {
-    usage: Option<Usage>,
+    usage: Option<Tokens>,
     cost_usd: Option<f64>,
     /// The model that cost the most in this run: the one that answered, not a helper.
     costliest: Option<String>,
@@ -125,7 +125,7 @@ fn this_run(result: &Value, main_model: Option<&str>) -> ThisRun {
 
 /// The sum over per-model figures (`inputTokens`, `cacheReadInputTokens`, ...) and their costs.
 fn from_models(models: &serde_json::Map<String, Value>, main_usage: Option<&Value>) -> ThisRun {
-    let mut total = Usage::default();
+    let mut total = Tokens::default();
     let mut cost = None::<f64>;
     let mut thinking_reported = false;
     for m in models.values() {
@@ -154,7 +154,7 @@ fn from_models(models: &serde_json::Map<String, Value>, main_usage: Option<&Valu
 }
 
 /// The `usage` object: the main model's figures in Anthropic's terms.
-fn from_usage_field(u: &Value) -> Usage {
+fn from_usage_field(u: &Value) -> Tokens {
     normalise(
         u64_at(u, "input_tokens"),
         u64_at(u, "cache_read_input_tokens"),
@@ -166,8 +166,8 @@ fn from_usage_field(u: &Value) -> Usage {
 
 /// Anthropic's counts in clinvk's terms: input includes cache reads and writes; thinking is part
 /// of the output (never more than it).
-fn normalise(input: u64, read: u64, write: u64, output: u64, thinking: u64) -> Usage {
-    Usage {
+fn normalise(input: u64, read: u64, write: u64, output: u64, thinking: u64) -> Tokens {
+    Tokens {
         input: input + read + write,
         output,
         cached: read,
@@ -340,13 +340,13 @@ mod tests {
     }
 
     fn capture(name: &str) -> Outcome {
-        crate::backend::capture(crate::store::session::Backend::Claude, name)
+        crate::backend::capture(crate::domain::Backend::Claude, name)
     }
 
     /// The stand-in numbered its requests n: input 100+n, cache writes 2000+n, cache reads
     /// 30000+n, output 40+n of which thinking 7+n (the captures' README).
-    fn request(n: u64) -> Usage {
-        Usage {
+    fn request(n: u64) -> Tokens {
+        Tokens {
             input: (100 + n) + (2000 + n) + (30000 + n),
             output: 40 + n,
             cached: 30000 + n,
@@ -421,7 +421,7 @@ mod tests {
         ] {
             let out = capture(name);
             assert_eq!(out.error.as_deref(), Some(want), "{name}");
-            assert_eq!(out.usage, Some(Usage::default()), "{name}: nothing was spent");
+            assert_eq!(out.usage, Some(Tokens::default()), "{name}: nothing was spent");
             assert_eq!(out.cost_usd, Some(0.0));
             // The session exists (its transcript was written): a failed first run keeps it.
             assert!(out.session_id.is_some(), "{name}");

@@ -4,7 +4,7 @@
 //! - Top-level `error` events are usually retries ("Reconnecting... 2/5"): only `turn.failed`,
 //!   or no terminal event at all, means failure.
 //! - `turn.completed.usage` is the thread's running total, across resumes: the caller stores it
-//!   and subtracts the previous total (`Usage::since`). `cached_input_tokens` and
+//!   and subtracts the previous total (`Tokens::since`). `cached_input_tokens` and
 //!   `cache_write_input_tokens` are parts of `input_tokens`, not additions.
 //! - No model, cost or duration in the stream (0.169): the model is in the thread's rollout
 //!   (`crate::transcripts::codex`), which the caller reads; a `model` in any event (should a
@@ -17,7 +17,7 @@
 
 use serde_json::Value;
 
-use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Usage};
+use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Tokens};
 
 pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     let mut out = Outcome {
@@ -43,7 +43,7 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
             Some("turn.completed") => {
                 completed = true;
                 let u = &event["usage"];
-                out.usage = Some(Usage {
+                out.usage = Some(Tokens {
                     input: u64_at(u, "input_tokens"),
                     output: u64_at(u, "output_tokens"),
                     cached: u64_at(u, "cached_input_tokens"),
@@ -119,11 +119,11 @@ mod tests {
 
     #[test]
     fn cumulative_usage_across_a_resume() {
-        let first = Usage {
+        let first = Tokens {
             input: 13912,
             cached: 11008,
             output: 9,
-            ..Usage::default()
+            ..Tokens::default()
         };
         let stdout = r#"{"type":"thread.started","thread_id":"019f4a34-2fc9-7622-8e24-21c7200fcf8d"}
 {"type":"turn.started"}
@@ -181,7 +181,7 @@ mod tests {
     }
 
     fn capture(name: &str) -> Outcome {
-        crate::backend::capture(crate::store::session::Backend::Codex, name)
+        crate::backend::capture(crate::domain::Backend::Codex, name)
     }
 
     #[test]
@@ -191,7 +191,7 @@ mod tests {
         let total = |name: &str| capture(name).usage.unwrap();
         assert_eq!(
             total("new"),
-            Usage {
+            Tokens {
                 input: 5003,
                 cached: 3003,
                 cache_write: 203,

@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Usage};
+use super::{failure, json_lines, str_at, u64_at, unexplained, Outcome, Tokens};
 
 pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
     let trimmed = stdout.trim();
@@ -65,7 +65,7 @@ fn from_stream(stdout: &str, exit_code: Option<i32>) -> Outcome {
                 let output = u64_at(stats, "output_tokens");
                 // What the total holds beyond input and output is thinking (and tool prompts).
                 let thoughts = u64_at(stats, "total_tokens").saturating_sub(input + output);
-                out.usage = Some(Usage {
+                out.usage = Some(Tokens {
                     input,
                     output: output + thoughts,
                     cached: u64_at(stats, "cached"),
@@ -95,7 +95,7 @@ fn from_stream(stdout: &str, exit_code: Option<i32>) -> Outcome {
 
 fn from_json_object(object: &Value, exit_code: Option<i32>) -> Outcome {
     let models = &object["stats"]["models"];
-    let mut usage = Usage::default();
+    let mut usage = Tokens::default();
     for m in models.as_object().into_iter().flat_map(|m| m.values()) {
         let t = &m["tokens"];
         let cached = u64_at(t, "cached");
@@ -269,7 +269,7 @@ mod tests {
     }
 
     fn capture(name: &str) -> Outcome {
-        crate::backend::capture(crate::store::session::Backend::Gemini, name)
+        crate::backend::capture(crate::domain::Backend::Gemini, name)
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::store::session::Backend;
+use crate::domain::Backend;
 
 /// What to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

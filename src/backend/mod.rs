@@ -14,7 +14,8 @@ pub mod retry;
 
 use serde_json::Value;
 
-use crate::store::session::Backend;
+use crate::domain::Backend;
+pub use crate::domain::Tokens;
 
 /// Read a finished run of `backend`'s CLI.
 pub fn parse(backend: Backend, stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
@@ -22,59 +23,6 @@ pub fn parse(backend: Backend, stdout: &str, stderr: &str, exit_code: Option<i32
         Backend::Claude => claude::parse(stdout, stderr, exit_code),
         Backend::Codex => codex::parse(stdout, stderr, exit_code),
         Backend::Gemini => gemini::parse(stdout, stderr, exit_code),
-    }
-}
-
-/// Token counts of one run, normalised across backends:
-/// `input` is every prompt token (uncached + cache reads + cache writes), `cached` the part of
-/// `input` read from a cache, `cache_write` the part written to one, `output` every generated
-/// token including reasoning, `reasoning` the part of `output` spent thinking.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-    pub cached: u64,
-    pub cache_write: u64,
-    pub reasoning: u64,
-}
-
-impl Usage {
-    /// The guide's `total`: input + output (cached is part of input, not added again).
-    pub fn total(&self) -> u64 {
-        self.input.saturating_add(self.output)
-    }
-
-    /// Both runs' counts together.
-    pub fn plus(&self, other: &Usage) -> Usage {
-        Usage {
-            input: self.input.saturating_add(other.input),
-            output: self.output.saturating_add(other.output),
-            cached: self.cached.saturating_add(other.cached),
-            cache_write: self.cache_write.saturating_add(other.cache_write),
-            reasoning: self.reasoning.saturating_add(other.reasoning),
-        }
-    }
-
-    /// The larger of each count, for the highest running total seen so far (Codex).
-    pub fn max_each(&self, other: &Usage) -> Usage {
-        Usage {
-            input: self.input.max(other.input),
-            output: self.output.max(other.output),
-            cached: self.cached.max(other.cached),
-            cache_write: self.cache_write.max(other.cache_write),
-            reasoning: self.reasoning.max(other.reasoning),
-        }
-    }
-
-    /// `self - earlier`, for backends that report a thread's running total (Codex).
-    pub fn since(&self, earlier: &Usage) -> Usage {
-        Usage {
-            input: self.input.saturating_sub(earlier.input),
-            output: self.output.saturating_sub(earlier.output),
-            cached: self.cached.saturating_sub(earlier.cached),
-            cache_write: self.cache_write.saturating_sub(earlier.cache_write),
-            reasoning: self.reasoning.saturating_sub(earlier.reasoning),
-        }
     }
 }
 
@@ -87,7 +35,7 @@ pub struct Outcome {
     pub model: Option<String>,
     /// The response text.
     pub text: String,
-    pub usage: Option<Usage>,
+    pub usage: Option<Tokens>,
     /// True when `usage` is the thread's running total rather than this run's (Codex).
     pub usage_is_cumulative: bool,
     /// Cost the backend itself reported (Claude), in US dollars.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::failure::{self, Kind};
 use super::process::Stream;
-use crate::store::session::Backend;
+use crate::domain::Backend;
 
 /// One retry, as a CLI announced it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::domain::{normalize_tag, Backend, Status};
 use crate::error::{exit, Error, Result};
 use crate::paths::Paths;
-use crate::store::session::{normalize_tag, Backend, Status};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]

@@ -5,7 +5,8 @@ use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
 
-use crate::store::session::{format_time, Backend, Status};
+use crate::domain::{Backend, Status};
+use crate::store::session::format_time;
 use crate::store::{Session, SessionSummary};
 
 /// "5 minutes ago", as the guide shows.

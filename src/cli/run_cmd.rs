@@ -14,9 +14,9 @@ use super::sessions::normalize_dir;
 use super::{Context, ResumeArgs, RunArgs, RunOptions};
 use crate::clock;
 use crate::config::Settings;
+use crate::domain::{Backend, Status};
 use crate::error::{exit, Error, Result};
 use crate::run::{Report, Request, Runner, Target};
-use crate::store::session::{Backend, Status};
 use crate::store::{Filter, ListQuery, Store};
 
 /// `clinvk [PROMPT]`.

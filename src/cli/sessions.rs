@@ -9,8 +9,8 @@ use super::output::{self, print, print_json};
 use super::render::{self, JsonRow};
 use super::{Context, ListArgs, SessionFilterArgs, SessionsCommand};
 use crate::clock;
+use crate::domain::add_tags;
 use crate::error::{exit, Error, Result};
-use crate::store::session::add_tags;
 use crate::store::{Filter, InvalidFile, ListQuery};
 use crate::timespec::{parse_duration, parse_instant, Bound};
 
@@ -149,14 +149,14 @@ fn delete(ctx: &Context, ids: &[String]) -> Result<i32> {
 }
 
 fn tag(ctx: &Context, id: &str, tags: &[String], remove: bool) -> Result<i32> {
-    let session = ctx.store()?.update(id, |session| {
+    let (session, ()) = ctx.store()?.update(id, |session| {
         let before = session.tags.clone();
         if remove {
             session.tags.retain(|t| !tags.contains(t));
         } else {
             add_tags(&mut session.tags, tags.iter().cloned());
         }
-        Ok(session.tags != before)
+        Ok((session.tags != before, ()))
     })?;
     let shown = if session.tags.is_empty() {
         "none".to_string()

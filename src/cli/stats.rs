@@ -405,9 +405,9 @@ fn table(dims: &[Dimension], rows: &[Row], totals: &Figures) -> String {
         vec![
             thousands(f.sessions),
             thousands(f.sums.runs),
-            thousands(f.sums.input),
-            thousands(f.sums.output),
-            thousands(f.sums.cached),
+            thousands(f.sums.tokens.input),
+            thousands(f.sums.tokens.output),
+            thousands(f.sums.tokens.cached),
             thousands(f.sums.total),
             cost_cell(&f.cost),
         ]
@@ -530,11 +530,11 @@ fn figures_json(f: &Figures) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("sessions".into(), json!(f.sessions));
     m.insert("runs".into(), json!(s.runs));
-    m.insert("input".into(), json!(s.input));
-    m.insert("output".into(), json!(s.output));
-    m.insert("cached".into(), json!(s.cached));
-    m.insert("cache_write".into(), json!(s.cache_write));
-    m.insert("reasoning".into(), json!(s.reasoning));
+    m.insert("input".into(), json!(s.tokens.input));
+    m.insert("output".into(), json!(s.tokens.output));
+    m.insert("cached".into(), json!(s.tokens.cached));
+    m.insert("cache_write".into(), json!(s.tokens.cache_write));
+    m.insert("reasoning".into(), json!(s.tokens.reasoning));
     m.insert("total".into(), json!(s.total));
     m.insert("cost_usd".into(), json!(f.cost.total_usd().map(round6)));
     m.insert(

@@ -1,15 +1,24 @@
-//! The session files themselves: private directories, atomic writes, and the cheap "has this
-//! changed?" stamps that let the index notice edits made outside clinvk.
+//! The session files themselves: the directory's `<id>.json` entries, the temp files interrupted
+//! writes leave, and the cheap "has this changed?" stamps that let the index notice edits made
+//! outside clinvk. Private files and atomic writes are `crate::fsio`'s.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::is_valid_id;
 use crate::error::{Error, Result};
-use crate::store::session::is_valid_id;
+use crate::fsio::TEMP_SUFFIX;
+pub use crate::fsio::{
+    ensure_private_dir, open_private, read_regular_file, remove_if_exists, sync_dir,
+};
+
+/// Write a session file atomically (`fsio::write_atomic`); the stamp of the file now there.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
+    crate::fsio::write_atomic(path, bytes).map(|meta| FileStamp::of(&meta))
+}
 
 /// Identity of one file version. A rename over the file (editors, `mv`, sync tools, clinvk's own
 /// atomic writes) changes the inode; an in-place edit changes size or mtime.
@@ -54,110 +63,6 @@ pub fn modified_utc(meta: &fs::Metadata) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// Create `dir` (and missing parents) private to the user. With `tighten`, also remove group and
-/// other access from an existing `dir` (the guide's `mkdir ~/.clinvk/sessions` makes it 0755);
-/// only for directories that are clinvk's own.
-pub fn ensure_private_dir(dir: &Path, tighten: bool) -> Result<()> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        builder.mode(0o700);
-        builder.create(dir).map_err(|e| Error::io(dir, e))?;
-        let meta = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
-        if tighten && meta.permissions().mode() & 0o077 != 0 {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io(dir, e))?;
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tighten;
-        builder.create(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    Ok(())
-}
-
-/// Open a session file for reading without ever blocking (a FIFO named `x.json` must not hang
-/// the store while it holds the lock).
-fn open_for_reading(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
-    }
-    options.open(path)
-}
-
-/// The metadata and contents of the regular file at `path`; None when it is gone, a symlink or
-/// not a regular file (none of which is a session file). Metadata comes from the open handle,
-/// so it describes exactly the bytes read.
-pub fn read_regular_file(path: &Path) -> std::io::Result<Option<(fs::Metadata, Vec<u8>)>> {
-    let mut file = match open_for_reading(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        #[cfg(unix)]
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Ok(None);
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    std::io::Read::read_to_end(&mut file, &mut bytes)?;
-    Ok(Some((meta, bytes)))
-}
-
-/// Open (creating if needed) a file readable by its owner only.
-pub fn open_private(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-/// Write `bytes` to `path` so that a crash at any point leaves either the old file or the new
-/// one, never a mix: temp file in the same directory, fsync, rename, fsync the directory.
-/// Returns the stamp of the file now at `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<FileStamp> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("session");
-    let mut nonce = [0u8; 4];
-    getrandom::fill(&mut nonce).ok();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{:08x}{TEMP_SUFFIX}",
-        std::process::id(),
-        u32::from_le_bytes(nonce)
-    ));
-    let result = (|| {
-        let mut file = open_private(&tmp, OpenOptions::new().write(true).create_new(true))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        let stamp = FileStamp::of(&file.metadata()?);
-        fs::rename(&tmp, path)?;
-        sync_dir(dir)?;
-        Ok(stamp)
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
-
-const TEMP_SUFFIX: &str = ".tmp";
-
 /// Remove the temp files `write_atomic` leaves when a write is interrupted (a crash, a kill,
 /// a full disk): `.<id>.json.<pid>.<hex>.tmp`. Only safe when no write can be under way.
 pub fn remove_temp_files(dir: &Path) -> Result<usize> {
@@ -193,22 +98,6 @@ fn is_our_temp_name(name: &str) -> bool {
         && !pid.is_empty()
         && pid.bytes().all(|b| b.is_ascii_digit())
         && file.strip_suffix(".json").is_some_and(is_valid_id)
-}
-
-/// Make a rename or unlink in `dir` durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
-/// Remove a file, treating "already gone" as done.
-pub fn remove_if_exists(path: &Path) -> Result<bool> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(Error::io(path, e)),
-    }
 }
 
 /// One `<id>.json` entry of the sessions directory.

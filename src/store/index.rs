@@ -14,10 +14,11 @@ use rusqlite::{
     TransactionBehavior,
 };
 
+use crate::domain::SessionId;
 use crate::error::{Error, Result};
 use crate::store::files::{open_private, remove_if_exists, DirStamp, FileStamp};
 use crate::store::query::{InvalidFile, ListQuery, SessionSummary};
-use crate::store::session::{Session, SessionId, TokenUsage};
+use crate::store::session::{Session, TokenUsage};
 use crate::store::sql;
 use crate::store::usage::{self, StatsQuery, StatsResult};
 use crate::timespec::Zone;

@@ -27,9 +27,10 @@ use files::{DirEntry, DirStamp, FileStamp};
 use index::{Index, Unusable};
 use lock::LockMode;
 
+pub use crate::domain::{Backend, SessionId, Status};
 use crate::timespec::Zone;
 pub use query::{Filter, InvalidFile, ListQuery, SessionSummary};
-pub use session::{Backend, Session, SessionId, Status, TokenUsage};
+pub use session::{Session, TokenUsage};
 pub use usage::{Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums};
 
 /// The index file, hidden inside `sessions/` so that moving the directory moves the index too.
@@ -495,10 +496,10 @@ impl Store {
         if std::fs::symlink_metadata(self.session_path(&id)).is_ok_and(|m| m.is_file()) {
             return Ok(id);
         }
-        if key.len() < session::MIN_PREFIX_LEN {
+        if key.len() < crate::domain::MIN_PREFIX_LEN {
             return Err(Error::PrefixTooShort {
                 prefix: key.to_string(),
-                min: session::MIN_PREFIX_LEN,
+                min: crate::domain::MIN_PREFIX_LEN,
             });
         }
         let mut candidates = index.ids_with_prefix(key, 11)?;
@@ -645,23 +646,26 @@ impl Store {
     }
 
     /// Read-modify-write one session under the exclusive lock, so concurrent updates never lose
-    /// each other's changes. `change` returns false to leave the file untouched.
-    pub fn update(
+    /// each other's changes. `change` says whether to write the file (false leaves it
+    /// untouched) and what to hand back with the session. It may be called more than once (after
+    /// the index healed), each time on the session as its file is: the last call's answer counts.
+    pub fn update<T>(
         &self,
         key: &str,
-        change: impl Fn(&mut Session) -> Result<bool>,
-    ) -> Result<Session> {
+        mut change: impl FnMut(&mut Session) -> Result<(bool, T)>,
+    ) -> Result<(Session, T)> {
         SessionId::parse(key)?;
         self.write(|store, index| {
             let id = store.resolve(index, key)?;
             let (mut session, _) = store.read_session(&id)?;
-            if change(&mut session)? {
+            let (write, value) = change(&mut session)?;
+            if write {
                 let before = Before::take(&store.dir)?;
                 let stamp =
                     files::write_atomic(&store.session_path(&id), &session.to_file_bytes())?;
                 store.index_changes(index, before, &[Change::Upsert(&session, stamp)])?;
             }
-            Ok(session)
+            Ok((session, value))
         })
     }
 
@@ -975,7 +979,7 @@ fn load_file(entry: &DirEntry) -> Loaded {
         }
     };
     let stamp = FileStamp::of(&meta);
-    if !session::is_valid_id(&stem) {
+    if !crate::domain::is_valid_id(&stem) {
         return Loaded::Invalid {
             stem,
             reason: "the file name is not a valid session id (letters, digits, '-' and '_')".into(),

@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::store::session::{Backend, Session, SessionId, Status, TokenUsage};
+use crate::domain::{Backend, SessionId, Status};
+use crate::store::session::{Session, TokenUsage};
 
 /// Filters of `sessions list` (and of everything that selects sessions the same way).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -1,154 +1,11 @@
 //! The session file format (the guide's JSON), its ids, and how hand-written or older files are
 //! read: missing optional fields get defaults, unknown fields are kept and written back untouched.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
-
-/// Longest id accepted: ids are file names, and 64 is plenty for any scheme.
-const MAX_ID_LEN: usize = 64;
-/// Shortest prefix that may stand for an id (an exact id of any length is always accepted).
-pub const MIN_PREFIX_LEN: usize = 4;
-/// Alphabet of generated ids: lowercase, without the look-alikes i, l, o, u.
-const ID_ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
-const NEW_ID_LEN: usize = 8;
-
-/// A session id: letters, digits, `-` and `_`, so that it is always a safe file name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SessionId(String);
-
-impl SessionId {
-    pub fn parse(text: &str) -> Result<Self> {
-        if is_valid_id(text) {
-            Ok(SessionId(text.to_string()))
-        } else {
-            Err(Error::usage(format!(
-                "'{}' is not a session id: ids are 1 to {MAX_ID_LEN} letters, digits, '-' or '_'",
-                text.escape_debug()
-            )))
-        }
-    }
-
-    /// A fresh random id. Uniqueness is checked by the store under its lock.
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; NEW_ID_LEN];
-        getrandom::fill(&mut bytes).expect("the operating system has no random source");
-        SessionId(
-            bytes
-                .iter()
-                .map(|b| ID_ALPHABET[usize::from(*b) % ID_ALPHABET.len()] as char)
-                .collect(),
-        )
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn file_name(&self) -> String {
-        format!("{}.json", self.0)
-    }
-}
-
-pub fn is_valid_id(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= MAX_ID_LEN
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for SessionId {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for SessionId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        SessionId::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident, $what:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            fn expected() -> String {
-                let names: Vec<&str> = Self::ALL.iter().map(|v| v.as_str()).collect();
-                names.join(", ")
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Error;
-            fn from_str(text: &str) -> Result<Self> {
-                match text {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(Error::usage(format!(
-                        concat!("unknown ", $what, " '{}': expected one of {}"),
-                        text.escape_debug(), Self::expected()
-                    ))),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                let text = String::deserialize(d)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-string_enum!(
-    /// The AI CLI a session runs on.
-    Backend, "backend", { Claude => "claude", Codex => "codex", Gemini => "gemini" }
-);
-
-string_enum!(
-    /// The guide's lifecycle states that are stored (`expired` sessions no longer exist).
-    Status, "status", {
-        Created => "created",
-        Active => "active",
-        Completed => "completed",
-        Error => "error",
-    }
-);
+use crate::domain::{Backend, SessionId, Status, Tokens};
 
 /// The guide's `token_usage`: `total = input + output`; `cached` is the part of `input` read from
 /// a cache and is not added again.
@@ -188,6 +45,17 @@ impl TokenUsage {
         self.reasoning = self.reasoning.saturating_add(other.reasoning);
     }
 
+    /// The counts, without the file's `total` and unknown fields.
+    pub fn tokens(&self) -> Tokens {
+        Tokens {
+            input: self.input,
+            output: self.output,
+            cached: self.cached,
+            cache_write: self.cache_write,
+            reasoning: self.reasoning,
+        }
+    }
+
     /// What is left of these counts after `other`'s, never below zero.
     pub fn saturating_sub(&self, other: &TokenUsage) -> TokenUsage {
         TokenUsage {
@@ -197,6 +65,21 @@ impl TokenUsage {
             total: self.total.saturating_sub(other.total),
             cache_write: self.cache_write.saturating_sub(other.cache_write),
             reasoning: self.reasoning.saturating_sub(other.reasoning),
+            extra: Map::new(),
+        }
+    }
+}
+
+impl From<Tokens> for TokenUsage {
+    /// As a file writes them: `total` = input + output.
+    fn from(t: Tokens) -> TokenUsage {
+        TokenUsage {
+            input: t.input,
+            output: t.output,
+            cached: t.cached,
+            total: t.total(),
+            cache_write: t.cache_write,
+            reasoning: t.reasoning,
             extra: Map::new(),
         }
     }
@@ -447,29 +330,6 @@ impl Session {
     }
 }
 
-/// Append the tags `tags` does not have yet, in order (a session's tags are a set kept in the
-/// order they were added).
-pub fn add_tags(tags: &mut Vec<String>, new: impl IntoIterator<Item = String>) {
-    for tag in new {
-        if !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-}
-
-/// A tag as typed by a user: trimmed, non-empty, printable, no commas (they separate tags in
-/// `sessions show`). Case is kept; matching is exact.
-pub fn normalize_tag(text: &str) -> Result<String> {
-    let tag = text.trim();
-    if tag.is_empty() || tag.len() > 100 || tag.contains(',') || tag.chars().any(char::is_control) {
-        return Err(Error::usage(format!(
-            "'{}' is not a tag: tags are 1 to 100 printable characters without commas",
-            text.escape_debug()
-        )));
-    }
-    Ok(tag.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,27 +422,6 @@ mod tests {
         for (bytes, reason) in cases {
             let err = Session::from_file_bytes(bytes, "x", epoch()).unwrap_err();
             assert!(err.contains(reason), "{err} should contain {reason}");
-        }
-    }
-
-    #[test]
-    fn ids() {
-        for ok in ["abc123def", "A-b_9", "x"] {
-            assert!(SessionId::parse(ok).is_ok(), "{ok}");
-        }
-        for bad in ["", "a/b", "..", "../x", "a b", "é", &"x".repeat(65)] {
-            assert!(SessionId::parse(bad).is_err(), "{bad}");
-        }
-        let id = SessionId::generate();
-        assert_eq!(id.as_str().len(), NEW_ID_LEN);
-        assert!(id.as_str().bytes().all(|b| ID_ALPHABET.contains(&b)));
-    }
-
-    #[test]
-    fn tags() {
-        assert_eq!(normalize_tag("  urgent ").unwrap(), "urgent");
-        for bad in ["", "  ", "a,b", "a\nb"] {
-            assert!(normalize_tag(bad).is_err());
         }
     }
 }

@@ -16,8 +16,9 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value as V;
 use rusqlite::{params_from_iter, Connection};
 
+use crate::domain::{Status, Tokens};
 use crate::store::query::Filter;
-use crate::store::session::{Session, Status, TokenUsage};
+use crate::store::session::{Session, TokenUsage};
 use crate::store::sql::{self, where_clause};
 use crate::timespec::{date_of_day_number, day_number, Granularity, Zone};
 
@@ -74,11 +75,8 @@ pub struct StatsQuery {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageSums {
     pub runs: u64,
-    pub input: u64,
-    pub output: u64,
-    pub cached: u64,
-    pub cache_write: u64,
-    pub reasoning: u64,
+    pub tokens: Tokens,
+    /// The sum of the files' `total`s (input + output, unless a file says otherwise).
     pub total: u64,
     /// The backends' own cost reports, in billionths of a US dollar.
     pub reported_cost_nusd: i64,
@@ -87,11 +85,7 @@ pub struct UsageSums {
 impl UsageSums {
     pub fn add(&mut self, o: &UsageSums) {
         self.runs += o.runs;
-        self.input += o.input;
-        self.output += o.output;
-        self.cached += o.cached;
-        self.cache_write += o.cache_write;
-        self.reasoning += o.reasoning;
+        self.tokens = self.tokens.plus(&o.tokens);
         self.total += o.total;
         self.reported_cost_nusd += o.reported_cost_nusd;
     }
@@ -765,11 +759,13 @@ fn query_parts(
             reported: r.get(n + 1)?,
             sums: UsageSums {
                 runs: count(2)?,
-                input: count(3)?,
-                output: count(4)?,
-                cached: count(5)?,
-                cache_write: count(6)?,
-                reasoning: count(7)?,
+                tokens: Tokens {
+                    input: count(3)?,
+                    output: count(4)?,
+                    cached: count(5)?,
+                    cache_write: count(6)?,
+                    reasoning: count(7)?,
+                },
                 total: count(8)?,
                 reported_cost_nusd: r.get(n + 9)?,
             },
@@ -810,7 +806,8 @@ fn fold(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::session::{Backend, SessionId, Turn};
+    use crate::domain::{Backend, SessionId};
+    use crate::store::session::Turn;
     use crate::store::{Quiet, Store};
 
     fn t(text: &str) -> DateTime<Utc> {
@@ -1054,7 +1051,7 @@ mod tests {
                 s.turns
                     .push(turn("2025-03-01T10:00:00Z", Some("m2"), 5, 5, None));
                 s.token_usage.add(&usage(5, 5));
-                Ok(true)
+                Ok((true, ()))
             })
             .unwrap();
         store

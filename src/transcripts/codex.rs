@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::backend::Usage;
+use crate::domain::Tokens;
 
 /// What a rollout says about its thread.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,9 +26,9 @@ pub struct Rollout {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenCount {
     /// The thread's running total after this request.
-    pub total: Usage,
+    pub total: Tokens,
     /// This request's own counts.
-    pub last: Option<Usage>,
+    pub last: Option<Tokens>,
     pub model: Option<String>,
 }
 
@@ -76,7 +76,7 @@ impl Rollout {
 
     /// The model that ran up to the running total `total` (the stream's `turn.completed`
     /// figure), else the last turn's.
-    pub fn model_at(&self, total: Option<&Usage>) -> Option<&str> {
+    pub fn model_at(&self, total: Option<&Tokens>) -> Option<&str> {
         total
             .and_then(|t| self.counts.iter().rev().find(|c| c.total == *t))
             .and_then(|c| c.model.as_deref())
@@ -85,7 +85,7 @@ impl Rollout {
 
     /// The running total the thread had before this file's first request: for a fork, what it
     /// inherited from its parent; zero for a new thread.
-    pub fn starting_total(&self) -> Option<Usage> {
+    pub fn starting_total(&self) -> Option<Tokens> {
         let first = self.counts.first()?;
         Some(first.total.since(first.last.as_ref()?))
     }
@@ -100,9 +100,9 @@ fn text(v: &Value, key: &str) -> Option<String> {
 
 /// `{input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
 /// reasoning_output_tokens}`: cached and cache writes are parts of input, reasoning of output.
-fn usage(v: &Value) -> Option<Usage> {
+fn usage(v: &Value) -> Option<Tokens> {
     let count = |key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0).min(1 << 40);
-    v.is_object().then(|| Usage {
+    v.is_object().then(|| Tokens {
         input: count("input_tokens"),
         output: count("output_tokens"),
         cached: count("cached_input_tokens"),
@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(totals, [5003, 10009, 15018]);
         assert_eq!(r.last_model.as_deref(), Some("gpt-6.1-sol"));
         assert_eq!(r.model_at(Some(&r.counts[1].total)), Some("gpt-6.1-sol"));
-        assert_eq!(r.starting_total(), Some(Usage::default()));
+        assert_eq!(r.starting_total(), Some(Tokens::default()));
     }
 
     #[test]
@@ -152,7 +152,7 @@ mod tests {
         // The parent's last total (15018 input), which the fork's first total already holds.
         assert_eq!(
             start,
-            Usage {
+            Tokens {
                 input: 15018,
                 cached: 9018,
                 cache_write: 618,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::store::{ModelPart, StatsGroup, UsageSums};
 use crate::timespec::{Granularity, Zone};
-use pricing::{PriceTable, Tokens};
+use pricing::PriceTable;
 
 /// The cost of some usage, split by where each figure comes from.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -58,20 +58,13 @@ impl<'a> Pricer<'a> {
                 cost.reported_usd += s.reported_cost_nusd as f64 / 1e9;
                 continue;
             }
-            if s.input == 0 && s.output == 0 {
+            if s.tokens.input == 0 && s.tokens.output == 0 {
                 continue;
             }
             match self.table.lookup(&part.model) {
-                Some(price) => {
-                    cost.estimated_usd += price.estimate(&Tokens {
-                        input: s.input,
-                        output: s.output,
-                        cached: s.cached,
-                        cache_write: s.cache_write,
-                    })
-                }
+                Some(price) => cost.estimated_usd += price.estimate(&s.tokens),
                 None => {
-                    let tokens = s.input + s.output;
+                    let tokens = s.tokens.total();
                     cost.unpriced_tokens += tokens;
                     *self.unpriced.entry(part.model.clone()).or_default() += tokens;
                 }
@@ -193,6 +186,7 @@ impl BudgetLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Tokens;
     use crate::store::UsageSums;
     use pricing::Price;
 
@@ -202,11 +196,13 @@ mod tests {
             reported,
             sums: UsageSums {
                 runs: 1,
-                input,
-                output,
+                tokens: Tokens {
+                    input,
+                    output,
+                    ..Tokens::default()
+                },
                 total: input + output,
                 reported_cost_nusd: nusd,
-                ..UsageSums::default()
             },
         }
     }

@@ -17,6 +17,8 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+pub use crate::domain::Tokens;
+
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,17 +86,6 @@ impl Price {
         }
         Ok(())
     }
-}
-
-/// Token counts of a session or run, normalised across the CLIs: `cached` and `cache_write` are
-/// parts of `input`, and `output` includes reasoning. Claude reports its three input kinds
-/// separately, so its normaliser adds them up into `input`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tokens {
-    pub input: u64,
-    pub output: u64,
-    pub cached: u64,
-    pub cache_write: u64,
 }
 
 /// The embedded table plus user overrides (config.yaml `pricing:`), looked up by model id.
@@ -330,6 +321,7 @@ mod tests {
             cached: 600_000,
             cache_write: 100_000,
             output: 50_000,
+            ..Tokens::default()
         };
         // 300k uncached * 5 + 600k * 0.5 + 100k * 6.25 + 50k * 25 = 1.5 + 0.3 + 0.625 + 1.25
         assert!(close(get("claude-opus-4-8").estimate(&t), 3.675));
@@ -344,6 +336,7 @@ mod tests {
             cached: 150_000,
             cache_write: 0,
             output: 10_000,
+            ..Tokens::default()
         };
         // 50k * 1.25 + 150k * 0.125 + 10k * 10 = 0.0625 + 0.01875 + 0.1
         assert!(close(p.estimate(&t), 0.18125));
@@ -359,6 +352,7 @@ mod tests {
             cached: 100_000,
             cache_write: 0,
             output: 2_000,
+            ..Tokens::default()
         };
         // 20k * 1.25 + 100k * 0.125 + 2k * 10 = 0.025 + 0.0125 + 0.02
         assert!(close(get("gemini-2.5-pro").estimate(&t), 0.0575));
@@ -372,6 +366,7 @@ mod tests {
             cached: 30,
             cache_write: 20,
             output: 0,
+            ..Tokens::default()
         };
         // No uncached input; the cache parts are billed as reported.
         assert!(close(p.estimate(&t), (30.0 * 0.5 + 20.0) / 1e6));

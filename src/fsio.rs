@@ -1,0 +1,130 @@
+//! Private files and atomic writes, for the session store and the config alike: directories
+//! and files only the user can read (prompts are private), a write that a crash leaves either
+//! old or new and never half done, and a read that never blocks on a FIFO or follows a symlink.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The end of the temp files `write_atomic` makes: `.<name>.<pid>.<8 hex>.tmp`.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// Create `dir` (and missing parents) private to the user. With `tighten`, also remove group and
+/// other access from an existing `dir` (the guide's `mkdir ~/.clinvk/sessions` makes it 0755);
+/// only for directories that are clinvk's own.
+pub fn ensure_private_dir(dir: &Path, tighten: bool) -> Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir).map_err(|e| Error::io(dir, e))?;
+        let meta = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+        if tighten && meta.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io(dir, e))?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tighten;
+        builder.create(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Open a session file for reading without ever blocking (a FIFO named `x.json` must not hang
+/// the store while it holds the lock).
+fn open_for_reading(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW);
+    }
+    options.open(path)
+}
+
+/// The metadata and contents of the regular file at `path`; None when it is gone, a symlink or
+/// not a regular file (none of which is a session file). Metadata comes from the open handle,
+/// so it describes exactly the bytes read.
+pub fn read_regular_file(path: &Path) -> std::io::Result<Option<(fs::Metadata, Vec<u8>)>> {
+    let mut file = match open_for_reading(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    std::io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(Some((meta, bytes)))
+}
+
+/// Open (creating if needed) a file readable by its owner only.
+pub fn open_private(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Write `bytes` to `path` so that a crash at any point leaves either the old file or the new
+/// one, never a mix: temp file in the same directory, fsync, rename, fsync the directory.
+/// Returns the metadata of the file now at `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<fs::Metadata> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("session");
+    let mut nonce = [0u8; 4];
+    getrandom::fill(&mut nonce).ok();
+    let tmp = dir.join(format!(
+        ".{name}.{}.{:08x}{TEMP_SUFFIX}",
+        std::process::id(),
+        u32::from_le_bytes(nonce)
+    ));
+    let result = (|| {
+        let mut file = open_private(&tmp, OpenOptions::new().write(true).create_new(true))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        let meta = file.metadata()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)?;
+        Ok(meta)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Make a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Remove a file, treating "already gone" as done.
+pub fn remove_if_exists(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
