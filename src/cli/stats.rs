@@ -15,7 +15,7 @@ use super::sessions::warn_invalid;
 use super::{Context, StatsArgs};
 use crate::config::Settings;
 use crate::error::{exit, Error, Result};
-use crate::store::usage::period_of;
+use crate::store::period_of;
 use crate::store::{Dimension, Filter, StatsQuery};
 use crate::timespec::{parse_instant_in, Bound, Granularity, Zone};
 use crate::usage::pricing::PriceTable;

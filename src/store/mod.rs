@@ -6,19 +6,18 @@
 //! bring it up to date first (rebuild, migrate or rescan). Writes take the exclusive lock, write
 //! the file atomically, then update the index in one transaction and record the new mtime.
 
+mod check;
 pub mod files;
 pub mod index;
 pub mod lock;
 pub mod query;
 pub mod session;
 mod sql;
-pub mod usage;
+mod sync;
 mod watch;
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -28,10 +27,13 @@ use index::{Index, Unusable};
 use lock::LockMode;
 
 pub use crate::domain::{Backend, SessionId, Status};
-use crate::timespec::Zone;
+pub use check::{CheckReport, Difference};
+pub use index::stats::{
+    period_of, Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums,
+};
 pub use query::{Filter, InvalidFile, ListQuery, SessionSummary};
 pub use session::{Session, TokenUsage};
-pub use usage::{Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums};
+use sync::{apply_loaded, load_file, Before, Change, Loaded};
 
 /// The index file, hidden inside `sessions/` so that moving the directory moves the index too.
 pub const INDEX_FILE: &str = ".index.db";
@@ -39,8 +41,6 @@ pub const LOCK_FILE: &str = ".lock";
 /// How many listed rows are checked against their files (a stat each) before being shown, so that
 /// a file edited in place is shown as it is now even when the directory did not change.
 const VERIFY_ROWS: usize = 1000;
-/// Above this many changed files, the prompt search index is rebuilt in one pass.
-const BULK_THRESHOLD: usize = 2000;
 
 /// What the store tells its user while it works; the CLI prints these on stderr.
 pub trait Observer {
@@ -80,117 +80,12 @@ pub struct ReindexReport {
     pub removed_temp_files: usize,
 }
 
-/// One way in which the index and the files disagree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Difference {
-    pub file_name: String,
-    pub problem: String,
-}
-
-#[derive(Debug)]
-pub struct CheckReport {
-    pub sessions: u64,
-    pub differences: Vec<Difference>,
-    pub invalid_files: Vec<InvalidFile>,
-}
-
 pub struct Store {
     dir: PathBuf,
     lock_path: PathBuf,
     index_path: PathBuf,
     lock_timeout: Duration,
     observer: Box<dyn Observer>,
-}
-
-/// A file read from disk.
-enum Loaded {
-    Valid(Box<Session>, FileStamp),
-    Invalid {
-        stem: String,
-        reason: String,
-        stamp: FileStamp,
-    },
-    Gone(String),
-}
-
-/// The directory as it was just before clinvk changed files in it, and a watch over the change.
-struct Before {
-    stamp: DirStamp,
-    watch: Option<watch::Watch>,
-}
-
-impl Before {
-    fn take(dir: &Path) -> Result<Before> {
-        // The watch starts first, so nothing between it and the stamp goes unseen.
-        let watch = watch::Watch::start(dir);
-        Ok(Before {
-            stamp: DirStamp::of(dir)?,
-            watch,
-        })
-    }
-
-    /// True when the directory saw exactly the entry changes `changes` make and nothing else:
-    /// for each saved session, its temp file created and renamed onto `<id>.json`; for each
-    /// removed one, at most one deletion of `<id>.json`. Anything more, even on the same name
-    /// (a sync tool putting back a file we delete), means someone else changed the directory.
-    fn only_ours(&self, dir: &Path, changes: &[Change<'_>]) -> bool {
-        let Some(watch) = &self.watch else {
-            // No way to watch here (not Linux, or no inotify left): trust the stamps, as the
-            // window is the few milliseconds of one write.
-            return !cfg!(target_os = "linux");
-        };
-        watch::Watch::barrier(dir);
-        let watch::Seen::Events(events) = watch.seen() else {
-            return false;
-        };
-        let mut saved: Vec<String> = Vec::new();
-        let mut removed: Vec<String> = Vec::new();
-        for change in changes {
-            match change {
-                Change::Upsert(session, _) => saved.push(session.id.file_name()),
-                Change::Remove(stem) => removed.push(format!("{stem}.json")),
-            }
-        }
-        let ours_temp = |name: &str| {
-            saved
-                .iter()
-                .any(|f| name.starts_with(&format!(".{f}.{}.", std::process::id())))
-                && name.ends_with(".tmp")
-        };
-        let mut moved_to: Vec<&String> = Vec::new();
-        let mut deleted: Vec<&String> = Vec::new();
-        for (kind, name) in &events {
-            let name = name.to_string_lossy();
-            let expected = match kind {
-                watch::Kind::Created | watch::Kind::MovedFrom => ours_temp(&name),
-                watch::Kind::MovedTo => match saved.iter().find(|f| **f == name) {
-                    Some(f) if !moved_to.contains(&f) => {
-                        moved_to.push(f);
-                        true
-                    }
-                    _ => false,
-                },
-                watch::Kind::Deleted => match removed.iter().find(|f| **f == name) {
-                    Some(f) if !deleted.contains(&f) => {
-                        deleted.push(f);
-                        true
-                    }
-                    // A write that failed half-way removes its own temp file.
-                    _ => ours_temp(&name),
-                },
-            };
-            if !expected {
-                return false;
-            }
-        }
-        true
-    }
-}
-
-/// One change to apply to the index after the files changed.
-enum Change<'a> {
-    Upsert(&'a Session, FileStamp),
-    Remove(&'a str),
 }
 
 impl Store {
@@ -304,187 +199,6 @@ impl Store {
             self.reconcile(&mut index, false)?;
         }
         Ok(index)
-    }
-
-    /// Rebuild from the files, and say so if there was anything to rebuild.
-    fn rebuild_announced(&self, why: String) -> Result<Index> {
-        self.rebuild_announced_in(why, None)
-    }
-
-    /// `rebuild_announced`, with the usage rollup in `zone` (None: the local zone).
-    fn rebuild_announced_in(&self, why: String, zone: Option<Zone>) -> Result<Index> {
-        let (index, report) = self.rebuild(zone)?;
-        if report.sessions > 0 || !report.invalid_files.is_empty() {
-            self.observer.notice(&Notice::IndexRebuilt {
-                why,
-                sessions: report.sessions,
-                invalid: report.invalid_files.len(),
-            });
-        }
-        Ok(index)
-    }
-
-    /// `zone`: the usage rollup's; None keeps the old index's (and when it moved there), so that
-    /// a `reindex` in a cron job's `TZ` does not undo the user's, else the local zone.
-    fn rebuild(&self, zone: Option<Zone>) -> Result<(Index, ReindexReport)> {
-        let start = Instant::now();
-        let (zone, moved_at) = match zone {
-            Some(zone) => (Some(zone), None),
-            None => Index::recorded_rollup(&self.index_path)
-                .map_or((None, None), |(zone, at)| (Some(zone), at)),
-        };
-        let mut index = Index::create_fresh(&self.index_path, zone)?;
-        if let Some(at) = moved_at {
-            index.set_rollup_zone_moved_at(at)?;
-        }
-        self.reconcile(&mut index, true)?;
-        let report = ReindexReport {
-            sessions: index.count()?,
-            invalid_files: index.invalid_files()?,
-            elapsed: start.elapsed(),
-            removed_temp_files: 0,
-        };
-        Ok((index, report))
-    }
-
-    /// Make the index agree with the directory: read files whose stamp changed, forget files
-    /// that are gone. `full`: the index is empty and this completes it. Caller holds the
-    /// exclusive lock.
-    fn reconcile(&self, index: &mut Index, full: bool) -> Result<()> {
-        // The mtime is taken before the scan: anything changed during the scan moves it again.
-        let dir_stamp = files::stable_dir_stamp(&self.dir)?;
-        // A full load reads every file anyway (and stamps it from the open handle): skip the stat.
-        let entries = files::scan_dir(&self.dir, !full)?;
-        let mut known = if full {
-            HashMap::new()
-        } else {
-            index.stamps()?
-        };
-        let changed: Vec<DirEntry> = entries
-            .into_iter()
-            .filter(|e| known.remove(&e.id) != Some(e.stamp))
-            .collect();
-        if full {
-            index.start_fresh_load()?;
-        }
-        let mut tx = index.transaction()?;
-        if full {
-            tx.assume_empty();
-        }
-        let bulky = full || changed.len() > BULK_THRESHOLD;
-        let bulk = if bulky { Some(tx.begin_bulk()?) } else { None };
-        self.load_streaming(&changed, |batch| apply_loaded(&tx, batch))?;
-        for stem in known.keys() {
-            tx.remove(stem)?;
-        }
-        if let Some(bulk) = bulk {
-            tx.end_bulk(bulk)?;
-        }
-        tx.set_dir_stamp(dir_stamp)?;
-        tx.commit()?;
-        if full {
-            index.finish_fresh_load()?;
-        }
-        if bulky {
-            index.settle_after_bulk();
-        }
-        Ok(())
-    }
-
-    /// Read and parse files, handing them to `sink` in batches as they come. With many files,
-    /// worker threads read while the caller (typically inserting into the index) consumes, so
-    /// parsing and SQLite overlap. Batches arrive in no particular order.
-    fn load_streaming(
-        &self,
-        entries: &[DirEntry],
-        mut sink: impl FnMut(&[Loaded]) -> Result<()>,
-    ) -> Result<()> {
-        const BATCH: usize = 256;
-        let total = entries.len() as u64;
-        if entries.len() <= BATCH {
-            let loaded: Vec<Loaded> = entries.iter().map(load_file).collect();
-            return sink(&loaded);
-        }
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(8);
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Loaded>>(threads * 2);
-            for _ in 0..threads {
-                let tx = tx.clone();
-                let next = &next;
-                scope.spawn(move || loop {
-                    let start = next.fetch_add(BATCH, Ordering::Relaxed);
-                    if start >= entries.len() {
-                        break;
-                    }
-                    let batch = entries[start..(start + BATCH).min(entries.len())]
-                        .iter()
-                        .map(load_file)
-                        .collect();
-                    // The receiver is gone only when the sink failed: stop.
-                    if tx.send(batch).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(tx);
-            let mut done = 0u64;
-            for batch in rx {
-                sink(&batch)?;
-                done += batch.len() as u64;
-                self.observer.progress(done, total);
-            }
-            Ok(())
-        })
-    }
-
-    /// Record changes this process made to the files (caller holds the exclusive lock, and the
-    /// index was reconciled before). `before` is the directory's stamp taken just before the
-    /// files were changed: if it is still the one the index recorded, nothing else touched the
-    /// directory meanwhile and the stamp after our change can be recorded. Otherwise someone
-    /// (a sync tool, a hand) changed it too, and the recorded stamp is left as it was, so that
-    /// the next command reconciles and sees their change. The files are already safe; if the
-    /// index update fails, the next command reconciles, so this only warns.
-    fn index_changes(
-        &self,
-        index: &mut Index,
-        before: Before,
-        changes: &[Change<'_>],
-    ) -> Result<()> {
-        let result = (|| {
-            // Stamp first, then (after a barrier) what the watch saw: anything that changed the
-            // directory before this stat has its event queued by then, and anything after it
-            // moves the stamp past the one recorded.
-            let after = files::stable_dir_stamp(&self.dir)?;
-            let untouched = index.dir_stamp()?.as_deref() == Some(before.stamp.key().as_str())
-                && before.only_ours(&self.dir, changes);
-            let tx = index.transaction()?;
-            for change in changes {
-                match change {
-                    Change::Upsert(session, stamp) => tx.upsert(session, *stamp)?,
-                    Change::Remove(stem) => tx.remove(stem)?,
-                }
-            }
-            if untouched {
-                tx.set_dir_stamp(after)?;
-            }
-            tx.commit()
-        })();
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if index::is_corruption(&e) => self
-                .rebuild_announced(format!("the index was unreadable ({e})"))
-                .map(drop),
-            Err(e @ Error::LockTimeout { .. }) => Err(e),
-            Err(e) => {
-                self.observer.notice(&Notice::IndexLagging {
-                    error: e.to_string(),
-                });
-                Ok(())
-            }
-        }
     }
 
     // ----- ids ---------------------------------------------------------------------------
@@ -767,118 +481,6 @@ impl Store {
         })
     }
 
-    /// Compare the index with the files, changing nothing.
-    pub fn check(&self) -> Result<CheckReport> {
-        let _shared = self.lock(LockMode::Shared)?;
-        // Every file is read anyway (and stamped from its open handle): skip the stat.
-        let entries = files::scan_dir(&self.dir, false)?;
-        let mut differences = Vec::new();
-        let mut invalid_files = Vec::new();
-        let mut sessions = 0;
-        let index = match Index::open_existing(&self.index_path)? {
-            Ok(index) => Some(index),
-            Err(why) => {
-                differences.push(Difference {
-                    file_name: INDEX_FILE.into(),
-                    problem: why.to_string(),
-                });
-                None
-            }
-        };
-        let (mut usage_rows, rollup_zone) = match &index {
-            Some(index) => (index.usage_digests()?, Some(index.rollup_zone())),
-            None => Default::default(),
-        };
-        if let Some(index) = &index {
-            if !index.rollup_matches_runs()? {
-                differences.push(Difference {
-                    file_name: INDEX_FILE.into(),
-                    problem: "the daily usage rollup differs from the runs it sums".into(),
-                });
-            }
-        }
-        let (mut indexed, indexed_invalid): (HashMap<String, SessionSummary>, HashSet<String>) =
-            match &index {
-                Some(index) => (
-                    index
-                        .list(&ListQuery::default())?
-                        .into_iter()
-                        .map(|(s, _)| (s.id.to_string(), s))
-                        .collect(),
-                    index
-                        .invalid_files()?
-                        .into_iter()
-                        .map(|f| f.file_name)
-                        .collect(),
-                ),
-                None => Default::default(),
-            };
-        let mut differ = |file_name: String, problem: &str| {
-            if index.is_some() {
-                differences.push(Difference {
-                    file_name,
-                    problem: problem.to_string(),
-                })
-            }
-        };
-        self.load_streaming(&entries, |batch| {
-            for item in batch {
-                match item {
-                    Loaded::Valid(session, _) => {
-                        sessions += 1;
-                        let name = session.id.file_name();
-                        match indexed.remove(session.id.as_str()) {
-                            None => differ(name, "not in the index"),
-                            Some(row) if row != SessionSummary::from(&**session) => {
-                                differ(name, "the index holds an older version of this file")
-                            }
-                            Some(_) => {
-                                if let Some(zone) = rollup_zone {
-                                    let expected =
-                                        usage::UsageDigest::of(&usage::turn_rows(session, &zone));
-                                    let held =
-                                        usage_rows.remove(session.id.as_str()).unwrap_or_default();
-                                    if held != expected {
-                                        differ(name, "the index holds other runs for this file")
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Loaded::Invalid { stem, reason, .. } => {
-                        let file_name = format!("{stem}.json");
-                        if indexed.remove(stem).is_some() {
-                            differ(
-                                file_name.clone(),
-                                "invalid now, but the index lists it as a session",
-                            );
-                        } else if !indexed_invalid.contains(&file_name) {
-                            differ(file_name.clone(), "invalid, and not yet known to the index");
-                        }
-                        invalid_files.push(InvalidFile {
-                            file_name,
-                            reason: reason.clone(),
-                        });
-                    }
-                    Loaded::Gone(_) => {}
-                }
-            }
-            Ok(())
-        })?;
-        let mut gone: Vec<String> = indexed.into_keys().collect();
-        gone.sort();
-        for stem in gone {
-            differ(format!("{stem}.json"), "in the index, but the file is gone");
-        }
-        invalid_files.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-        differences.sort_by(|a, b| a.file_name.cmp(&b.file_name));
-        Ok(CheckReport {
-            sessions,
-            differences,
-            invalid_files,
-        })
-    }
-
     /// Usage of the selected sessions' runs, grouped and summed in the index (`sessions stats`).
     /// Like a listing beyond its first rows, it trusts the index for files edited in place
     /// without the directory changing (`sessions reindex` picks those up).
@@ -892,7 +494,7 @@ impl Store {
             let Some(now) = query.adopt_zone_at else {
                 return Ok(false);
             };
-            if index.rollup_zone() == query.zone || !usage::worth_a_rollup(query) {
+            if index.rollup_zone() == query.zone || !index::stats::worth_a_rollup(query) {
                 return Ok(false);
             }
             Ok(index
@@ -944,54 +546,6 @@ impl Store {
     }
 }
 
-fn apply_loaded(tx: &index::IndexTx<'_>, loaded: &[Loaded]) -> Result<()> {
-    for item in loaded {
-        match item {
-            Loaded::Valid(session, stamp) => tx.upsert(session, *stamp)?,
-            Loaded::Invalid {
-                stem,
-                reason,
-                stamp,
-            } => tx.mark_invalid(stem, reason, *stamp)?,
-            Loaded::Gone(stem) => tx.remove(stem)?,
-        }
-    }
-    Ok(())
-}
-
 fn summaries(rows: Vec<(SessionSummary, FileStamp)>) -> Vec<SessionSummary> {
     rows.into_iter().map(|(summary, _)| summary).collect()
-}
-
-/// Read one session file. The stamp comes from the open handle, so it is the stamp of exactly the
-/// bytes that were parsed.
-fn load_file(entry: &DirEntry) -> Loaded {
-    let stem = entry.id.clone();
-    let (meta, bytes) = match files::read_regular_file(&entry.path) {
-        Ok(Some(read)) => read,
-        Ok(None) => return Loaded::Gone(stem),
-        Err(e) => {
-            return Loaded::Invalid {
-                stem,
-                reason: format!("cannot be read ({e})"),
-                stamp: entry.stamp,
-            }
-        }
-    };
-    let stamp = FileStamp::of(&meta);
-    if !crate::domain::is_valid_id(&stem) {
-        return Loaded::Invalid {
-            stem,
-            reason: "the file name is not a valid session id (letters, digits, '-' and '_')".into(),
-            stamp,
-        };
-    }
-    match Session::from_file_bytes(&bytes, &stem, files::modified_utc(&meta)) {
-        Ok(session) => Loaded::Valid(Box::new(session), stamp),
-        Err(reason) => Loaded::Invalid {
-            stem,
-            reason,
-            stamp,
-        },
-    }
 }

@@ -1,5 +1,4 @@
-//! Usage over time: the per-run rows the index keeps for each session (`turns`), and the
-//! aggregate queries of `sessions stats` over them.
+//! `sessions stats`: usage over time, from the per-run rows (`turns.rs`) or the daily rollup.
 //!
 //! Two ways to answer, with the same results (tests hold them equal):
 //! - the daily rollup (`usage_daily`), when the question is in the rollup's zone, filters only by
@@ -9,16 +8,17 @@
 //! - the runs themselves (`turns`), for everything else: any zone, tags, working directories,
 //!   sessions, and arbitrary ranges. Distinct sessions are counted with `count(DISTINCT)`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value as V;
 use rusqlite::{params_from_iter, Connection};
 
-use crate::domain::{Status, Tokens};
+use super::Index;
+use crate::domain::Tokens;
+use crate::error::Result;
 use crate::store::query::Filter;
-use crate::store::session::{Session, TokenUsage};
 use crate::store::sql::{self, where_clause};
 use crate::timespec::{date_of_day_number, day_number, Granularity, Zone};
 
@@ -130,227 +130,6 @@ pub struct StatsResult {
     /// Whether the daily rollup answered the groups (for tests and benchmarks).
     pub from_rollup: bool,
 }
-
-// ----- rows kept per session ---------------------------------------------------------------
-
-/// One row of `turns`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TurnRow {
-    pub seq: i64,
-    pub at: i64,
-    pub model: String,
-    pub runs: i64,
-    pub usage: TokenUsage,
-    pub cost_nusd: Option<i64>,
-    pub day: i64,
-    pub firsts: i64,
-}
-
-const FIRST_DAY: i64 = 1;
-const FIRST_WEEK: i64 = 2;
-const FIRST_MONTH: i64 = 4;
-const FIRST_EVER: i64 = 8;
-/// The same four bits, per model.
-const PER_MODEL: i64 = 16;
-
-/// Bump when `turn_rows` changes what it derives from a file: the index is then rebuilt.
-pub const ROWS_VERSION: &str = "usage-rows-2";
-
-/// Per-run caps, far above any real run, so that a garbage figure in one file cannot overflow
-/// the index's 64-bit sums (and with it every command that reads them).
-const MAX_TOKENS: u64 = 1 << 40;
-const MAX_COST_USD: f64 = 10_000.0;
-
-/// A reported cost in billionths of a dollar; None for no report, or a nonsensical one.
-fn nano_usd(cost: f64) -> Option<i64> {
-    (0.0..f64::INFINITY)
-        .contains(&cost)
-        .then(|| (cost.min(MAX_COST_USD) * 1e9).round() as i64)
-}
-
-/// The rows the index keeps for `session`: its runs, and what they leave of `token_usage`, with
-/// days and "first run" bits in `zone`.
-pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
-    let model_of = |m: &Option<String>| {
-        m.as_ref()
-            .or(session.model.as_ref())
-            .cloned()
-            .unwrap_or_default()
-    };
-    let mut rows: Vec<TurnRow> = Vec::with_capacity(session.turns.len() + 1);
-    let mut accounted = TokenUsage::default();
-    for (seq, turn) in session.turns.iter().enumerate() {
-        if let Some(usage) = &turn.token_usage {
-            accounted.add(usage);
-        }
-        rows.push(TurnRow {
-            seq: seq as i64,
-            at: turn.at.timestamp_millis(),
-            model: model_of(&turn.model),
-            runs: 1,
-            usage: turn
-                .token_usage
-                .as_ref()
-                .map(counts_only)
-                .unwrap_or_default(),
-            cost_nusd: turn.cost_usd.and_then(nano_usd),
-            day: 0,
-            firsts: 0,
-        });
-    }
-    let rest = counts_only(&session.token_usage.saturating_sub(&accounted));
-    let has_rest = rest != TokenUsage::default();
-    // A file without turns that ran (any status but `created`) stands for one run; one that
-    // never ran and used nothing has no row, and is not counted at all.
-    let ran_untracked = session.turns.is_empty() && session.status != Status::Created;
-    if ran_untracked || has_rest {
-        rows.push(TurnRow {
-            seq: session.turns.len() as i64,
-            at: session.last_used_at.timestamp_millis(),
-            model: model_of(&None),
-            runs: i64::from(ran_untracked),
-            usage: rest,
-            cost_nusd: None,
-            day: 0,
-            firsts: 0,
-        });
-    }
-    mark_firsts(&mut rows, zone);
-    rows
-}
-
-fn counts_only(u: &TokenUsage) -> TokenUsage {
-    let cap = |n: u64| n.min(MAX_TOKENS);
-    TokenUsage {
-        input: cap(u.input),
-        output: cap(u.output),
-        cached: cap(u.cached),
-        total: cap(u.total),
-        cache_write: cap(u.cache_write),
-        reasoning: cap(u.reasoning),
-        ..TokenUsage::default()
-    }
-}
-
-/// Fill `day` and the "first run of the session in this day/week/month/ever" bits, overall and
-/// per model, taking runs in time order.
-fn mark_firsts(rows: &mut [TurnRow], zone: &Zone) {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_by_key(|&i| (rows[i].at, rows[i].seq));
-    let mut seen: HashSet<(Option<&str>, u8, i64)> = HashSet::new();
-    let mut firsts = vec![0i64; rows.len()];
-    for &i in &order {
-        let at = DateTime::from_timestamp_millis(rows[i].at).unwrap_or_default();
-        let date = zone.date_of(at);
-        let day = day_number(date);
-        rows[i].day = day;
-        let periods = [
-            (FIRST_DAY, 0u8, day),
-            (FIRST_WEEK, 1, day_number(Granularity::Week.start(date))),
-            (FIRST_MONTH, 2, day_number(Granularity::Month.start(date))),
-            (FIRST_EVER, 3, 0),
-        ];
-        for (bit, kind, period) in periods {
-            if seen.insert((None, kind, period)) {
-                firsts[i] |= bit;
-            }
-            if seen.insert((Some(rows[i].model.as_str()), kind, period)) {
-                firsts[i] |= bit * PER_MODEL;
-            }
-        }
-    }
-    for (row, f) in rows.iter_mut().zip(firsts) {
-        row.firsts = f;
-    }
-}
-
-/// A fingerprint of a session's rows, for `sessions reindex --check`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UsageDigest {
-    pub rows: i64,
-    pub runs: i64,
-    pub total: i64,
-    pub days: i64,
-    pub firsts: i64,
-    pub cost_nusd: i64,
-}
-
-impl UsageDigest {
-    pub fn of(rows: &[TurnRow]) -> UsageDigest {
-        let mut d = UsageDigest::default();
-        for r in rows {
-            d.rows += 1;
-            d.runs += r.runs;
-            d.total += r.usage.total.min(i64::MAX as u64) as i64;
-            d.days += r.day;
-            d.firsts += r.firsts;
-            d.cost_nusd += r.cost_nusd.unwrap_or(0);
-        }
-        d
-    }
-}
-
-/// The digest of every indexed session's rows, by session id.
-pub fn digests(
-    conn: &Connection,
-) -> rusqlite::Result<std::collections::HashMap<String, UsageDigest>> {
-    let mut stmt = conn.prepare(
-        "SELECT s.id, count(*), sum(t.runs), sum(t.total), sum(t.day), sum(t.firsts),
-                sum(coalesce(t.cost_nusd, 0))
-         FROM turns t JOIN sessions s ON s.pk = t.session_pk GROUP BY s.id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            UsageDigest {
-                rows: r.get(1)?,
-                runs: r.get(2)?,
-                total: r.get(3)?,
-                days: r.get(4)?,
-                firsts: r.get(5)?,
-                cost_nusd: r.get(6)?,
-            },
-        ))
-    })?;
-    rows.collect()
-}
-
-/// Whether the rollup holds exactly what `REFILL_ROLLUP` would put in it.
-pub fn rollup_matches_runs(conn: &Connection) -> rusqlite::Result<bool> {
-    let fresh = rollup_of_turns!();
-    let differing: i64 = conn.query_row(
-        &format!(
-            "SELECT (SELECT count(*) FROM (SELECT * FROM usage_daily EXCEPT {fresh}))
-                  + (SELECT count(*) FROM ({fresh} EXCEPT SELECT * FROM usage_daily))"
-        ),
-        [],
-        |r| r.get(0),
-    )?;
-    Ok(differing == 0)
-}
-
-// ----- queries -------------------------------------------------------------------------------
-
-/// The rollup's rows as the runs make them (what the triggers keep `usage_daily` equal to).
-macro_rules! rollup_of_turns {
-    () => {
-        "SELECT day, backend, status, model, cost_nusd IS NOT NULL, count(*), sum(runs), sum(input),
-            sum(output), sum(cached), sum(cache_write), sum(reasoning), sum(total),
-            sum(coalesce(cost_nusd, 0)),
-            sum((firsts & 1) > 0), sum((firsts & 2) > 0), sum((firsts & 4) > 0), sum((firsts & 8) > 0),
-            sum((firsts & 16) > 0), sum((firsts & 32) > 0), sum((firsts & 64) > 0),
-            sum((firsts & 128) > 0)
-        FROM turns GROUP BY day, backend, status, model, cost_nusd IS NOT NULL"
-    };
-}
-use rollup_of_turns;
-
-/// Refill the rollup from `turns` (after a bulk load, whose inserts skip the triggers).
-pub const REFILL_ROLLUP: &str = concat!(
-    "DELETE FROM usage_daily; INSERT INTO usage_daily ",
-    rollup_of_turns!(),
-    ";"
-);
 
 /// How the rollup answers a query: the day range to read and the column counting sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -803,121 +582,28 @@ fn fold(
     out
 }
 
+impl Index {
+    /// Usage of the selected sessions' runs, grouped (`sessions stats`).
+    pub fn stats(&self, query: &StatsQuery) -> Result<StatsResult> {
+        stats(&self.conn, query, Some(&self.rollup_zone)).map_err(|e| self.err(e))
+    }
+    /// The query plans of `stats` (for tests and benchmarks).
+    pub fn explain_stats(&self, query: &StatsQuery) -> Result<Vec<String>> {
+        explain(&self.conn, query, Some(&self.rollup_zone)).map_err(|e| self.err(e))
+    }
+    /// `stats` without the rollup: from the runs themselves (to check one against the other).
+    #[cfg(test)]
+    pub fn stats_scanning_runs(&self, query: &StatsQuery) -> Result<StatsResult> {
+        stats(&self.conn, query, None).map_err(|e| self.err(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Backend, SessionId};
-    use crate::store::session::Turn;
+    use crate::domain::{Backend, Status};
+    use crate::store::index::fixtures::{session, t, turn, usage, utc};
     use crate::store::{Quiet, Store};
-
-    fn t(text: &str) -> DateTime<Utc> {
-        text.parse().unwrap()
-    }
-
-    fn usage(input: u64, output: u64) -> TokenUsage {
-        TokenUsage {
-            input,
-            output,
-            total: input + output,
-            ..TokenUsage::default()
-        }
-    }
-
-    fn turn(at: &str, model: Option<&str>, input: u64, output: u64, cost: Option<f64>) -> Turn {
-        Turn {
-            at: t(at),
-            prompt: "p".into(),
-            model: model.map(String::from),
-            exit_code: Some(0),
-            duration_seconds: None,
-            token_usage: Some(usage(input, output)),
-            cost_usd: cost,
-            error: None,
-            extra: Default::default(),
-        }
-    }
-
-    fn session(id: &str, backend: Backend, turns: Vec<Turn>) -> Session {
-        let mut s = Session::new(
-            SessionId::parse(id).unwrap(),
-            backend,
-            "/w".into(),
-            "p".into(),
-            turns.first().map_or(t("2025-01-01T00:00:00Z"), |x| x.at),
-        );
-        s.status = Status::Completed;
-        s.model = Some("m-session".into());
-        for x in &turns {
-            s.token_usage.add(x.token_usage.as_ref().unwrap());
-            s.last_used_at = x.at;
-        }
-        s.turns = turns;
-        s
-    }
-
-    fn utc() -> Zone {
-        Zone::parse("UTC").unwrap()
-    }
-
-    #[test]
-    fn rows_follow_turns_and_keep_what_they_leave_out() {
-        let mut s = session(
-            "a",
-            Backend::Claude,
-            vec![
-                turn("2025-01-31T23:30:00Z", Some("m1"), 100, 10, Some(0.25)),
-                turn("2025-02-01T00:30:00Z", None, 200, 20, None),
-                turn("2025-02-01T01:00:00Z", Some("m1"), 1, 1, None),
-            ],
-        );
-        // Usage the turns do not account for (a hand edit) counts at last_used_at.
-        s.token_usage.input += 5;
-        s.token_usage.total += 5;
-        let rows = turn_rows(&s, &utc());
-        assert_eq!(rows.len(), 4);
-        assert_eq!(rows[0].cost_nusd, Some(250_000_000));
-        assert_eq!(
-            rows[1].model, "m-session",
-            "a turn without a model has the session's"
-        );
-        assert_eq!(
-            (rows[3].runs, rows[3].usage.input, rows[3].usage.total),
-            (0, 5, 5)
-        );
-        let jan31 = day_number(chrono::NaiveDate::from_ymd_opt(2025, 1, 31).unwrap());
-        assert_eq!(rows[0].day, jan31);
-        assert_eq!(rows[1].day, jan31 + 1);
-        // First of day, week, month, ever (and per model) for the first run; the second is the
-        // first of February (day, month) in the same week; the third is first for model m1 on
-        // that day and month only.
-        assert_eq!(rows[0].firsts, 0b1111_1111);
-        assert_eq!(
-            rows[1].firsts,
-            FIRST_DAY
-                | FIRST_MONTH
-                | ((FIRST_DAY | FIRST_WEEK | FIRST_MONTH | FIRST_EVER) * PER_MODEL)
-        );
-        assert_eq!(rows[2].firsts, (FIRST_DAY | FIRST_MONTH) * PER_MODEL);
-        assert_eq!(rows[3].firsts, 0);
-        // In Paris (UTC+1) all runs are on 1 February.
-        let paris = turn_rows(&s, &Zone::parse("Europe/Paris").unwrap());
-        assert!(paris.iter().all(|r| r.day == jan31 + 1));
-    }
-
-    #[test]
-    fn a_file_without_turns_is_one_run_at_its_last_use_and_nothing_if_it_never_ran() {
-        let mut s = session("b", Backend::Codex, Vec::new());
-        s.token_usage = usage(1234, 5678);
-        s.last_used_at = t("2025-01-27T11:30:00Z");
-        let rows = turn_rows(&s, &utc());
-        assert_eq!(rows.len(), 1);
-        assert_eq!((rows[0].runs, rows[0].usage.total), (1, 6912));
-        assert_eq!(rows[0].at, s.last_used_at.timestamp_millis());
-        s.status = Status::Created;
-        assert_eq!(turn_rows(&s, &utc())[0].runs, 0, "usage, but no run");
-        s.token_usage = TokenUsage::default();
-        assert!(turn_rows(&s, &utc()).is_empty());
-    }
 
     fn query(dims: &[Dimension], zone: &Zone) -> StatsQuery {
         StatsQuery {

@@ -1,0 +1,195 @@
+//! The listing: sessions matching a filter, newest activity first, with the file stamp each row
+//! was read from. Tags walk the rarest tag's sessions; prompt search uses the trigram index,
+//! or tests the newest sessions' text directly when that fills the page.
+
+use rusqlite::{params_from_iter, OptionalExtension};
+
+use super::row::{stamp_of, summary_from_row, SELECT_SESSION};
+use super::Index;
+use crate::error::Result;
+use crate::store::files::FileStamp;
+use crate::store::query::{ListQuery, SessionSummary};
+use crate::store::sql;
+
+/// Up to this many prompt matches, a search fetches and sorts them; beyond, it walks sessions
+/// newest first (measured: the crossover at 100k sessions is a few thousand).
+const SEARCH_LOOKUP_MAX: i64 = 3000;
+/// How many of the newest sessions a one-page search tests directly before using the index.
+const SEARCH_WINDOW: i64 = 1000;
+
+impl Index {
+    /// Sessions matching `query`, newest activity first, each with the stamp of the file version
+    /// the index read it from.
+    pub fn list(&self, query: &ListQuery) -> Result<Vec<(SessionSummary, FileStamp)>> {
+        // A prompt search for one page first looks at the newest sessions only, testing the
+        // text directly: if that fills the page, it is the answer (every other session is
+        // older). Common words answer here in a few ms whatever the store's size; rarer ones
+        // go on to the trigram index, whose cost grows with the number of matches.
+        if let (Some(_), Some(limit)) = (&query.filter.search, query.limit) {
+            let cutoff = self.recent_cutoff()?;
+            let rows = self.run_list(query, Some(cutoff.unwrap_or(i64::MIN)))?;
+            if cutoff.is_none() || rows.len() as u64 >= limit {
+                return Ok(rows);
+            }
+        }
+        self.run_list(query, None)
+    }
+    /// The last activity of the SEARCH_WINDOW-th newest session (None: fewer sessions).
+    fn recent_cutoff(&self) -> Result<Option<i64>> {
+        self.conn
+            .prepare_cached(
+                "SELECT last_used_at FROM sessions ORDER BY last_used_at DESC LIMIT 1 OFFSET ?1",
+            )
+            .and_then(|mut stmt| stmt.query_row([SEARCH_WINDOW - 1], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+    fn run_list(
+        &self,
+        query: &ListQuery,
+        window: Option<i64>,
+    ) -> Result<Vec<(SessionSummary, FileStamp)>> {
+        let Some((sql, args)) = self.list_sql(query, window)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params_from_iter(args.iter()), |r| {
+                Ok((summary_from_row(r)?, stamp_of(r)?))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+    /// The SQL for a query, or None when it cannot match anything (a tag nobody has).
+    /// `window`: search only sessions last used at or after this time, by testing the text.
+    fn list_sql(
+        &self,
+        query: &ListQuery,
+        window: Option<i64>,
+    ) -> Result<Option<(String, Vec<rusqlite::types::Value>)>> {
+        use rusqlite::types::Value as V;
+        let f = &query.filter;
+        let mut conds: Vec<String> = Vec::new();
+        let mut args: Vec<V> = Vec::new();
+        let (from, order) = if f.tags.is_empty() {
+            ("sessions s".to_string(), "s.last_used_at DESC, s.pk DESC")
+        } else {
+            // Walk the rarest tag's sessions newest first and check the others per session.
+            let mut tags: Vec<(&String, i64)> = Vec::new();
+            for tag in &f.tags {
+                let n: i64 = self
+                    .conn
+                    .query_row("SELECT n FROM tag_counts WHERE tag = ?1", [tag], |r| {
+                        r.get(0)
+                    })
+                    .optional()
+                    .map_err(|e| self.err(e))?
+                    .unwrap_or(0);
+                if n == 0 {
+                    return Ok(None);
+                }
+                tags.push((tag, n));
+            }
+            tags.sort_by_key(|(_, n)| *n);
+            tags.dedup_by_key(|(t, _)| t.as_str());
+            conds.push("t0.tag = ?".into());
+            args.push(V::Text(tags[0].0.clone()));
+            for (tag, _) in &tags[1..] {
+                conds.push("EXISTS (SELECT 1 FROM session_tags tn WHERE tn.tag = ? AND tn.session_pk = s.pk)".into());
+                args.push(V::Text((*tag).clone()));
+            }
+            (
+                "session_tags t0 JOIN sessions s ON s.pk = t0.session_pk".to_string(),
+                "t0.last_used_at DESC, t0.session_pk DESC",
+            )
+        };
+        let time_col = if f.tags.is_empty() {
+            "s.last_used_at"
+        } else {
+            "t0.last_used_at"
+        };
+        sql::session_conditions(f, "s", &mut conds, &mut args);
+        if f.resumable {
+            conds.push("s.backend_session_id IS NOT NULL".into());
+        }
+        if let Some(w) = &f.workdir {
+            conds.push("s.workdir = ?".into());
+            args.push(V::Text(w.clone()));
+        }
+        if let Some(t) = f.since {
+            conds.push(format!("{time_col} >= ?"));
+            args.push(V::Integer(t.timestamp_millis()));
+        }
+        if let Some(t) = f.until {
+            conds.push(format!("{time_col} < ?"));
+            args.push(V::Integer(t.timestamp_millis()));
+        }
+        if let (Some(text), Some(cutoff)) = (&f.search, window) {
+            conds.push(format!("{time_col} >= ?"));
+            args.push(V::Integer(cutoff));
+            conds.push("clinvk_contains(s.prompt, ?)".into());
+            args.push(V::Text(fold_case(text)));
+        } else if let Some(text) = &f.search {
+            if text.chars().count() >= 3 {
+                // A quoted FTS5 phrase over trigrams is a case-insensitive substring match.
+                let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+                let matches: i64 = self
+                    .conn
+                    .query_row(
+                        "SELECT count(*) FROM prompts_fts WHERE prompts_fts MATCH ?1",
+                        [&phrase],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| self.err(e))?;
+                if matches == 0 {
+                    return Ok(None);
+                }
+                // Few matches: fetch them and sort. Many: walk sessions newest first and test
+                // each against the match set (`+` keeps SQLite from driving the join by it),
+                // stopping as soon as the page is full.
+                let test = if matches <= SEARCH_LOOKUP_MAX {
+                    "s.pk"
+                } else {
+                    "+s.pk"
+                };
+                conds.push(format!(
+                    "{test} IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)"
+                ));
+                args.push(V::Text(phrase));
+            } else {
+                // Too short for trigrams: test every prompt, reading the table in storage order
+                // (far cheaper than one lookup per index entry), then sort the matches.
+                conds.push(
+                    "s.pk IN (SELECT pk FROM sessions WHERE clinvk_contains(prompt, ?))".into(),
+                );
+                args.push(V::Text(fold_case(text)));
+            }
+        }
+        let where_clause = sql::where_clause(&conds);
+        let limit = query.limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+        args.push(V::Integer(limit));
+        args.push(V::Integer(query.offset.min(i64::MAX as u64) as i64));
+        let sql = format!(
+            "SELECT {} FROM {from} {where_clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            *SELECT_SESSION
+        );
+        Ok(Some((sql, args)))
+    }
+    /// The query plan SQLite picks for `query`, one line per step (for tests and benchmarks).
+    pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
+        let Some((sql, args)) = self.list_sql(query, None)? else {
+            return Ok(vec!["(no tag match: nothing to run)".into()]);
+        };
+        sql::explain_plan(&self.conn, &sql, &args).map_err(|e| self.err(e))
+    }
+}
+
+/// Case folding as FTS5's trigram index does it, so that both search paths agree: each
+/// character on its own (no context rules: Rust's `to_lowercase` turns a final Σ into ς), and
+/// ς as σ.
+pub fn fold_case(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c == 'ς' { 'σ' } else { c })
+        .collect()
+}

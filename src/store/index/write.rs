@@ -1,0 +1,235 @@
+//! Writing the index: one session at a time (upsert, in the transaction of a store write), or
+//! a bulk load (a rebuild), which lifts triggers and indexes and rebuilds them once.
+
+use std::path::PathBuf;
+
+use rusqlite::{named_params, params, Transaction};
+
+use super::row::{INSERT_SESSION, UPSERT_SESSION};
+use super::{turns, DIR_KEY};
+use crate::domain::SessionId;
+use crate::error::{Error, Result};
+use crate::store::files::{DirStamp, FileStamp};
+use crate::store::session::Session;
+use crate::timespec::Zone;
+
+/// Triggers and indexes lifted for a bulk load (see `IndexTx::begin_bulk`).
+#[must_use = "end_bulk restores the triggers and indexes"]
+pub struct BulkLoad {
+    lifted: Vec<String>,
+}
+
+/// A write transaction on the index; dropped without `commit`, it rolls back.
+pub struct IndexTx<'a> {
+    pub(super) tx: Transaction<'a>,
+    pub(super) path: PathBuf,
+    pub(super) fresh: bool,
+    pub(super) rollup_zone: Zone,
+}
+
+impl IndexTx<'_> {
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Index {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Declare the index empty for the rest of this transaction (a fresh rebuild), so that rows
+    /// are plainly inserted: no conflict handling, no old tags to delete.
+    pub fn assume_empty(&mut self) {
+        self.fresh = true;
+    }
+
+    pub fn upsert(&self, session: &Session, stamp: FileStamp) -> Result<()> {
+        let tags_json = serde_json::to_string(&session.tags).expect("tags serialize");
+        let last_used = session.last_used_at.timestamp_millis();
+        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+        let values = named_params! {
+            ":id": session.id.as_str(),
+            ":backend": session.backend.as_str(),
+            ":backend_session_id": session.backend_session_id,
+            ":model": session.model,
+            ":status": session.status.as_str(),
+            ":created_at": session.created_at.timestamp_millis(),
+            ":last_used_at": last_used,
+            ":workdir": session.workdir,
+            ":prompt": session.prompt,
+            ":input_tokens": clamp(session.token_usage.input),
+            ":output_tokens": clamp(session.token_usage.output),
+            ":cached_tokens": clamp(session.token_usage.cached),
+            ":total_tokens": clamp(session.token_usage.total),
+            ":tags": tags_json,
+            ":parent_id": session.parent_id.as_ref().map(SessionId::as_str),
+            ":file_ino": stamp.ino,
+            ":file_size": stamp.size,
+            ":file_mtime_ns": stamp.mtime_ns,
+        };
+        let pk: i64 = if self.fresh {
+            self.tx
+                .prepare_cached(&INSERT_SESSION)
+                .and_then(|mut stmt| stmt.execute(values))
+                .map_err(|e| self.err(e))?;
+            self.tx.last_insert_rowid()
+        } else {
+            let pk = self
+                .tx
+                .prepare_cached(&UPSERT_SESSION)
+                .and_then(|mut stmt| stmt.query_row(values, |r| r.get(0)))
+                .map_err(|e| self.err(e))?;
+            for sql in [
+                "DELETE FROM session_tags WHERE session_pk = ?1",
+                "DELETE FROM turns WHERE session_pk = ?1",
+                "DELETE FROM invalid_files WHERE name = (SELECT id FROM sessions WHERE pk = ?1)",
+            ] {
+                self.tx
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute([pk]))
+                    .map_err(|e| self.err(e))?;
+            }
+            pk
+        };
+        let mut insert_tag = self
+            .tx
+            .prepare_cached("INSERT OR IGNORE INTO session_tags (tag, session_pk, last_used_at) VALUES (?1, ?2, ?3)")
+            .map_err(|e| self.err(e))?;
+        for tag in &session.tags {
+            insert_tag
+                .execute(params![tag, pk, last_used])
+                .map_err(|e| self.err(e))?;
+        }
+        let mut insert_turn = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO turns (session_pk, seq, at, backend, status, model, runs, input, output,
+                     cached, cache_write, reasoning, total, cost_nusd, day, firsts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            )
+            .map_err(|e| self.err(e))?;
+        for row in turns::turn_rows(session, &self.rollup_zone) {
+            let u = &row.usage;
+            insert_turn
+                .execute(params![
+                    pk,
+                    row.seq,
+                    row.at,
+                    session.backend.as_str(),
+                    session.status.as_str(),
+                    row.model,
+                    row.runs,
+                    clamp(u.input),
+                    clamp(u.output),
+                    clamp(u.cached),
+                    clamp(u.cache_write),
+                    clamp(u.reasoning),
+                    clamp(u.total),
+                    row.cost_nusd,
+                    row.day,
+                    row.firsts,
+                ])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Prepare for loading many rows: lift the triggers and secondary indexes and rebuild them
+    /// once at the end, from the SQL saved here (the migrations stay their only source).
+    /// Row-by-row maintenance is what makes bulk loads slow: FTS5 flushes its pending terms at
+    /// every statement savepoint, and each index is a random-order B-tree insert per row.
+    pub fn begin_bulk(&self) -> Result<BulkLoad> {
+        let lifted: Vec<(String, String, String)> = self
+            .tx
+            .prepare(
+                "SELECT type, name, sql FROM sqlite_master
+                 WHERE tbl_name IN ('sessions', 'session_tags', 'turns') AND sql IS NOT NULL
+                   AND (type = 'trigger' OR type = 'index')
+                   -- the load itself deletes a session's old tags through this one
+                   AND name != 'session_tags_by_session'",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| self.err(e))?;
+        for (kind, name, _) in &lifted {
+            let drop = if kind == "index" {
+                "DROP INDEX"
+            } else {
+                "DROP TRIGGER"
+            };
+            self.tx
+                .execute_batch(&format!("{drop} \"{}\"", name.replace('"', "\"\"")))
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(BulkLoad {
+            lifted: lifted.into_iter().map(|(_, _, sql)| sql).collect(),
+        })
+    }
+
+    /// Rebuild what `begin_bulk` lifted: the search index, tag counts, indexes and triggers.
+    pub fn end_bulk(&self, bulk: BulkLoad) -> Result<()> {
+        self.tx
+            .execute_batch(
+                "INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 67108864);
+                 INSERT INTO prompts_fts (prompts_fts) VALUES ('rebuild');
+                 INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 1048576);
+                 DELETE FROM tag_counts;
+                 INSERT INTO tag_counts (tag, n) SELECT tag, count(*) FROM session_tags GROUP BY tag;",
+            )
+            .map_err(|e| self.err(e))?;
+        self.tx
+            .execute_batch(turns::REFILL_ROLLUP)
+            .map_err(|e| self.err(e))?;
+        for sql in bulk.lifted {
+            self.tx.execute_batch(&sql).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Forget the file `<stem>.json`, valid or not.
+    pub fn remove(&self, stem: &str) -> Result<()> {
+        for sql in [
+            "DELETE FROM sessions WHERE id = ?1",
+            "DELETE FROM invalid_files WHERE name = ?1",
+        ] {
+            self.tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute([stem]))
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub fn mark_invalid(&self, stem: &str, reason: &str, stamp: FileStamp) -> Result<()> {
+        if !self.fresh {
+            self.tx
+                .prepare_cached("DELETE FROM sessions WHERE id = ?1")
+                .and_then(|mut s| s.execute([stem]))
+                .map_err(|e| self.err(e))?;
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO invalid_files (name, reason, file_ino, file_size, file_mtime_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![stem, reason, stamp.ino, stamp.size, stamp.mtime_ns]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Remember the sessions directory's stamp (None: unknown, rescan next time).
+    pub fn set_dir_stamp(&self, stamp: Option<DirStamp>) -> Result<()> {
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO store_state (key, value) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(params![DIR_KEY, stamp.map(|d| d.key())]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        let path = self.path;
+        self.tx
+            .commit()
+            .map_err(|e| Error::Index { path, source: e })
+    }
+}

@@ -1,0 +1,334 @@
+//! Keeping the index in step with the directory: rebuilding it from every file, reconciling it
+//! with the files that changed (by their stamps), reading files in parallel, and recording a
+//! write's own changes without hiding anyone else's (a sync tool, a hand edit) made meanwhile.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::files::{self, DirEntry, DirStamp, FileStamp};
+use super::index::{self, Index};
+use super::{watch, Notice, ReindexReport, Session, Store};
+use crate::error::{Error, Result};
+use crate::timespec::Zone;
+
+/// Above this many changed files, the prompt search index is rebuilt in one pass.
+const BULK_THRESHOLD: usize = 2000;
+
+/// A file read from disk.
+pub(super) enum Loaded {
+    Valid(Box<Session>, FileStamp),
+    Invalid {
+        stem: String,
+        reason: String,
+        stamp: FileStamp,
+    },
+    Gone(String),
+}
+
+/// The directory as it was just before clinvk changed files in it, and a watch over the change.
+pub(super) struct Before {
+    stamp: DirStamp,
+    watch: Option<watch::Watch>,
+}
+
+impl Before {
+    pub(super) fn take(dir: &Path) -> Result<Before> {
+        // The watch starts first, so nothing between it and the stamp goes unseen.
+        let watch = watch::Watch::start(dir);
+        Ok(Before {
+            stamp: DirStamp::of(dir)?,
+            watch,
+        })
+    }
+
+    /// True when the directory saw exactly the entry changes `changes` make and nothing else:
+    /// for each saved session, its temp file created and renamed onto `<id>.json`; for each
+    /// removed one, at most one deletion of `<id>.json`. Anything more, even on the same name
+    /// (a sync tool putting back a file we delete), means someone else changed the directory.
+    fn only_ours(&self, dir: &Path, changes: &[Change<'_>]) -> bool {
+        let Some(watch) = &self.watch else {
+            // No way to watch here (not Linux, or no inotify left): trust the stamps, as the
+            // window is the few milliseconds of one write.
+            return !cfg!(target_os = "linux");
+        };
+        watch::Watch::barrier(dir);
+        let watch::Seen::Events(events) = watch.seen() else {
+            return false;
+        };
+        let mut saved: Vec<String> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        for change in changes {
+            match change {
+                Change::Upsert(session, _) => saved.push(session.id.file_name()),
+                Change::Remove(stem) => removed.push(format!("{stem}.json")),
+            }
+        }
+        let ours_temp = |name: &str| {
+            saved
+                .iter()
+                .any(|f| name.starts_with(&format!(".{f}.{}.", std::process::id())))
+                && name.ends_with(".tmp")
+        };
+        let mut moved_to: Vec<&String> = Vec::new();
+        let mut deleted: Vec<&String> = Vec::new();
+        for (kind, name) in &events {
+            let name = name.to_string_lossy();
+            let expected = match kind {
+                watch::Kind::Created | watch::Kind::MovedFrom => ours_temp(&name),
+                watch::Kind::MovedTo => match saved.iter().find(|f| **f == name) {
+                    Some(f) if !moved_to.contains(&f) => {
+                        moved_to.push(f);
+                        true
+                    }
+                    _ => false,
+                },
+                watch::Kind::Deleted => match removed.iter().find(|f| **f == name) {
+                    Some(f) if !deleted.contains(&f) => {
+                        deleted.push(f);
+                        true
+                    }
+                    // A write that failed half-way removes its own temp file.
+                    _ => ours_temp(&name),
+                },
+            };
+            if !expected {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One change to apply to the index after the files changed.
+pub(super) enum Change<'a> {
+    Upsert(&'a Session, FileStamp),
+    Remove(&'a str),
+}
+
+impl Store {
+    /// Rebuild from the files, and say so if there was anything to rebuild.
+    pub(super) fn rebuild_announced(&self, why: String) -> Result<Index> {
+        self.rebuild_announced_in(why, None)
+    }
+    /// `rebuild_announced`, with the usage rollup in `zone` (None: the local zone).
+    pub(super) fn rebuild_announced_in(&self, why: String, zone: Option<Zone>) -> Result<Index> {
+        let (index, report) = self.rebuild(zone)?;
+        if report.sessions > 0 || !report.invalid_files.is_empty() {
+            self.observer.notice(&Notice::IndexRebuilt {
+                why,
+                sessions: report.sessions,
+                invalid: report.invalid_files.len(),
+            });
+        }
+        Ok(index)
+    }
+    /// `zone`: the usage rollup's; None keeps the old index's (and when it moved there), so that
+    /// a `reindex` in a cron job's `TZ` does not undo the user's, else the local zone.
+    pub(super) fn rebuild(&self, zone: Option<Zone>) -> Result<(Index, ReindexReport)> {
+        let start = Instant::now();
+        let (zone, moved_at) = match zone {
+            Some(zone) => (Some(zone), None),
+            None => Index::recorded_rollup(&self.index_path)
+                .map_or((None, None), |(zone, at)| (Some(zone), at)),
+        };
+        let mut index = Index::create_fresh(&self.index_path, zone)?;
+        if let Some(at) = moved_at {
+            index.set_rollup_zone_moved_at(at)?;
+        }
+        self.reconcile(&mut index, true)?;
+        let report = ReindexReport {
+            sessions: index.count()?,
+            invalid_files: index.invalid_files()?,
+            elapsed: start.elapsed(),
+            removed_temp_files: 0,
+        };
+        Ok((index, report))
+    }
+    /// Make the index agree with the directory: read files whose stamp changed, forget files
+    /// that are gone. `full`: the index is empty and this completes it. Caller holds the
+    /// exclusive lock.
+    pub(super) fn reconcile(&self, index: &mut Index, full: bool) -> Result<()> {
+        // The mtime is taken before the scan: anything changed during the scan moves it again.
+        let dir_stamp = files::stable_dir_stamp(&self.dir)?;
+        // A full load reads every file anyway (and stamps it from the open handle): skip the stat.
+        let entries = files::scan_dir(&self.dir, !full)?;
+        let mut known = if full {
+            HashMap::new()
+        } else {
+            index.stamps()?
+        };
+        let changed: Vec<DirEntry> = entries
+            .into_iter()
+            .filter(|e| known.remove(&e.id) != Some(e.stamp))
+            .collect();
+        if full {
+            index.start_fresh_load()?;
+        }
+        let mut tx = index.transaction()?;
+        if full {
+            tx.assume_empty();
+        }
+        let bulky = full || changed.len() > BULK_THRESHOLD;
+        let bulk = if bulky { Some(tx.begin_bulk()?) } else { None };
+        self.load_streaming(&changed, |batch| apply_loaded(&tx, batch))?;
+        for stem in known.keys() {
+            tx.remove(stem)?;
+        }
+        if let Some(bulk) = bulk {
+            tx.end_bulk(bulk)?;
+        }
+        tx.set_dir_stamp(dir_stamp)?;
+        tx.commit()?;
+        if full {
+            index.finish_fresh_load()?;
+        }
+        if bulky {
+            index.settle_after_bulk();
+        }
+        Ok(())
+    }
+    /// Read and parse files, handing them to `sink` in batches as they come. With many files,
+    /// worker threads read while the caller (typically inserting into the index) consumes, so
+    /// parsing and SQLite overlap. Batches arrive in no particular order.
+    pub(super) fn load_streaming(
+        &self,
+        entries: &[DirEntry],
+        mut sink: impl FnMut(&[Loaded]) -> Result<()>,
+    ) -> Result<()> {
+        const BATCH: usize = 256;
+        let total = entries.len() as u64;
+        if entries.len() <= BATCH {
+            let loaded: Vec<Loaded> = entries.iter().map(load_file).collect();
+            return sink(&loaded);
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(8);
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Loaded>>(threads * 2);
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let next = &next;
+                scope.spawn(move || loop {
+                    let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                    if start >= entries.len() {
+                        break;
+                    }
+                    let batch = entries[start..(start + BATCH).min(entries.len())]
+                        .iter()
+                        .map(load_file)
+                        .collect();
+                    // The receiver is gone only when the sink failed: stop.
+                    if tx.send(batch).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(tx);
+            let mut done = 0u64;
+            for batch in rx {
+                sink(&batch)?;
+                done += batch.len() as u64;
+                self.observer.progress(done, total);
+            }
+            Ok(())
+        })
+    }
+    /// Record changes this process made to the files (caller holds the exclusive lock, and the
+    /// index was reconciled before). `before` is the directory's stamp taken just before the
+    /// files were changed: if it is still the one the index recorded, nothing else touched the
+    /// directory meanwhile and the stamp after our change can be recorded. Otherwise someone
+    /// (a sync tool, a hand) changed it too, and the recorded stamp is left as it was, so that
+    /// the next command reconciles and sees their change. The files are already safe; if the
+    /// index update fails, the next command reconciles, so this only warns.
+    pub(super) fn index_changes(
+        &self,
+        index: &mut Index,
+        before: Before,
+        changes: &[Change<'_>],
+    ) -> Result<()> {
+        let result = (|| {
+            // Stamp first, then (after a barrier) what the watch saw: anything that changed the
+            // directory before this stat has its event queued by then, and anything after it
+            // moves the stamp past the one recorded.
+            let after = files::stable_dir_stamp(&self.dir)?;
+            let untouched = index.dir_stamp()?.as_deref() == Some(before.stamp.key().as_str())
+                && before.only_ours(&self.dir, changes);
+            let tx = index.transaction()?;
+            for change in changes {
+                match change {
+                    Change::Upsert(session, stamp) => tx.upsert(session, *stamp)?,
+                    Change::Remove(stem) => tx.remove(stem)?,
+                }
+            }
+            if untouched {
+                tx.set_dir_stamp(after)?;
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if index::is_corruption(&e) => self
+                .rebuild_announced(format!("the index was unreadable ({e})"))
+                .map(drop),
+            Err(e @ Error::LockTimeout { .. }) => Err(e),
+            Err(e) => {
+                self.observer.notice(&Notice::IndexLagging {
+                    error: e.to_string(),
+                });
+                Ok(())
+            }
+        }
+    }
+}
+
+pub(super) fn apply_loaded(tx: &index::IndexTx<'_>, loaded: &[Loaded]) -> Result<()> {
+    for item in loaded {
+        match item {
+            Loaded::Valid(session, stamp) => tx.upsert(session, *stamp)?,
+            Loaded::Invalid {
+                stem,
+                reason,
+                stamp,
+            } => tx.mark_invalid(stem, reason, *stamp)?,
+            Loaded::Gone(stem) => tx.remove(stem)?,
+        }
+    }
+    Ok(())
+}
+
+/// Read one session file. The stamp comes from the open handle, so it is the stamp of exactly the
+/// bytes that were parsed.
+pub(super) fn load_file(entry: &DirEntry) -> Loaded {
+    let stem = entry.id.clone();
+    let (meta, bytes) = match files::read_regular_file(&entry.path) {
+        Ok(Some(read)) => read,
+        Ok(None) => return Loaded::Gone(stem),
+        Err(e) => {
+            return Loaded::Invalid {
+                stem,
+                reason: format!("cannot be read ({e})"),
+                stamp: entry.stamp,
+            }
+        }
+    };
+    let stamp = FileStamp::of(&meta);
+    if !crate::domain::is_valid_id(&stem) {
+        return Loaded::Invalid {
+            stem,
+            reason: "the file name is not a valid session id (letters, digits, '-' and '_')".into(),
+            stamp,
+        };
+    }
+    match Session::from_file_bytes(&bytes, &stem, files::modified_utc(&meta)) {
+        Ok(session) => Loaded::Valid(Box::new(session), stamp),
+        Err(reason) => Loaded::Invalid {
+            stem,
+            reason,
+            stamp,
+        },
+    }
+}
