@@ -21,13 +21,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use clap::Parser;
 use clinvk::store::session::Turn;
 use clinvk::store::{
-    Backend, Dimension, Filter, ListQuery, Quiet, Session, SessionId, StatsQuery, Status, Store,
-    TokenUsage,
+    Backend, Filter, ListQuery, Quiet, Session, SessionId, StatsQuery, Status, Store, TokenUsage,
 };
-use clinvk::timespec::{parse_instant_in, Bound, Granularity, Zone};
-use clinvk::usage::Period;
 
 const NOW: &str = "2025-06-30T12:00:00Z";
 /// Part of the marker file name: bump it whenever the generator changes, so that stores seeded
@@ -517,50 +515,10 @@ const JQ_RUNS_BY_MONTH_BACKEND: &str = "'[.[] | .backend as $b | .turns[]? | \
      | group_by([.month, .backend]) \
      | map({month: .[0].month, backend: .[0].backend, total: (map(.total) | add)})'";
 
-/// The query `clinvk sessions stats ARGS` runs (the flags used above only), to ask the store
-/// in-process which table answers it. TZ is UTC throughout, so the default zone is UTC.
+/// The query `clinvk sessions stats ARGS` runs, built by the command's own code, to ask the
+/// store in-process which table answers it. TZ is UTC throughout, so the default zone is UTC.
 fn stats_query(argv: &[&str]) -> StatsQuery {
-    let value = |flag: &str| argv.iter().position(|a| *a == flag).map(|i| argv[i + 1]);
-    let zone = Zone::parse(value("--timezone").unwrap_or("UTC")).unwrap();
-    let granularity = |text: &str| match text {
-        "day" => Granularity::Day,
-        "week" => Granularity::Week,
-        _ => Granularity::Month,
-    };
-    let mut group_by = Vec::new();
-    let mut tags = Vec::new();
-    for (i, a) in argv.iter().enumerate() {
-        match *a {
-            "--by" => group_by.push(match argv[i + 1] {
-                "backend" => Dimension::Backend,
-                "model" => Dimension::Model,
-                "status" => Dimension::Status,
-                "tag" => Dimension::Tag,
-                "workdir" => Dimension::Workdir,
-                g => Dimension::Period(granularity(g)),
-            }),
-            "--tag" => tags.push(argv[i + 1].to_string()),
-            _ => {}
-        }
-    }
-    let mut filter = Filter {
-        tags,
-        since: value("--since").map(|t| parse_instant_in(t, Bound::Since, now(), &zone).unwrap()),
-        ..Default::default()
-    };
-    if value("--budget").is_some() || value("--budget-usd").is_some() {
-        let g = granularity(value("--period").unwrap_or("month"));
-        let period = Period::current(g, &zone, now()).unwrap();
-        filter.since = Some(period.start);
-        filter.until = Some(period.end);
-    }
-    StatsQuery {
-        filter,
-        group_by,
-        zone,
-        // Only ask; never move the rollup from here.
-        adopt_zone_at: None,
-    }
+    clinvk::cli::stats_query(argv, now()).expect("the benchmark's stats questions parse")
 }
 
 /// Which table answers `sessions stats ARGS`: its groups, and its totals (planned on their own).
@@ -697,31 +655,50 @@ fn fmt(d: Duration) -> String {
     }
 }
 
+/// `cargo bench --bench store -- [OPTIONS]`.
+#[derive(Debug, Parser)]
+#[command(about = "Whole-process benchmark of clinvk's session store (see BENCHMARKS.md)")]
+struct BenchArgs {
+    /// Store sizes to measure, in sessions
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    sizes: Vec<usize>,
+    /// Runs per figure (the median is reported)
+    #[arg(long, default_value_t = 21)]
+    runs: usize,
+    /// Only `sessions stats` and its comparisons
+    #[arg(long)]
+    usage_only: bool,
+    /// Leave out the jq comparisons
+    #[arg(long)]
+    no_jq: bool,
+    /// Internal: scan DIR's files for BACKEND's sessions (the parallel-scan comparison)
+    #[arg(long, num_args = 2, value_names = ["DIR", "BACKEND"], hide = true)]
+    scan: Vec<String>,
+    /// Internal: sum DIR's files' runs by month and backend (the parallel-scan comparison)
+    #[arg(long, value_name = "DIR", hide = true)]
+    scan_usage: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
 fn main() {
     // Every day and month here is a UTC one: the clinvk processes run with TZ=UTC (see
     // `clinvk`), and so does this one, should it ever have to rebuild the index itself.
     std::env::set_var("TZ", "UTC");
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--scan") {
-        scan_mode(Path::new(&args[i + 1]), &args[i + 2]);
+    let args = BenchArgs::parse();
+    if let [dir, backend] = args.scan.as_slice() {
+        scan_mode(Path::new(dir), backend);
         return;
     }
-    if let Some(i) = args.iter().position(|a| a == "--scan-usage") {
-        scan_usage_mode(Path::new(&args[i + 1]));
+    if let Some(dir) = &args.scan_usage {
+        scan_usage_mode(dir);
         return;
     }
-    let sizes: Vec<usize> = args
-        .iter()
-        .position(|a| a == "--sizes")
-        .map(|i| args[i + 1].split(',').map(|s| s.parse().unwrap()).collect())
-        .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
-    let runs: usize = args
-        .iter()
-        .position(|a| a == "--runs")
-        .map_or(21, |i| args[i + 1].parse().unwrap());
-    let usage_only = args.iter().any(|a| a == "--usage-only");
-    let skip_jq = args.iter().any(|a| a == "--no-jq")
-        || Command::new("jq").arg("--version").output().is_err();
+    let sizes = args.sizes;
+    let runs = args.runs;
+    let usage_only = args.usage_only;
+    let skip_jq = args.no_jq || Command::new("jq").arg("--version").output().is_err();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench-store");
 
     let queries: &[(&str, &[&str])] = &[
@@ -860,21 +837,27 @@ fn main() {
             for (label, filter) in [
                 (
                     "backend",
-                    Filter {
-                        backend: Some(Backend::Codex),
+                    ListQuery {
+                        filter: Filter {
+                            backend: Some(Backend::Codex),
+                            ..Default::default()
+                        },
                         ..Default::default()
                     },
                 ),
                 (
                     "two tags",
-                    Filter {
-                        tags: vec!["bugfix".into(), "security".into()],
+                    ListQuery {
+                        filter: Filter {
+                            tags: vec!["bugfix".into(), "security".into()],
+                            ..Default::default()
+                        },
                         ..Default::default()
                     },
                 ),
                 (
                     "search",
-                    Filter {
+                    ListQuery {
                         search: Some("auth.go".into()),
                         ..Default::default()
                     },
@@ -882,9 +865,8 @@ fn main() {
             ] {
                 let plan = store
                     .explain(&ListQuery {
-                        filter,
                         limit: Some(20),
-                        offset: 0,
+                        ..filter
                     })
                     .unwrap();
                 eprintln!("  {label}: {}", plan.join(" | "));

@@ -2,7 +2,9 @@
 //! sort: checked on SQLite's own `EXPLAIN QUERY PLAN`.
 
 use chrono::{DateTime, Duration, Utc};
-use clinvk::store::{Backend, Filter, ListQuery, Quiet, Session, SessionId, Status, Store};
+use clinvk::store::{
+    Backend, Filter, ListQuery, Quiet, Session, SessionId, Status, Store, TimeRange,
+};
 
 fn store_with_sessions() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -23,13 +25,29 @@ fn store_with_sessions() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-fn plan(store: &Store, filter: Filter) -> String {
+fn plan(store: &Store, query: ListQuery) -> String {
     let query = ListQuery {
-        filter,
         limit: Some(20),
         offset: 0,
+        ..query
     };
     store.explain(&query).unwrap().join("\n")
+}
+
+/// A listing of the sessions `filter` selects.
+fn of(filter: Filter) -> ListQuery {
+    ListQuery {
+        filter,
+        ..Default::default()
+    }
+}
+
+/// A listing of the sessions last used in `since..until`.
+fn used(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> ListQuery {
+    ListQuery {
+        last_used: TimeRange { since, until },
+        ..Default::default()
+    }
 }
 
 fn assert_indexed(label: &str, plan: &str, may_sort: bool) {
@@ -54,76 +72,66 @@ fn assert_indexed(label: &str, plan: &str, may_sort: bool) {
 fn every_filter_shape_uses_an_index() {
     let (_dir, store) = store_with_sessions();
     let t = |s: &str| -> Option<DateTime<Utc>> { Some(s.parse().unwrap()) };
-    let shapes: Vec<(&str, Filter, &str)> = vec![
-        ("no filter", Filter::default(), "sessions_by_last_used"),
+    let shapes: Vec<(&str, ListQuery, &str)> = vec![
+        ("no filter", ListQuery::default(), "sessions_by_last_used"),
         (
             "backend",
-            Filter {
+            of(Filter {
                 backend: Some(Backend::Codex),
                 ..Default::default()
-            },
+            }),
             "sessions_by_backend",
         ),
         (
             "status",
-            Filter {
+            of(Filter {
                 status: Some(Status::Active),
                 ..Default::default()
-            },
+            }),
             "sessions_by_status",
         ),
         (
             "workdir",
-            Filter {
+            of(Filter {
                 workdir: Some("/projects/p1".into()),
                 ..Default::default()
-            },
+            }),
             "sessions_by_workdir",
         ),
         (
             "since",
-            Filter {
-                since: t("2025-01-26T00:00:00Z"),
-                ..Default::default()
-            },
+            used(t("2025-01-26T00:00:00Z"), None),
             "sessions_by_last_used",
         ),
         (
             "until",
-            Filter {
-                until: t("2025-01-26T00:00:00Z"),
-                ..Default::default()
-            },
+            used(None, t("2025-01-26T00:00:00Z")),
             "sessions_by_last_used",
         ),
         (
             "since+until",
-            Filter {
-                since: t("2025-01-25T00:00:00Z"),
-                until: t("2025-01-26T00:00:00Z"),
-                ..Default::default()
-            },
+            used(t("2025-01-25T00:00:00Z"), t("2025-01-26T00:00:00Z")),
             "sessions_by_last_used",
         ),
         (
             "one tag",
-            Filter {
+            of(Filter {
                 tags: vec!["t1".into()],
                 ..Default::default()
-            },
+            }),
             "session_tags_by_recent",
         ),
         (
             "two tags",
-            Filter {
+            of(Filter {
                 tags: vec!["t1".into(), "u2".into()],
                 ..Default::default()
-            },
+            }),
             "session_tags_by_recent",
         ),
         (
             "search",
-            Filter {
+            ListQuery {
                 search: Some("auth".into()),
                 ..Default::default()
             },
@@ -131,10 +139,12 @@ fn every_filter_shape_uses_an_index() {
         ),
         (
             "backend+since",
-            Filter {
-                backend: Some(Backend::Claude),
-                since: t("2025-01-26T00:00:00Z"),
-                ..Default::default()
+            ListQuery {
+                filter: Filter {
+                    backend: Some(Backend::Claude),
+                    ..Default::default()
+                },
+                ..used(t("2025-01-26T00:00:00Z"), None)
             },
             "sessions_by_backend",
         ),
@@ -213,23 +223,17 @@ fn paged_search_equals_the_full_result_on_both_paths() {
         "ΟΔΟΣΑ",
         "οδοσα",
     ] {
-        let filter = Filter {
+        let search = ListQuery {
             search: Some(term.into()),
             ..Default::default()
         };
-        let all = store
-            .list(&ListQuery {
-                filter: filter.clone(),
-                ..Default::default()
-            })
-            .unwrap()
-            .sessions;
+        let all = store.list(&search).unwrap().sessions;
         for (limit, offset) in [(20, 0), (5, 3), (1000, 0)] {
             let page = store
                 .list(&ListQuery {
-                    filter: filter.clone(),
                     limit: Some(limit),
                     offset,
+                    ..search.clone()
                 })
                 .unwrap()
                 .sessions;
@@ -265,21 +269,21 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
     } else {
         zone
     };
-    let query = |dims: Vec<Dimension>, filter: Filter, zone: Zone| StatsQuery {
+    let query = |dims: Vec<Dimension>, filter: Filter, runs: TimeRange, zone: Zone| StatsQuery {
         filter,
+        runs,
         group_by: dims,
         zone,
         adopt_zone_at: None,
     };
     let month = Granularity::Month;
     let june = chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap();
-    let budget = Filter {
+    let budget = TimeRange {
         since: zone.start_of(june),
         until: zone.start_of(month.next(june)),
-        ..Default::default()
     };
     let plan = store
-        .explain_stats(&query(vec![], budget.clone(), zone))
+        .explain_stats(&query(vec![], Filter::default(), budget, zone))
         .unwrap()
         .join("\n");
     assert!(
@@ -288,14 +292,14 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
     );
     // The same month in another zone: the runs of that range only.
     let other = Zone::parse("+05:45").unwrap();
-    let shifted = Filter {
+    let shifted = TimeRange {
         since: other.start_of(june),
         until: other.start_of(month.next(june)),
-        ..Default::default()
     };
     let plan = store
         .explain_stats(&query(
             vec![Dimension::Period(Granularity::Day)],
+            Filter::default(),
             shifted,
             other,
         ))
@@ -312,7 +316,12 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
         ..Default::default()
     };
     let plan = store
-        .explain_stats(&query(vec![Dimension::Backend], tagged, zone))
+        .explain_stats(&query(
+            vec![Dimension::Backend],
+            tagged,
+            TimeRange::default(),
+            zone,
+        ))
         .unwrap()
         .join("\n");
     assert!(

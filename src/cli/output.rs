@@ -53,6 +53,28 @@ pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
+/// The terminal's width, when stdout is one (tables fit it); None for a pipe.
+pub fn terminal_width() -> Option<usize> {
+    if !stdout_is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size().map(|(w, _)| usize::from(w.0))
+}
+
+/// A warning per invalid session file skipped (the first few, then how many more).
+pub fn warn_invalid(files: &[crate::store::InvalidFile]) {
+    const SHOWN: usize = 3;
+    for f in files.iter().take(SHOWN) {
+        warning(&format!("skipped {}: {}", f.file_name, f.reason));
+    }
+    if files.len() > SHOWN {
+        warning(&format!(
+            "skipped {} more invalid session files: `clinvk sessions reindex --check` lists them all",
+            files.len() - SHOWN
+        ));
+    }
+}
+
 /// Shows a CLI's retries while it runs, as one updating line on stderr, on a terminal only
 /// (scripts see the outcome, and `--json` has it).
 pub struct RetryLine {

@@ -31,7 +31,7 @@ pub use check::{CheckReport, Difference};
 pub use index::stats::{
     period_of, Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums,
 };
-pub use query::{Filter, InvalidFile, ListQuery, SessionSummary};
+pub use query::{Filter, InvalidFile, ListQuery, SessionSummary, TimeRange};
 pub use session::{Session, TokenUsage};
 use sync::{apply_loaded, load_file, Before, Change, Loaded};
 
@@ -450,9 +450,9 @@ impl Store {
         dry_run: bool,
     ) -> Result<Vec<SessionSummary>> {
         let query = ListQuery {
-            filter: Filter {
+            last_used: TimeRange {
+                since: None,
                 until: Some(cutoff),
-                ..Filter::default()
             },
             ..ListQuery::default()
         };

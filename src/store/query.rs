@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{Backend, SessionId, Status};
 use crate::store::session::{Session, TokenUsage};
 
-/// Filters of `sessions list` (and of everything that selects sessions the same way).
+/// Which sessions: what `sessions list` and `sessions stats` both select by.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     pub backend: Option<Backend>,
@@ -14,19 +14,31 @@ pub struct Filter {
     /// All of these tags (AND).
     pub tags: Vec<String>,
     pub workdir: Option<String>,
-    /// Last activity at or after this instant.
+}
+
+/// Instants `since <= t < until`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
     pub since: Option<DateTime<Utc>>,
-    /// Last activity strictly before this instant.
     pub until: Option<DateTime<Utc>>,
+}
+
+impl TimeRange {
+    pub fn is_open(&self) -> bool {
+        self.since.is_none() && self.until.is_none()
+    }
+}
+
+/// `sessions list`: the selected sessions whose last activity is in `last_used`, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListQuery {
+    pub filter: Filter,
+    /// When the session was last used.
+    pub last_used: TimeRange,
     /// Case-insensitive substring of the prompt.
     pub search: Option<String>,
     /// Only sessions with a backend session id (the ones that can be resumed).
     pub resumable: bool,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ListQuery {
-    pub filter: Filter,
     /// None: every match.
     pub limit: Option<u64>,
     pub offset: u64,

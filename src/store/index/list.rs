@@ -25,7 +25,7 @@ impl Index {
         // text directly: if that fills the page, it is the answer (every other session is
         // older). Common words answer here in a few ms whatever the store's size; rarer ones
         // go on to the trigram index, whose cost grows with the number of matches.
-        if let (Some(_), Some(limit)) = (&query.filter.search, query.limit) {
+        if let (Some(_), Some(limit)) = (&query.search, query.limit) {
             let cutoff = self.recent_cutoff()?;
             let rows = self.run_list(query, Some(cutoff.unwrap_or(i64::MIN)))?;
             if cutoff.is_none() || rows.len() as u64 >= limit {
@@ -109,27 +109,27 @@ impl Index {
             "t0.last_used_at"
         };
         sql::session_conditions(f, "s", &mut conds, &mut args);
-        if f.resumable {
+        if query.resumable {
             conds.push("s.backend_session_id IS NOT NULL".into());
         }
         if let Some(w) = &f.workdir {
             conds.push("s.workdir = ?".into());
             args.push(V::Text(w.clone()));
         }
-        if let Some(t) = f.since {
+        if let Some(t) = query.last_used.since {
             conds.push(format!("{time_col} >= ?"));
             args.push(V::Integer(t.timestamp_millis()));
         }
-        if let Some(t) = f.until {
+        if let Some(t) = query.last_used.until {
             conds.push(format!("{time_col} < ?"));
             args.push(V::Integer(t.timestamp_millis()));
         }
-        if let (Some(text), Some(cutoff)) = (&f.search, window) {
+        if let (Some(text), Some(cutoff)) = (&query.search, window) {
             conds.push(format!("{time_col} >= ?"));
             args.push(V::Integer(cutoff));
             conds.push("clinvk_contains(s.prompt, ?)".into());
             args.push(V::Text(fold_case(text)));
-        } else if let Some(text) = &f.search {
+        } else if let Some(text) = &query.search {
             if text.chars().count() >= 3 {
                 // A quoted FTS5 phrase over trigrams is a case-insensitive substring match.
                 let phrase = format!("\"{}\"", text.replace('"', "\"\""));

@@ -18,7 +18,7 @@ use rusqlite::{params_from_iter, Connection};
 use super::Index;
 use crate::domain::Tokens;
 use crate::error::Result;
-use crate::store::query::Filter;
+use crate::store::query::{Filter, TimeRange};
 use crate::store::sql::{self, where_clause};
 use crate::timespec::{date_of_day_number, day_number, Granularity, Zone};
 
@@ -60,8 +60,9 @@ impl Dimension {
 /// happened), grouped by `group_by` with periods counted in `zone`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatsQuery {
-    /// `search` and `resumable` are not used.
     pub filter: Filter,
+    /// When the runs happened (not when their sessions were last used).
+    pub runs: TimeRange,
     pub group_by: Vec<Dimension>,
     pub zone: Zone,
     /// Move the rollup to `zone` when it is elsewhere and the question is worth it (the local
@@ -144,7 +145,7 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
     let f = &q.filter;
     let granularity = period_of(&q.group_by);
     // Without periods or a range, days do not matter, and neither does their zone.
-    let zone_matters = granularity.is_some() || f.since.is_some() || f.until.is_some();
+    let zone_matters = granularity.is_some() || !q.runs.is_open();
     if (zone_matters && q.zone != *rollup_zone) || !f.tags.is_empty() || f.workdir.is_some() {
         return None;
     }
@@ -163,7 +164,7 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
         (g.start(date) == date && q.zone.start_of(date) == Some(t)).then(|| day_number(date))
     };
     let bounds = |g: Granularity| -> Option<Option<(i64, i64)>> {
-        match (f.since, f.until) {
+        match (q.runs.since, q.runs.until) {
             (None, None) => Some(None),
             (since, until) => {
                 let lo = match since {
@@ -180,7 +181,7 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
     };
     let (days, g) = match granularity {
         Some(g) => (bounds(g)?, Some(g)),
-        None => match (f.since, f.until) {
+        None => match (q.runs.since, q.runs.until) {
             (None, None) => (None, None),
             // No periods in the output: the range must be exactly one day, week or month.
             (Some(since), Some(until)) => [Granularity::Day, Granularity::Week, Granularity::Month]
@@ -369,7 +370,7 @@ fn raw_statements(q: &StatsQuery) -> Statements {
         .collect();
     // SQLite would rather read every run in session order (which makes counting distinct
     // sessions cheap) than search a range by time: for a range, the range is far cheaper.
-    let mut from = if (f.since.is_some() || f.until.is_some()) && f.tags.is_empty() {
+    let mut from = if !q.runs.is_open() && f.tags.is_empty() {
         "turns x INDEXED BY turns_by_time".to_string()
     } else {
         "turns x".to_string()
@@ -391,11 +392,11 @@ fn raw_statements(q: &StatsQuery) -> Statements {
         conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
         args.push(V::Text(tag.clone()));
     }
-    if let Some(t) = f.since {
+    if let Some(t) = q.runs.since {
         conds.push("x.at >= ?".into());
         args.push(V::Integer(t.timestamp_millis()));
     }
-    if let Some(t) = f.until {
+    if let Some(t) = q.runs.until {
         conds.push("x.at < ?".into());
         args.push(V::Integer(t.timestamp_millis()));
     }
@@ -608,6 +609,7 @@ mod tests {
     fn query(dims: &[Dimension], zone: &Zone) -> StatsQuery {
         StatsQuery {
             filter: Filter::default(),
+            runs: TimeRange::default(),
             group_by: dims.to_vec(),
             zone: *zone,
             adopt_zone_at: None,
@@ -630,17 +632,17 @@ mod tests {
         assert_eq!(plan(&query(&[month], &utc())), None, "another zone");
         assert_eq!(plan(&query(&[Dimension::Tag], &paris)), None);
         let mut q = query(&[month], &paris);
-        q.filter.since = paris.start_of(chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap());
+        q.runs.since = paris.start_of(chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap());
         assert_eq!(plan(&q), Some("first_month"), "a whole month");
-        q.filter.since = paris.start_of(chrono::NaiveDate::from_ymd_opt(2025, 2, 2).unwrap());
+        q.runs.since = paris.start_of(chrono::NaiveDate::from_ymd_opt(2025, 2, 2).unwrap());
         assert_eq!(plan(&q), None, "half a month");
         // No periods: one whole week is fine, any other range is not.
         let mut q = query(&[], &paris);
         let monday = chrono::NaiveDate::from_ymd_opt(2025, 1, 27).unwrap();
-        q.filter.since = paris.start_of(monday);
-        q.filter.until = paris.start_of(monday + chrono::Duration::days(7));
+        q.runs.since = paris.start_of(monday);
+        q.runs.until = paris.start_of(monday + chrono::Duration::days(7));
         assert_eq!(plan(&q), Some("first_week"));
-        q.filter.until = paris.start_of(monday + chrono::Duration::days(8));
+        q.runs.until = paris.start_of(monday + chrono::Duration::days(8));
         assert_eq!(plan(&q), None);
     }
 
@@ -701,8 +703,8 @@ mod tests {
                     if let Some(m) = month {
                         // Exactly one month: whole periods for months, weeks (no) and days.
                         let first = chrono::NaiveDate::from_ymd_opt(2025, m, 1).unwrap();
-                        q.filter.since = index_zone.start_of(first);
-                        q.filter.until = index_zone.start_of(Granularity::Month.next(first));
+                        q.runs.since = index_zone.start_of(first);
+                        q.runs.until = index_zone.start_of(Granularity::Month.next(first));
                         if dims.contains(&Dimension::Period(Granularity::Week)) {
                             continue;
                         }
@@ -807,8 +809,8 @@ mod tests {
         let mut budget = query(&[], &ktm);
         budget.adopt_zone_at = Some(t("2025-02-02T00:00:00Z"));
         let first = chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap();
-        budget.filter.since = ktm.start_of(first);
-        budget.filter.until = ktm.start_of(month.next(first));
+        budget.runs.since = ktm.start_of(first);
+        budget.runs.until = ktm.start_of(month.next(first));
         let (answer, _) = store.stats(&budget).unwrap();
         assert_eq!((answer.totals.sessions, answer.from_rollup), (5, false));
         assert_eq!(rollup_zone(&store), before, "one period: the runs answer");

@@ -1,0 +1,21 @@
+//! `clinvk sessions delete ID...`: all or nothing.
+
+use clap::Args;
+
+use crate::cli::output;
+use crate::cli::Context;
+use crate::error::{exit, Result};
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[arg(required = true, value_name = "ID")]
+    pub ids: Vec<String>,
+}
+
+pub fn run(ctx: &Context, args: &DeleteArgs) -> Result<i32> {
+    let ids = &args.ids;
+    for id in ctx.store()?.delete(ids)? {
+        output::message(&format!("Deleted session {id}"));
+    }
+    Ok(exit::OK)
+}

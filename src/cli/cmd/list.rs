@@ -1,0 +1,69 @@
+//! `clinvk sessions list`: sessions, most recently used first, as a table or JSON.
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use crate::cli::args::{SessionFilterArgs, TimeRangeArgs};
+use crate::cli::output::{self, print, print_json, terminal_width, warn_invalid};
+use crate::cli::render::{self, JsonRow};
+use crate::cli::Context;
+use crate::error::{exit, Result};
+use crate::store::ListQuery;
+use crate::timespec::Zone;
+
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("since", |a| a.help("Last used at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d")),
+    mut_arg("until", |a| a.help("Last used before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d"))
+)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub select: SessionFilterArgs,
+    #[command(flatten)]
+    pub last_used: TimeRangeArgs,
+    /// Only sessions whose prompt contains TEXT (case-insensitive)
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+    /// Show at most N sessions
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<u64>,
+    /// Skip the first N sessions
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: u64,
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ListArgs {
+    /// The typed query these flags mean, or a usage error naming the bad value.
+    pub fn to_query(&self, now: DateTime<Utc>) -> Result<ListQuery> {
+        Ok(ListQuery {
+            filter: self.select.to_filter()?,
+            last_used: self.last_used.to_range(now, &Zone::Local)?,
+            search: self.search.clone().filter(|s| !s.is_empty()),
+            resumable: false,
+            limit: self.limit,
+            offset: self.offset,
+        })
+    }
+}
+
+pub fn run(ctx: &Context, args: &ListArgs, now: DateTime<Utc>) -> Result<i32> {
+    let query = args.to_query(now)?;
+    let outcome = ctx.store()?.list(&query)?;
+    warn_invalid(&outcome.invalid_files);
+    if args.json {
+        let rows: Vec<JsonRow> = outcome.sessions.iter().map(JsonRow).collect();
+        print_json(&rows)?;
+    } else if outcome.sessions.is_empty() {
+        output::message("No sessions found.");
+    } else {
+        print(&render::session_table(
+            &outcome.sessions,
+            now,
+            terminal_width(),
+        ))?;
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,13 @@
+//! One file per command: its clap arguments and what it does with them.
+
+pub mod clean;
+pub mod config;
+pub mod delete;
+pub mod fork;
+pub mod list;
+pub mod reindex;
+pub mod resume;
+pub mod run;
+pub mod show;
+pub mod stats;
+pub mod tag;

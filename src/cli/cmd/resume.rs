@@ -1,0 +1,80 @@
+//! `clinvk resume [ID] [PROMPT]`: continue a session by id, the last one, or one picked from a
+//! list.
+
+use std::path::Path;
+
+use clap::Args;
+
+use crate::cli::args::{normalize_dir, parse_arg, RunOptions};
+use crate::cli::output;
+use crate::cli::picker::pick;
+use crate::cli::running::{execute, last, read_prompt, resumable};
+use crate::cli::Context;
+use crate::domain::Backend;
+use crate::error::{exit, Error, Result};
+use crate::run::Target;
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Session id or unique prefix (with --last or -i, the first argument is the prompt)
+    pub id: Option<String>,
+    /// The prompt; `-`, or none with a pipe on stdin, reads it from stdin; asked for on a terminal
+    pub prompt: Option<String>,
+    /// Resume the most recently used resumable session
+    #[arg(long, conflicts_with = "interactive")]
+    pub last: bool,
+    /// Only sessions whose working directory is the current one
+    #[arg(long)]
+    pub here: bool,
+    /// Only sessions of this backend
+    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
+    pub backend: Option<Backend>,
+    /// Pick the session from a list (the default without an id or --last)
+    #[arg(long, short = 'i')]
+    pub interactive: bool,
+    #[command(flatten)]
+    pub common: RunOptions,
+}
+
+pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
+    let settings = ctx.settings()?;
+    let store = ctx.store()?;
+    let (workdir, scope) = if args.here {
+        let dir = normalize_dir(Path::new("."))?;
+        let scope = format!(" in {dir}");
+        (Some(dir), scope)
+    } else {
+        (None, String::new())
+    };
+    let query = resumable(args.backend, workdir);
+    // With --last or -i there is no id: a single argument is the prompt.
+    let (key, prompt) = if args.last || args.interactive || args.id.is_none() {
+        if args.prompt.is_some() {
+            return Err(Error::usage(
+                "with --last or --interactive, give only the prompt (no session id)",
+            ));
+        }
+        let key = if args.last {
+            last(&store, query, &scope)?
+        } else {
+            match pick(&store, query, &scope)? {
+                Some(key) => key,
+                None => {
+                    output::message("No session chosen.");
+                    return Ok(exit::FAILURE);
+                }
+            }
+        };
+        (key, args.id)
+    } else {
+        (args.id.unwrap_or_default(), args.prompt)
+    };
+    let prompt = read_prompt(prompt, true)?;
+    execute(
+        Some(&store),
+        &settings,
+        Target::Resume { key },
+        prompt,
+        args.common,
+    )
+}

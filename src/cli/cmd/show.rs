@@ -1,0 +1,28 @@
+//! `clinvk sessions show ID`: one session, for people or as its file's JSON.
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use crate::cli::output::{print, print_json};
+use crate::cli::render;
+use crate::cli::Context;
+use crate::error::{exit, Result};
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub id: String,
+    /// Print the session file as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, args: &ShowArgs, now: DateTime<Utc>) -> Result<i32> {
+    let (id, json) = (args.id.as_str(), args.json);
+    let session = ctx.store()?.get(id)?;
+    if json {
+        print_json(&session)?;
+    } else {
+        print(&render::show(&session, now))?;
+    }
+    Ok(exit::OK)
+}

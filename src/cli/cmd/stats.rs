@@ -1,0 +1,706 @@
+//! `clinvk sessions stats`: flags to a typed usage query, the store's sums priced, a budget
+//! checked, and the answer as a table or one JSON object.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::Args;
+use serde_json::{json, Map, Value};
+use tabled::builder::Builder;
+use tabled::settings::object::Columns;
+use tabled::settings::{Alignment, Padding, Style};
+
+use crate::cli::args::{parse_arg, SessionFilterArgs, TimeRangeArgs};
+use crate::cli::output::{self, print, print_json, warn_invalid};
+use crate::cli::render::thousands;
+use crate::cli::Context;
+use crate::config::Settings;
+use crate::error::{exit, Error, Result};
+use crate::store::period_of;
+use crate::store::{Dimension, Filter, StatsQuery, TimeRange};
+use crate::timespec::{Granularity, Zone};
+use crate::usage::pricing::PriceTable;
+use crate::usage::{BudgetLine, BudgetStatus, Cost, Figures, Period, Pricer};
+
+/// `sessions stats`: which runs to count, how to group them, and an optional budget.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Runs are counted when they happened, so a session continued next month counts in both months.\n\
+    Cost: reported by the backend where it gives one (claude), else estimated from list prices (`pricing:` in config.yaml adds or overrides models).\n\
+    Budget exit codes: 0 under 80 %, 10 at 80 % or more (warning), 11 at 100 % or more (exceeded)."
+,
+    mut_arg("since", |a| a.help("Runs at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d")),
+    mut_arg("until", |a| a.help("Runs before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d")))]
+pub struct StatsArgs {
+    /// Group by backend, model, status, tag, workdir, session, day, week or month (repeat, or
+    /// comma-separate, e.g. --by month,backend)
+    #[arg(long = "by", value_name = "DIM", value_delimiter = ',', value_parser = parse_arg::<GroupBy>)]
+    pub by: Vec<GroupBy>,
+    #[command(flatten)]
+    pub select: SessionFilterArgs,
+    #[command(flatten)]
+    pub runs: TimeRangeArgs,
+    /// Count days, weeks (Monday to Sunday) and months in UTC
+    #[arg(long, conflicts_with = "timezone")]
+    pub utc: bool,
+    /// Count days, weeks and months in this zone: an IANA name (Europe/Paris), UTC, or +05:30
+    /// [default: the local zone]
+    #[arg(long, value_name = "TZ", allow_hyphen_values = true)]
+    pub timezone: Option<String>,
+    /// Check a token budget over the current --period (1000000, 500k, 2M)
+    #[arg(long, value_name = "TOKENS", value_parser = parse_tokens, allow_hyphen_values = true)]
+    pub budget: Option<u64>,
+    /// Check a cost budget in US dollars over the current --period
+    #[arg(long, value_name = "USD", value_parser = parse_usd, allow_hyphen_values = true)]
+    pub budget_usd: Option<f64>,
+    /// The budget period: day, week or month [default: month]. Limits not given as flags come
+    /// from session.token_budget and session.cost_budget_usd; --period alone checks those
+    #[arg(long, value_name = "PERIOD", value_parser = parse_arg::<PeriodArg>)]
+    pub period: Option<PeriodArg>,
+    /// Print one JSON object (schema_version 1) instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Bumped only when a field changes meaning or disappears; new fields may be added.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A `--by` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupBy(pub Dimension);
+
+impl FromStr for GroupBy {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        let dim = match text.trim() {
+            "backend" => Dimension::Backend,
+            "model" => Dimension::Model,
+            "status" => Dimension::Status,
+            "tag" => Dimension::Tag,
+            "workdir" => Dimension::Workdir,
+            "session" => Dimension::Session,
+            "day" => Dimension::Period(Granularity::Day),
+            "week" => Dimension::Period(Granularity::Week),
+            "month" => Dimension::Period(Granularity::Month),
+            other => {
+                return Err(Error::usage(format!(
+                    "cannot group by '{}': use backend, model, status, tag, workdir, session, day, week or month",
+                    other.escape_debug()
+                )))
+            }
+        };
+        Ok(GroupBy(dim))
+    }
+}
+
+/// A `--period` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodArg(pub Granularity);
+
+impl FromStr for PeriodArg {
+    type Err = Error;
+    fn from_str(text: &str) -> Result<Self> {
+        match text.trim() {
+            "day" => Ok(PeriodArg(Granularity::Day)),
+            "week" => Ok(PeriodArg(Granularity::Week)),
+            "month" => Ok(PeriodArg(Granularity::Month)),
+            other => Err(Error::usage(format!(
+                "unknown budget period '{}': use day, week or month",
+                other.escape_debug()
+            ))),
+        }
+    }
+}
+
+/// A token count: `1000000`, `1_000_000`, `500k`, `2M`, `1.5M`; above 0.
+pub fn parse_tokens(text: &str) -> std::result::Result<u64, String> {
+    let bad = || {
+        format!(
+            "'{}' is not a number of tokens: use e.g. 1000000, 500k or 2M",
+            text.escape_debug()
+        )
+    };
+    let t = text.trim().replace('_', "");
+    let (digits, scale) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1e3),
+        Some((i, 'm' | 'M')) => (&t[..i], 1e6),
+        Some((i, 'g' | 'G' | 'b' | 'B')) => (&t[..i], 1e9),
+        _ => (t.as_str(), 1.0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(bad());
+    }
+    let n = digits.parse::<f64>().map_err(|_| bad())? * scale;
+    if !(1.0..1e18).contains(&n) || n.fract() != 0.0 {
+        return Err(bad());
+    }
+    Ok(n as u64)
+}
+
+/// An amount of US dollars above 0: `50`, `12.5`, `$50`.
+pub fn parse_usd(text: &str) -> std::result::Result<f64, String> {
+    let t = text.trim();
+    t.strip_prefix('$')
+        .unwrap_or(t)
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && *x > 0.0)
+        .ok_or_else(|| {
+            format!(
+                "'{}' is not an amount of US dollars: use e.g. 50 or 12.5",
+                t.escape_debug()
+            )
+        })
+}
+
+/// The budget a run checks: its limits and the current period.
+pub struct BudgetCheck {
+    tokens: Option<u64>,
+    usd: Option<f64>,
+    period: Period,
+}
+
+fn budget_check(
+    args: &StatsArgs,
+    settings: &Settings,
+    zone: &Zone,
+    now: DateTime<Utc>,
+) -> Result<Option<BudgetCheck>> {
+    if args.budget.is_none() && args.budget_usd.is_none() && args.period.is_none() {
+        return Ok(None);
+    }
+    if args.runs.is_given() {
+        return Err(Error::usage(
+            "a budget covers the current --period (day, week or month): drop --since/--until",
+        ));
+    }
+    // Each limit not given as a flag comes from config: adding `--budget` in a script must not
+    // drop the cost budget set there.
+    let tokens = args.budget.or(settings.token_budget);
+    let usd = args.budget_usd.or(settings.cost_budget_usd);
+    if tokens.is_none() && usd.is_none() {
+        return Err(Error::usage(
+            "no budget to check: pass --budget TOKENS or --budget-usd USD, or set \
+             session.token_budget or session.cost_budget_usd (`clinvk config set session.token_budget 1000000`)",
+        ));
+    }
+    let granularity = args.period.map_or(Granularity::Month, |p| p.0);
+    let period = Period::current(granularity, zone, now).ok_or_else(|| {
+        Error::usage("the current period is outside the supported range of dates")
+    })?;
+    Ok(Some(BudgetCheck {
+        tokens,
+        usd,
+        period,
+    }))
+}
+
+impl StatsArgs {
+    fn zone(&self) -> Result<Zone> {
+        Ok(match (&self.timezone, self.utc) {
+            (_, true) => Zone::UTC,
+            (Some(name), false) => Zone::parse(name)?,
+            (None, false) => Zone::local(),
+        })
+    }
+
+    /// The dimensions, each once, with at most one period.
+    fn dimensions(&self) -> Result<Vec<Dimension>> {
+        let mut dims: Vec<Dimension> = Vec::new();
+        for GroupBy(d) in &self.by {
+            if !dims.contains(d) {
+                dims.push(*d);
+            }
+        }
+        let periods: Vec<&str> = dims
+            .iter()
+            .filter(|d| matches!(d, Dimension::Period(_)))
+            .map(|d| d.name())
+            .collect();
+        if periods.len() > 1 {
+            return Err(Error::usage(format!(
+                "group by one period at a time, not {}",
+                periods.join(" and ")
+            )));
+        }
+        Ok(dims)
+    }
+
+    fn selection(&self, now: DateTime<Utc>, zone: &Zone) -> Result<(Filter, TimeRange)> {
+        Ok((self.select.to_filter()?, self.runs.to_range(now, zone)?))
+    }
+}
+
+/// A priced row of the report.
+struct Row {
+    key: Vec<String>,
+    figures: Figures,
+}
+
+/// The question the flags ask, with the budget it checks: everything the flags and config say,
+/// checked before the store is opened.
+pub fn plan(
+    args: &StatsArgs,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> Result<(StatsQuery, Option<BudgetCheck>)> {
+    let zone = args.zone()?;
+    let group_by = args.dimensions()?;
+    let budget = budget_check(args, settings, &zone, now)?;
+    let (filter, mut runs) = args.selection(now, &zone)?;
+    if let Some(b) = &budget {
+        runs = TimeRange {
+            since: Some(b.period.start),
+            until: Some(b.period.end),
+        };
+    }
+    let query = StatsQuery {
+        filter,
+        runs,
+        group_by,
+        zone,
+        // The local zone is where the user lives: keep the rollup there.
+        adopt_zone_at: (args.timezone.is_none() && !args.utc).then_some(now),
+    };
+    Ok((query, budget))
+}
+
+pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
+    let settings = ctx.settings()?;
+    let (query, budget) = plan(args, &settings, now)?;
+    let dims = query.group_by.clone();
+    let (result, invalid) = ctx.store()?.stats(&query)?;
+    warn_invalid(&invalid);
+
+    let prices = PriceTable::embedded().with_overrides(settings.pricing.iter().cloned());
+    // The totals' pricer names the unpriced models (each once); the rows' would repeat them.
+    let mut pricer = Pricer::new(&prices);
+    let totals = Figures::of(&result.totals, &mut pricer);
+    let mut row_pricer = Pricer::new(&prices);
+    let mut rows: Vec<Row> = if dims.is_empty() {
+        Vec::new()
+    } else {
+        result
+            .groups
+            .iter()
+            .map(|g| Row {
+                key: g.key.clone(),
+                figures: Figures::of(g, &mut row_pricer),
+            })
+            .collect()
+    };
+    if period_of(&dims).is_none() {
+        // Without periods, the biggest first.
+        rows.sort_by_key(|r| std::cmp::Reverse(r.figures.sums.total));
+    }
+    for (model, tokens) in &pricer.unpriced {
+        output::warning(&if model.is_empty() {
+            format!(
+                "{} tokens come from runs with no recorded model (codex reports none unless run with -m): their cost is left out",
+                thousands(*tokens)
+            )
+        } else {
+            format!(
+                "no price for model '{model}' ({} tokens): its cost is left out; add it under `pricing:` in {}",
+                thousands(*tokens),
+                ctx.paths.config.display()
+            )
+        });
+    }
+    let lines = budget.as_ref().map(|b| budget_lines(b, &totals, now));
+    let status = lines
+        .iter()
+        .flatten()
+        .map(|(_, l)| l.status)
+        .max()
+        .unwrap_or(BudgetStatus::Ok);
+
+    if args.json {
+        print_json(&report_json(
+            &query,
+            &rows,
+            &totals,
+            &pricer,
+            budget.as_ref().zip(lines.as_deref()),
+            status,
+        ))?;
+    } else {
+        let mut text = String::new();
+        if rows.is_empty() && totals.sums.runs == 0 && totals.sessions == 0 {
+            output::message("No runs found.");
+        } else {
+            text.push_str(&table(&dims, &rows, &totals));
+            text.push_str(&legend(&rows, &totals));
+        }
+        if let (Some(b), Some(lines)) = (&budget, &lines) {
+            text.push_str(&budget_text(b, lines, &query.zone, now));
+            if b.usd.is_some() && totals.cost.unpriced_tokens > 0 {
+                text.push_str(
+                    "  (the cost leaves out models with no known price: see the warnings)\n",
+                );
+            }
+        }
+        print(&text)?;
+    }
+    Ok(match status {
+        BudgetStatus::Ok => exit::OK,
+        BudgetStatus::Warning => exit::BUDGET_WARNING,
+        BudgetStatus::Exceeded => exit::BUDGET_EXCEEDED,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Unit {
+    Tokens,
+    Usd,
+}
+
+fn budget_lines(b: &BudgetCheck, totals: &Figures, now: DateTime<Utc>) -> Vec<(Unit, BudgetLine)> {
+    let mut lines = Vec::new();
+    if let Some(limit) = b.tokens {
+        lines.push((
+            Unit::Tokens,
+            BudgetLine::new(limit as f64, totals.sums.total as f64, &b.period, now),
+        ));
+    }
+    if let Some(limit) = b.usd {
+        lines.push((
+            Unit::Usd,
+            BudgetLine::new(limit, totals.cost.known_usd(), &b.period, now),
+        ));
+    }
+    lines
+}
+
+// ----- human output --------------------------------------------------------------------------
+
+/// `$1,369.06`; below a cent, `$0.0012`.
+fn usd(x: f64) -> String {
+    if x > 0.0 && x < 0.01 {
+        format!("${x:.4}")
+    } else {
+        let cents = (x * 100.0).round() as u64;
+        format!("${}.{:02}", thousands(cents / 100), cents % 100)
+    }
+}
+
+/// `$1.23` all reported, `~$1.23` partly estimated, `>$1.23` part unknown, `?` all unknown.
+fn cost_cell(c: &Cost) -> String {
+    if c.unpriced_tokens > 0 {
+        if c.known_usd() > 0.0 {
+            format!(">{}", usd(c.known_usd()))
+        } else {
+            "?".into()
+        }
+    } else if c.estimated_usd > 0.0 {
+        format!("~{}", usd(c.known_usd()))
+    } else {
+        usd(c.known_usd())
+    }
+}
+
+const BAR_WIDTH: usize = 24;
+
+/// A horizontal bar of `value / max`, in eighths of a character.
+fn bar(value: u64, max: u64) -> String {
+    if max == 0 {
+        return String::new();
+    }
+    let eighths = (value as f64 / max as f64 * (BAR_WIDTH * 8) as f64).round() as usize;
+    // Some usage always shows.
+    let eighths = if value > 0 { eighths.max(1) } else { 0 };
+    let mut out = "█".repeat(eighths / 8);
+    if eighths % 8 > 0 {
+        out.push(['▏', '▎', '▍', '▌', '▋', '▊', '▉'][eighths % 8 - 1]);
+    }
+    out
+}
+
+fn key_cell(dim: Dimension, value: &str) -> String {
+    match (dim, value) {
+        (Dimension::Model, "") => "(unknown)".into(),
+        (Dimension::Tag, "") => "(untagged)".into(),
+        (Dimension::Workdir, "") => "-".into(),
+        _ => value.to_string(),
+    }
+}
+
+fn table(dims: &[Dimension], rows: &[Row], totals: &Figures) -> String {
+    let has_period = period_of(dims).is_some();
+    let mut builder = Builder::default();
+    let mut header: Vec<String> = dims.iter().map(|d| d.name().to_uppercase()).collect();
+    header.extend(
+        [
+            "SESSIONS", "RUNS", "INPUT", "OUTPUT", "CACHED", "TOTAL", "COST",
+        ]
+        .map(String::from),
+    );
+    builder.push_record(header);
+    let figures = |f: &Figures| {
+        vec![
+            thousands(f.sessions),
+            thousands(f.sums.runs),
+            thousands(f.sums.tokens.input),
+            thousands(f.sums.tokens.output),
+            thousands(f.sums.tokens.cached),
+            thousands(f.sums.total),
+            cost_cell(&f.cost),
+        ]
+    };
+    let max = rows.iter().map(|r| r.figures.sums.total).max().unwrap_or(0);
+    for row in rows {
+        let mut record: Vec<String> = dims
+            .iter()
+            .zip(&row.key)
+            .map(|(d, v)| key_cell(*d, v))
+            .collect();
+        record.extend(figures(&row.figures));
+        if has_period {
+            record.push(bar(row.figures.sums.total, max));
+        }
+        builder.push_record(record);
+    }
+    if !dims.is_empty() {
+        let mut record = vec![String::new(); dims.len()];
+        record[0] = "TOTAL".into();
+        record.extend(figures(totals));
+        builder.push_record(record);
+    } else {
+        // No groups: the totals are the only row.
+        builder.push_record(figures(totals));
+    }
+    let mut table = builder.build();
+    let n = dims.len();
+    table
+        .with(Style::blank())
+        .with(Padding::new(0, 1, 0, 0))
+        .modify(Columns::new(n..n + 7), Alignment::right());
+    let mut out = String::new();
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn legend(rows: &[Row], totals: &Figures) -> String {
+    let all = rows.iter().map(|r| &r.figures.cost).chain([&totals.cost]);
+    let (mut estimated, mut unknown, mut reported) = (false, false, false);
+    for c in all {
+        estimated |= c.estimated_usd > 0.0;
+        unknown |= c.unpriced_tokens > 0;
+        reported |= c.reported_usd > 0.0;
+    }
+    let mut parts = Vec::new();
+    if reported {
+        parts.push("$ as reported by the backend".to_string());
+    }
+    if estimated {
+        parts.push(format!(
+            "~ partly estimated from list prices (checked {})",
+            PriceTable::CHECKED
+        ));
+    }
+    if unknown {
+        parts.push("> or ? leaves out models with no known price".to_string());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("\nCost: {}.\n", parts.join("; "))
+    }
+}
+
+fn budget_text(
+    b: &BudgetCheck,
+    lines: &[(Unit, BudgetLine)],
+    zone: &Zone,
+    now: DateTime<Utc>,
+) -> String {
+    let last_day = zone.date_of(b.period.end - chrono::Duration::milliseconds(1));
+    let days_left = (b.period.end - now).num_hours().max(0) as f64 / 24.0;
+    let mut out = format!(
+        "\nBudget for {} {} ({}), through {}: {:.1} days left\n",
+        b.period.granularity.as_str(),
+        b.period.label,
+        zone.name(),
+        last_day,
+        days_left
+    );
+    let mut builder = Builder::default();
+    for (unit, l) in lines {
+        let amount = |x: f64| match unit {
+            Unit::Tokens => thousands(x.round() as u64),
+            Unit::Usd => usd(x),
+        };
+        builder.push_record([
+            match unit {
+                Unit::Tokens => "tokens".to_string(),
+                Unit::Usd => "cost".to_string(),
+            },
+            format!("{} of {}", amount(l.used), amount(l.limit)),
+            format!("{:.1}%", l.percent),
+            format!("remaining {}", amount(l.remaining)),
+            format!("projected {}", amount(l.projected)),
+            l.status.as_str().to_uppercase(),
+        ]);
+    }
+    let mut table = builder.build();
+    table.with(Style::blank()).with(Padding::new(2, 1, 0, 0));
+    for line in table.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+// ----- JSON ----------------------------------------------------------------------------------
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+fn figures_json(f: &Figures) -> Map<String, Value> {
+    let s = &f.sums;
+    let mut m = Map::new();
+    m.insert("sessions".into(), json!(f.sessions));
+    m.insert("runs".into(), json!(s.runs));
+    m.insert("input".into(), json!(s.tokens.input));
+    m.insert("output".into(), json!(s.tokens.output));
+    m.insert("cached".into(), json!(s.tokens.cached));
+    m.insert("cache_write".into(), json!(s.tokens.cache_write));
+    m.insert("reasoning".into(), json!(s.tokens.reasoning));
+    m.insert("total".into(), json!(s.total));
+    m.insert("cost_usd".into(), json!(f.cost.total_usd().map(round6)));
+    m.insert(
+        "reported_cost_usd".into(),
+        json!(round6(f.cost.reported_usd)),
+    );
+    m.insert(
+        "estimated_cost_usd".into(),
+        json!(round6(f.cost.estimated_usd)),
+    );
+    m.insert("unpriced_tokens".into(), json!(f.cost.unpriced_tokens));
+    m
+}
+
+fn time_json(t: Option<DateTime<Utc>>) -> Value {
+    json!(t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)))
+}
+
+fn report_json(
+    q: &StatsQuery,
+    rows: &[Row],
+    totals: &Figures,
+    pricer: &Pricer<'_>,
+    budget: Option<(&BudgetCheck, &[(Unit, BudgetLine)])>,
+    status: BudgetStatus,
+) -> Value {
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let mut m = Map::new();
+            for (d, v) in q.group_by.iter().zip(&r.key) {
+                let empty_is_null = matches!(d, Dimension::Model | Dimension::Tag);
+                m.insert(
+                    d.name().into(),
+                    if v.is_empty() && empty_is_null {
+                        Value::Null
+                    } else {
+                        json!(v)
+                    },
+                );
+            }
+            m.extend(figures_json(&r.figures));
+            Value::Object(m)
+        })
+        .collect();
+    let budget = budget.map(|(b, lines)| {
+        let mut m = Map::new();
+        m.insert("period".into(), json!(b.period.granularity.as_str()));
+        m.insert("label".into(), json!(b.period.label));
+        m.insert("start".into(), time_json(Some(b.period.start)));
+        m.insert("end".into(), time_json(Some(b.period.end)));
+        m.insert("status".into(), json!(status.as_str()));
+        for (unit, l) in lines {
+            let (name, round): (&str, fn(f64) -> Value) = match unit {
+                Unit::Tokens => ("tokens", |x| json!(x.round() as u64)),
+                Unit::Usd => ("cost_usd", |x| json!(round6(x))),
+            };
+            let mut line = json!({
+                "limit": round(l.limit),
+                "used": round(l.used),
+                "remaining": round(l.remaining),
+                "percent": (l.percent * 10.0).round() / 10.0,
+                "projected": round(l.projected),
+                "status": l.status.as_str(),
+            });
+            if *unit == Unit::Usd {
+                // False when models without a price are left out: `used` is then a lower bound.
+                line["complete"] = json!(totals.cost.unpriced_tokens == 0);
+            }
+            m.insert(name.into(), line);
+        }
+        Value::Object(m)
+    });
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "timezone": q.zone.name(),
+        "since": time_json(q.runs.since),
+        "until": time_json(q.runs.until),
+        "group_by": q.group_by.iter().map(|d| d.name()).collect::<Vec<_>>(),
+        "rows": rows,
+        "totals": Value::Object(figures_json(totals)),
+        "unpriced_models": pricer.unpriced.keys().map(|m| if m.is_empty() { Value::Null } else { json!(m) }).collect::<Vec<_>>(),
+        "budget": budget,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_counts() {
+        assert_eq!(parse_tokens("1000000"), Ok(1_000_000));
+        assert_eq!(parse_tokens("1_000_000"), Ok(1_000_000));
+        assert_eq!(parse_tokens("500k"), Ok(500_000));
+        assert_eq!(parse_tokens("1.5M"), Ok(1_500_000));
+        for bad in ["", "0", "-5", "1.5", "ten", "5x", "1e6", "k"] {
+            assert!(parse_tokens(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dollars() {
+        assert_eq!(parse_usd("50"), Ok(50.0));
+        assert_eq!(parse_usd("$12.5"), Ok(12.5));
+        for bad in ["0", "-1", "NaN", "inf", "fifty", ""] {
+            assert!(parse_usd(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cost_cells_say_where_the_figure_comes_from() {
+        let c = |r: f64, e: f64, u: u64| Cost {
+            reported_usd: r,
+            estimated_usd: e,
+            unpriced_tokens: u,
+        };
+        assert_eq!(cost_cell(&c(1.5, 0.0, 0)), "$1.50");
+        assert_eq!(cost_cell(&c(1.5, 1.0, 0)), "~$2.50");
+        assert_eq!(cost_cell(&c(1.5, 0.0, 10)), ">$1.50");
+        assert_eq!(cost_cell(&c(0.0, 0.0, 10)), "?");
+        assert_eq!(cost_cell(&c(0.0, 0.0, 0)), "$0.00");
+        assert_eq!(cost_cell(&c(0.0012, 0.0, 0)), "$0.0012");
+        assert_eq!(cost_cell(&c(1369.055, 0.0, 0)), "$1,369.06");
+    }
+
+    #[test]
+    fn bars_scale_to_the_largest_row() {
+        assert_eq!(bar(10, 10).chars().count(), BAR_WIDTH);
+        assert_eq!(bar(5, 10).chars().count(), BAR_WIDTH / 2);
+        assert_eq!(bar(0, 10), "");
+        assert_eq!(bar(1, 1000), "▏");
+    }
+}
