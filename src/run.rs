@@ -452,8 +452,12 @@ impl Runner<'_> {
                 human_duration(limit)
             ));
         }
+        // A Codex run that leaves no rollout (--ephemeral) has nothing to look for.
         let rollout_start = match backend {
-            Backend::Codex => self.read_codex_rollout(&mut outcome),
+            Backend::Codex if !matches!(request.target, Target::Ephemeral { .. }) => {
+                let killed = captured.timed_out || captured.interrupted.is_some();
+                self.read_codex_rollout(&mut outcome, killed)
+            }
             _ => None,
         };
         Ok(Run {
@@ -468,18 +472,27 @@ impl Runner<'_> {
         })
     }
 
-    /// Codex's stream names no model: its rollout does (the turn that reached the reported
-    /// total). A fork's rollout also says what running total the fork started from: returned.
-    fn read_codex_rollout(&self, outcome: &mut Outcome) -> Option<Tokens> {
+    /// What a Codex thread's rollout adds to its stream: the model (the turn that reached the
+    /// reported total), and, for a run stopped before `turn.completed` (`killed`), the running
+    /// total it had reached. For a fork, returns the total it started from: its own first count
+    /// says, else (its first run counted nothing) its parent's rollout where it forked.
+    fn read_codex_rollout(&self, outcome: &mut Outcome, killed: bool) -> Option<Tokens> {
+        use transcripts::codex::Rollout;
+        use transcripts::locate::{codex_rollout, read};
         let thread = outcome.session_id.as_deref()?;
-        let path = transcripts::locate::codex_rollout(self.homes.codex.as_deref()?, thread)?;
-        let rollout = transcripts::codex::Rollout::parse(&transcripts::locate::read(&path)?);
+        let codex_home = self.homes.codex.as_deref()?;
+        let rollout = Rollout::parse(&read(&codex_rollout(codex_home, thread)?)?);
         if outcome.model.is_none() {
             outcome.model = rollout.model_at(outcome.usage.as_ref()).map(str::to_string);
         }
-        rollout
-            .starting_total()
-            .filter(|_| rollout.forked_from.is_some())
+        if killed && outcome.usage.is_none() {
+            outcome.usage = rollout.counts.last().map(|c| c.total);
+        }
+        let parent = rollout.forked_from.as_deref()?;
+        rollout.starting_total().or_else(|| {
+            let parent = Rollout::parse(&read(&codex_rollout(codex_home, parent)?)?);
+            parent.total_before(rollout.forked_from_ordinal?)
+        })
     }
 
     /// What a session's first run needs that later ones do not: a Codex fork's starting total,
@@ -491,7 +504,7 @@ impl Runner<'_> {
         parent_total: Option<Option<Tokens>>,
         warnings: &mut Vec<String>,
     ) {
-        let forked = session.parent_id.is_some() && parent_total.is_some();
+        let forked = session.parent_id.is_some() || session.metadata.fork_from.is_some();
         if session.backend == Backend::Codex && forked {
             // The fork's first total includes its parent's: its transcript says how much, else
             // the parent's last recorded total does. Kept even when this run failed, for the
@@ -692,24 +705,17 @@ fn thread_total(session: &Session) -> Option<Tokens> {
         .map(TokenUsage::tokens)
 }
 
-/// `30m`, `90s`, `2h`, `1h30m`: a deadline as users write it.
+/// `30m`, `90s`, `2h`: a deadline as `--timeout` takes it (one unit, the largest that is exact).
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
+    if secs == 0 && d.subsec_millis() > 0 {
+        return format!("{}ms", d.subsec_millis());
     }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
+    match secs {
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
-    if s > 0 || out.is_empty() {
-        if secs == 0 && d.subsec_millis() > 0 {
-            return format!("{}ms", d.subsec_millis());
-        }
-        out.push_str(&format!("{s}s"));
-    }
-    out
 }
 
 /// Seconds, to the millisecond (as session files record durations).
@@ -768,9 +774,18 @@ mod tests {
     fn deadlines_read_as_they_are_written() {
         let d = Duration::from_secs;
         assert_eq!(human_duration(d(1800)), "30m");
-        assert_eq!(human_duration(d(90)), "1m30s");
+        assert_eq!(human_duration(d(90)), "90s");
         assert_eq!(human_duration(d(7200)), "2h");
-        assert_eq!(human_duration(d(5400)), "1h30m");
+        assert_eq!(human_duration(d(5400)), "90m");
+        // Each is what --timeout takes back.
+        for secs in [1, 90, 1800, 5400, 7200, 86_400] {
+            let text = human_duration(d(secs));
+            assert_eq!(
+                crate::timespec::parse_timeout(&text).unwrap(),
+                Some(d(secs)),
+                "{text}"
+            );
+        }
         assert_eq!(human_duration(d(1)), "1s");
         assert_eq!(human_duration(Duration::from_millis(250)), "250ms");
         assert_eq!(human_duration(Duration::ZERO), "0s");

@@ -455,6 +455,11 @@ fn a_cli_that_ignores_sigterm_is_killed_after_the_grace() {
 /// Run `clinvk ARGS` with a terminal (script(1) gives it a pty); what the terminal showed.
 fn on_a_terminal(f: &Fakes, dir: &Path, scenario: &str, args: &[&str]) -> Option<String> {
     if !have("script") {
+        // CI installs it (.ci/run): there, a missing script(1) must not pass as a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "script(1) is needed to give clinvk a terminal"
+        );
         eprintln!("note: script(1) is not installed; the terminal test is skipped");
         return None;
     }
@@ -678,4 +683,118 @@ fn the_codex_model_comes_from_the_rollout_and_is_none_without_one() {
         .run
         .json();
     assert_eq!(v["model"], Value::Null, "{v}");
+}
+
+// ----- review follow-ups: forks whose parent is gone or moved on, runs stopped midway --------
+
+/// Resume Codex thread `thread` directly, as a user running `codex exec resume` would: clinvk
+/// does not see this run.
+fn codex_outside_clinvk(f: &Fakes, dir: &Path, thread: &str) {
+    let out = std::process::Command::new(format!("{FAKES_DIR}/codex"))
+        .args([
+            "exec",
+            "resume",
+            "--json",
+            "--skip-git-repo-check",
+            thread,
+            "outside",
+        ])
+        .current_dir(dir)
+        .env("HOME", f.home.user_home())
+        .env("FAKE_CLI_STATE", f.state())
+        .env_remove("CODEX_HOME")
+        .env_remove("FAKE_CLI_SCENARIO")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_codex_fork_is_charged_its_own_part_when_the_parent_moved_on_outside_clinvk() {
+    let f = Fakes::new();
+    let dir = f.dir("svc");
+    let parent = run_json(&f, &dir, "2026-11-02T10:00:00Z", &["-b", "codex", "first"])
+        ["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let thread = f.home.read_session(&parent)["backend_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Run 2 of the thread happens outside clinvk: the parent's recorded total is 1 x base,
+    // the thread's is 3 x base.
+    codex_outside_clinvk(&f, &dir, &thread);
+    run_json(
+        &f,
+        &dir,
+        "2026-11-02T11:00:00Z",
+        &["sessions", "fork", &parent, "branch"],
+    );
+    let forks: Vec<Value> = f
+        .home
+        .list_json(&[])
+        .into_iter()
+        .filter(|s| s["parent_id"] == json!(parent))
+        .collect();
+    let child = f.home.read_session(forks[0]["id"].as_str().unwrap());
+    // Its own run 3, not the run clinvk never saw on top.
+    assert_eq!(turn_usages(&child), [codex_run(3)]);
+}
+
+#[test]
+fn a_codex_fork_made_later_is_charged_its_own_part_when_the_parent_is_deleted_meanwhile() {
+    let f = Fakes::new();
+    let dir = f.dir("svc");
+    let parent = run_json(&f, &dir, "2026-11-02T10:00:00Z", &["-b", "codex", "first"])
+        ["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run_json(&f, &dir, "2026-11-02T10:30:00Z", &["-c", "second"]);
+    let child = f
+        .at(&dir)
+        .args(["sessions", "fork", &parent])
+        .ok()
+        .run
+        .stdout
+        .trim()
+        .to_string();
+    f.home.ok(&["sessions", "delete", &parent]);
+    let ran = f.at(&dir).args(["resume", &child, "branch"]).run();
+    assert_eq!(ran.run.code, 0, "{}", ran.run.stderr);
+    assert_eq!(turn_usages(&f.home.read_session(&child)), [codex_run(3)]);
+}
+
+#[test]
+fn a_codex_run_stopped_midway_records_what_it_had_spent() {
+    let f = Fakes::new();
+    let dir = f.dir("svc");
+    let id = run_json(&f, &dir, "2026-11-02T10:00:00Z", &["-b", "codex", "first"])["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Run 2 answers one request (counted in the rollout), then retries until the deadline.
+    let ran = f
+        .at(&dir)
+        .env("CLINVK_NOW", "2026-11-02T11:00:00Z")
+        .args(["resume", &id, "second", "--timeout", "1s"])
+        .scenario("hang_midway")
+        .run();
+    assert_eq!(ran.run.code, 124, "{}", ran.run.stderr);
+    // Run 3 completes: its own part only, not run 2's on top.
+    run_json(&f, &dir, "2026-11-02T12:00:00Z", &["resume", &id, "third"]);
+    let s = f.home.read_session(&id);
+    assert_eq!(turn_usages(&s), [codex_run(1), codex_run(2), codex_run(3)]);
+    assert_eq!(
+        turns(&s)[1]["error"]
+            .as_str()
+            .map(|e| e.starts_with("timed out")),
+        Some(true)
+    );
 }

@@ -93,10 +93,13 @@ fn this_run(result: &Value, main_model: Option<&str>) -> ThisRun {
     // Today's CLI: this run's figures per model, with their cost.
     if let Some(models) = per_model("model_usage_since_last_result") {
         if models.is_empty() {
-            // Nothing was spent (a failed run): `usage` is this run's, and says so.
+            // Nothing was spent (a failed run): `usage` is this run's, and says so. Should it
+            // say otherwise, there is no cost for it, and the estimate prices it.
+            let usage = main_usage.map(from_usage_field);
+            let spent = usage.is_some_and(|u| u.total() > 0);
             return ThisRun {
-                usage: main_usage.map(from_usage_field),
-                cost_usd: Some(0.0),
+                usage,
+                cost_usd: (!spent).then_some(0.0),
                 costliest: None,
             };
         }
@@ -183,10 +186,20 @@ fn holds_more_than(
     main_model: Option<&str>,
     main_usage: Option<&Value>,
 ) -> bool {
-    let (Some(main), Some(run)) = (main_model, main_usage) else {
+    let Some(run) = main_usage else {
         return false;
     };
-    let Some(entry) = models.get(main) else {
+    // The main model's entry: the init model's, by its id without a `[1m]`-style suffix; with
+    // no init event (JSON mode), the costliest.
+    let base = |id: &str| id.split('[').next().unwrap_or(id).to_string();
+    let entry = match main_model {
+        Some(main) => models
+            .iter()
+            .find(|(k, _)| base(k) == base(main))
+            .map(|(_, v)| v),
+        None => costliest(models).and_then(|k| models.get(&k)),
+    };
+    let Some(entry) = entry else {
         return false;
     };
     let run = from_usage_field(run);

@@ -157,13 +157,13 @@ fn body_message(body: &Value) -> Option<(String, Option<u16>)> {
         .into_iter()
         .flatten()
         .find_map(Value::as_u64)
-        .filter(|s| (100..=599).contains(s))
+        .filter(|s| (400..=599).contains(s))
         .and_then(|s| u16::try_from(s).ok());
     Some((message.to_string(), status))
 }
 
-/// An HTTP status named in a message: "status 401", "status: 429", "last status: 429 Too Many
-/// Requests", "(429)", `"code":401`.
+/// An HTTP status named in a message: "status 401", "status code 400", "status: 429", "last
+/// status: 429 Too Many Requests", "(429)", `"code":401`.
 pub fn status_in(text: &str) -> Option<u16> {
     let lower = text.to_lowercase();
     let after = |marker: &str| -> Option<u16> {
@@ -172,29 +172,38 @@ pub fn status_in(text: &str) -> Option<u16> {
             three_digits(rest)
         })
     };
-    after("status").or_else(|| after("\"code\"")).or_else(|| {
-        // "Request rejected (429)"
-        lower.match_indices('(').find_map(|(at, _)| {
-            let rest = &lower[at + 1..];
-            three_digits(rest).filter(|_| rest.as_bytes().get(3) == Some(&b')'))
+    after("status code")
+        .or_else(|| after("status"))
+        .or_else(|| after("\"code\""))
+        .or_else(|| {
+            // "Request rejected (429)"
+            lower.match_indices('(').find_map(|(at, _)| {
+                let rest = &lower[at + 1..];
+                three_digits(rest).filter(|_| rest.as_bytes().get(3) == Some(&b')'))
+            })
         })
-    })
 }
 
+/// Three digits that make an HTTP error status (400-599): a turn cap of 100 or an exit status
+/// of 127 in a message is not one.
 fn three_digits(text: &str) -> Option<u16> {
     let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
     (digits.len() == 3)
         .then(|| digits.parse().ok())
         .flatten()
-        .filter(|s| (100..=599).contains(s))
+        .filter(|s| (400..=599).contains(s))
 }
 
 /// The HTTP status a Gemini exit code stands for: Gemini exits with the status of an API error,
-/// which the system truncates to 8 bits (401 -> 145, 429 -> 173, 500 -> 244).
+/// which the system truncates to 8 bits (401 -> 145, 429 -> 173, 500 -> 244). Only the statuses
+/// an API answers with are recovered, so that a crash's exit code (Node's 255, say) is not
+/// read as one; Gemini's own codes (41-55, 130) are below them all.
 pub fn status_of_exit_code(code: i32) -> Option<u16> {
-    // 41-55 and 130 are Gemini's own codes, not statuses.
+    const API_STATUSES: [u16; 13] = [
+        400, 401, 403, 404, 408, 409, 413, 429, 500, 502, 503, 504, 529,
+    ];
     let status = u16::try_from(code).ok()?.checked_add(256)?;
-    (code > 55 && code != 130 && (400..=599).contains(&status)).then_some(status)
+    API_STATUSES.contains(&status).then_some(status)
 }
 
 #[cfg(test)]
@@ -214,11 +223,20 @@ mod tests {
             Some(500)
         );
         assert_eq!(status_in("status 42"), None);
+        assert_eq!(status_in("status code 400 from the API"), Some(400));
+        // Numbers that are not HTTP error statuses.
+        assert_eq!(status_in("Reached maximum number of turns (100)"), None);
+        assert_eq!(status_in("command exited with status 127"), None);
+        assert_eq!(status_in("failed to write file (123)"), None);
+        assert_eq!(
+            line("codex", None, "Reached maximum number of turns (100)"),
+            "codex: Reached maximum number of turns (100)"
+        );
         assert_eq!(status_in("We’re currently experiencing high demand"), None);
         assert_eq!(status_of_exit_code(145), Some(401));
         assert_eq!(status_of_exit_code(173), Some(429));
         assert_eq!(status_of_exit_code(244), Some(500));
-        for own in [0, 1, 41, 42, 53, 55, 130] {
+        for own in [0, 1, 41, 42, 53, 55, 130, 200, 255] {
             assert_eq!(status_of_exit_code(own), None, "{own}");
         }
     }

@@ -1,15 +1,18 @@
 //! Running a backend CLI: no shell (a prompt is never parsed as a command line), the prompt
-//! written to stdin from its own thread, stdout and stderr read concurrently (a CLI that fills
-//! one pipe while we wait on the other would otherwise hang both), in the session's directory.
+//! written to stdin from its own thread, stdout and stderr read as they come with poll(2) (a
+//! CLI that fills one pipe while we wait on the other would otherwise hang both), in the
+//! session's directory, with a deadline. Output that something the CLI left running keeps
+//! open is read for 2 s more after the CLI exited, then left: it cannot hold the run.
+//!
+//! Unix only: process groups, signals, poll(2).
 //!
 //! The CLI runs in its own process group, and clinvk forwards SIGINT, SIGTERM and SIGHUP to it:
 //! a Ctrl-C reaches the CLI exactly once (two SIGINTs make some CLIs quit without saving), and
 //! clinvk itself lives on to record the session as interrupted. A second signal kills the CLI.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::invoke::Invocation;
@@ -106,85 +109,263 @@ pub fn run_with(
             return Err(e);
         }
     };
-    let pid = child.id();
-    forward.target(pid);
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let (out, err, status, timed_out) = std::thread::scope(|scope| {
-        if let Some(mut stdin) = stdin {
-            scope.spawn(move || {
-                // A CLI that exits without reading its input closes the pipe: not our error.
-                let _ = stdin.write_all(prompt.as_bytes());
-                // Dropping stdin closes it, so the CLI sees the end of the prompt.
-            });
-        }
-        let on_line = limits.on_line;
-        let err = scope.spawn(move || read_lines(stderr, Stream::Stderr, on_line));
-        let out = scope.spawn(move || read_lines(stdout, Stream::Stdout, on_line));
-        let (done, exited) = mpsc::channel();
-        scope.spawn(move || {
-            let _ = done.send(child.wait());
+    forward.target(child.id());
+    if let Some(mut stdin) = child.stdin.take() {
+        // Its own thread, never waited for: a CLI that does not read its input (or leaves it to
+        // a process that outlives it) must not hold the run.
+        let prompt = prompt.to_string();
+        std::thread::spawn(move || {
+            // A CLI that exits without reading its input closes the pipe: not our error.
+            let _ = stdin.write_all(prompt.as_bytes());
+            // Dropping stdin closes it, so the CLI sees the end of the prompt.
         });
-        let (status, timed_out) = wait_until(&exited, pid, start, limits);
-        let out = out.join().expect("the stdout reader does not panic");
-        let err = err.join().expect("the stderr reader does not panic");
-        (out, err, status, timed_out)
-    });
-    let status = status?;
+    }
+    let mut out = Pipe::new(
+        child.stdout.take().expect("stdout is piped"),
+        Stream::Stdout,
+    );
+    let mut err = Pipe::new(
+        child.stderr.take().expect("stderr is piped"),
+        Stream::Stderr,
+    );
+    let mut stop = Stopper::new(child.id(), start, limits);
+    let mut status = None;
+    // Until the CLI has exited and its output is read: read what comes, stop the CLI at the
+    // deadline. Output still held open by something the CLI left running (a server it
+    // started) is read a little longer, then left: it must not hold the run either.
+    let interrupted = loop {
+        let waiting = if status.is_some() {
+            DRAIN_STEP
+        } else {
+            POLL_STEP
+        };
+        read_ready(&mut [&mut out, &mut err], waiting, limits.on_line)?;
+        if status.is_none() {
+            if has_exited(child.id())? {
+                // Seen before it is reaped, so no signal can reach another process that took
+                // its id: forwarding stops, what it left in its group goes after a deadline,
+                // then it is reaped. Signals that come now found the CLI gone: they do not make
+                // the run interrupted.
+                forward.disarm();
+                let first = forward.first_so_far();
+                stop.exited();
+                status = Some(child.wait()?);
+                if out.done && err.done {
+                    break first;
+                }
+                stop.draining = Some((Instant::now(), first));
+            } else {
+                stop.tick();
+            }
+        }
+        if let Some((since, first)) = stop.draining {
+            if (out.done && err.done) || since.elapsed() >= DRAIN_LIMIT {
+                break first;
+            }
+        }
+    };
+    forward.finish();
+    let status = status.expect("the loop ends after the CLI exited");
     Ok(Captured {
-        stdout: String::from_utf8_lossy(&out?).into_owned(),
-        stderr: String::from_utf8_lossy(&err?).into_owned(),
+        stdout: String::from_utf8_lossy(&out.bytes).into_owned(),
+        stderr: String::from_utf8_lossy(&err.bytes).into_owned(),
         exit_code: status.code(),
         duration: start.elapsed(),
-        interrupted: forward.finish(),
-        timed_out,
+        interrupted,
+        timed_out: stop.timed_out,
     })
 }
 
-/// All of `pipe`, handing each line to `on_line` as it comes.
-fn read_lines(
-    pipe: impl Read,
+/// How often the child's exit and the deadline are checked while nothing is written.
+const POLL_STEP: Duration = Duration::from_millis(20);
+/// How long output is still read after the CLI exited, while something else holds it open.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+const DRAIN_STEP: Duration = Duration::from_millis(50);
+
+/// One of the CLI's output pipes, read without blocking.
+struct Pipe {
+    file: std::fs::File,
     stream: Stream,
-    on_line: &(dyn Fn(Stream, &str) + Sync),
-) -> std::io::Result<Vec<u8>> {
-    let mut reader = BufReader::new(pipe);
-    let mut all = Vec::new();
-    loop {
-        let from = all.len();
-        if reader.read_until(b'\n', &mut all)? == 0 {
-            return Ok(all);
+    bytes: Vec<u8>,
+    /// Where the line being read starts in `bytes`.
+    line_start: usize,
+    done: bool,
+}
+
+impl Pipe {
+    fn new(pipe: impl Into<std::os::fd::OwnedFd>, stream: Stream) -> Pipe {
+        let file = std::fs::File::from(pipe.into());
+        set_nonblocking(&file);
+        Pipe {
+            file,
+            stream,
+            bytes: Vec::new(),
+            line_start: 0,
+            done: false,
         }
-        let line = String::from_utf8_lossy(&all[from..]);
-        on_line(stream, line.trim_end_matches(['\n', '\r']));
+    }
+
+    /// Read what is there; each complete line goes to `on_line`.
+    fn read_some(&mut self, on_line: &(dyn Fn(Stream, &str) + Sync)) -> std::io::Result<()> {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            match self.file.read(&mut buf) {
+                Ok(0) => {
+                    self.done = true;
+                    if self.line_start < self.bytes.len() {
+                        let line = String::from_utf8_lossy(&self.bytes[self.line_start..]);
+                        on_line(self.stream, line.trim_end_matches('\r'));
+                        self.line_start = self.bytes.len();
+                    }
+                    return Ok(());
+                }
+                Ok(n) => {
+                    let from = self.bytes.len();
+                    self.bytes.extend_from_slice(&buf[..n]);
+                    for at in from..self.bytes.len() {
+                        if self.bytes[at] == b'\n' {
+                            let line = String::from_utf8_lossy(&self.bytes[self.line_start..at]);
+                            on_line(self.stream, line.trim_end_matches('\r'));
+                            self.line_start = at + 1;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
-/// The child's exit status, stopping it when the deadline passes: SIGTERM to its process group,
-/// then SIGKILL after the grace. True when the deadline passed.
-fn wait_until(
-    exited: &mpsc::Receiver<std::io::Result<std::process::ExitStatus>>,
+/// Whether the child `pid` has exited, without reaping it (its id stays its own until
+/// `wait`).
+fn has_exited(pid: u32) -> std::io::Result<bool> {
+    let pid: libc::id_t = pid;
+    // SAFETY: waitid with WNOWAIT only reads the child's state into `info`, which is a valid,
+    // zeroed siginfo_t for the call's duration.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    // SAFETY: si_pid is set by waitid (0 when no child has changed state).
+    Ok(unsafe { info.si_pid() } != 0)
+}
+
+fn set_nonblocking(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this process owns; no memory is passed.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+}
+
+/// Wait up to `timeout` for output on the pipes still open, and read it.
+fn read_ready(
+    pipes: &mut [&mut Pipe],
+    timeout: Duration,
+    on_line: &(dyn Fn(Stream, &str) + Sync),
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut fds: Vec<libc::pollfd> = pipes
+        .iter()
+        .filter(|p| !p.done)
+        .map(|p| libc::pollfd {
+            fd: p.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    if fds.is_empty() {
+        std::thread::sleep(timeout);
+        return Ok(());
+    }
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs for the call's duration.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if ready < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.kind() == std::io::ErrorKind::Interrupted {
+            Ok(())
+        } else {
+            Err(e)
+        };
+    }
+    for pipe in pipes.iter_mut().filter(|p| !p.done) {
+        let fd = pipe.file.as_raw_fd();
+        let woke = fds.iter().any(|f| f.fd == fd && f.revents != 0);
+        if woke {
+            pipe.read_some(on_line)?;
+        }
+    }
+    Ok(())
+}
+
+/// The deadline: SIGTERM to the CLI's process group when it passes, SIGKILL after the grace.
+struct Stopper {
     pid: u32,
-    start: Instant,
-    limits: &Limits<'_>,
-) -> (std::io::Result<std::process::ExitStatus>, bool) {
-    let gone = || -> std::io::Result<std::process::ExitStatus> {
-        Err(std::io::Error::other("the waiting thread stopped"))
-    };
-    let Some(timeout) = limits.timeout else {
-        return (exited.recv().unwrap_or_else(|_| gone()), false);
-    };
-    match exited.recv_timeout(timeout.saturating_sub(start.elapsed())) {
-        Ok(status) => return (status, false),
-        Err(mpsc::RecvTimeoutError::Disconnected) => return (gone(), false),
-        Err(mpsc::RecvTimeoutError::Timeout) => {}
+    deadline: Option<Instant>,
+    grace: Duration,
+    terminated_at: Option<Instant>,
+    killed: bool,
+    timed_out: bool,
+    /// Since when the CLI has exited while its output is still open, and the signal clinvk had
+    /// received by then.
+    draining: Option<(Instant, Option<i32>)>,
+}
+
+impl Stopper {
+    fn new(pid: u32, start: Instant, limits: &Limits<'_>) -> Stopper {
+        Stopper {
+            pid,
+            deadline: limits.timeout.map(|t| start + t),
+            grace: limits.grace,
+            terminated_at: None,
+            killed: false,
+            timed_out: false,
+            draining: None,
+        }
     }
-    signal_group(pid, Signal::Terminate);
-    if let Ok(status) = exited.recv_timeout(limits.grace) {
-        return (status, true);
+
+    /// The CLI has not exited yet (its pid is still its own): act on the deadline.
+    fn tick(&mut self) {
+        let now = Instant::now();
+        match self.terminated_at {
+            None if self.deadline.is_some_and(|d| now >= d) => {
+                self.timed_out = true;
+                self.terminated_at = Some(now);
+                signal_group(self.pid, Signal::Terminate);
+            }
+            Some(at) if !self.killed && now >= at + self.grace => {
+                self.killed = true;
+                signal_group(self.pid, Signal::Kill);
+            }
+            _ => {}
+        }
     }
-    signal_group(pid, Signal::Kill);
-    (exited.recv().unwrap_or_else(|_| gone()), true)
+
+    /// The CLI exited: whatever it left in its group goes too once the deadline has passed.
+    fn exited(&mut self) {
+        if self.timed_out && !self.killed {
+            self.killed = true;
+            signal_group(self.pid, Signal::Kill);
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -195,20 +376,16 @@ enum Signal {
 
 /// Send a signal to the process group the CLI leads (it and everything it started).
 fn signal_group(pid: u32, signal: Signal) {
-    #[cfg(unix)]
-    {
-        let signal = match signal {
-            Signal::Terminate => libc::SIGTERM,
-            Signal::Kill => libc::SIGKILL,
-        };
-        if let Ok(pid) = i32::try_from(pid) {
-            // SAFETY: kill(2) with a process group id; no memory is involved. The child is not
-            // reaped before the waiting thread returns, so the group id is still its own.
-            unsafe { libc::kill(-pid, signal) };
-        }
+    let signal = match signal {
+        Signal::Terminate => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill(2) with a process group id; no memory is involved. The group leader is
+        // only reaped by this thread (`try_wait`), after which nothing is signalled, so the id
+        // is still its own.
+        unsafe { libc::kill(-pid, signal) };
     }
-    #[cfg(not(unix))]
-    let _ = (pid, signal);
 }
 
 /// Forwards termination signals to the child's process group while it runs.
@@ -277,6 +454,17 @@ impl Forwarder {
         }
     }
 
+    /// Stop forwarding: the child has exited.
+    fn disarm(&self) {
+        self.pid.store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The first signal received so far.
+    fn first_so_far(&self) -> Option<i32> {
+        use std::sync::atomic::Ordering;
+        Some(self.first.load(Ordering::SeqCst)).filter(|s| *s != 0)
+    }
+
     fn finish(self) -> Option<i32> {
         use std::sync::atomic::Ordering;
         self.handle.close();
@@ -296,6 +484,10 @@ impl Forwarder {
         Ok(Forwarder)
     }
     fn target(&self, _pid: u32) {}
+    fn disarm(&self) {}
+    fn first_so_far(&self) -> Option<i32> {
+        None
+    }
     fn finish(self) -> Option<i32> {
         None
     }
@@ -454,6 +646,36 @@ mod tests {
                 (Stream::Stderr, "warn".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn something_the_cli_leaves_running_does_not_hold_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        // A background job that keeps stdout and stderr open after the CLI exits (an MCP
+        // server, a dev server), and one that left the process group too.
+        let cli = script(
+            dir.path(),
+            "sleep 20 & setsid sleep 20 & echo '{\"done\":true}'; exit 0",
+        );
+        let t = Instant::now();
+        let run = run(&cli, &invocation(&[], false), "", dir.path()).unwrap();
+        assert_eq!(run.exit_code, Some(0));
+        assert_eq!(run.stdout, "{\"done\":true}\n");
+        assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+        // The same while the CLI itself hangs past its deadline.
+        let cli = script(dir.path(), "setsid sleep 20 & echo started; exec sleep 100");
+        let t = Instant::now();
+        let run = run_with(
+            &cli,
+            &invocation(&[], false),
+            "",
+            dir.path(),
+            &limits(300, 300),
+        )
+        .unwrap();
+        assert!(run.timed_out);
+        assert_eq!(run.stdout, "started\n");
+        assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     }
 
     #[test]

@@ -14,8 +14,10 @@ use crate::domain::Tokens;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rollout {
     pub thread_id: Option<String>,
-    /// The thread this one was forked from.
+    /// The thread this one was forked from, and the first of the parent's lines (by ordinal) it
+    /// did not take.
     pub forked_from: Option<String>,
+    pub forked_from_ordinal: Option<u64>,
     pub cwd: Option<String>,
     /// Every request's counts, in order, with the model of the turn it belongs to.
     pub counts: Vec<TokenCount>,
@@ -25,6 +27,8 @@ pub struct Rollout {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenCount {
+    /// The line's place in the thread (a fork's lines go on from its parent's).
+    pub ordinal: Option<u64>,
     /// The thread's running total after this request.
     pub total: Tokens,
     /// This request's own counts.
@@ -49,6 +53,7 @@ impl Rollout {
                 Some("session_meta") if rollout.thread_id.is_none() => {
                     rollout.thread_id = text(payload, "id").or_else(|| text(payload, "session_id"));
                     rollout.forked_from = text(payload, "forked_from_id");
+                    rollout.forked_from_ordinal = payload["forked_from_ordinal_exclusive"].as_u64();
                     rollout.cwd = text(payload, "cwd");
                 }
                 Some("turn_context") => {
@@ -62,6 +67,7 @@ impl Rollout {
                         continue; // a rate-limit update without counts
                     };
                     rollout.counts.push(TokenCount {
+                        ordinal: line["ordinal"].as_u64(),
                         total,
                         last: usage(&info["last_token_usage"]),
                         model: model.clone(),
@@ -81,6 +87,22 @@ impl Rollout {
             .and_then(|t| self.counts.iter().rev().find(|c| c.total == *t))
             .and_then(|c| c.model.as_deref())
             .or(self.last_model.as_deref())
+    }
+
+    /// The running total the thread had reached before line `ordinal` (what a fork of it made
+    /// there started from); zero if it had spent nothing by then. None when the lines have no
+    /// ordinals to tell.
+    pub fn total_before(&self, ordinal: u64) -> Option<Tokens> {
+        if self.counts.iter().any(|c| c.ordinal.is_none()) {
+            return None;
+        }
+        Some(
+            self.counts
+                .iter()
+                .rev()
+                .find(|c| c.ordinal.is_some_and(|o| o < ordinal))
+                .map_or_else(Tokens::default, |c| c.total),
+        )
     }
 
     /// The running total the thread had before this file's first request: for a fork, what it
@@ -161,6 +183,18 @@ mod tests {
             }
         );
         assert_eq!(r.counts[0].total.input, 20030);
+    }
+
+    #[test]
+    fn what_a_fork_took_from_its_parent_is_the_parents_total_before_the_fork() {
+        let fork = sample(FORK);
+        assert_eq!(fork.forked_from_ordinal, Some(44));
+        let parent = sample(THREAD);
+        // The fork took lines 0..44: all three of the parent's runs.
+        assert_eq!(parent.total_before(44), fork.starting_total());
+        assert_eq!(parent.total_before(44).unwrap().input, 15018);
+        assert_eq!(parent.total_before(1), Some(Tokens::default()));
+        assert_eq!(parent.total_before(31).unwrap().input, 10009);
     }
 
     #[test]

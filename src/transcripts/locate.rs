@@ -45,6 +45,20 @@ pub fn read(path: &Path) -> Option<Vec<u8>> {
     std::fs::read(path).ok()
 }
 
+/// The first `max` bytes of a regular file, cut after its first line when it has one.
+fn read_head(path: &Path, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut head = Vec::new();
+    file.take(max).read_to_end(&mut head).ok()?;
+    let end = head.iter().position(|b| *b == b'\n')?;
+    head.truncate(end);
+    Some(head)
+}
+
 /// The rollout of Codex thread `thread_id` under `codex_home`.
 pub fn codex_rollout(codex_home: &Path, thread_id: &str) -> Option<PathBuf> {
     if !is_plain_id(thread_id) {
@@ -104,7 +118,11 @@ pub fn gemini_chat(gemini_dir: &Path, session_id: &str, workdir: &str) -> Option
                 continue;
             }
             let path = entry.path();
-            let owner = read(&path).and_then(|bytes| super::gemini::session_id(&bytes));
+            // The first line names the session: read only that much, unless the file is the
+            // legacy pretty-printed record (one object over many lines).
+            let owner = read_head(&path, 64 << 10)
+                .and_then(|head| super::gemini::session_id(&head))
+                .or_else(|| read(&path).and_then(|bytes| super::gemini::session_id(&bytes)));
             if owner.as_deref() == Some(session_id) {
                 return Some(path);
             }
@@ -186,6 +204,26 @@ mod tests {
             "2026-12-01T10:50:17.735+00:00"
         );
         assert_eq!(codex_rollout(home.path(), id), Some(day.join(&name)));
+        // Its day is looked at before any other: a stray copy in a later folder (which a walk,
+        // newest first, would meet first) is not taken.
+        let later = home.path().join("sessions/2027/01/01");
+        std::fs::create_dir_all(&later).unwrap();
+        std::fs::write(later.join(format!("rollout-stray-{id}.jsonl")), b"{}\n").unwrap();
+        assert_eq!(codex_rollout(home.path(), id), Some(day.join(&name)));
+        // A Codex in a zone behind this one filed it under the day before.
+        let late = "01a22f02-2740-7000-8000-000000000001"; // 2026-12-01T00:30:00Z
+        assert_eq!(
+            created_at(late).unwrap().to_rfc3339(),
+            "2026-12-01T00:30:00+00:00"
+        );
+        let before = home.path().join("sessions/2026/11/30");
+        std::fs::create_dir_all(&before).unwrap();
+        std::fs::write(later.join(format!("rollout-stray-{late}.jsonl")), b"{}\n").unwrap();
+        std::fs::write(before.join(format!("rollout-x-{late}.jsonl")), b"{}\n").unwrap();
+        assert_eq!(
+            codex_rollout(home.path(), late),
+            Some(before.join(format!("rollout-x-{late}.jsonl")))
+        );
         // Elsewhere: another day (a moved clock), or archived.
         let other = "01a2313a-35f8-7cb3-ac16-2a856813b495";
         let far = home.path().join("sessions/2025/01/02");
