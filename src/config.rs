@@ -192,10 +192,6 @@ impl ConfigFile {
         Ok(file)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The typed settings, defaults filled in.
     pub fn settings(&self) -> Result<Settings> {
         // `get` has checked each value's type, so the conversions cannot fail.
@@ -251,6 +247,33 @@ impl ConfigFile {
         KEYS.iter()
             .map(|k| Ok((k.name, self.get(k.name)?)))
             .collect()
+    }
+
+    /// `config set`: load the file at `path`, set `name` to `text` and save it, all under the
+    /// config's lock (`.<file name>.lock` beside it), so that two at once cannot lose either
+    /// change. The file is loaded unchecked, so that a bad value can be repaired.
+    pub fn set_in(
+        path: &Path,
+        name: &str,
+        text: &str,
+        timeout: std::time::Duration,
+    ) -> Result<Json> {
+        // A bad key or value is refused before anything is touched, the lock file included.
+        let key = key(name)?;
+        let value: Yaml = serde_yaml::from_str(text)
+            .map_err(|e| Error::usage(format!("'{text}' is not a valid value ({e})")))?;
+        check(key, &value).map_err(Error::Usage)?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        ensure_private_dir(dir, false)?;
+        let file_name = path
+            .file_name()
+            .map_or("config.yaml".into(), |n| n.to_string_lossy().into_owned());
+        let lock_path = dir.join(format!(".{file_name}.lock"));
+        let _held = crate::lock::acquire(&lock_path, crate::lock::LockMode::Exclusive, timeout)?;
+        Self::load_unchecked(path)?.set(name, text)
     }
 
     /// Set `name` to `text` (parsed as YAML: `30`, `true`, `'["a", "b"]'`) and save the file.

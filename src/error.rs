@@ -81,14 +81,15 @@ pub enum Error {
     #[error("session index {}: {message}", path.display())]
     Migration { path: PathBuf, message: String },
 
-    #[error("the index differs from the session files in {0} place(s): run `clinvk sessions reindex` to rebuild it")]
-    IndexDiffers(usize),
-
     #[error("cannot find a home directory: set CLINVK_HOME")]
     NoHome,
 
     #[error("session {id} cannot be resumed: {reason}")]
     NotResumable { id: String, reason: String },
+
+    /// `-c` or `resume --last` (or the picker) found no session to resume.
+    #[error("{0}")]
+    NothingToResume(String),
 
     #[error("{backend} is not installed: {detail}")]
     BackendMissing { backend: String, detail: String },
@@ -109,7 +110,8 @@ impl Error {
             Error::NotFound { .. }
             | Error::PrefixTooShort { .. }
             | Error::Ambiguous { .. }
-            | Error::NotResumable { .. } => exit::NOT_FOUND,
+            | Error::NotResumable { .. }
+            | Error::NothingToResume(_) => exit::NOT_FOUND,
             Error::BackendMissing { .. } => exit::BACKEND_MISSING,
             // The program vanished after it was found, or a script's interpreter is missing (the
             // kernel says ENOENT for both); anything else (too long a command line, no
@@ -120,7 +122,6 @@ impl Error {
             Error::Spawn { .. } => exit::FAILURE,
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Config { .. } => exit::CONFIG,
-            Error::IndexDiffers(_) => exit::INDEX_DIFFERS,
             Error::InvalidSession { .. }
             | Error::Io { .. }
             | Error::Index { .. }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fsio;
+pub mod lock;
 pub mod paths;
 pub mod run;
 pub mod store;

@@ -365,3 +365,50 @@ fn set_keeps_comments() {
         "{after}"
     );
 }
+
+/// `config set` reads, edits and writes the file under a lock: eight at once, each setting its
+/// own key, lose none of them.
+#[test]
+fn concurrent_sets_lose_no_update() {
+    let home = Home::new();
+    let sets: [(&str, &str); 8] = [
+        ("session.retention_days", "7"),
+        ("session.store_token_usage", "false"),
+        ("default_backend", "codex"),
+        ("backends.claude.command", "/opt/claude"),
+        ("backends.codex.command", "/opt/codex"),
+        ("backends.gemini.command", "/opt/gemini"),
+        ("session.token_budget", "500000"),
+        ("run.timeout", "90s"),
+    ];
+    for round in 0..3 {
+        let _ = std::fs::remove_file(home.config_path());
+        let children: Vec<_> = sets
+            .iter()
+            .map(|(k, v)| {
+                home.std_cmd()
+                    .args(["config", "set", k, v])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        for (k, v) in sets {
+            assert_eq!(
+                home.ok(&["config", "get", k]).stdout.trim(),
+                v,
+                "round {round}: {k} was lost\n{}",
+                std::fs::read_to_string(home.config_path()).unwrap()
+            );
+        }
+    }
+}

@@ -615,10 +615,9 @@ fn continue_without_a_resumable_session_is_exit_3() {
     let dir = f.dir("p");
     let ran = f.at(&dir).args(["-c", "hello"]).run();
     let run = ran.run.fails_with(3);
-    assert!(
-        run.error_line().contains("no resumable session"),
-        "{}",
-        run.stderr
+    assert_eq!(
+        run.error_line(),
+        "clinvk: there is no resumable session (one with a backend_session_id): start one with `clinvk \"prompt\"`",
     );
     assert!(ran.calls.is_empty());
 
@@ -728,6 +727,33 @@ fn resume_last_here_and_backend() {
         .run();
     ran.run.fails_with(3);
     assert!(ran.calls.is_empty());
+}
+
+#[test]
+fn flags_that_would_do_nothing_are_usage_errors() {
+    let f = Fakes::new();
+    let dir = f.dir("p");
+    let id = start(&f, &dir, "claude", "x");
+    // --here and --backend choose a session: an id already has (`hello` was read as one).
+    for args in [
+        vec!["resume", id.as_str(), "--here", "more"],
+        vec!["resume", id.as_str(), "--backend", "codex", "more"],
+        vec!["resume", "--here", "hello"],
+    ] {
+        let run = f.refused(f.at(&dir).args(&args), 2);
+        assert!(
+            run.error_line()
+                .contains("--here and --backend choose the session to resume"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    // With --last they choose.
+    let ran = f.at(&dir).args(["resume", "--last", "--here", "more"]).ok();
+    assert_eq!(ran.call().cwd, dir);
+    // --ephemeral keeps no session: there is nothing to tag.
+    let run = f.refused(f.at(&dir).args(["--ephemeral", "--tag", "t", "hi"]), 2);
+    assert!(run.error_line().contains("--ephemeral"), "{}", run.stderr);
 }
 
 #[test]

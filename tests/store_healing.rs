@@ -822,3 +822,25 @@ fn reindex_removes_temp_files_of_interrupted_writes_and_nothing_else() {
     let again = home.ok(&["sessions", "reindex", "--json"]).json();
     assert_eq!(again["removed_temp_files"], 0);
 }
+
+/// A `*.json` whose name is not UTF-8 is reported like any invalid file, not skipped in silence.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_name_that_is_not_utf8_is_reported() {
+    use std::os::unix::ffi::OsStrExt;
+    let home = standard_home();
+    let odd = home
+        .sessions_dir()
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.json"));
+    std::fs::write(&odd, session("x").to_json()).unwrap();
+    let run = home.ok(&["sessions", "list"]);
+    assert!(
+        run.stderr
+            .contains("skipped caf\\xe9.json: the file name is not a valid session id"),
+        "{}",
+        run.stderr
+    );
+    let run = home.ok(&["sessions", "reindex"]);
+    assert!(run.stdout.contains("caf\\xe9.json"), "{}", run.stdout);
+    assert!(odd.exists(), "never deleted");
+}

@@ -53,7 +53,6 @@ pub fn parse(stdout: &str, stderr: &str, exit_code: Option<i32>) -> Outcome {
         out.session_id = out.session_id.or_else(|| str_at(&result, "session_id"));
     }
     out.text = str_at(&result, "result").unwrap_or(streamed);
-    out.duration_ms = result["duration_ms"].as_u64();
     let run = this_run(&result, out.model.as_deref());
     out.usage = run.usage;
     out.cost_usd = run.cost_usd.map(super::round_usd);
@@ -274,7 +273,6 @@ mod tests {
         );
         assert_eq!(out.model.as_deref(), Some("claude-sonnet-4-6"));
         assert_eq!(out.text, "OK");
-        assert_eq!(out.duration_ms, Some(1425));
         assert!((out.cost_usd.unwrap() - 0.0435512).abs() < 1e-9);
         // Helper model included; cache reads and writes count as input.
         let u = out.usage.unwrap();

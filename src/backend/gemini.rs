@@ -72,7 +72,6 @@ fn from_stream(stdout: &str, exit_code: Option<i32>) -> Outcome {
                     cache_write: 0,
                     reasoning: thoughts,
                 });
-                out.duration_ms = stats["duration_ms"].as_u64().filter(|ms| *ms > 0);
                 out.model = main_model(&stats["models"], alias.as_deref(), |m| {
                     u64_at(m, "total_tokens")
                 });
@@ -197,7 +196,6 @@ mod tests {
         );
         assert_eq!(out.text, "GEMINI_OK");
         assert_eq!(out.model.as_deref(), Some("gemini-3-flash-preview"));
-        assert_eq!(out.duration_ms, Some(5040));
         let u = out.usage.unwrap();
         assert_eq!((u.input, u.output, u.reasoning), (12663, 56 + 246, 246));
     }
@@ -212,7 +210,6 @@ mod tests {
             out.error.as_deref(),
             Some("gemini: Authentication required (FatalAuthenticationError)")
         );
-        assert_eq!(out.duration_ms, None);
     }
 
     #[test]

@@ -40,7 +40,6 @@ pub struct Outcome {
     pub usage_is_cumulative: bool,
     /// Cost the backend itself reported (Claude), in US dollars.
     pub cost_usd: Option<f64>,
-    pub duration_ms: Option<u64>,
     /// Why the run failed, if it did; None means success.
     pub error: Option<String>,
 }

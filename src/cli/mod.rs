@@ -109,6 +109,11 @@ impl Context {
         crate::config::ConfigFile::load_unchecked(&self.paths.config)?.settings()
     }
 
+    /// How long to wait for a lock held by another clinvk.
+    fn lock_timeout(&self) -> Duration {
+        self.lock_timeout.unwrap_or(crate::lock::DEFAULT_TIMEOUT)
+    }
+
     fn store(&self) -> Result<Store> {
         let store = Store::open(
             &self.paths.sessions,

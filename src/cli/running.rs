@@ -90,12 +90,9 @@ pub fn last(store: &Store, query: ListQuery, scope: &str) -> Result<String> {
 
 pub fn nothing_to_resume(backend: Option<Backend>, scope: &str) -> Error {
     let what = backend.map_or(String::new(), |b| format!(" {b}"));
-    Error::NotResumable {
-        id: "(none)".into(),
-        reason: format!(
-            "there is no resumable{what} session{scope} (one with a backend_session_id); start one with `clinvk \"prompt\"`"
-        ),
-    }
+    Error::NothingToResume(format!(
+        "there is no resumable{what} session{scope} (one with a backend_session_id): start one with `clinvk \"prompt\"`"
+    ))
 }
 
 /// The prompt: the argument, or stdin for `-` (or no argument with stdin not a terminal). With

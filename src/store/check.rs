@@ -4,10 +4,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::files;
 use super::index::{self, Index};
-use super::lock::LockMode;
 use super::sync::Loaded;
 use super::{InvalidFile, ListQuery, SessionSummary, Store, INDEX_FILE};
 use crate::error::Result;
+use crate::lock::LockMode;
 
 /// One way in which the index and the files disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -108,6 +108,63 @@ pub struct DirEntry {
     pub stamp: FileStamp,
 }
 
+/// The stem the store knows the file `<stem>.json` by: the name as it is, unless it is not UTF-8
+/// or holds a `\\`; then `\\` is written `\\\\` and each byte that is not UTF-8 `\\xNN`
+/// (`caf\\xe9`), which is what is printed, and what `path_of` turns back into the name.
+pub fn stem_of(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(text) if !text.contains('\\') => text.to_string(),
+        _ => {
+            let mut out = String::new();
+            for chunk in name.utf8_chunks() {
+                out.push_str(&chunk.valid().replace('\\', "\\\\"));
+                for b in chunk.invalid() {
+                    out.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The file `<stem>.json` in `dir`, for a stem made by `stem_of`.
+pub fn path_of(dir: &Path, stem: &str) -> PathBuf {
+    if !stem.contains('\\') {
+        return dir.join(format!("{stem}.json"));
+    }
+    let mut bytes = Vec::new();
+    let mut rest = stem.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        match (b, tail) {
+            (b'\\', [b'\\', more @ ..]) => {
+                bytes.push(b'\\');
+                rest = more;
+            }
+            (b'\\', [b'x', h, l, more @ ..]) => {
+                let hex = [*h, *l];
+                match std::str::from_utf8(&hex)
+                    .ok()
+                    .and_then(|x| u8::from_str_radix(x, 16).ok())
+                {
+                    Some(v) => bytes.push(v),
+                    None => bytes.extend_from_slice(&[b'\\', b'x', *h, *l]),
+                }
+                rest = more;
+            }
+            _ => {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+    }
+    bytes.extend_from_slice(b".json");
+    #[cfg(unix)]
+    let name = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes).to_os_string();
+    #[cfg(not(unix))]
+    let name = std::ffi::OsString::from(String::from_utf8_lossy(&bytes).into_owned());
+    dir.join(name)
+}
+
 /// Every `*.json` file in `dir` that is not hidden (the index, lock and temp files are). A name
 /// that is not a valid id is still listed, so that it is reported rather than silently ignored.
 /// Without `stamps`, entries are not stat'ed (their stamp is zero).
@@ -117,13 +174,15 @@ pub fn scan_dir(dir: &Path, stamps: bool) -> Result<Vec<DirEntry>> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(id) = name.strip_suffix(".json") else {
+        let name = name.as_encoded_bytes();
+        let Some(stem) = name.strip_suffix(b".json") else {
             continue;
         };
-        if name.starts_with('.') {
+        if name.starts_with(b".") {
             continue;
         }
+        // A name that is not UTF-8 is no session id either, but it is reported as such.
+        let id = stem_of(stem);
         let stamp = if stamps {
             // A file deleted between readdir and stat is simply gone.
             let Ok(meta) = entry.metadata() else { continue };
@@ -140,7 +199,7 @@ pub fn scan_dir(dir: &Path, stamps: bool) -> Result<Vec<DirEntry>> {
             FileStamp::default()
         };
         out.push(DirEntry {
-            id: id.to_string(),
+            id,
             path: entry.path(),
             stamp,
         });
@@ -246,6 +305,34 @@ fn coarse_now_ns() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_names_have_stems_that_lead_back_to_them() {
+        let dir = Path::new("/d");
+        for name in [
+            &b"abc123"[..],
+            b"caf\xe9",
+            b"a\\x41",
+            b"\xff\xfe",
+            "caf\u{e9}".as_bytes(),
+        ] {
+            let stem = stem_of(name);
+            let mut want = name.to_vec();
+            want.extend_from_slice(b".json");
+            let path = path_of(dir, &stem);
+            assert_eq!(
+                path.file_name().unwrap().as_encoded_bytes(),
+                &want[..],
+                "{stem}"
+            );
+        }
+        assert_eq!(stem_of(b"caf\xe9"), "caf\\xe9");
+        assert_eq!(stem_of("caf\u{e9}".as_bytes()), "caf\u{e9}");
+        // A real backslash is told apart from an escape.
+        assert_ne!(stem_of(b"a\\x41"), stem_of(b"aA"));
+    }
+
     #[test]
     fn temp_names() {
         assert!(super::is_our_temp_name(".abc123.json.4242.deadbeef.tmp"));

@@ -9,7 +9,6 @@
 mod check;
 pub mod files;
 pub mod index;
-pub mod lock;
 pub mod query;
 pub mod session;
 mod sql;
@@ -22,9 +21,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
+use crate::lock::{self, LockMode};
 use files::{DirEntry, DirStamp, FileStamp};
 use index::{Index, Unusable};
-use lock::LockMode;
 
 pub use crate::domain::{Backend, SessionId, Status};
 pub use check::{CheckReport, Difference};
@@ -305,7 +304,7 @@ impl Store {
             let entries: Vec<DirEntry> = stale
                 .into_iter()
                 .map(|stem| DirEntry {
-                    path: self.dir.join(format!("{stem}.json")),
+                    path: files::path_of(&self.dir, &stem),
                     id: stem,
                     stamp: FileStamp::default(),
                 })
@@ -325,7 +324,7 @@ impl Store {
         verify: usize,
     ) -> Result<Vec<String>> {
         let on_disk = |stem: &str| {
-            std::fs::symlink_metadata(self.dir.join(format!("{stem}.json")))
+            std::fs::symlink_metadata(files::path_of(&self.dir, stem))
                 .ok()
                 .map(|m| FileStamp::of(&m))
         };
@@ -548,4 +547,61 @@ impl Store {
 
 fn summaries(rows: Vec<(SessionSummary, FileStamp)>) -> Vec<SessionSummary> {
     rows.into_iter().map(|(summary, _)| summary).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: &str, last_used: &str) -> Session {
+        let at: DateTime<Utc> = last_used.parse().unwrap();
+        Session::new(
+            SessionId::parse(id).unwrap(),
+            Backend::Claude,
+            "/w".into(),
+            "p".into(),
+            at,
+        )
+    }
+
+    /// A write that finds the index damaged rebuilds it, and what the caller writes next goes
+    /// into the rebuilt index, not the old one's deleted file.
+    #[test]
+    fn the_retention_clean_records_itself_in_the_index_it_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Box::new(Quiet)).unwrap();
+        for (id, at) in [
+            ("old1", "2025-01-01T00:00:00Z"),
+            ("new1", "2025-06-01T00:00:00Z"),
+        ] {
+            let s = session(id, at);
+            let path = dir.path().join(s.id.file_name());
+            files::write_atomic(&path, &s.to_file_bytes()).unwrap();
+        }
+        store.list(&ListQuery::default()).unwrap();
+        // Damage that only a delete meets: the tag counts its trigger keeps.
+        rusqlite::Connection::open(dir.path().join(INDEX_FILE))
+            .unwrap()
+            .execute_batch("DROP TABLE tag_counts")
+            .unwrap();
+        let now: DateTime<Utc> = "2025-06-02T00:00:00Z".parse().unwrap();
+        let cutoff: DateTime<Utc> = "2025-03-01T00:00:00Z".parse().unwrap();
+        let removed = store
+            .clean_if_due(cutoff, now, chrono::Duration::days(1))
+            .unwrap()
+            .unwrap();
+        assert_eq!(removed.len(), 1);
+        let index = match Index::open_existing(&dir.path().join(INDEX_FILE)).unwrap() {
+            Ok(index) => index,
+            Err(why) => panic!("the rebuilt index is usable: {why}"),
+        };
+        assert_eq!(index.last_auto_clean().unwrap(), Some(now));
+        // So the next one is not due.
+        assert_eq!(
+            store
+                .clean_if_due(cutoff, now, chrono::Duration::days(1))
+                .unwrap(),
+            None
+        );
+    }
 }

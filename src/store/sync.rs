@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::files::{self, DirEntry, DirStamp, FileStamp};
 use super::index::{self, Index};
 use super::{watch, Notice, ReindexReport, Session, Store};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::timespec::Zone;
 
 /// Above this many changed files, the prompt search index is rebuilt in one pass.
@@ -271,10 +271,12 @@ impl Store {
         })();
         match result {
             Ok(()) => Ok(()),
-            Err(e) if index::is_corruption(&e) => self
-                .rebuild_announced(format!("the index was unreadable ({e})"))
-                .map(drop),
-            Err(e @ Error::LockTimeout { .. }) => Err(e),
+            // The rebuilt index is the one the caller goes on with (it may write more, such as
+            // the time of the retention clean): the old one's file is gone.
+            Err(e) if index::is_corruption(&e) => {
+                *index = self.rebuild_announced(format!("the index was unreadable ({e})"))?;
+                Ok(())
+            }
             Err(e) => {
                 self.observer.notice(&Notice::IndexLagging {
                     error: e.to_string(),

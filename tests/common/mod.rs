@@ -373,7 +373,7 @@ impl Home {
 
     /// Every regular file under the home, by relative path, with its bytes: compare before and
     /// after a command that must change nothing (with `assert_same_files`). `with_index`: include
-    /// the SQLite index files. The lock file (empty, created by any command) is left out.
+    /// the SQLite index files. The lock files (empty, created by any command) are left out.
     pub fn snapshot(&self, with_index: bool) -> BTreeMap<String, Vec<u8>> {
         fn walk(root: &Path, dir: &Path, with_index: bool, out: &mut BTreeMap<String, Vec<u8>>) {
             let Ok(entries) = std::fs::read_dir(dir) else {
@@ -386,7 +386,8 @@ impl Home {
                 if path.is_dir() {
                     walk(root, &path, with_index, out);
                 } else {
-                    if name == ".lock" || (!with_index && name.starts_with(".index.db")) {
+                    // Lock files are empty and made by any command (`.lock`, `.config.yaml.lock`).
+                    if name.ends_with(".lock") || (!with_index && name.starts_with(".index.db")) {
                         continue;
                     }
                     let rel = path.strip_prefix(root).unwrap().display().to_string();

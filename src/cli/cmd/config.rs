@@ -47,8 +47,7 @@ pub fn run(ctx: &Context, cmd: ConfigCommand) -> Result<i32> {
             print(&format!("{}\n", plain(&ConfigFile::load(path)?.get(&key)?)))?
         }
         ConfigCommand::Set { key, value } => {
-            let mut file = ConfigFile::load_unchecked(path)?;
-            let stored = file.set(&key, &value)?;
+            let stored = ConfigFile::set_in(path, &key, &value, ctx.lock_timeout())?;
             output::message(&format!(
                 "Set {key} = {} in {}",
                 plain(&stored),

@@ -37,6 +37,14 @@ pub struct ResumeArgs {
 }
 
 pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
+    let by_id = !(args.last || args.interactive) && args.id.is_some();
+    if by_id && (args.here || args.backend.is_some()) {
+        // They choose the session; an id already has. (`resume --here fix-it` meant a prompt.)
+        return Err(Error::usage(format!(
+            "--here and --backend choose the session to resume, with --last or the picker; '{}' is taken as a session id: drop them, or use `clinvk resume --last --here PROMPT`",
+            args.id.as_deref().unwrap_or_default().escape_debug()
+        )));
+    }
     let settings = ctx.settings()?;
     let store = ctx.store()?;
     let (workdir, scope) = if args.here {

@@ -22,8 +22,8 @@ pub struct RunArgs {
     pub backend: Option<Backend>,
     #[command(flatten)]
     pub common: RunOptions,
-    /// Run without keeping a session: no file, nothing in the index, not resumable
-    #[arg(long, conflicts_with = "resume_last")]
+    /// Run without keeping a session: no file, nothing in the index, not resumable (so no --tag)
+    #[arg(long, conflicts_with_all = ["resume_last", "tags"])]
     pub ephemeral: bool,
     /// Continue the most recently used resumable session, in any directory
     #[arg(long = "continue", short = 'c', id = "resume_last")]

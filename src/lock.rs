@@ -1,4 +1,5 @@
-//! The cross-process lock on `sessions/.lock`: shared for reads, exclusive for writes, with a
+//! Cross-process locks: the session store's `sessions/.lock` (shared for reads, exclusive for
+//! writes) and the config's (`config set` reads, edits and writes the file under it), with a
 //! timeout. These are advisory locks (flock on Unix, LockFileEx on Windows, both through fs2), so
 //! they die with their process: a crashed clinvk never blocks anyone, and the lock file itself is
 //! never deleted (deleting it while held would let two writers in).
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use fs2::FileExt;
 
 use crate::error::{Error, Result};
-use crate::store::files::open_private;
+use crate::fsio::open_private;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
