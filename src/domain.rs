@@ -64,7 +64,8 @@ pub fn is_valid_id(text: &str) -> bool {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        // `pad`, not `write_str`: `{:<10}` in a table must line the column up.
+        f.pad(&self.0)
     }
 }
 
@@ -115,7 +116,7 @@ macro_rules! string_enum {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
 
@@ -243,6 +244,13 @@ mod tests {
         for bad in ["", "  ", "a,b", "a\nb"] {
             assert!(normalize_tag(bad).is_err());
         }
+    }
+
+    #[test]
+    fn names_pad_to_a_width_in_tables() {
+        assert_eq!(format!("{:<6}|", Backend::Codex), "codex |");
+        assert_eq!(format!("{:>9}|", Status::Active), "   active|");
+        assert_eq!(format!("{:<5}|", SessionId::parse("ab").unwrap()), "ab   |");
     }
 
     #[test]

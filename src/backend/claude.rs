@@ -285,6 +285,15 @@ mod tests {
     }
 
     #[test]
+    fn money_has_no_float_noise() {
+        // The 2.1.195 result reports 0.043551200000000005; the sum of its two models' costs is
+        // noisy too. Files and --json get the figure to a billionth of a dollar.
+        let out = parse(RESULT, "", Some(0));
+        assert_eq!(out.cost_usd, Some(0.0435512));
+        assert_eq!(serde_json::json!(out.cost_usd).to_string(), "0.0435512");
+    }
+
+    #[test]
     fn json_mode_object_and_verbose_array() {
         let single = parse(RESULT, "", Some(0));
         assert_eq!(single.text, "OK");

@@ -30,10 +30,11 @@ pub fn pick(store: &Store, query: ListQuery, scope: &str) -> Result<Option<Strin
         return Err(super::running::nothing_to_resume(backend, scope));
     }
     let now = clock::now()?;
-    let items: Vec<String> = sessions
+    let rows: Vec<_> = sessions
         .iter()
-        .map(|s| picker_row(s.id.as_str(), s.backend, s.last_used_at, &s.prompt, now))
+        .map(|s| (s.id.as_str(), s.backend, s.last_used_at, s.prompt.as_str()))
         .collect();
+    let items = picker_rows(&rows, now);
     let term = dialoguer::console::Term::stderr();
     let choice = dialoguer::FuzzySelect::new()
         .with_prompt("Resume which session? (type to filter, Enter to choose, Esc to cancel)")
@@ -48,16 +49,59 @@ pub fn pick(store: &Store, query: ListQuery, scope: &str) -> Result<Option<Strin
 /// How many recent sessions the picker offers.
 const PICKER_ROWS: u64 = 500;
 
-fn picker_row(
-    id: &str,
-    backend: Backend,
-    last_used: DateTime<Utc>,
-    prompt: &str,
-    now: DateTime<Utc>,
-) -> String {
-    format!(
-        "{id:<10} {backend:<6}  {:<15} {}",
-        relative(last_used, now),
-        title(prompt, 70)
-    )
+/// The picker's rows, columns aligned: id, backend, last use, title.
+fn picker_rows(rows: &[(&str, Backend, DateTime<Utc>, &str)], now: DateTime<Utc>) -> Vec<String> {
+    let width = |cells: &mut dyn Iterator<Item = usize>| cells.max().unwrap_or(0);
+    let id_w = width(&mut rows.iter().map(|r| r.0.chars().count()));
+    let backend_w = width(&mut rows.iter().map(|r| r.1.as_str().len()));
+    let used: Vec<String> = rows.iter().map(|r| relative(r.2, now)).collect();
+    let used_w = width(&mut used.iter().map(|u| u.chars().count()));
+    rows.iter()
+        .zip(&used)
+        .map(|((id, backend, _, prompt), used)| {
+            format!(
+                "{id:<id_w$}  {backend:<backend_w$}  {used:<used_w$}  {}",
+                title(prompt, 70)
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_columns_line_up() {
+        let now: DateTime<Utc> = "2025-01-27T12:00:00Z".parse().unwrap();
+        let t = |s: &str| -> DateTime<Utc> { s.parse().unwrap() };
+        let rows = picker_rows(
+            &[
+                ("abc", Backend::Codex, t("2025-01-27T11:59:00Z"), "short"),
+                (
+                    "a-much-longer-id",
+                    Backend::Claude,
+                    t("2025-01-20T12:00:00Z"),
+                    "second",
+                ),
+                ("xyz", Backend::Gemini, t("2025-01-27T09:00:00Z"), "third"),
+            ],
+            now,
+        );
+        let title_at: Vec<usize> = rows
+            .iter()
+            .zip(["short", "second", "third"])
+            .map(|(r, title)| r.find(title).unwrap())
+            .collect();
+        assert!(title_at.iter().all(|at| *at == title_at[0]), "{rows:#?}");
+        let backend_at: Vec<usize> = rows
+            .iter()
+            .zip(["codex", "claude", "gemini"])
+            .map(|(r, b)| r.find(b).unwrap())
+            .collect();
+        assert!(
+            backend_at.iter().all(|at| *at == backend_at[0]),
+            "{rows:#?}"
+        );
+    }
 }
