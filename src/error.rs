@@ -87,6 +87,21 @@ pub enum Error {
     #[error("session {id} cannot be resumed: {reason}")]
     NotResumable { id: String, reason: String },
 
+    /// A deletion of several sessions stopped on an I/O error after deleting some.
+    #[error(
+        "deleted {} but not {}: {source}; {}",
+        if deleted.is_empty() { "none".to_string() } else { deleted.join(", ") },
+        left.join(", "),
+        if *journal { "the next clinvk command finishes deleting them" } else { "try again" }
+    )]
+    DeletionUnfinished {
+        deleted: Vec<String>,
+        left: Vec<String>,
+        /// Whether the delete journal is there for the next command to finish the deletion.
+        journal: bool,
+        source: Box<Error>,
+    },
+
     /// `-c` or `resume --last` (or the picker) found no session to resume.
     #[error("{0}")]
     NothingToResume(String),
@@ -126,7 +141,8 @@ impl Error {
             | Error::Io { .. }
             | Error::Index { .. }
             | Error::Migration { .. }
-            | Error::NoHome => exit::FAILURE,
+            | Error::NoHome
+            | Error::DeletionUnfinished { .. } => exit::FAILURE,
         }
     }
 

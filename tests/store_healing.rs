@@ -844,3 +844,28 @@ fn a_file_name_that_is_not_utf8_is_reported() {
     assert!(run.stdout.contains("caf\\xe9.json"), "{}", run.stdout);
     assert!(odd.exists(), "never deleted");
 }
+
+/// A deletion of several sessions that stopped half-way (a crash, a kill) is finished by the
+/// next command: all or nothing.
+#[test]
+fn an_unfinished_deletion_is_finished_by_the_next_command() {
+    let home = standard_home();
+    let journal = home.sessions_dir().join(".delete-journal");
+    // As a `sessions delete abc123 def456` killed after its first unlink leaves it.
+    std::fs::write(&journal, "abc123\ndef456\n").unwrap();
+    std::fs::remove_file(home.session_path("abc123")).unwrap();
+    let ids = home.list_ids(&[]);
+    assert!(
+        !ids.contains(&"abc123".to_string()) && !ids.contains(&"def456".to_string()),
+        "{ids:?}"
+    );
+    assert!(!home.session_exists("def456"));
+    assert!(!journal.exists());
+    assert_eq!(ids.len(), STANDARD_ORDER.len() - 2);
+    home.ok(&["sessions", "reindex", "--check"]);
+    // A deletion that finishes leaves no journal behind.
+    home.ok(&["sessions", "delete", "ghi789", "jkl012"]);
+    assert!(!journal.exists());
+    assert_eq!(home.list_ids(&[]).len(), STANDARD_ORDER.len() - 4);
+    home.ok(&["sessions", "reindex", "--check"]);
+}

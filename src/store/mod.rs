@@ -183,6 +183,7 @@ impl Store {
 
     /// `prepare`, leaving the answer to corruption found on the way to the caller.
     fn prepare_existing(&self) -> Result<Index> {
+        self.finish_deletion()?;
         let mut index = match Index::open_existing(&self.index_path)? {
             Ok(index) => index,
             Err(Unusable::Outdated(old)) => match old.migrate() {
@@ -406,8 +407,24 @@ impl Store {
             return Ok(());
         }
         let before = Before::take(&self.dir)?;
-        for id in ids {
-            files::remove_if_exists(&self.session_path(id))?;
+        // Several files go all or none, even across a crash: the journal lists them first.
+        let journal = (ids.len() > 1).then(|| self.dir.join(sync::DELETE_JOURNAL));
+        if let Some(journal) = &journal {
+            let list: String = ids.iter().map(|id| format!("{id}\n")).collect();
+            crate::fsio::write_atomic(journal, list.as_bytes())?;
+        }
+        for (n, id) in ids.iter().enumerate() {
+            if let Err(e) = files::remove_if_exists(&self.session_path(id)) {
+                return Err(Error::DeletionUnfinished {
+                    deleted: ids[..n].iter().map(SessionId::to_string).collect(),
+                    left: ids[n..].iter().map(SessionId::to_string).collect(),
+                    journal: journal.is_some(),
+                    source: Box::new(e),
+                });
+            }
+        }
+        if let Some(journal) = &journal {
+            files::remove_if_exists(journal)?;
         }
         files::sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let changes: Vec<Change<'_>> = ids.iter().map(|id| Change::Remove(id.as_str())).collect();
@@ -562,6 +579,36 @@ mod tests {
             "p".into(),
             at,
         )
+    }
+
+    /// Deleting several sessions goes through the journal, and still records the directory's
+    /// new stamp (the journal's comings and goings are its own), so the next command does not
+    /// rescan the directory.
+    #[test]
+    fn a_deletion_through_the_journal_leaves_the_index_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Box::new(Quiet)).unwrap();
+        for id in ["aaaa1", "bbbb2", "cccc3"] {
+            store.create(session(id, "2025-01-01T00:00:00Z")).unwrap();
+        }
+        let ids: Vec<String> = store
+            .list(&ListQuery::default())
+            .unwrap()
+            .sessions
+            .iter()
+            .map(|s| s.id.to_string())
+            .take(2)
+            .collect();
+        store.delete(&ids).unwrap();
+        assert!(!dir.path().join(sync::DELETE_JOURNAL).exists());
+        let Ok(index) = Index::open_existing(&dir.path().join(INDEX_FILE)).unwrap() else {
+            panic!("the index is usable");
+        };
+        let current = DirStamp::of(dir.path()).unwrap().key();
+        if cfg!(target_os = "linux") {
+            assert_eq!(index.dir_stamp().unwrap().as_deref(), Some(current.as_str()));
+        }
+        assert_eq!(store.list(&ListQuery::default()).unwrap().sessions.len(), 1);
     }
 
     /// A write that finds the index damaged rebuilds it, and what the caller writes next goes

@@ -10,7 +10,8 @@ use std::time::Instant;
 use super::files::{self, DirEntry, DirStamp, FileStamp};
 use super::index::{self, Index};
 use super::{watch, Notice, ReindexReport, Session, Store};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::fsio::TEMP_SUFFIX;
 use crate::timespec::Zone;
 
 /// Above this many changed files, the prompt search index is rebuilt in one pass.
@@ -75,6 +76,10 @@ impl Before {
         let mut deleted: Vec<&String> = Vec::new();
         for (kind, name) in &events {
             let name = name.to_string_lossy();
+            // The delete journal is only ever written under the exclusive lock: ours.
+            if is_journal_name(&name) {
+                continue;
+            }
             let expected = match kind {
                 watch::Kind::Created | watch::Kind::MovedFrom => ours_temp(&name),
                 watch::Kind::MovedTo => match saved.iter().find(|f| **f == name) {
@@ -98,6 +103,35 @@ impl Before {
             }
         }
         true
+    }
+}
+
+/// The journal of a deletion of several sessions (`sessions delete A B`, `clean`): their ids,
+/// written before the first file goes, removed after the last. A deletion that did not finish
+/// (a crash, a kill, an I/O error) is finished by the next command that prepares the index, so
+/// that a deletion is all or nothing. Hidden, like the index, from the guide's `*.json` globs.
+pub(super) const DELETE_JOURNAL: &str = ".delete-journal";
+
+/// The journal or the temp file it is written through.
+fn is_journal_name(name: &str) -> bool {
+    name == DELETE_JOURNAL
+        || (name.starts_with(&format!(".{DELETE_JOURNAL}.")) && name.ends_with(TEMP_SUFFIX))
+}
+
+impl Store {
+    /// Finish a deletion the journal says was started (caller holds the exclusive lock).
+    pub(super) fn finish_deletion(&self) -> Result<()> {
+        let journal = self.dir.join(DELETE_JOURNAL);
+        let text = match std::fs::read_to_string(&journal) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&journal, e)),
+        };
+        for stem in text.lines().filter(|s| crate::domain::is_valid_id(s)) {
+            files::remove_if_exists(&files::path_of(&self.dir, stem))?;
+        }
+        files::remove_if_exists(&journal)?;
+        files::sync_dir(&self.dir).map_err(|e| Error::io(&self.dir, e))
     }
 }
 
