@@ -1,8 +1,9 @@
 //! clinvk: run prompts through the AI coding CLIs and keep every conversation as a session.
 //!
-//! Layers: `cli` (clap, tables, JSON output) calls `store` (session files, SQLite index, lock)
-//! and `config`; `store` and `config` know nothing of the command line. `usage` prices what the
-//! store sums and checks budgets; `run` and `backend` run the AI CLIs.
+//! Layers (ARCHITECTURE.md has the map): `cli` (clap, tables, JSON output) calls `run` (a run's
+//! lifecycle), `store` (session files, SQLite index, lock) and `config`; none of those knows the
+//! command line. `backend` runs and reads the AI CLIs, `transcripts` reads their own files,
+//! `usage` prices what the store sums and checks budgets; `domain` has the words they share.
 
 pub mod backend;
 pub mod cli;

@@ -562,12 +562,14 @@ mod tests {
         assert_eq!(run.stdout, "partial\n");
     }
 
-    fn limits(timeout_ms: u64, grace_ms: u64) -> Limits<'static> {
-        Limits {
+    /// Run `cli` (no input) in `dir` with a deadline of `timeout_ms` and a grace of `grace_ms`.
+    fn run_limited(cli: &Path, dir: &Path, timeout_ms: u64, grace_ms: u64) -> Captured {
+        let limits = Limits {
             timeout: Some(Duration::from_millis(timeout_ms)),
             grace: Duration::from_millis(grace_ms),
             on_line: &|_, _| {},
-        }
+        };
+        run_with(cli, &invocation(&[], false), "", dir, &limits).unwrap()
     }
 
     #[test]
@@ -575,14 +577,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cli = script(dir.path(), "echo started; exec sleep 30");
         let t = Instant::now();
-        let run = run_with(
-            &cli,
-            &invocation(&[], false),
-            "",
-            dir.path(),
-            &limits(300, 5000),
-        )
-        .unwrap();
+        let run = run_limited(&cli, dir.path(), 300, 5000);
         assert!(run.timed_out);
         assert_eq!(run.exit_code, None, "ended by the signal");
         assert_eq!(run.stdout, "started\n");
@@ -602,14 +597,7 @@ mod tests {
             "trap '' TERM; echo started; sleep 30; echo never",
         );
         let t = Instant::now();
-        let run = run_with(
-            &cli,
-            &invocation(&[], false),
-            "",
-            dir.path(),
-            &limits(200, 300),
-        )
-        .unwrap();
+        let run = run_limited(&cli, dir.path(), 200, 300);
         assert!(run.timed_out);
         assert_eq!(run.exit_code, None);
         assert_eq!(run.stdout, "started\n");
@@ -665,14 +653,7 @@ mod tests {
         // The same while the CLI itself hangs past its deadline.
         let cli = script(dir.path(), "setsid sleep 20 & echo started; exec sleep 100");
         let t = Instant::now();
-        let run = run_with(
-            &cli,
-            &invocation(&[], false),
-            "",
-            dir.path(),
-            &limits(300, 300),
-        )
-        .unwrap();
+        let run = run_limited(&cli, dir.path(), 300, 300);
         assert!(run.timed_out);
         assert_eq!(run.stdout, "started\n");
         assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());

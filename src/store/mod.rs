@@ -606,7 +606,10 @@ mod tests {
         };
         let current = DirStamp::of(dir.path()).unwrap().key();
         if cfg!(target_os = "linux") {
-            assert_eq!(index.dir_stamp().unwrap().as_deref(), Some(current.as_str()));
+            assert_eq!(
+                index.dir_stamp().unwrap().as_deref(),
+                Some(current.as_str())
+            );
         }
         assert_eq!(store.list(&ListQuery::default()).unwrap().sessions.len(), 1);
     }

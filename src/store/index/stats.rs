@@ -306,17 +306,25 @@ struct Statements {
     args: Vec<V>,
 }
 
+/// The column of a dimension that both usage tables (`x`: the runs, or the rollup) carry:
+/// backend, status, model, and the period, which is `period` in the table at hand.
+fn usage_column(d: &Dimension, period: &'static str) -> Option<&'static str> {
+    match d {
+        Dimension::Backend => Some("x.backend"),
+        Dimension::Status => Some("x.status"),
+        Dimension::Model => Some("x.model"),
+        Dimension::Period(_) => Some(period),
+        _ => None,
+    }
+}
+
 fn rollup_statements(q: &StatsQuery, plan: &RollupPlan) -> Statements {
     let cols: Vec<&str> = q
         .group_by
         .iter()
-        .map(|d| match d {
-            Dimension::Backend => "x.backend",
-            Dimension::Status => "x.status",
-            Dimension::Model => "x.model",
-            Dimension::Period(_) => "clinvk_period_of_day(x.day)",
+        .map(|d| {
             // rollup_plan accepts no other dimension.
-            _ => unreachable!("not in the rollup"),
+            usage_column(d, "clinvk_period_of_day(x.day)").expect("a dimension of the rollup")
         })
         .collect();
     let mut conds = Vec::new();
@@ -350,10 +358,9 @@ fn raw_statements(q: &StatsQuery) -> Statements {
         .group_by
         .iter()
         .map(|d| match d {
-            Dimension::Backend => "x.backend",
-            Dimension::Status => "x.status",
-            Dimension::Model => "x.model",
-            Dimension::Period(_) => "clinvk_period(x.at)",
+            Dimension::Backend | Dimension::Status | Dimension::Model | Dimension::Period(_) => {
+                usage_column(d, "clinvk_period(x.at)").expect("a column of both usage tables")
+            }
             Dimension::Workdir => {
                 join_session = true;
                 "s.workdir"
