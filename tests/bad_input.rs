@@ -211,19 +211,23 @@ fn bad_flags_and_numbers() {
 fn bad_environment() {
     let home = home();
     let before = home.snapshot(true);
-    let run = Run::from_output(
-        home.cmd()
-            .env("CLINVK_LOCK_TIMEOUT", "soon")
-            .args(["sessions", "tag", "abc123", "x"])
-            .output()
-            .unwrap(),
-    )
-    .fails_with(USAGE);
-    assert!(
-        run.error_line().contains("CLINVK_LOCK_TIMEOUT"),
-        "{}",
-        run.stderr
-    );
+    // Not a number, and numbers no Duration holds (they panicked).
+    for value in ["soon", "1e20", "18446744073709551616", "-1", "inf", "NaN"] {
+        let run = Run::from_output(
+            home.cmd()
+                .env("CLINVK_LOCK_TIMEOUT", value)
+                .args(["sessions", "tag", "abc123", "x"])
+                .output()
+                .unwrap(),
+        )
+        .fails_with(USAGE);
+        assert!(
+            run.error_line().contains("CLINVK_LOCK_TIMEOUT")
+                && run.error_line().contains("is not a number of seconds"),
+            "{value}: {}",
+            run.stderr
+        );
+    }
     let run = Run::from_output(
         home.cmd()
             .env("CLINVK_NOW", "tomorrow")
@@ -368,4 +372,20 @@ fn config_set_repairs_a_bad_value() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "3\n");
+}
+
+/// User text in an error is escaped, so the error stays one line and cannot drive a terminal.
+#[test]
+fn user_text_in_errors_is_escaped_to_one_line() {
+    let home = home();
+    for args in [
+        vec!["sessions", "list", "--since", "5d\nDROP"],
+        vec!["config", "set", "session.retention_days", "{a: 1,\n b: 2}"],
+        vec!["sessions", "show", "ab\u{1b}[2Jcd"],
+        vec!["sessions", "list", "--status", "x\ny"],
+    ] {
+        let run = home.run(&args).fails_with(USAGE);
+        assert!(!run.stderr.contains('\u{1b}'), "{args:?}: {:?}", run.stderr);
+        assert!(run.stderr.trim_end().lines().count() == 1, "{args:?}: {:?}", run.stderr);
+    }
 }

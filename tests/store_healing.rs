@@ -869,3 +869,47 @@ fn an_unfinished_deletion_is_finished_by_the_next_command() {
     assert_eq!(home.list_ids(&[]).len(), STANDARD_ORDER.len() - 4);
     home.ok(&["sessions", "reindex", "--check"]);
 }
+
+/// A file with a time chrono reads but cannot shift (a year of ±262142) is invalid like any
+/// other: no command panics on it (they all did, in `turn_rows`'s day arithmetic).
+#[test]
+fn times_out_of_range_make_a_file_invalid_not_a_panic() {
+    for (name, text) in [
+        (
+            "edge0001",
+            r#"{"id":"edge0001","backend":"claude","turns":[{"at":"-262143-01-02T00:00:00Z"}]}"#,
+        ),
+        (
+            "edge0002",
+            r#"{"id":"edge0002","backend":"codex","turns":[{"at":"+262142-12-31T23:59:59Z"}]}"#,
+        ),
+    ] {
+        let home = standard_home();
+        home.write_session(name, text);
+        for args in [
+            vec!["sessions", "list"],
+            vec!["sessions", "stats", "--by", "week"],
+            vec!["sessions", "reindex"],
+            vec!["sessions", "tag", "abc123", "t"],
+            vec!["sessions", "clean", "--dry-run", "--older-than", "1d"],
+        ] {
+            let run = Run::from_output(
+                home.cmd()
+                    .env("TZ", "Asia/Tokyo")
+                    .args(&args)
+                    .output()
+                    .unwrap(),
+            );
+            assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+            assert!(!run.stderr.contains("panicked"), "{args:?}: {}", run.stderr);
+        }
+        let run = home.run(&["sessions", "show", name]).fails_with(1);
+        assert!(
+            run.error_line()
+                .contains("is not an RFC 3339 time with a four-digit year"),
+            "{}",
+            run.stderr
+        );
+        assert!(home.session_exists(name), "never deleted");
+    }
+}

@@ -87,11 +87,12 @@ impl Context {
             Ok(text) if !text.is_empty() => Some(
                 text.parse::<f64>()
                     .ok()
-                    .filter(|s| s.is_finite() && *s >= 0.0)
-                    .map(Duration::from_secs_f64)
+                    // `try_`: 1e20 seconds is more than a Duration holds.
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
                     .ok_or_else(|| {
                         Error::usage(format!(
-                            "CLINVK_LOCK_TIMEOUT='{text}' is not a number of seconds"
+                            "CLINVK_LOCK_TIMEOUT='{}' is not a number of seconds (e.g. 30)",
+                            text.escape_debug()
                         ))
                     })?,
             ),
@@ -145,18 +146,70 @@ pub fn stats_query(
     })
 }
 
+/// clap's error (its message, tips, a blank line, the usage, a pointer to --help) as the one line
+/// every clinvk error is: the message, its tips, and which `--help` to read.
+fn one_line_usage_error(e: &clap::Error, raw: &[std::ffi::OsString]) -> String {
+    let text = e.render().to_string();
+    let mut message = String::new();
+    let mut in_usage = false;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("error: ") {
+            message.push_str(rest);
+        } else if line.starts_with("Usage: ") {
+            in_usage = true;
+        } else if in_usage || line.starts_with("For more information") {
+        } else if message.ends_with(':') {
+            // The list a message announces ("the following required arguments ...:").
+            message.push(' ');
+            message.push_str(line);
+        } else {
+            // Tips ("tip: a similar argument exists: '--since'").
+            message.push_str(&format!(" ({line})"));
+        }
+    }
+    format!("{message}; see `{} --help`", command_path(raw))
+}
+
+/// `clinvk sessions list`: the subcommands named on the command line, for its `--help`.
+fn command_path(raw: &[std::ffi::OsString]) -> String {
+    let mut path = vec!["clinvk".to_string()];
+    let mut command = Cli::command();
+    for arg in raw.iter().skip(1).filter_map(|a| a.to_str()) {
+        if arg.starts_with('-') {
+            continue;
+        }
+        let Some(sub) = command.find_subcommand(arg).cloned() else {
+            break;
+        };
+        path.push(sub.get_name().to_string());
+        command = sub;
+    }
+    path.join(" ")
+}
+
 /// Parse the command line, run it, and return the process exit code.
 pub fn main() -> i32 {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&raw) {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+            use clap::error::ErrorKind;
+            // Help and version are what was asked for; a missing subcommand shows the help.
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.use_stderr() {
+                    exit::USAGE
+                } else {
+                    exit::OK
+                };
+            }
+            output::message(&format!("clinvk: {}", one_line_usage_error(&e, &raw)));
+            return exit::USAGE;
         }
     };
     // `clinvk -b codex resume` parses as the prompt "resume": refuse rather than spend a run

@@ -28,8 +28,29 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
 }
 
 /// A line on stderr. A closed stderr is no reason to fail (or panic, as `eprintln!` would).
+/// Control characters are escaped, so that a message quoting user text (`--since $'5d\nx'`)
+/// or a file's stays one line and cannot drive the terminal.
 pub fn message(text: &str) {
-    let _ = writeln!(std::io::stderr(), "{text}");
+    let _ = writeln!(std::io::stderr(), "{}", escape_controls(text));
+}
+
+/// `text` with newlines, escapes and other control characters (and bidi overrides) written as
+/// `\n`, `\u{1b}`, ...: what may reach a terminal from user or file text.
+pub fn escape_controls(text: &str) -> String {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 pub fn warning(text: &str) {

@@ -111,7 +111,7 @@ pub struct Metadata {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {
     /// When the run started.
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "rfc3339", deserialize_with = "file_time")]
     pub at: DateTime<Utc>,
     /// The prompt, truncated like the session's.
     #[serde(default)]
@@ -178,6 +178,27 @@ pub struct Session {
 /// Timestamps are written as RFC 3339 UTC with a `Z`, whole seconds unless the value has more.
 pub fn format_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// An instant as a session file writes it: RFC 3339 with a four-digit year. One parser for every
+/// time in a file, so that each has a day, a week and a month in any zone (chrono accepts years
+/// to ±262143, where shifting a date by a zone or a week overflows).
+pub fn parse_file_time(text: &str) -> std::result::Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!(
+                "'{}' is not an RFC 3339 time with a four-digit year ({e})",
+                text.escape_debug()
+            )
+        })
+}
+
+fn file_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_file_time(&text).map_err(|e| serde::de::Error::custom(format!("a turn's `at`: {e}")))
 }
 
 fn rfc3339<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -267,17 +288,8 @@ impl Session {
         let time = |field: &str,
                     text: Option<String>|
          -> std::result::Result<Option<DateTime<Utc>>, String> {
-            text.map(|t| {
-                DateTime::parse_from_rfc3339(&t)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| {
-                        format!(
-                            "field `{field}` is not an RFC 3339 time ('{}': {e})",
-                            t.escape_debug()
-                        )
-                    })
-            })
-            .transpose()
+            text.map(|t| parse_file_time(&t).map_err(|e| format!("field `{field}`: {e}")))
+                .transpose()
         };
         let created_at = time("created_at", raw.created_at)?;
         let last_used_at = time("last_used_at", raw.last_used_at)?;
@@ -411,7 +423,20 @@ mod tests {
             ),
             (
                 br#"{"backend":"claude","created_at":"yesterday"}"#,
-                "`created_at` is not an RFC 3339 time",
+                "`created_at`: 'yesterday' is not an RFC 3339 time",
+            ),
+            // Years chrono takes but cannot shift by a zone or a week.
+            (
+                br#"{"backend":"claude","turns":[{"at":"-262143-01-02T00:00:00Z"}]}"#,
+                "a turn's `at`: '-262143-01-02T00:00:00Z' is not an RFC 3339 time with a four-digit year",
+            ),
+            (
+                br#"{"backend":"claude","turns":[{"at":"+262142-12-31T23:59:59Z"}]}"#,
+                "is not an RFC 3339 time with a four-digit year",
+            ),
+            (
+                br#"{"backend":"claude","last_used_at":"+262142-12-31T23:59:59Z"}"#,
+                "field `last_used_at`",
             ),
             (
                 br#"{"id":"other","backend":"claude"}"#,
