@@ -157,11 +157,46 @@ impl ConfigFile {
     /// Load `path` as a YAML document without checking values, so that `config set` can repair
     /// a bad one. A missing file is an empty config.
     pub fn load_unchecked(path: &Path) -> Result<ConfigFile> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        let text = match crate::fsio::read_regular_file(path, MAX_CONFIG_BYTES) {
+            Ok(crate::fsio::Read::Bytes(_, bytes)) => String::from_utf8(bytes)
+                .map_err(|_| invalid(path, "not UTF-8 text; fix it or move it aside".into()))?,
+            Ok(crate::fsio::Read::TooBig(meta)) => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "{} KiB, more than a config file may be ({} KiB); fix it or move it aside",
+                        meta.len() >> 10,
+                        MAX_CONFIG_BYTES >> 10
+                    ),
+                ))
+            }
+            // Missing: an empty config. A symlink is followed (dotfile managers), within the
+            // same limit.
+            Ok(crate::fsio::Read::NotAFile) => match std::fs::metadata(path) {
+                Ok(meta) if meta.is_file() && meta.len() <= MAX_CONFIG_BYTES => {
+                    std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?
+                }
+                Ok(meta) if meta.is_file() => {
+                    return Err(invalid(
+                        path,
+                        format!("{} KiB, more than a config file may be", meta.len() >> 10),
+                    ));
+                }
+                Ok(_) => {
+                    return Err(invalid(path, "not a regular file; move it aside".into()));
+                }
+                Err(_) => String::new(),
+            },
             Err(e) => return Err(Error::io(path, e)),
         };
+        // serde_yaml takes seconds (and gigabytes) on deeply nested or huge input: refuse it
+        // first, for every command reads this file.
+        if let Some(depth) = too_deep(&text) {
+            return Err(invalid(
+                path,
+                format!("nested more than {depth} levels deep; fix it or move it aside"),
+            ));
+        }
         let doc = match serde_yaml::from_str::<Yaml>(&text) {
             Ok(Yaml::Mapping(map)) => map,
             Ok(Yaml::Null) => Mapping::new(),
@@ -439,6 +474,34 @@ fn edit_in_place(text: &str, name: &str, value: &str) -> Option<String> {
         (lo, hi, ind) = (at + 1, end, child);
     }
     None
+}
+
+/// The most a config file may hold; the guide's is a few hundred bytes.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// The deepest nesting a config file may have (flow brackets, or indentation in steps of two).
+const MAX_CONFIG_DEPTH: usize = 64;
+
+/// `Some(limit)` when `text` nests deeper than the limit: flow collections (`[`, `{`) or block
+/// indentation. Quotes are not parsed: a bracket in a string counts too, which only matters
+/// for strings full of them.
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_CONFIG_DEPTH {
+                    return Some(MAX_CONFIG_DEPTH);
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let indented = text
+        .lines()
+        .any(|l| l.len() - l.trim_start_matches(' ').len() > 2 * MAX_CONFIG_DEPTH);
+    indented.then_some(MAX_CONFIG_DEPTH)
 }
 
 fn invalid(path: &Path, message: String) -> Error {

@@ -49,24 +49,39 @@ fn open_for_reading(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
-/// The metadata and contents of the regular file at `path`; None when it is gone, a symlink or
-/// not a regular file (none of which is a session file). Metadata comes from the open handle,
-/// so it describes exactly the bytes read.
-pub fn read_regular_file(path: &Path) -> std::io::Result<Option<(fs::Metadata, Vec<u8>)>> {
-    let mut file = match open_for_reading(path) {
+/// What reading a file with `read_regular_file` found.
+pub enum Read {
+    /// Gone, a symlink, or not a regular file.
+    NotAFile,
+    /// Bigger than the limit: not read.
+    TooBig(fs::Metadata),
+    /// Its metadata (from the open handle, so it describes exactly these bytes) and bytes.
+    Bytes(fs::Metadata, Vec<u8>),
+}
+
+/// The contents of the regular file at `path`, if it holds at most `max` bytes (read in bounded
+/// memory: a file that grows while being read stops at the limit and counts as too big).
+pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Read> {
+    let file = match open_for_reading(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::NotAFile),
         #[cfg(unix)]
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(Read::NotAFile),
         Err(e) => return Err(e),
     };
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Ok(None);
+        return Ok(Read::NotAFile);
+    }
+    if meta.len() > max {
+        return Ok(Read::TooBig(meta));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    std::io::Read::read_to_end(&mut file, &mut bytes)?;
-    Ok(Some((meta, bytes)))
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, max + 1), &mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Ok(Read::TooBig(meta));
+    }
+    Ok(Read::Bytes(meta, bytes))
 }
 
 /// Open (creating if needed) a file readable by its owner only.

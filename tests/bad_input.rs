@@ -386,6 +386,35 @@ fn user_text_in_errors_is_escaped_to_one_line() {
     ] {
         let run = home.run(&args).fails_with(USAGE);
         assert!(!run.stderr.contains('\u{1b}'), "{args:?}: {:?}", run.stderr);
-        assert!(run.stderr.trim_end().lines().count() == 1, "{args:?}: {:?}", run.stderr);
+        assert!(
+            run.stderr.trim_end().lines().count() == 1,
+            "{args:?}: {:?}",
+            run.stderr
+        );
+    }
+}
+
+/// An id that cannot be one is refused before anything is opened: not even the store's
+/// directory is made.
+#[test]
+fn a_malformed_id_creates_nothing() {
+    for args in [
+        vec!["sessions", "show", "../x"],
+        vec!["sessions", "tag", "a/b", "t"],
+        vec!["sessions", "delete", "ok1", "../../etc"],
+        vec!["sessions", "fork", "x y"],
+        vec!["resume", "../x", "prompt"],
+    ] {
+        let home = Home::new();
+        let run = home.run(&args).fails_with(USAGE);
+        assert!(
+            run.error_line().contains("is not a session id"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(
+            !home.sessions_dir().exists(),
+            "{args:?} made the store directory"
+        );
     }
 }

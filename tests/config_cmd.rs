@@ -412,3 +412,31 @@ fn concurrent_sets_lose_no_update() {
         }
     }
 }
+
+/// A config.yaml nested thousands deep, or of many megabytes, took seconds (and gigabytes) to
+/// refuse, in every command: it is refused at once, with the reason.
+#[test]
+fn huge_or_deeply_nested_config_is_refused_at_once() {
+    let home = Home::new();
+    for (text, reason) in [
+        ("[".repeat(200_000), "nested more than 64 levels deep"),
+        (
+            format!(
+                "session:\n  default_tags: [{}]\n",
+                "\"a\", ".repeat(400_000)
+            ),
+            "more than a config file may be",
+        ),
+    ] {
+        std::fs::write(home.config_path(), text).unwrap();
+        let t = std::time::Instant::now();
+        let run = home.run(&["config", "show"]).fails_with(5);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(run.error_line().contains(reason), "{}", run.stderr);
+        home.run(&["sessions", "clean", "--dry-run"]).fails_with(5);
+    }
+}

@@ -552,3 +552,33 @@ fn search_folds_non_ascii_case_for_short_terms_too() {
     assert_eq!(home.list_ids(&["--search", "éc"]), ["eclair"]);
     assert_eq!(home.list_ids(&["--search", "ü"]), ["eclair"]);
 }
+
+/// Sessions last used at the same instant come by id, the same way after a rebuild, so that
+/// `--offset` paging across a rebuild neither repeats nor skips a row.
+#[test]
+fn ties_are_ordered_by_id_and_stay_so_across_rebuilds() {
+    let home = Home::new();
+    // Names written out of order, so that the rebuild's insertion order is not the answer.
+    let ids: Vec<String> = (0..40).map(|i| format!("tie{:02}", (i * 7) % 40)).collect();
+    for id in &ids {
+        home.add(&session(id).last_used("2025-01-27T10:00:00Z").tags(&["t"]));
+    }
+    let mut want = ids.clone();
+    want.sort();
+    want.reverse();
+    for args in [vec![], vec!["--tag", "t"]] {
+        let pages = |home: &Home| -> Vec<String> {
+            (0..4)
+                .flat_map(|page| {
+                    let offset = (page * 10).to_string();
+                    let mut all = args.clone();
+                    all.extend(["-n", "10", "--offset", offset.as_str()]);
+                    home.list_ids(&all)
+                })
+                .collect()
+        };
+        assert_eq!(pages(&home), want, "{args:?}");
+        home.ok(&["sessions", "reindex"]);
+        assert_eq!(pages(&home), want, "{args:?} after a rebuild");
+    }
+}

@@ -913,3 +913,25 @@ fn times_out_of_range_make_a_file_invalid_not_a_panic() {
         assert!(home.session_exists(name), "never deleted");
     }
 }
+
+/// A session file bigger than 32 MiB is reported invalid, not read: reading one cost several
+/// times its size in memory in every command.
+#[test]
+fn a_huge_session_file_is_refused_with_its_size() {
+    let home = standard_home();
+    let prompt = "x".repeat(33 << 20);
+    home.write_session(
+        "huge1",
+        &format!(r#"{{"id":"huge1","backend":"claude","prompt":"{prompt}"}}"#),
+    );
+    let run = home.ok(&["sessions", "list"]);
+    assert!(
+        run.stderr
+            .contains("skipped huge1.json: it is 33 MiB, more than a session file may be (32 MiB)"),
+        "{}",
+        run.stderr
+    );
+    let run = home.run(&["sessions", "show", "huge1"]).fails_with(1);
+    assert!(run.error_line().contains("33 MiB"), "{}", run.stderr);
+    assert!(home.session_exists("huge1"), "never deleted");
+}

@@ -124,6 +124,13 @@ pub fn parse_arg<T: std::str::FromStr<Err = Error>>(text: &str) -> std::result::
     text.parse().map_err(|e: Error| e.to_string())
 }
 
+/// A session id or prefix as typed: checked before anything is opened or created.
+pub fn session_key(text: &str) -> std::result::Result<String, String> {
+    crate::domain::SessionId::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
 pub fn tag_arg(text: &str) -> std::result::Result<String, String> {
     normalize_tag(text).map_err(|e| e.to_string())
 }

@@ -11,7 +11,7 @@ use super::files::{self, DirEntry, DirStamp, FileStamp};
 use super::index::{self, Index};
 use super::{watch, Notice, ReindexReport, Session, Store};
 use crate::error::{Error, Result};
-use crate::fsio::TEMP_SUFFIX;
+use crate::fsio::{Read, TEMP_SUFFIX};
 use crate::timespec::Zone;
 
 /// Above this many changed files, the prompt search index is rebuilt in one pass.
@@ -336,13 +336,29 @@ pub(super) fn apply_loaded(tx: &index::IndexTx<'_>, loaded: &[Loaded]) -> Result
     Ok(())
 }
 
+/// A session file bigger than this is reported invalid rather than read: parsing one costs
+/// several times its size in memory, in every command that reads it. Real sessions are far
+/// smaller (their prompts are cut at 2,000 characters).
+pub const MAX_SESSION_FILE_BYTES: u64 = 32 << 20;
+
 /// Read one session file. The stamp comes from the open handle, so it is the stamp of exactly the
 /// bytes that were parsed.
 pub(super) fn load_file(entry: &DirEntry) -> Loaded {
     let stem = entry.id.clone();
-    let (meta, bytes) = match files::read_regular_file(&entry.path) {
-        Ok(Some(read)) => read,
-        Ok(None) => return Loaded::Gone(stem),
+    let (meta, bytes) = match files::read_regular_file(&entry.path, MAX_SESSION_FILE_BYTES) {
+        Ok(Read::Bytes(meta, bytes)) => (meta, bytes),
+        Ok(Read::NotAFile) => return Loaded::Gone(stem),
+        Ok(Read::TooBig(meta)) => {
+            return Loaded::Invalid {
+                stem,
+                reason: format!(
+                    "it is {} MiB, more than a session file may be ({} MiB): move it aside",
+                    meta.len() >> 20,
+                    MAX_SESSION_FILE_BYTES >> 20
+                ),
+                stamp: FileStamp::of(&meta),
+            }
+        }
         Err(e) => {
             return Loaded::Invalid {
                 stem,

@@ -2,13 +2,14 @@
 
 use clap::Args;
 
+use crate::cli::args::session_key;
 use crate::cli::output;
 use crate::cli::Context;
 use crate::error::{exit, Result};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    #[arg(required = true, value_name = "ID")]
+    #[arg(required = true, value_name = "ID", value_parser = session_key)]
     pub ids: Vec<String>,
 }
 

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::args::RunOptions;
+use crate::cli::args::{session_key, RunOptions};
 use crate::cli::output::{self, print, print_json};
 use crate::cli::running::{execute, read_prompt, runner};
 use crate::cli::Context;
@@ -12,6 +12,7 @@ use crate::run::Target;
 #[derive(Debug, Args)]
 pub struct ForkArgs {
     /// The session to fork (id or unique prefix)
+    #[arg(value_parser = session_key)]
     pub id: String,
     /// The first prompt of the fork; without one, the fork happens at its first resume
     pub prompt: Option<String>,

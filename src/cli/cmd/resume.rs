@@ -45,6 +45,10 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
             args.id.as_deref().unwrap_or_default().escape_debug()
         )));
     }
+    if let Some(id) = args.id.as_deref().filter(|_| by_id) {
+        // Before the store is opened (and its directory made).
+        crate::domain::SessionId::parse(id)?;
+    }
     let settings = ctx.settings()?;
     let store = ctx.store()?;
     let (workdir, scope) = if args.here {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use clap::Args;
 
+use crate::cli::args::session_key;
 use crate::cli::output::{print, print_json};
 use crate::cli::render;
 use crate::cli::Context;
@@ -10,6 +11,7 @@ use crate::error::{exit, Result};
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    #[arg(value_parser = session_key)]
     pub id: String,
     /// Print the session file as JSON
     #[arg(long)]

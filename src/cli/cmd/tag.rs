@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::cli::args::tag_arg;
+use crate::cli::args::{session_key, tag_arg};
 use crate::cli::output;
 use crate::cli::Context;
 use crate::domain::add_tags;
@@ -10,6 +10,7 @@ use crate::error::{exit, Result};
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
+    #[arg(value_parser = session_key)]
     pub id: String,
     #[arg(required = true, value_name = "TAG", value_parser = tag_arg)]
     pub tags: Vec<String>,

@@ -71,8 +71,10 @@ impl Index {
         let f = &query.filter;
         let mut conds: Vec<String> = Vec::new();
         let mut args: Vec<V> = Vec::new();
+        // Newest first; sessions used at the same instant by id, so that the order (and
+        // `--offset` paging) is the same after a rebuild, which numbers rows anew.
         let (from, order) = if f.tags.is_empty() {
-            ("sessions s".to_string(), "s.last_used_at DESC, s.pk DESC")
+            ("sessions s".to_string(), "s.last_used_at DESC, s.id DESC")
         } else {
             // Walk the rarest tag's sessions newest first and check the others per session.
             let mut tags: Vec<(&String, i64)> = Vec::new();
@@ -100,7 +102,7 @@ impl Index {
             }
             (
                 "session_tags t0 JOIN sessions s ON s.pk = t0.session_pk".to_string(),
-                "t0.last_used_at DESC, t0.session_pk DESC",
+                "t0.last_used_at DESC, s.id DESC",
             )
         };
         let time_col = if f.tags.is_empty() {
