@@ -332,7 +332,15 @@ fn sessions_show_runs() {
 
     let codex_dir = f.dir("api");
     let codex = start(&f, &codex_dir, "codex", "implement user registration");
-    let gemini = start(&f, &f.dir("docs"), "gemini", "explain the algorithm");
+    // A minute earlier than the codex session: sessions used at the same instant are listed
+    // by id, and these ids are random.
+    let gemini = f
+        .at(&f.dir("docs"))
+        .env("CLINVK_NOW", "2025-01-27T11:59:00Z")
+        .args(["-b", "gemini", "--json", "explain the algorithm"])
+        .ok()
+        .run
+        .session_id();
     let ids = [
         (claude.as_str(), "[CLAUDE]"),
         (fork.as_str(), "[FORKED]"),
