@@ -308,6 +308,9 @@ impl ConfigFile {
             .map_or("config.yaml".into(), |n| n.to_string_lossy().into_owned());
         let lock_path = dir.join(format!(".{file_name}.lock"));
         let _held = crate::lock::acquire(&lock_path, crate::lock::LockMode::Exclusive, timeout)?;
+        // Every write of the file holds this lock while its temp file exists: any there now was
+        // left by an interrupted `config set`. (A best effort: a leftover is harmless.)
+        let _ = crate::fsio::remove_temp_files(dir, |target| target == file_name);
         Self::load_unchecked(path)?.set(name, text)
     }
 

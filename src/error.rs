@@ -64,6 +64,14 @@ pub enum Error {
     #[error("session file {} is not valid: {reason}; fix it with a text editor or remove it", path.display())]
     InvalidSession { path: PathBuf, reason: String },
 
+    /// `sessions delete` of a file that is not a valid session (README: never deleted unasked).
+    #[error("{} is not a valid session ({reason}), so it was not deleted: fix it with a text editor, or delete it anyway with `clinvk sessions delete --force {id}`", path.display())]
+    InvalidNotDeleted {
+        id: String,
+        path: PathBuf,
+        reason: String,
+    },
+
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -80,6 +88,15 @@ pub enum Error {
 
     #[error("session index {}: {message}", path.display())]
     Migration { path: PathBuf, message: String },
+
+    /// No space left for a write (`ENOSPC`, `SQLITE_FULL`). Nothing was half-written: session
+    /// files are replaced atomically and the index is only ever replaced by a complete one.
+    #[error("cannot write {}: no space left on the disk; free some space and try again (listing and showing sessions still work)", path.display())]
+    DiskFull { path: PathBuf },
+
+    /// A write to a read-only file system (a read-only mount, a backup).
+    #[error("cannot write {}: the file system is read-only; sessions can be listed and shown, but not changed", path.display())]
+    ReadOnly { path: PathBuf },
 
     #[error("cannot find a home directory: set CLINVK_HOME")]
     NoHome,
@@ -138,9 +155,12 @@ impl Error {
             Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
             Error::Config { .. } => exit::CONFIG,
             Error::InvalidSession { .. }
+            | Error::InvalidNotDeleted { .. }
             | Error::Io { .. }
             | Error::Index { .. }
             | Error::Migration { .. }
+            | Error::DiskFull { .. }
+            | Error::ReadOnly { .. }
             | Error::NoHome
             | Error::DeletionUnfinished { .. } => exit::FAILURE,
         }
@@ -150,10 +170,45 @@ impl Error {
         Error::Usage(message.into())
     }
 
+    /// An I/O error on `path`; a full disk or a read-only file system get their own variants,
+    /// which say what to do and let reads carry on without writing.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
+        use std::io::ErrorKind;
+        let path = path.into();
+        #[cfg(unix)]
+        let over_quota = source.raw_os_error() == Some(libc::EDQUOT);
+        #[cfg(not(unix))]
+        let over_quota = false;
+        match source.kind() {
+            ErrorKind::StorageFull => Error::DiskFull { path },
+            _ if over_quota => Error::DiskFull { path },
+            ErrorKind::ReadOnlyFilesystem => Error::ReadOnly { path },
+            _ => Error::Io { path, source },
+        }
+    }
+
+    /// An SQLite error on the index at `path`, classified like `io`.
+    pub fn index(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        let path = path.into();
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => Error::DiskFull { path },
+            Some(ErrorCode::ReadOnly) => Error::ReadOnly { path },
+            _ => Error::Index { path, source },
+        }
+    }
+
+    /// True when the error means that the store cannot be written here and now (a full disk, a
+    /// read-only file system or directory), so that a read can still be answered from the files.
+    pub fn is_unwritable(&self) -> bool {
+        match self {
+            Error::DiskFull { .. } | Error::ReadOnly { .. } => true,
+            Error::Io { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
+            Error::Index { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::PermissionDenied)
+            ),
+            _ => false,
         }
     }
 

@@ -24,8 +24,12 @@ pub fn ensure_private_dir(dir: &Path, tighten: bool) -> Result<()> {
         builder.create(dir).map_err(|e| Error::io(dir, e))?;
         let meta = fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
         if tighten && meta.permissions().mode() & 0o077 != 0 {
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-                .map_err(|e| Error::io(dir, e))?;
+            match fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
+                // Nothing can be written there either (a read-only mount of a backup): reading
+                // it is still allowed.
+                Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {}
+                other => other.map_err(|e| Error::io(dir, e))?,
+            }
         }
     }
     #[cfg(not(unix))]
@@ -126,6 +130,38 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<fs::Metadata> {
         let _ = fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+/// The file name a temp file of `write_atomic` was for, if `name` is exactly such a temp file's
+/// name (`.<name>.<pid>.<8 hex>.tmp`), so that other tools' temp files (Syncthing's
+/// `.syncthing.<name>.tmp`, a user's `.notes.json.bak.tmp`) are never taken for ours.
+pub fn temp_file_target(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    let mut parts = rest.rsplitn(3, '.');
+    let (nonce, pid, target) = (parts.next()?, parts.next()?, parts.next()?);
+    let ours = nonce.len() == 8
+        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit());
+    ours.then_some(target)
+}
+
+/// Remove the temp files an interrupted `write_atomic` (a crash, a kill, a full disk) left in
+/// `dir`, for the targets `wanted` accepts; returns how many. Only safe when no write can be
+/// under way (the caller holds the lock every such write takes).
+pub fn remove_temp_files(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = temp_file_target(name).is_some_and(&wanted)
+            && entry.file_type().is_ok_and(|t| t.is_file());
+        if ours && remove_if_exists(&entry.path())? {
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Make a rename or unlink in `dir` durable.

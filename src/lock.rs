@@ -43,6 +43,14 @@ pub fn acquire(path: &Path, mode: LockMode, timeout: Duration) -> Result<LockGua
             .create(true)
             .truncate(false),
     )
+    .or_else(|e| match e.kind() {
+        // A read-only store (a read-only mount, a backup): flock needs no write access, so the
+        // lock still keeps readers and writers apart where writing is possible at all.
+        std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied => {
+            File::open(path).map_err(|_| e)
+        }
+        _ => Err(e),
+    })
     .map_err(|e| Error::io(path, e))?;
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);

@@ -138,6 +138,8 @@ pub struct Runner<'a> {
 
 impl Runner<'_> {
     pub fn run(&self, request: &Request) -> Result<Report> {
+        // Before anything is made: a signal from here on is recorded, not a silent death.
+        process::catch_interrupts().map_err(|e| Error::io("<signal handlers>", e))?;
         match &request.target {
             Target::Ephemeral { backend, workdir } => {
                 let program = self.program(*backend)?;
@@ -344,7 +346,7 @@ impl Runner<'_> {
                 // The CLI never started: a session made for this run goes again (nothing ran
                 // in it), an existing one is left as it was.
                 if created_now {
-                    let _ = store.delete(&[session.id.to_string()]);
+                    let _ = store.delete(&[session.id.to_string()], false);
                 }
                 return Err(e);
             }

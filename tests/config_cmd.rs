@@ -440,3 +440,25 @@ fn huge_or_deeply_nested_config_is_refused_at_once() {
         home.run(&["sessions", "clean", "--dry-run"]).fails_with(5);
     }
 }
+
+/// The report: an interrupted `config set` left `.config.yaml.<pid>.<hex>.tmp` that
+/// nothing removed. The next `config set` removes it (under the config lock, so never one in
+/// use), and only names of exactly that shape.
+#[test]
+fn config_set_removes_temp_files_left_by_an_interrupted_one() {
+    let home = Home::new();
+    std::fs::create_dir_all(home.path()).unwrap();
+    let leftover = home.path().join(".config.yaml.4242.deadbeef.tmp");
+    let theirs = home.path().join(".config.yaml.bak.tmp");
+    let other_target = home.path().join(".notes.yaml.4242.deadbeef.tmp");
+    for f in [&leftover, &theirs, &other_target] {
+        std::fs::write(f, "session:\n  retention_days: 1\n").unwrap();
+    }
+    home.ok(&["config", "set", "session.retention_days", "9"]);
+    assert!(!leftover.exists(), "the leftover is removed");
+    assert!(theirs.exists() && other_target.exists(), "other files stay");
+    assert_eq!(
+        yaml(&home.config_path())["session"]["retention_days"],
+        serde_yaml::Value::from(9)
+    );
+}

@@ -1215,6 +1215,72 @@ fn ctrl_c_is_forwarded_and_the_session_recorded_as_interrupted() {
     );
 }
 
+/// The report: SIGTERM in the first 10-20 ms of a run killed clinvk outright (exit 143,
+/// no message) and left the session `created`. Whenever it comes, either clinvk had not made
+/// anything yet (killed before its handlers, no session), or the session is recorded as
+/// interrupted and clinvk exits 130 with one line. The sharpest moment is the one just after
+/// the session file appears, before the CLI is started: aimed at three times.
+#[test]
+fn sigterm_at_any_moment_of_a_run_never_leaves_a_created_session() {
+    use std::os::unix::process::ExitStatusExt;
+    let mut recorded = 0;
+    let moments = [None, None, None]
+        .into_iter()
+        .chain([0u64, 2, 5, 10, 20, 50].map(Some));
+    for delay_ms in moments {
+        let f = Fakes::new();
+        let dir = f.dir("p");
+        let (child, _log) = f
+            .at(&dir)
+            .args(["a long task"])
+            .scenario("slow")
+            .env("FAKE_CLI_SLEEP", "30")
+            .spawn();
+        match delay_ms {
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            None => {
+                let start = Instant::now();
+                while f.home.session_files().is_empty() {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(10),
+                        "no session appeared"
+                    );
+                }
+            }
+        }
+        // SAFETY: kill(2) on the pid of a child this test spawned.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let out = wait_with_deadline(child, Duration::from_secs(20));
+        let files = f.home.session_files();
+        let when = format!("SIGTERM at {delay_ms:?} ms (None: as the file appeared)");
+        if out.status.signal() == Some(libc::SIGTERM) {
+            assert_eq!(
+                files,
+                Vec::<String>::new(),
+                "{when}: killed, yet a session is left"
+            );
+            continue;
+        }
+        let run = Run::from_output(out);
+        assert_eq!(run.code, 130, "{when}: {}", run.stderr);
+        assert!(
+            run.error_line().contains("interrupted by SIGTERM"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(files.len(), 1, "{when}: {files:?}");
+        let session = f.home.read_session(files[0].trim_end_matches(".json"));
+        assert_eq!(session["status"], "error", "{when}: {session}");
+        let error = session["metadata"]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("interrupted by SIGTERM"), "{session}");
+        recorded += 1;
+    }
+    assert!(
+        recorded >= 3,
+        "the tries aimed at the session file must reach the run"
+    );
+}
+
 /// Wait until the fake under clinvk `pid` is in its `slow` sleep (so it has printed its first
 /// events). Without /proc, a short pause instead.
 fn wait_for_sleep_under(pid: u32) {

@@ -582,3 +582,51 @@ fn ties_are_ordered_by_id_and_stay_so_across_rebuilds() {
         assert_eq!(pages(&home), want, "{args:?} after a rebuild");
     }
 }
+
+/// The report: prompts, models, working directories and tags reached the terminal raw
+/// (clear screen, window title, right-to-left override). Human output escapes them; `--json`
+/// keeps them exact.
+#[test]
+fn terminal_escapes_in_session_text_are_shown_escaped_and_kept_in_json() {
+    let home = Home::new();
+    let nasty = session("nasty1")
+        .model("m\u{1b}]0;pwned\u{7}")
+        .workdir("/tmp/\u{1b}[2J")
+        .tags(&["\u{202e}evil"])
+        .prompt("hi \u{1b}[31mred\u{9b}1m and\tmore")
+        .turns(&[turn(&ago(chrono::Duration::minutes(5)), 10, 5, 0)]);
+    home.add(&nasty);
+    home.warm();
+    let raw = |text: &str| {
+        text.chars()
+            .filter(|c| {
+                (c.is_control() && !matches!(c, '\n' | '\t'))
+                    || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            })
+            .collect::<String>()
+    };
+    for args in [
+        &["sessions", "list"][..],
+        &["sessions", "show", "nasty1"],
+        &["sessions", "stats", "--by", "model,tag,workdir"],
+    ] {
+        let run = home.ok(args);
+        assert_eq!(
+            raw(&run.stdout),
+            "",
+            "{args:?} printed raw controls: {:?}",
+            run.stdout
+        );
+        assert!(run.stdout.contains("\\u{1b}"), "{args:?}: {}", run.stdout);
+    }
+    let show = home.ok(&["sessions", "show", "nasty1"]).stdout;
+    assert!(show.contains("\\u{202e}evil"), "{show}");
+    assert!(show.contains("and    more"), "tabs kept as spaces: {show}");
+    // JSON is exact.
+    let row = &home.list_json(&[])[0];
+    assert_eq!(row["model"], "m\u{1b}]0;pwned\u{7}");
+    assert_eq!(row["tags"][0], "\u{202e}evil");
+    let full = home.ok(&["sessions", "show", "nasty1", "--json"]).json();
+    assert_eq!(full["workdir"], "/tmp/\u{1b}[2J");
+    assert_eq!(full["prompt"], "hi \u{1b}[31mred\u{9b}1m and\tmore");
+}

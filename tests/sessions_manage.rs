@@ -208,6 +208,39 @@ fn delete_the_same_session_twice_in_one_command() {
     assert_eq!(home.list_ids(&[]).len(), 5);
 }
 
+/// The issue's report: `delete` removed files `show` calls invalid, which README says are never
+/// deleted. Now it refuses them, by name and reason, unless `--force`.
+#[test]
+fn delete_refuses_a_file_that_is_not_a_valid_session_unless_forced() {
+    let home = standard_home();
+    home.write_session("truncated", r#"{"id": "truncated", "backend": "cla"#);
+    home.write_session("mismatch", r#"{"id": "otherid", "backend": "claude"}"#);
+    home.warm();
+    for bad in ["truncated", "mismatch"] {
+        let before = home.snapshot(false);
+        let run = home.run(&["sessions", "delete", bad]).fails_with(1);
+        assert!(
+            run.error_line().contains("not a valid session"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.error_line().contains("--force"), "{}", run.stderr);
+        // With a valid one beside it: nothing deleted either.
+        home.run(&["sessions", "delete", "abc123", bad])
+            .fails_with(1);
+        assert_same_files(&before, &home.snapshot(false));
+    }
+    let run = home.ok(&["sessions", "delete", "--force", "truncated", "mismatch"]);
+    assert!(
+        run.stderr.contains("Deleted session truncated"),
+        "{}",
+        run.stderr
+    );
+    assert!(!home.session_exists("truncated") && !home.session_exists("mismatch"));
+    assert_eq!(home.list_ids(&[]), STANDARD_ORDER, "the valid ones stay");
+    home.ok(&["sessions", "reindex", "--check"]);
+}
+
 // ----- tag ------------------------------------------------------------------------------------
 
 #[test]

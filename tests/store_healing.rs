@@ -646,6 +646,108 @@ fn index_with_a_dropped_table_is_rebuilt() {
     home.ok(&["sessions", "reindex", "--check"]);
 }
 
+/// Every file in `dir`, by name, with its bytes (to show another program's files untouched).
+fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let bytes = std::fs::read(e.path()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The report: a symlinked `.index.db` had its journal mode rewritten and a `-journal`
+/// made beside another program's database. Now it is never opened: moved aside, untouched.
+#[test]
+fn a_symlinked_index_is_never_opened_but_moved_aside() {
+    let home = standard_home();
+    let other = tempfile::tempdir().unwrap();
+    let theirs = other.path().join("app.db");
+    {
+        let conn = rusqlite::Connection::open(&theirs).unwrap();
+        conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+            .unwrap();
+    }
+    let before = files_in(other.path());
+    home.remove_index();
+    std::os::unix::fs::symlink(&theirs, home.index_path()).unwrap();
+
+    let run = home.ok(&["sessions", "list", "--json"]);
+    assert_eq!(run.ids(), STANDARD_ORDER);
+    let lines = run.stderr_lines();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(lines[0].contains("symbolic link"), "{}", lines[0]);
+    assert!(lines[0].contains(".index.db.aside-1"), "{}", lines[0]);
+    assert_eq!(
+        files_in(other.path()),
+        before,
+        "their database is untouched"
+    );
+    let aside = home.sessions_dir().join(".index.db.aside-1");
+    assert_eq!(std::fs::read_link(&aside).unwrap(), theirs);
+    assert!(std::fs::symlink_metadata(home.index_path())
+        .unwrap()
+        .file_type()
+        .is_file());
+    home.ok(&["sessions", "tag", "abc123", "after"]);
+    assert_eq!(home.list_ids(&["--tag", "after"]), ["abc123"]);
+    assert_eq!(files_in(other.path()), before);
+    home.ok(&["sessions", "reindex", "--check"]);
+}
+
+#[test]
+fn a_symlinked_index_journal_is_never_written_through() {
+    let home = standard_home();
+    let other = tempfile::tempdir().unwrap();
+    let precious = other.path().join("precious.txt");
+    std::fs::write(&precious, b"not yours\n").unwrap();
+    let journal = home.sessions_dir().join(".index.db-journal");
+    let _ = std::fs::remove_file(&journal);
+    std::os::unix::fs::symlink(&precious, &journal).unwrap();
+
+    let run = home.ok(&["sessions", "tag", "abc123", "x"]);
+    assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&precious).unwrap(), b"not yours\n");
+    assert!(std::fs::symlink_metadata(&journal).unwrap().is_file());
+    assert_eq!(home.list_ids(&["--tag", "x"]), ["abc123"]);
+    home.ok(&["sessions", "reindex", "--check"]);
+}
+
+/// `.index.db` or its journal being a directory stopped every command, `reindex` included.
+#[test]
+fn an_index_or_journal_that_is_a_directory_is_moved_aside_and_rebuilt() {
+    for name in [".index.db", ".index.db-journal"] {
+        for first in [
+            &["sessions", "list", "--json"][..],
+            &["sessions", "reindex"][..],
+        ] {
+            let home = standard_home();
+            let path = home.sessions_dir().join(name);
+            let _ = std::fs::remove_file(&path);
+            std::fs::create_dir(&path).unwrap();
+            std::fs::write(path.join("inside"), b"kept").unwrap();
+
+            let run = home.ok(first);
+            assert!(
+                run.stderr.contains("directory") || run.stdout.contains("aside"),
+                "{name}, {first:?}: {}{}",
+                run.stdout,
+                run.stderr
+            );
+            let aside = home.sessions_dir().join(format!("{name}.aside-1"));
+            assert_eq!(std::fs::read(aside.join("inside")).unwrap(), b"kept");
+            assert_eq!(home.list_ids(&[]), STANDARD_ORDER, "{name}, {first:?}");
+            let quiet = home.ok(&["sessions", "list", "--json"]);
+            assert_eq!(quiet.stderr, "", "{name}, {first:?}");
+            home.ok(&["sessions", "reindex", "--check"]);
+        }
+    }
+}
+
 #[test]
 fn resetting_the_store_as_the_guide_says_gives_an_empty_list() {
     let home = standard_home();

@@ -69,6 +69,47 @@ pub fn run(
     run_with(program, invocation, prompt, workdir, &Limits::none())
 }
 
+/// Catch SIGINT, SIGTERM and SIGHUP from now on, for a run about to start. Without this, one
+/// that came before the CLI was started (while the session is being created) would kill clinvk
+/// on the spot, leaving the session `created` without a word; caught, it stops the run before
+/// the CLI starts, and the session is recorded as interrupted, as for a Ctrl-C during the run.
+pub fn catch_interrupts() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut result = Ok(());
+        EARLY.get_or_init(|| {
+            let flag = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                let registered =
+                    signal_hook::flag::register_usize(signal, flag.clone(), signal as usize);
+                if let Err(e) = registered {
+                    result = Err(e);
+                }
+            }
+            flag
+        });
+        result
+    }
+    #[cfg(not(unix))]
+    Ok(())
+}
+
+/// The latest signal `catch_interrupts` caught, if any.
+#[cfg(unix)]
+static EARLY: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicUsize>> =
+    std::sync::OnceLock::new();
+
+fn early_signal() -> Option<i32> {
+    #[cfg(unix)]
+    {
+        let flag = EARLY.get()?;
+        let signal = flag.load(std::sync::atomic::Ordering::SeqCst);
+        i32::try_from(signal).ok().filter(|s| *s != 0)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 pub fn run_with(
     program: &Path,
     invocation: &Invocation,
@@ -78,6 +119,18 @@ pub fn run_with(
 ) -> std::io::Result<Captured> {
     let start = Instant::now();
     let forward = Forwarder::install()?;
+    // Interrupted before the CLI could start: it is not started at all.
+    if let Some(signal) = forward.first_so_far().or_else(early_signal) {
+        forward.finish();
+        return Ok(Captured {
+            stdout: String::new(),
+            stderr: String::new(),
+            exit_code: None,
+            duration: start.elapsed(),
+            interrupted: Some(signal),
+            timed_out: false,
+        });
+    }
     let mut command = Command::new(program);
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut command, 0);

@@ -174,6 +174,9 @@ impl Observer for StderrObserver {
                 "the change is saved in the session file, but the index could not be updated ({error}); \
                  the next command will catch up"
             )),
+            Notice::AnsweredFromFiles { why } => warning(&format!(
+                "read the session files directly, as the index cannot be updated: {why}"
+            )),
         }
     }
 

@@ -71,6 +71,18 @@ fn picker_rows(rows: &[(&str, Backend, DateTime<Utc>, &str)], now: DateTime<Utc>
 mod tests {
     use super::*;
 
+    /// A prompt cannot drive the terminal the picker draws on (clear screen, title, bidi).
+    #[test]
+    fn prompts_are_shown_with_their_controls_escaped() {
+        let now: DateTime<Utc> = "2025-01-27T12:00:00Z".parse().unwrap();
+        let rows = picker_rows(
+            &[("abc", Backend::Codex, now, "a\u{1b}[2J\u{202e}b\u{7}")],
+            now,
+        );
+        assert!(rows[0].ends_with("a\\u{1b}[2J\\u{202e}b\\u{7}"), "{rows:?}");
+        assert!(!rows[0].chars().any(|c| c.is_control() || c == '\u{202e}'));
+    }
+
     #[test]
     fn the_columns_line_up() {
         let now: DateTime<Utc> = "2025-01-27T12:00:00Z".parse().unwrap();

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tabled::builder::Builder;
 use tabled::settings::{Padding, Style};
 
+use super::output::escape_controls;
 use crate::domain::{Backend, Status};
 use crate::store::session::format_time;
 use crate::store::{Session, SessionSummary};
@@ -38,10 +39,11 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// The first line of a prompt, whitespace folded, cut to `max` characters.
+/// The first line of a prompt, whitespace folded, control characters escaped, cut to `max`
+/// characters.
 pub fn title(prompt: &str, max: usize) -> String {
     let line = prompt.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    let folded: String = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    let folded = escape_controls(&line.split_whitespace().collect::<Vec<_>>().join(" "));
     if folded.chars().count() <= max {
         folded
     } else {
@@ -170,8 +172,11 @@ impl Serialize for JsonRow<'_> {
 }
 
 /// `sessions show` in the guide's layout.
+///
+/// Every text from the file (model, directory, tags, prompt, ...) has its control and bidi
+/// characters escaped: a session file must not be able to drive the terminal it is shown on.
 pub fn show(s: &Session, now: DateTime<Utc>) -> String {
-    let dash = |v: Option<&str>| v.map_or_else(|| "-".to_string(), str::to_string);
+    let dash = |v: Option<&str>| v.map_or_else(|| "-".to_string(), escape_controls);
     let mut lines = vec![
         format!("ID:                {}", s.id),
         format!("Backend:           {}", s.backend),
@@ -186,9 +191,9 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
         format!(
             "Working Directory: {}",
             if s.workdir.is_empty() {
-                "-"
+                "-".to_string()
             } else {
-                &s.workdir
+                escape_controls(&s.workdir)
             }
         ),
         format!(
@@ -199,7 +204,8 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
         match (&s.backend_session_id, &s.metadata.fork_from) {
             (Some(_), _) => "Resumable:         yes (backend_session_id is set)".to_string(),
             (None, Some(from)) => format!(
-                "Resumable:         yes (backend_session_id is missing: its first run forks from {from})"
+                "Resumable:         yes (backend_session_id is missing: its first run forks from {})",
+                escape_controls(from)
             ),
             (None, None) => "Resumable:         no (backend_session_id is missing)".to_string(),
         },
@@ -238,13 +244,18 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
             if s.tags.is_empty() {
                 "-".to_string()
             } else {
-                s.tags.join(", ")
+                escape_controls(&s.tags.join(", "))
             }
         ),
     ]);
     if !s.prompt.is_empty() {
         lines.push("Prompt:".to_string());
-        lines.extend(s.prompt.lines().map(|l| format!("  {l}")));
+        // Tabs are harmless and common in pasted code: kept, as spaces.
+        lines.extend(
+            s.prompt
+                .lines()
+                .map(|l| format!("  {}", escape_controls(&l.replace('\t', "    ")))),
+        );
     }
     let mut out = lines.join("\n");
     out.push('\n');

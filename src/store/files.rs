@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::is_valid_id;
 use crate::error::{Error, Result};
-use crate::fsio::TEMP_SUFFIX;
 pub use crate::fsio::{
     ensure_private_dir, open_private, read_regular_file, remove_if_exists, sync_dir,
 };
@@ -63,41 +62,14 @@ pub fn modified_utc(meta: &fs::Metadata) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-/// Remove the temp files `write_atomic` leaves when a write is interrupted (a crash, a kill,
-/// a full disk): `.<id>.json.<pid>.<hex>.tmp`. Only safe when no write can be under way.
+/// Remove the temp files `write_atomic` leaves when a session write is interrupted (a crash, a
+/// kill, a full disk): `.<id>.json.<pid>.<hex>.tmp`. Only safe when no write can be under way.
 pub fn remove_temp_files(dir: &Path) -> Result<usize> {
-    let mut removed = 0;
-    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
-        let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let ours = is_our_temp_name(name) && entry.file_type().is_ok_and(|t| t.is_file());
-        if ours && remove_if_exists(&entry.path())? {
-            removed += 1;
-        }
-    }
-    Ok(removed)
+    crate::fsio::remove_temp_files(dir, is_session_file_name)
 }
 
-/// Exactly the names `write_atomic` makes, `.<id>.json.<pid>.<8 hex>.tmp`, so that other tools'
-/// temp files (Syncthing's `.syncthing.<name>.tmp`, a user's `.notes.json.bak.tmp`) are never
-/// taken for ours.
-fn is_our_temp_name(name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix('.')
-        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
-    else {
-        return false;
-    };
-    let mut parts = rest.rsplitn(3, '.');
-    let (Some(nonce), Some(pid), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
-        return false;
-    };
-    nonce.len() == 8
-        && nonce.bytes().all(|b| b.is_ascii_hexdigit())
-        && !pid.is_empty()
-        && pid.bytes().all(|b| b.is_ascii_digit())
-        && file.strip_suffix(".json").is_some_and(is_valid_id)
+fn is_session_file_name(name: &str) -> bool {
+    name.strip_suffix(".json").is_some_and(is_valid_id)
 }
 
 /// One `<id>.json` entry of the sessions directory.
@@ -335,7 +307,10 @@ mod tests {
 
     #[test]
     fn temp_names() {
-        assert!(super::is_our_temp_name(".abc123.json.4242.deadbeef.tmp"));
+        let ours = |name: &str| {
+            crate::fsio::temp_file_target(name).is_some_and(super::is_session_file_name)
+        };
+        assert!(ours(".abc123.json.4242.deadbeef.tmp"));
         for other in [
             ".syncthing.s000003.json.tmp",
             ".my notes.json.bak.tmp",
@@ -343,7 +318,7 @@ mod tests {
             "abc.json.1.deadbeef.tmp",
             ".a/b.json.1.deadbeef.tmp",
         ] {
-            assert!(!super::is_our_temp_name(other), "{other}");
+            assert!(!ours(other), "{other}");
         }
     }
 }

@@ -62,6 +62,9 @@ pub enum Notice {
     },
     /// A file was changed but updating the index failed; the next command catches up.
     IndexLagging { error: String },
+    /// The index could not be brought up to date (`why`: a full disk, a read-only store), so the
+    /// answer was read from the files.
+    AnsweredFromFiles { why: String },
 }
 
 pub struct ListOutcome {
@@ -77,6 +80,9 @@ pub struct ReindexReport {
     pub elapsed: Duration,
     /// Temp files of interrupted writes that were removed.
     pub removed_temp_files: usize,
+    /// What was at the index's place but not a regular file (a directory, a symbolic link),
+    /// moved aside untouched.
+    pub moved_aside: Vec<PathBuf>,
 }
 
 pub struct Store {
@@ -121,18 +127,60 @@ impl Store {
 
     /// Run `f` on an up-to-date index: under the shared lock when it already is, else under the
     /// exclusive lock after bringing it up to date. A corrupt index is rebuilt and `f` retried.
+    ///
+    /// When the index cannot be brought up to date because nothing can be written (a full disk,
+    /// a read-only store), `f` runs on an index built in memory from the files instead.
     fn read<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
-        {
-            let _shared = self.lock(LockMode::Shared)?;
-            if let Some(mut index) = self.open_fresh()? {
-                match f(self, &mut index) {
-                    Err(e) if index::is_corruption(&e) => {}
-                    other => return other,
+        match self.lock(LockMode::Shared) {
+            Ok(_shared) => {
+                if let Some(mut index) = self.open_fresh()? {
+                    match f(self, &mut index) {
+                        Err(e) if index::is_corruption(&e) => {}
+                        other => return other,
+                    }
                 }
             }
+            // No lock file, and none can be made: nor can anyone write.
+            Err(e) if e.is_unwritable() => return self.answer_from_files(&e, f),
+            Err(e) => return Err(e),
         }
-        let _exclusive = self.lock(LockMode::Exclusive)?;
-        self.with_prepared(f)
+        let _exclusive = match self.lock(LockMode::Exclusive) {
+            Ok(guard) => guard,
+            Err(e) if e.is_unwritable() => return self.answer_from_files(&e, f),
+            Err(e) => return Err(e),
+        };
+        let mut index = match self.prepare() {
+            Ok(index) => index,
+            Err(e) if e.is_unwritable() => return self.answer_from_files(&e, f),
+            Err(e) => return Err(e),
+        };
+        match f(self, &mut index) {
+            Err(e) if index::is_corruption(&e) => {
+                drop(index);
+                match self.rebuild_announced(format!("the index was unreadable ({e})")) {
+                    Ok(mut index) => f(self, &mut index),
+                    Err(e) if e.is_unwritable() => self.answer_from_files(&e, f),
+                    Err(e) => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Answer a read from the files alone, through an index in memory, because the one on disk
+    /// cannot be brought up to date (`why`). Slower (every file is read), but a full disk or a
+    /// read-only store still lists, shows and sums. The caller holds a lock if one can be had.
+    fn answer_from_files<T>(
+        &self,
+        why: &Error,
+        mut f: impl FnMut(&Store, &mut Index) -> Result<T>,
+    ) -> Result<T> {
+        let mut index = Index::in_memory(&self.index_path)?;
+        self.reconcile(&mut index, true)?;
+        self.observer.notice(&Notice::AnsweredFromFiles {
+            why: why.to_string(),
+        });
+        f(self, &mut index)
     }
 
     /// Run `f` under the exclusive lock on an up-to-date index.
@@ -277,12 +325,21 @@ impl Store {
             return Ok(outcome);
         }
         // Some files were edited in place: re-read them (under the exclusive lock), then answer.
-        self.write(|store, index| {
+        let verified = self.write(|store, index| {
             Ok(ListOutcome {
                 sessions: store.query_verified(index, query, VERIFY_ROWS)?.0,
                 invalid_files: index.invalid_files()?,
             })
-        })
+        });
+        match verified {
+            Err(e) if e.is_unwritable() => self.answer_from_files(&e, |_, index| {
+                Ok(ListOutcome {
+                    sessions: summaries(index.list(query)?),
+                    invalid_files: index.invalid_files()?,
+                })
+            }),
+            other => other,
+        }
     }
 
     /// Run `query`, re-reading first any of the first `verify` rows, or any known-invalid file,
@@ -383,9 +440,10 @@ impl Store {
         })
     }
 
-    /// Delete sessions by id or prefix. Every key is resolved first: if one fails, nothing is
-    /// deleted.
-    pub fn delete(&self, keys: &[String]) -> Result<Vec<SessionId>> {
+    /// Delete sessions by id or prefix. Every key is resolved first, and every file read: if one
+    /// is not found, or (without `force`) is not a valid session, nothing is deleted. README
+    /// promises that clinvk never deletes a file it cannot read as a session unless told to.
+    pub fn delete(&self, keys: &[String], force: bool) -> Result<Vec<SessionId>> {
         for key in keys {
             SessionId::parse(key)?;
         }
@@ -395,6 +453,17 @@ impl Store {
                 let id = store.resolve(index, key)?;
                 if !ids.contains(&id) {
                     ids.push(id);
+                }
+            }
+            if !force {
+                for id in &ids {
+                    if let Err(Error::InvalidSession { path, reason }) = store.read_session(id) {
+                        return Err(Error::InvalidNotDeleted {
+                            id: id.to_string(),
+                            path,
+                            reason,
+                        });
+                    }
                 }
             }
             store.remove_files(index, &ids)?;
@@ -527,6 +596,20 @@ impl Store {
         if let Some(done) = done {
             return Ok(done);
         }
+        match self.stats_in_zone(query, &wants_zone) {
+            // The index as it is answers just as well, in its own zone's rollup.
+            Err(e) if e.is_unwritable() => self.read(|_, index| answer(index)),
+            other => other,
+        }
+    }
+
+    /// `stats` when the question would move the rollup to its zone: under the exclusive lock.
+    fn stats_in_zone(
+        &self,
+        query: &StatsQuery,
+        wants_zone: &dyn Fn(&Index) -> Result<bool>,
+    ) -> Result<(StatsResult, Vec<InvalidFile>)> {
+        let answer = |index: &mut Index| Ok((index.stats(query)?, index.invalid_files()?));
         let _exclusive = self.lock(LockMode::Exclusive)?;
         // Decide on the index as it is: a move rebuilds it anyway, so bringing it up to date
         // first would read changed files twice. (An unusable one is rebuilt by `prepare`, in
@@ -599,7 +682,7 @@ mod tests {
             .map(|s| s.id.to_string())
             .take(2)
             .collect();
-        store.delete(&ids).unwrap();
+        store.delete(&ids, false).unwrap();
         assert!(!dir.path().join(sync::DELETE_JOURNAL).exists());
         let Ok(index) = Index::open_existing(&dir.path().join(INDEX_FILE)).unwrap() else {
             panic!("the index is usable");

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::files::{self, DirEntry, DirStamp, FileStamp};
 use super::index::{self, Index};
 use super::{watch, Notice, ReindexReport, Session, Store};
 use crate::error::{Error, Result};
-use crate::fsio::{Read, TEMP_SUFFIX};
+use crate::fsio::Read;
 use crate::timespec::Zone;
 
 /// Above this many changed files, the prompt search index is rebuilt in one pass.
@@ -112,10 +112,22 @@ impl Before {
 /// that a deletion is all or nothing. Hidden, like the index, from the guide's `*.json` globs.
 pub(super) const DELETE_JOURNAL: &str = ".delete-journal";
 
+/// True when the watch saw no entry of the directory come or go but the index's own (which only
+/// ever change under the exclusive lock). Without a watch, nobody can tell: false.
+fn only_index_files_changed(dir: &Path, watch: Option<&watch::Watch>) -> bool {
+    let Some(watch) = watch else { return false };
+    watch::Watch::barrier(dir);
+    match watch.seen() {
+        watch::Seen::Events(events) => events
+            .iter()
+            .all(|(_, name)| name.to_string_lossy().starts_with(super::INDEX_FILE)),
+        watch::Seen::Unknown => false,
+    }
+}
+
 /// The journal or the temp file it is written through.
 fn is_journal_name(name: &str) -> bool {
-    name == DELETE_JOURNAL
-        || (name.starts_with(&format!(".{DELETE_JOURNAL}.")) && name.ends_with(TEMP_SUFFIX))
+    name == DELETE_JOURNAL || crate::fsio::temp_file_target(name) == Some(DELETE_JOURNAL)
 }
 
 impl Store {
@@ -149,7 +161,19 @@ impl Store {
     /// `rebuild_announced`, with the usage rollup in `zone` (None: the local zone).
     pub(super) fn rebuild_announced_in(&self, why: String, zone: Option<Zone>) -> Result<Index> {
         let (index, report) = self.rebuild(zone)?;
-        if report.sessions > 0 || !report.invalid_files.is_empty() {
+        let why = match report.moved_aside.as_slice() {
+            [] => why,
+            moved => format!(
+                "{why} (moved aside, untouched: {})",
+                moved
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        if report.sessions > 0 || !report.invalid_files.is_empty() || !report.moved_aside.is_empty()
+        {
             self.observer.notice(&Notice::IndexRebuilt {
                 why,
                 sessions: report.sessions,
@@ -160,6 +184,9 @@ impl Store {
     }
     /// `zone`: the usage rollup's; None keeps the old index's (and when it moved there), so that
     /// a `reindex` in a cron job's `TZ` does not undo the user's, else the local zone.
+    ///
+    /// The new index is built beside the old one and swapped in only once complete, so that a
+    /// rebuild that fails (a full disk, a kill) leaves the old index as it was, still answering.
     pub(super) fn rebuild(&self, zone: Option<Zone>) -> Result<(Index, ReindexReport)> {
         let start = Instant::now();
         let (zone, moved_at) = match zone {
@@ -167,17 +194,45 @@ impl Store {
             None => Index::recorded_rollup(&self.index_path)
                 .map_or((None, None), |(zone, at)| (Some(zone), at)),
         };
-        let mut index = Index::create_fresh(&self.index_path, zone)?;
-        if let Some(at) = moved_at {
-            index.set_rollup_zone_moved_at(at)?;
-        }
-        self.reconcile(&mut index, true)?;
-        let report = ReindexReport {
-            sessions: index.count()?,
-            invalid_files: index.invalid_files()?,
-            elapsed: start.elapsed(),
-            removed_temp_files: 0,
+        // Spans the whole rebuild: only then can the swap's own change to the directory be told
+        // from anyone else's.
+        let watch = watch::Watch::start(&self.dir);
+        let new_path = self.dir.join(index::NEW_INDEX_FILE);
+        let built = (|| {
+            let mut index = Index::create_fresh(&new_path, zone)?;
+            if let Some(at) = moved_at {
+                index.set_rollup_zone_moved_at(at)?;
+            }
+            self.reconcile(&mut index, true)?;
+            let report = ReindexReport {
+                sessions: index.count()?,
+                invalid_files: index.invalid_files()?,
+                elapsed: Duration::ZERO,
+                removed_temp_files: 0,
+                moved_aside: Vec::new(),
+            };
+            Ok((index, report))
+        })();
+        let (index, mut report) = built.inspect_err(|_| Index::discard(&new_path))?;
+        report.moved_aside = index.install(&self.index_path)?;
+        let mut index = match Index::open_existing(&self.index_path)? {
+            Ok(index) => index,
+            Err(why) => {
+                return Err(Error::Migration {
+                    path: self.index_path.clone(),
+                    message: format!("the rebuilt index cannot be opened ({why})"),
+                })
+            }
         };
+        // The swap moved the directory's mtime past the stamp the load recorded. If nothing but
+        // the index's own files came or went meanwhile, the stamp after it can be recorded, and
+        // the next command need not rescan.
+        if only_index_files_changed(&self.dir, watch.as_ref()) {
+            let tx = index.transaction()?;
+            tx.set_dir_stamp(files::stable_dir_stamp(&self.dir)?)?;
+            tx.commit()?;
+        }
+        report.elapsed = start.elapsed();
         Ok((index, report))
     }
     /// Make the index agree with the directory: read files whose stamp changed, forget files

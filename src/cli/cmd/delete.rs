@@ -11,11 +11,14 @@ use crate::error::{exit, Result};
 pub struct DeleteArgs {
     #[arg(required = true, value_name = "ID", value_parser = session_key)]
     pub ids: Vec<String>,
+    /// Delete even a file that is not a valid session (truncated, unreadable, another id inside)
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(ctx: &Context, args: &DeleteArgs) -> Result<i32> {
     let ids = &args.ids;
-    for id in ctx.store()?.delete(ids)? {
+    for id in ctx.store()?.delete(ids, args.force)? {
         output::message(&format!("Deleted session {id}"));
     }
     Ok(exit::OK)

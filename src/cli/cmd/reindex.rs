@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use crate::cli::output::{print, print_json};
+use crate::cli::output::{escape_controls, print, print_json};
 use crate::cli::Context;
 use crate::error::{exit, Result};
 use crate::store::InvalidFile;
@@ -41,6 +41,7 @@ fn reindex(ctx: &Context, json: bool) -> Result<i32> {
             "sessions": report.sessions,
             "invalid_files": invalid_json(&report.invalid_files),
             "removed_temp_files": report.removed_temp_files,
+            "moved_aside": report.moved_aside.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "elapsed_ms": report.elapsed.as_millis() as u64,
         }))?;
     } else {
@@ -54,6 +55,12 @@ fn reindex(ctx: &Context, json: bool) -> Result<i32> {
             text.push_str(&format!(
                 "Removed {} temp file(s) left by interrupted writes\n",
                 report.removed_temp_files
+            ));
+        }
+        for path in &report.moved_aside {
+            text.push_str(&format!(
+                "Moved {} aside (it was not a file clinvk made), untouched\n",
+                escape_controls(&path.display().to_string())
             ));
         }
         if !report.invalid_files.is_empty() {

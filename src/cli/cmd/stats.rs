@@ -421,7 +421,8 @@ fn key_cell(dim: Dimension, value: &str) -> String {
         (Dimension::Model, "") => "(unknown)".into(),
         (Dimension::Tag, "") => "(untagged)".into(),
         (Dimension::Workdir, "") => "-".into(),
-        _ => value.to_string(),
+        // Models, tags and directories come from session files: no terminal escapes.
+        _ => output::escape_controls(value),
     }
 }
 

@@ -37,6 +37,8 @@ use row::stamp_at;
 use schema::{embedded, latest_version, schema_fingerprint};
 pub use write::{BulkLoad, IndexTx};
 
+/// Where a rebuild builds the new index, beside the one it replaces (see `install`).
+pub const NEW_INDEX_FILE: &str = ".index.db.new";
 const DIR_KEY: &str = "dir_stamp";
 const SCHEMA_KEY: &str = "schema_fingerprint";
 /// A cache like the rest: if the index is rebuilt, the next new session cleans once more.
@@ -54,6 +56,12 @@ pub struct Index {
 /// Why an existing index cannot be used as it is.
 pub enum Unusable {
     Missing,
+    /// The index or its journal is not a regular file (a symbolic link, which could be another
+    /// program's database, a directory, a device): never opened, but moved aside by a rebuild.
+    NotAFile {
+        path: PathBuf,
+        what: &'static str,
+    },
     /// An older schema of ours: migrate it in place.
     Outdated(Index),
     Corrupt(String),
@@ -66,6 +74,9 @@ impl std::fmt::Display for Unusable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unusable::Missing => f.write_str("the index was missing"),
+            Unusable::NotAFile { path, what } => {
+                write!(f, "{} was a {what}, not a file", path.display())
+            }
             Unusable::Outdated(_) => f.write_str("the index had an older schema"),
             Unusable::Corrupt(why) => write!(f, "the index was unreadable ({why})"),
             Unusable::UnknownSchema(v) => write!(f, "the index had an unknown schema version {v}"),
@@ -95,20 +106,19 @@ fn is_corrupt_sqlite(err: &rusqlite::Error) -> bool {
 
 impl Index {
     fn err(&self, source: rusqlite::Error) -> Error {
-        Error::Index {
-            path: self.path.clone(),
-            source,
-        }
+        Error::index(&self.path, source)
     }
 
     /// Open an existing index that is ready to answer: present, readable and of this schema.
     pub fn open_existing(path: &Path) -> Result<std::result::Result<Index, Unusable>> {
-        if !path.exists() {
-            return Ok(Err(Unusable::Missing));
+        if let Some(why) = not_openable(path) {
+            return Ok(Err(why));
         }
         let conn = match Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         ) {
             Ok(conn) => conn,
             Err(e) => return Ok(Err(Unusable::Corrupt(e.to_string()))),
@@ -145,16 +155,32 @@ impl Index {
     /// `zone`: the zone of the usage rollup (None: the local zone).
     pub fn create_fresh(path: &Path, zone: Option<Zone>) -> Result<Index> {
         // A leftover journal (or -wal from older builds) would be replayed into the new file.
-        for suffix in ["", "-wal", "-shm", "-journal"] {
-            remove_if_exists(&PathBuf::from(format!("{}{suffix}", path.display())))?;
+        for related in related_paths(path) {
+            clear(&related)?;
         }
         // Created here, private, so that SQLite's -journal inherits its 0600 mode.
         open_private(path, OpenOptions::new().write(true).create_new(true))
             .map_err(|e| Error::io(path, e))?;
-        let conn = Connection::open(path).map_err(|e| Error::Index {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .map_err(|e| Error::index(path, e))?;
+        Index::set_up(conn, path, zone)
+    }
+
+    /// An index in memory, built by the caller from the files: the answer to a read when the
+    /// index on disk cannot be brought up to date (a full disk, a read-only store). `path`: the
+    /// index on disk, for messages.
+    pub fn in_memory(path: &Path) -> Result<Index> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::index(path, e))?;
+        Index::set_up(conn, path, None)
+    }
+
+    /// Configure a new, empty database and give it the current schema.
+    fn set_up(conn: Connection, path: &Path, zone: Option<Zone>) -> Result<Index> {
         let mut index = Index {
             conn,
             path: path.to_path_buf(),
@@ -163,21 +189,62 @@ impl Index {
         index.configure().map_err(|e| index.err(e))?;
         embedded::migrations::runner()
             .run(&mut index.conn)
-            .map_err(|e| Error::Migration {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| migration_error(path, &e))?;
         index.save_rollup_zone()?;
         Ok(index)
+    }
+
+    /// Put the complete index built at `new` in the place of the one at `path` (which may be
+    /// anything: missing, garbage, a directory, a symbolic link), closing it first. Anything at
+    /// `path` or its journal that is not a regular file is moved aside, untouched, and returned.
+    pub fn install(self, path: &Path) -> Result<Vec<PathBuf>> {
+        let new = self.path.clone();
+        drop(self);
+        let mut aside = Vec::new();
+        let journal = journal_path(path);
+        for old in [path, journal.as_path()] {
+            if let Some(moved) = move_aside_unless_file(old)? {
+                aside.push(moved);
+            }
+        }
+        for leftover in related_paths(path).into_iter().skip(2) {
+            remove_if_exists(&leftover)?;
+        }
+        // An empty journal first: an old journal left by a crash, replayed into the new file,
+        // would corrupt it. Truncated in place rather than removed, so that the next write (which
+        // would create it) does not move the directory's mtime.
+        open_private(
+            &journal,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )
+        .map_err(|e| Error::io(&journal, e))?;
+        remove_if_exists(&journal_path(&new))?;
+        std::fs::rename(&new, path).map_err(|e| Error::io(path, e))?;
+        if let Some(dir) = path.parent() {
+            crate::fsio::sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        Ok(aside)
+    }
+
+    /// Remove what a rebuild that failed half-way left at `new` (a best effort: a leftover is
+    /// cleared by the next rebuild anyway).
+    pub fn discard(new: &Path) {
+        for related in related_paths(new) {
+            let _ = clear(&related);
+        }
     }
 
     /// The rollup zone of the index at `path` and when a question moved it there, if the file is
     /// a readable index that records one (for a rebuild to keep them).
     pub fn recorded_rollup(path: &Path) -> Option<(Zone, Option<DateTime<Utc>>)> {
-        if !path.exists() {
+        if not_openable(path).is_some() {
             return None;
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )
+        .ok()?;
         let mut old = Index {
             conn,
             path: path.to_path_buf(),
@@ -232,7 +299,9 @@ impl Index {
         let mode: String = self
             .conn
             .query_row("PRAGMA journal_mode = TRUNCATE", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("truncate") {
+        // An index in memory keeps its journal in memory, and that is all it can do.
+        let in_memory = self.conn.path().is_none_or(str::is_empty);
+        if !mode.eq_ignore_ascii_case("truncate") && !in_memory {
             return Err(rusqlite::Error::SqliteFailure(
                 rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
                 Some(format!("cannot use journal mode TRUNCATE (got {mode})")),
@@ -287,10 +356,7 @@ impl Index {
     pub fn migrate(mut self) -> Result<Index> {
         embedded::migrations::runner()
             .run(&mut self.conn)
-            .map_err(|e| Error::Migration {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| migration_error(&self.path, &e))?;
         if self.load_rollup_zone().is_err() {
             self.rollup_zone = rollup_zone_for_new_index();
             self.save_rollup_zone()?;
@@ -307,10 +373,7 @@ impl Index {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| Error::Index {
-                path: path.clone(),
-                source: e,
-            })?;
+            .map_err(|e| Error::index(&path, e))?;
         Ok(IndexTx {
             tx,
             path,
@@ -434,6 +497,109 @@ impl Index {
     /// After a bulk load: update the planner's statistics.
     pub fn settle_after_bulk(&self) {
         let _ = self.conn.execute_batch("PRAGMA optimize");
+    }
+}
+
+/// A failed migration, as a full disk or read-only store when SQLite says so underneath.
+fn migration_error(path: &Path, e: &refinery::Error) -> Error {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(sqlite) = c.downcast_ref::<rusqlite::Error>() {
+            match sqlite.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DiskFull) => {
+                    return Error::DiskFull {
+                        path: path.to_path_buf(),
+                    }
+                }
+                Some(rusqlite::ErrorCode::ReadOnly) => {
+                    return Error::ReadOnly {
+                        path: path.to_path_buf(),
+                    }
+                }
+                _ => {}
+            }
+        }
+        cause = c.source();
+    }
+    Error::Migration {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// The journal SQLite keeps beside the database at `path`.
+fn journal_path(path: &Path) -> PathBuf {
+    suffixed(path, "-journal")
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The database, its journal, and the -wal and -shm files of builds that used WAL.
+fn related_paths(path: &Path) -> [PathBuf; 4] {
+    [
+        path.to_path_buf(),
+        journal_path(path),
+        suffixed(path, "-wal"),
+        suffixed(path, "-shm"),
+    ]
+}
+
+/// What a path is when it is not a regular file: None for a regular file or nothing.
+fn not_a_file(path: &Path) -> Option<&'static str> {
+    let kind = std::fs::symlink_metadata(path).ok()?.file_type();
+    if kind.is_file() {
+        None
+    } else if kind.is_symlink() {
+        Some("symbolic link")
+    } else if kind.is_dir() {
+        Some("directory")
+    } else {
+        Some("special file")
+    }
+}
+
+/// Why the index at `path` cannot be opened as a file, if it cannot: it is missing, or it or its
+/// journal is not a regular file.
+fn not_openable(path: &Path) -> Option<Unusable> {
+    let journal = journal_path(path);
+    for p in [path, journal.as_path()] {
+        if let Some(what) = not_a_file(p) {
+            return Some(Unusable::NotAFile {
+                path: p.to_path_buf(),
+                what,
+            });
+        }
+    }
+    std::fs::symlink_metadata(path)
+        .is_err()
+        .then_some(Unusable::Missing)
+}
+
+/// Rename whatever is at `path`, if it is not a regular file, to a free name beside it
+/// (`.index.db.aside-1`, ...), so that nothing clinvk did not make is deleted or written through.
+fn move_aside_unless_file(path: &Path) -> Result<Option<PathBuf>> {
+    if not_a_file(path).is_none() {
+        return Ok(None);
+    }
+    for n in 1.. {
+        let aside = suffixed(path, &format!(".aside-{n}"));
+        if std::fs::symlink_metadata(&aside).is_err() {
+            std::fs::rename(path, &aside).map_err(|e| Error::io(path, e))?;
+            return Ok(Some(aside));
+        }
+    }
+    unreachable!("some name is free")
+}
+
+/// Make `path` free: a file or symbolic link is removed, anything else moved aside.
+fn clear(path: &Path) -> Result<()> {
+    match not_a_file(path) {
+        None | Some("symbolic link") => remove_if_exists(path).map(drop),
+        Some(_) => move_aside_unless_file(path).map(drop),
     }
 }
 

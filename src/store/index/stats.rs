@@ -750,7 +750,7 @@ mod tests {
             })
             .unwrap();
         store
-            .delete(&[ids[4].to_string(), ids[7].to_string()])
+            .delete(&[ids[4].to_string(), ids[7].to_string()], false)
             .unwrap();
         check(&store);
 

@@ -29,10 +29,7 @@ pub struct IndexTx<'a> {
 
 impl IndexTx<'_> {
     fn err(&self, source: rusqlite::Error) -> Error {
-        Error::Index {
-            path: self.path.clone(),
-            source,
-        }
+        Error::index(&self.path, source)
     }
 
     /// Declare the index empty for the rest of this transaction (a fresh rebuild), so that rows
@@ -228,8 +225,6 @@ impl IndexTx<'_> {
 
     pub fn commit(self) -> Result<()> {
         let path = self.path;
-        self.tx
-            .commit()
-            .map_err(|e| Error::Index { path, source: e })
+        self.tx.commit().map_err(|e| Error::index(path, e))
     }
 }
