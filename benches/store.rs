@@ -682,208 +682,257 @@ struct BenchArgs {
     bench: bool,
 }
 
-fn main() {
-    // Every day and month here is a UTC one: the clinvk processes run with TZ=UTC (see
-    // `clinvk`), and so does this one, should it ever have to rebuild the index itself.
-    std::env::set_var("TZ", "UTC");
-    let args = BenchArgs::parse();
-    if let [dir, backend] = args.scan.as_slice() {
-        scan_mode(Path::new(dir), backend);
-        return;
-    }
-    if let Some(dir) = &args.scan_usage {
-        scan_usage_mode(dir);
-        return;
-    }
-    let sizes = args.sizes;
-    let runs = args.runs;
-    let usage_only = args.usage_only;
-    let skip_jq = args.no_jq || Command::new("jq").arg("--version").output().is_err();
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench-store");
+/// What `sessions list` is asked, by label.
+const LIST_QUERIES: &[(&str, &[&str])] = &[
+    ("list -n 20", &["sessions", "list", "-n", "20"]),
+    (
+        "list -n 20 --backend codex",
+        &["sessions", "list", "-n", "20", "--backend", "codex"],
+    ),
+    (
+        "list -n 20 --status error",
+        &["sessions", "list", "-n", "20", "--status", "error"],
+    ),
+    (
+        "list -n 20 --tag urgent",
+        &["sessions", "list", "-n", "20", "--tag", "urgent"],
+    ),
+    (
+        "list -n 20 --tag bugfix --tag security",
+        &[
+            "sessions", "list", "-n", "20", "--tag", "bugfix", "--tag", "security",
+        ],
+    ),
+    (
+        "list -n 20 --since 7d",
+        &["sessions", "list", "-n", "20", "--since", "7d"],
+    ),
+    (
+        "list -n 20 --workdir /home/dev/projects/p7",
+        &[
+            "sessions",
+            "list",
+            "-n",
+            "20",
+            "--workdir",
+            "/home/dev/projects/p7",
+        ],
+    ),
+    (
+        "list -n 20 --search auth.go",
+        &["sessions", "list", "-n", "20", "--search", "auth.go"],
+    ),
+    (
+        "list -n 20 --search fix (common)",
+        &["sessions", "list", "-n", "20", "--search", "fix"],
+    ),
+    (
+        "list -n 20 --json",
+        &["sessions", "list", "-n", "20", "--json"],
+    ),
+];
 
-    let queries: &[(&str, &[&str])] = &[
-        ("list -n 20", &["sessions", "list", "-n", "20"]),
-        (
-            "list -n 20 --backend codex",
-            &["sessions", "list", "-n", "20", "--backend", "codex"],
-        ),
-        (
-            "list -n 20 --status error",
-            &["sessions", "list", "-n", "20", "--status", "error"],
-        ),
-        (
-            "list -n 20 --tag urgent",
-            &["sessions", "list", "-n", "20", "--tag", "urgent"],
-        ),
-        (
-            "list -n 20 --tag bugfix --tag security",
-            &[
-                "sessions", "list", "-n", "20", "--tag", "bugfix", "--tag", "security",
-            ],
-        ),
-        (
-            "list -n 20 --since 7d",
-            &["sessions", "list", "-n", "20", "--since", "7d"],
-        ),
-        (
-            "list -n 20 --workdir /home/dev/projects/p7",
-            &[
-                "sessions",
-                "list",
-                "-n",
-                "20",
-                "--workdir",
-                "/home/dev/projects/p7",
-            ],
-        ),
-        (
-            "list -n 20 --search auth.go",
-            &["sessions", "list", "-n", "20", "--search", "auth.go"],
-        ),
-        (
-            "list -n 20 --search fix (common)",
-            &["sessions", "list", "-n", "20", "--search", "fix"],
-        ),
-        (
-            "list -n 20 --json",
-            &["sessions", "list", "-n", "20", "--json"],
-        ),
-    ];
+/// The figures of a run: one row per operation with a cell per store size, and the ratios of
+/// `sessions stats` to the other ways of answering its questions.
+struct Results {
+    sizes: Vec<usize>,
+    table: Vec<(String, Vec<String>)>,
+    /// (sessions, question, clinvk's time, the other way, its time)
+    ratios: Vec<(usize, String, Duration, String, Duration)>,
+}
 
-    let mut table: Vec<(String, Vec<String>)> = Vec::new();
-    // (sessions, question, clinvk's time, the other way, its time)
-    let mut ratios: Vec<(usize, String, Duration, String, Duration)> = Vec::new();
-    let mut row = |name: &str, col: usize, value: String| {
-        if let Some(r) = table.iter_mut().find(|(n, _)| n == name) {
+impl Results {
+    fn row(&mut self, name: &str, col: usize, d: Duration) {
+        let value = fmt(d);
+        if let Some(r) = self.table.iter_mut().find(|(n, _)| n == name) {
             r.1[col] = value;
         } else {
-            let mut cells = vec!["-".to_string(); sizes.len()];
+            let mut cells = vec!["-".to_string(); self.sizes.len()];
             cells[col] = value;
-            table.push((name.to_string(), cells));
+            self.table.push((name.to_string(), cells));
         }
-    };
+    }
 
-    for (col, &n) in sizes.iter().enumerate() {
-        let home = seed(&root, n);
-        let sessions = home.join("sessions");
-        let slow_runs = if n >= 1_000_000 { 3 } else { 5 };
+    fn print(&self) {
+        println!(
+            "\n| operation | {} |",
+            self.sizes
+                .iter()
+                .map(|n| format!("{n} sessions"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        println!("|---|{}", "---|".repeat(self.sizes.len()));
+        for (name, cells) in &self.table {
+            println!("| {name} | {} |", cells.join(" | "));
+        }
+        println!(
+            "\n| sessions | question | clinvk sessions stats | other way | its time | ratio |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for (n, question, ours, other, theirs) in &self.ratios {
+            println!(
+                "| {n} | {question} | {} | {other} | {} | {:.0}x |",
+                fmt(*ours),
+                fmt(*theirs),
+                theirs.as_secs_f64() / ours.as_secs_f64()
+            );
+        }
+    }
+}
 
-        let reindex = time(slow_runs, || clinvk(&home, &["sessions", "reindex"]));
-        row("sessions reindex (full rebuild)", col, fmt(reindex));
-        let store = Store::open(&sessions, Box::new(Quiet)).unwrap();
-        if !usage_only {
-            for (name, argv) in queries {
-                row(name, col, fmt(time(runs, || clinvk(&home, argv))));
+/// One seeded store of `n` sessions, in column `col` of the results.
+struct Bench<'a> {
+    home: PathBuf,
+    sessions: PathBuf,
+    store: Store,
+    n: usize,
+    col: usize,
+    args: &'a BenchArgs,
+    skip_jq: bool,
+}
+
+impl Bench<'_> {
+    /// Runs for a slow operation (a rebuild, a pipeline over every session).
+    fn slow_runs(&self) -> usize {
+        if self.n >= 1_000_000 {
+            3
+        } else {
+            5
+        }
+    }
+
+    /// Runs for a scan of every file.
+    fn scan_runs(&self) -> usize {
+        if self.n >= 1_000_000 {
+            1
+        } else {
+            3
+        }
+    }
+
+    /// This program again, scanning the files (`--scan`, `--scan-usage`).
+    fn scan(&self, mode: &[&str]) -> Command {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(mode).arg(&self.sessions);
+        cmd
+    }
+
+    fn jq_over_files(&self, filter: &str) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c").arg(format!(
+            "find {} -maxdepth 1 -name '*.json' -print0 | xargs -0 cat | jq -s {filter}",
+            self.sessions.display()
+        ));
+        cmd
+    }
+
+    /// Listing, writes and `show`, next to the same question answered by scanning the files.
+    fn listing(&self, results: &mut Results) {
+        let (home, col, runs) = (&self.home, self.col, self.args.runs);
+        for (name, argv) in LIST_QUERIES {
+            results.row(name, col, time(runs, || clinvk(home, argv)));
+        }
+
+        // Writes: lock, read file, atomic write with fsync, index update.
+        let one = self
+            .store
+            .list(&ListQuery {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .unwrap()
+            .sessions[0]
+            .id
+            .to_string();
+        let mut add = true;
+        let tag = time(runs, || {
+            add = !add;
+            let mut argv = vec!["sessions", "tag", one.as_str(), "bench"];
+            if add {
+                argv.push("--remove");
             }
+            clinvk(home, &argv)
+        });
+        results.row("sessions tag ID x (one write)", col, tag);
+        let show = time(runs, || clinvk(home, &["sessions", "show", &one[..5]]));
+        results.row("sessions show PREFIX", col, show);
 
-            // Writes: lock, read file, atomic write with fsync, index update.
-            let one = store
-                .list(&ListQuery {
-                    limit: Some(1),
-                    ..Default::default()
-                })
-                .unwrap()
-                .sessions[0]
-                .id
-                .to_string();
-            let mut add = true;
-            row(
-                "sessions tag ID x (one write)",
-                col,
-                fmt(time(runs, || {
-                    add = !add;
-                    let mut argv = vec!["sessions", "tag", one.as_str(), "bench"];
-                    if add {
-                        argv.push("--remove");
-                    }
-                    clinvk(&home, &argv)
-                })),
-            );
-            row(
-                "sessions show PREFIX",
-                col,
-                fmt(time(runs, || {
-                    clinvk(&home, &["sessions", "show", &one[..5]])
-                })),
-            );
-
-            // The same question answered by scanning every file.
-            let scan_runs = if n >= 1_000_000 { 1 } else { 3 };
-            let rust_scan = time(scan_runs, || {
-                let mut cmd = Command::new(std::env::current_exe().unwrap());
-                cmd.args(["--scan", sessions.to_str().unwrap(), "codex"]);
-                cmd
+        // The same question answered by scanning every file.
+        let rust_scan = time(self.scan_runs(), || {
+            let mut cmd = self.scan(&["--scan"]);
+            cmd.arg("codex");
+            cmd
+        });
+        results.row(
+            "scan files, parallel Rust (backend=codex, newest 20)",
+            col,
+            rust_scan,
+        );
+        if !self.skip_jq {
+            let jq = time(self.scan_runs(), || {
+                self.jq_over_files(
+                    "'[.[] | select(.backend==\"codex\")] | sort_by(.last_used_at) | reverse | .[:20]'",
+                )
             });
-            row(
-                "scan files, parallel Rust (backend=codex, newest 20)",
-                col,
-                fmt(rust_scan),
-            );
-            if !skip_jq {
-                let jq = time(scan_runs, || {
-                    let mut cmd = Command::new("bash");
-                    cmd.arg("-c").arg(format!(
-                    "find {} -maxdepth 1 -name '*.json' -print0 | xargs -0 cat | \
-                     jq -s '[.[] | select(.backend==\"codex\")] | sort_by(.last_used_at) | reverse | .[:20]'",
-                    sessions.display()
-                ));
-                    cmd
-                });
-                row("scan files, jq (backend=codex, newest 20)", col, fmt(jq));
-            }
-
-            // The plans SQLite chose at this size.
-            eprintln!("\nquery plans at {n} sessions:");
-            for (label, filter) in [
-                (
-                    "backend",
-                    ListQuery {
-                        filter: Filter {
-                            backend: Some(Backend::Codex),
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    },
-                ),
-                (
-                    "two tags",
-                    ListQuery {
-                        filter: Filter {
-                            tags: vec!["bugfix".into(), "security".into()],
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    },
-                ),
-                (
-                    "search",
-                    ListQuery {
-                        search: Some("auth.go".into()),
-                        ..Default::default()
-                    },
-                ),
-            ] {
-                let plan = store
-                    .explain(&ListQuery {
-                        limit: Some(20),
-                        ..filter
-                    })
-                    .unwrap();
-                eprintln!("  {label}: {}", plan.join(" | "));
-            }
+            results.row("scan files, jq (backend=codex, newest 20)", col, jq);
         }
+        self.list_plans();
+    }
 
-        // ----- sessions stats (issue 4): usage and budgets ---------------------------------
-        let bin = env!("CARGO_BIN_EXE_clinvk");
-        let mut timed = |label: &str, argv: &[&str]| {
-            let path = answered_from(&store, argv);
-            let d = time_with_codes(runs, &[0, 10, 11], || clinvk(&home, argv));
-            row(&format!("{label} [{path}]"), col, fmt(d));
-            d
+    /// The plans SQLite chose at this size.
+    fn list_plans(&self) {
+        eprintln!("\nquery plans at {} sessions:", self.n);
+        let backend = Filter {
+            backend: Some(Backend::Codex),
+            ..Default::default()
         };
+        let two_tags = Filter {
+            tags: vec!["bugfix".into(), "security".into()],
+            ..Default::default()
+        };
+        for (label, query) in [
+            (
+                "backend",
+                ListQuery {
+                    filter: backend,
+                    ..Default::default()
+                },
+            ),
+            (
+                "two tags",
+                ListQuery {
+                    filter: two_tags,
+                    ..Default::default()
+                },
+            ),
+            (
+                "search",
+                ListQuery {
+                    search: Some("auth.go".into()),
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let query = ListQuery {
+                limit: Some(20),
+                ..query
+            };
+            let plan = self.store.explain(&query).unwrap();
+            eprintln!("  {label}: {}", plan.join(" | "));
+        }
+    }
+
+    /// `sessions stats` (usage and budgets), next to the guide's `list --json | jq` pipelines
+    /// and scans of the files; its answers checked, and its plans shown.
+    fn stats(&self, results: &mut Results) {
+        let (home, col, runs, n) = (&self.home, self.col, self.args.runs, self.n);
         let mut stats_times = Vec::new();
         for (label, argv) in STATS_QUERIES {
-            stats_times.push((*label, timed(label, argv)));
+            let path = answered_from(&self.store, argv);
+            let d = time_with_codes(runs, &[0, 10, 11], || clinvk(home, argv));
+            results.row(&format!("{label} [{path}]"), col, d);
+            stats_times.push((*label, d));
         }
         let stats_time = |label: &str| stats_times.iter().find(|(l, _)| *l == label).unwrap().1;
 
@@ -911,98 +960,107 @@ fn main() {
                 ),
             ),
         ];
-        let scan_runs = if n >= 1_000_000 { 1 } else { 3 };
-        if !skip_jq {
+        let bin = env!("CARGO_BIN_EXE_clinvk");
+        if !self.skip_jq {
             for (question, label, filter) in &pipelines {
-                let d = time(slow_runs, || {
+                let d = time(self.slow_runs(), || {
                     let mut cmd = Command::new("bash");
                     cmd.arg("-c")
                         .arg(format!(
                             "set -o pipefail; '{bin}' sessions list --json | jq '{filter}'"
                         ))
-                        .env("CLINVK_HOME", &home)
+                        .env("CLINVK_HOME", home)
                         .env("CLINVK_NOW", NOW)
                         .env("TZ", "UTC");
                     cmd
                 });
-                row(label, col, fmt(d));
-                ratios.push((
-                    n,
-                    question.to_string(),
-                    stats_time(question),
-                    label.to_string(),
-                    d,
-                ));
+                results.row(label, col, d);
+                let ours = stats_time(question);
+                results
+                    .ratios
+                    .push((n, question.to_string(), ours, label.to_string(), d));
             }
         }
         // Runs by month and backend straight from the files.
         let by_month_backend = "stats --by month --by backend";
-        let rust_usage = time(scan_runs, || {
-            let mut cmd = Command::new(std::env::current_exe().unwrap());
-            cmd.args(["--scan-usage", sessions.to_str().unwrap()]);
-            cmd
-        });
-        row(
+        let ours = stats_time(by_month_backend);
+        let rust_usage = time(self.scan_runs(), || self.scan(&["--scan-usage"]));
+        results.row(
             "scan files, parallel Rust (runs by month and backend)",
             col,
-            fmt(rust_usage),
+            rust_usage,
         );
-        ratios.push((
+        results.ratios.push((
             n,
             by_month_backend.into(),
-            stats_time(by_month_backend),
+            ours,
             "scan files, parallel Rust".into(),
             rust_usage,
         ));
-        if !skip_jq {
-            let jq = time(scan_runs, || {
-                let mut cmd = Command::new("bash");
-                cmd.arg("-c").arg(format!(
-                    "find {} -maxdepth 1 -name '*.json' -print0 | xargs -0 cat | jq -s {JQ_RUNS_BY_MONTH_BACKEND}",
-                    sessions.display()
-                ));
-                cmd
+        if !self.skip_jq {
+            let jq = time(self.scan_runs(), || {
+                self.jq_over_files(JQ_RUNS_BY_MONTH_BACKEND)
             });
-            row("scan files, jq (runs by month and backend)", col, fmt(jq));
-            ratios.push((
+            results.row("scan files, jq (runs by month and backend)", col, jq);
+            results.ratios.push((
                 n,
                 by_month_backend.into(),
-                stats_time(by_month_backend),
+                ours,
                 "scan files, jq".into(),
                 jq,
             ));
         }
 
-        check_stats(&store, &home, &sessions, skip_jq);
+        check_stats(&self.store, home, &self.sessions, self.skip_jq);
         // The plans of the statements each stats question runs (its groups, then its totals).
         eprintln!("\nstats query plans at {n} sessions:");
         for (label, argv) in STATS_QUERIES {
-            let plan = store.explain_stats(&stats_query(argv)).unwrap();
+            let plan = self.store.explain_stats(&stats_query(argv)).unwrap();
             eprintln!("  {label}: {}", plan.join(" | "));
         }
     }
+}
 
-    println!(
-        "\n| operation | {} |",
-        sizes
-            .iter()
-            .map(|n| format!("{n} sessions"))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(sizes.len()));
-    for (name, cells) in &table {
-        println!("| {name} | {} |", cells.join(" | "));
+fn main() {
+    // Every day and month here is a UTC one: the clinvk processes run with TZ=UTC (see
+    // `clinvk`), and so does this one, should it ever have to rebuild the index itself.
+    std::env::set_var("TZ", "UTC");
+    let args = BenchArgs::parse();
+    if let [dir, backend] = args.scan.as_slice() {
+        scan_mode(Path::new(dir), backend);
+        return;
     }
-
-    println!("\n| sessions | question | clinvk sessions stats | other way | its time | ratio |");
-    println!("|---|---|---|---|---|---|");
-    for (n, question, ours, other, theirs) in &ratios {
-        println!(
-            "| {n} | {question} | {} | {other} | {} | {:.0}x |",
-            fmt(*ours),
-            fmt(*theirs),
-            theirs.as_secs_f64() / ours.as_secs_f64()
-        );
+    if let Some(dir) = &args.scan_usage {
+        scan_usage_mode(dir);
+        return;
     }
+    let skip_jq = args.no_jq || Command::new("jq").arg("--version").output().is_err();
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench-store");
+    let mut results = Results {
+        sizes: args.sizes.clone(),
+        table: Vec::new(),
+        ratios: Vec::new(),
+    };
+    for (col, &n) in args.sizes.iter().enumerate() {
+        let home = seed(&root, n);
+        let sessions = home.join("sessions");
+        let bench = Bench {
+            store: Store::open(&sessions, Box::new(Quiet)).unwrap(),
+            home,
+            sessions,
+            n,
+            col,
+            args: &args,
+            skip_jq,
+        };
+        let reindex = time(bench.slow_runs(), || {
+            clinvk(&bench.home, &["sessions", "reindex"])
+        });
+        results.row("sessions reindex (full rebuild)", col, reindex);
+        if !args.usage_only {
+            bench.listing(&mut results);
+        }
+        bench.stats(&mut results);
+    }
+    results.print();
 }

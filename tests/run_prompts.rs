@@ -1215,6 +1215,46 @@ fn ctrl_c_is_forwarded_and_the_session_recorded_as_interrupted() {
     );
 }
 
+/// Defect from issue 9: a signal that came after the CLI exited, while clinvk still read the
+/// output something the CLI left running held open, marked a completed run interrupted.
+#[test]
+fn a_signal_after_the_cli_exited_leaves_the_run_completed() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fakes::new();
+    let dir = f.dir("p");
+    let bin = f.dir("bin");
+    let marker = f.dir("marks").join("exited");
+    // The real fake, then a background process that keeps its stdout open, then exit.
+    let wrapper = bin.join("claude");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\"{FAKES_DIR}/claude\" \"$@\"\nrc=$?\nsleep 3 &\n: > \"{}\"\nexit $rc\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (child, _log) = f
+        .at(&dir)
+        .env("PATH", format!("{}:{}", bin.display(), path_with_fakes()))
+        .args(["a short task"])
+        .spawn();
+    wait_for(Duration::from_secs(10), "the CLI to exit", || {
+        marker.exists()
+    });
+    // clinvk sees the exit within a poll step (20 ms), then reads on for up to 2 s.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on the pid of a child this test spawned.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let run = Run::from_output(wait_with_deadline(child, Duration::from_secs(20)));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("interrupted"), "{}", run.stderr);
+    let session = f.only_session();
+    assert_eq!(session["status"], "active", "{session}");
+    assert!(session["metadata"]["error"].is_null(), "{session}");
+}
+
 /// The issue's report: SIGTERM in the first 10-20 ms of a run killed clinvk outright (exit 143,
 /// no message) and left the session `created`. Whenever it comes, either clinvk had not made
 /// anything yet (killed before its handlers, no session), or the session is recorded as
