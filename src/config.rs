@@ -578,60 +578,69 @@ fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
                     key.name
                 )
             }),
-        Kind::Pricing => {
-            let prices = pricing(value)?;
-            Ok(Json::Object(
-                prices
-                    .into_iter()
-                    .map(|(model, p)| {
-                        let mut entry = serde_json::Map::new();
-                        entry.insert("input".into(), Json::from(p.input));
-                        entry.insert("output".into(), Json::from(p.output));
-                        if let Some(r) = p.cache_read {
-                            entry.insert("cache_read".into(), Json::from(r));
-                        }
-                        if let Some(w) = p.cache_write {
-                            entry.insert("cache_write".into(), Json::from(w));
-                        }
-                        (model, Json::Object(entry))
-                    })
-                    .collect(),
-            ))
-        }
-        Kind::Timeout => {
-            let text = match value {
-                Yaml::String(text) => text.trim().to_string(),
-                Yaml::Number(n) if n.as_u64() == Some(0) => "0".into(),
-                _ => String::new(),
-            };
-            crate::timespec::parse_timeout(&text)
-                .map(|_| Json::from(text))
-                .map_err(|_| {
-                    format!(
-                        "{} must be a duration such as 30m, 90s or 2h, or 0 for none, not '{shown}'",
-                        key.name
-                    )
-                })
-        }
+        Kind::Pricing => pricing(value).map(pricing_json),
+        Kind::Timeout => check_timeout(key, value, &shown),
         Kind::Bool => value
             .as_bool()
             .map(Json::from)
             .ok_or_else(|| format!("{} must be true or false, not '{shown}'", key.name)),
-        Kind::Tags => {
-            let items = value
-                .as_sequence()
-                .ok_or_else(|| format!("{} must be a list of tags such as '[\"project-x\", \"feature-y\"]', not '{shown}'", key.name))?;
-            let mut tags = Vec::new();
-            for item in items {
-                let text = item
-                    .as_str()
-                    .ok_or_else(|| format!("{}: each tag must be a string", key.name))?;
-                let tag = normalize_tag(text).map_err(|e| format!("{}: {e}", key.name))?;
-                add_tags(&mut tags, [tag]);
-            }
-            Ok(Json::from(tags))
-        }
+        Kind::Tags => check_tags(key, value, &shown),
     }
+}
+
+/// The prices of `pricing` as the JSON `config get` shows (cache prices only when set).
+fn pricing_json(prices: Vec<(String, Price)>) -> Json {
+    Json::Object(
+        prices
+            .into_iter()
+            .map(|(model, p)| {
+                let mut entry = serde_json::Map::new();
+                entry.insert("input".into(), Json::from(p.input));
+                entry.insert("output".into(), Json::from(p.output));
+                if let Some(r) = p.cache_read {
+                    entry.insert("cache_read".into(), Json::from(r));
+                }
+                if let Some(w) = p.cache_write {
+                    entry.insert("cache_write".into(), Json::from(w));
+                }
+                (model, Json::Object(entry))
+            })
+            .collect(),
+    )
+}
+
+fn check_timeout(key: &Key, value: &Yaml, shown: &str) -> std::result::Result<Json, String> {
+    let text = match value {
+        Yaml::String(text) => text.trim().to_string(),
+        Yaml::Number(n) if n.as_u64() == Some(0) => "0".into(),
+        _ => String::new(),
+    };
+    crate::timespec::parse_timeout(&text)
+        .map(|_| Json::from(text))
+        .map_err(|_| {
+            format!(
+                "{} must be a duration such as 30m, 90s or 2h, or 0 for none, not '{shown}'",
+                key.name
+            )
+        })
+}
+
+fn check_tags(key: &Key, value: &Yaml, shown: &str) -> std::result::Result<Json, String> {
+    let items = value.as_sequence().ok_or_else(|| {
+        format!(
+            "{} must be a list of tags such as '[\"project-x\", \"feature-y\"]', not '{shown}'",
+            key.name
+        )
+    })?;
+    let mut tags = Vec::new();
+    for item in items {
+        let text = item
+            .as_str()
+            .ok_or_else(|| format!("{}: each tag must be a string", key.name))?;
+        let tag = normalize_tag(text).map_err(|e| format!("{}: {e}", key.name))?;
+        add_tags(&mut tags, [tag]);
+    }
+    Ok(Json::from(tags))
 }
 
 fn is_optional(kind: Kind) -> bool {

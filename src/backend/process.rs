@@ -131,31 +131,7 @@ pub fn run_with(
             timed_out: false,
         });
     }
-    let mut command = Command::new(program);
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    // Its own process group keeps the CLI from a terminal's Ctrl-C, so if clinvk itself is
-    // killed (kill -9, OOM), nothing would stop it: have the kernel send it SIGTERM then.
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
-    let child = command
-        .args(&invocation.args)
-        .current_dir(workdir)
-        .stdin(if invocation.prompt_on_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
+    let mut child = match command(program, invocation, workdir).spawn() {
         Ok(child) => child,
         Err(e) => {
             forward.finish();
@@ -227,6 +203,35 @@ pub fn run_with(
         interrupted,
         timed_out: stop.timed_out,
     })
+}
+
+/// The CLI's command: no shell, in `workdir`, in a process group of its own, pipes for its
+/// output (and its input when the prompt goes there).
+fn command(program: &Path, invocation: &Invocation, workdir: &Path) -> Command {
+    let mut command = Command::new(program);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    // Its own process group keeps the CLI from a terminal's Ctrl-C, so if clinvk itself is
+    // killed (kill -9, OOM), nothing would stop it: have the kernel send it SIGTERM then.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    command
+        .args(&invocation.args)
+        .current_dir(workdir)
+        .stdin(if invocation.prompt_on_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
 }
 
 /// How often the child's exit and the deadline are checked while nothing is written.

@@ -200,15 +200,7 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
             "Backend Session:   {}",
             dash(s.backend_session_id.as_deref())
         ),
-        // Carries the field name so that the guide's `... | grep backend_session_id` answers.
-        match (&s.backend_session_id, &s.metadata.fork_from) {
-            (Some(_), _) => "Resumable:         yes (backend_session_id is set)".to_string(),
-            (None, Some(from)) => format!(
-                "Resumable:         yes (backend_session_id is missing: its first run forks from {})",
-                escape_controls(from)
-            ),
-            (None, None) => "Resumable:         no (backend_session_id is missing)".to_string(),
-        },
+        resumable_line(s),
         format!("Fork:              {}", fork_meaning(s.backend)),
     ];
     if let Some(parent) = &s.parent_id {
@@ -218,19 +210,7 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
         lines.push(format!("Error:             {}", title(error, 200)));
     }
     if !s.turns.is_empty() {
-        let cost: Option<f64> = s
-            .turns
-            .iter()
-            .filter_map(|t| t.cost_usd)
-            .reduce(|a, b| a + b);
-        lines.push(format!(
-            "Runs:              {}{}",
-            s.turns.len(),
-            cost.map_or(String::new(), |c| format!(
-                " (cost reported by {}: ${c:.4})",
-                s.backend
-            ))
-        ));
+        lines.push(runs_line(s));
     }
     let u = &s.token_usage;
     lines.extend([
@@ -260,6 +240,35 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
     let mut out = lines.join("\n");
     out.push('\n');
     out
+}
+
+/// Carries the field name so that the guide's `... | grep backend_session_id` answers.
+fn resumable_line(s: &Session) -> String {
+    match (&s.backend_session_id, &s.metadata.fork_from) {
+        (Some(_), _) => "Resumable:         yes (backend_session_id is set)".to_string(),
+        (None, Some(from)) => format!(
+            "Resumable:         yes (backend_session_id is missing: its first run forks from {})",
+            escape_controls(from)
+        ),
+        (None, None) => "Resumable:         no (backend_session_id is missing)".to_string(),
+    }
+}
+
+/// How many runs, and what the backend said they cost, if it did.
+fn runs_line(s: &Session) -> String {
+    let cost: Option<f64> = s
+        .turns
+        .iter()
+        .filter_map(|t| t.cost_usd)
+        .reduce(|a, b| a + b);
+    format!(
+        "Runs:              {}{}",
+        s.turns.len(),
+        cost.map_or(String::new(), |c| format!(
+            " (cost reported by {}: ${c:.4})",
+            s.backend
+        ))
+    )
 }
 
 /// What `sessions fork` does for a backend, said plainly (also in the README).

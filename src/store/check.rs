@@ -3,11 +3,13 @@
 use std::collections::{HashMap, HashSet};
 
 use super::files;
-use super::index::{self, Index};
+use super::index::turns::{turn_rows, UsageDigest};
+use super::index::Index;
 use super::sync::Loaded;
-use super::{InvalidFile, ListQuery, SessionSummary, Store, INDEX_FILE};
+use super::{InvalidFile, ListQuery, Session, SessionSummary, Store, INDEX_FILE};
 use crate::error::Result;
 use crate::lock::LockMode;
+use crate::timespec::Zone;
 
 /// One way in which the index and the files disagree.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +25,60 @@ pub struct CheckReport {
     pub invalid_files: Vec<InvalidFile>,
 }
 
+/// What the index holds, to compare each file with as it is read.
+struct Held {
+    rows: HashMap<String, SessionSummary>,
+    invalid: HashSet<String>,
+    usage: HashMap<String, UsageDigest>,
+    rollup_zone: Zone,
+}
+
+impl Held {
+    fn of(index: &Index) -> Result<Held> {
+        Ok(Held {
+            rows: index
+                .list(&ListQuery::default())?
+                .into_iter()
+                .map(|(s, _)| (s.id.to_string(), s))
+                .collect(),
+            invalid: index
+                .invalid_files()?
+                .into_iter()
+                .map(|f| f.file_name)
+                .collect(),
+            usage: index.usage_digests()?,
+            rollup_zone: index.rollup_zone(),
+        })
+    }
+
+    /// How the index differs for a valid session file, if it does.
+    fn differs_for_session(&mut self, session: &Session) -> Option<&'static str> {
+        let id = session.id.as_str();
+        match self.rows.remove(id) {
+            None => Some("not in the index"),
+            Some(row) if row != SessionSummary::from(session) => {
+                Some("the index holds an older version of this file")
+            }
+            Some(_) => {
+                let expected = UsageDigest::of(&turn_rows(session, &self.rollup_zone));
+                let held = self.usage.remove(id).unwrap_or_default();
+                (held != expected).then_some("the index holds other runs for this file")
+            }
+        }
+    }
+
+    /// How the index differs for an invalid file `stem`, if it does.
+    fn differs_for_invalid(&mut self, stem: &str, file_name: &str) -> Option<&'static str> {
+        if self.rows.remove(stem).is_some() {
+            Some("invalid now, but the index lists it as a session")
+        } else if !self.invalid.contains(file_name) {
+            Some("invalid, and not yet known to the index")
+        } else {
+            None
+        }
+    }
+}
+
 impl Store {
     /// Compare the index with the files, changing nothing.
     pub fn check(&self) -> Result<CheckReport> {
@@ -35,103 +91,66 @@ impl Store {
         // Every file is read anyway (and stamped from its open handle): skip the stat.
         let entries = files::scan_dir(&self.dir, false)?;
         let mut differences = Vec::new();
-        let mut invalid_files = Vec::new();
-        let mut sessions = 0;
-        let index = match Index::open_existing(&self.index_path)? {
-            Ok(index) => Some(index),
+        let mut index_problem = |problem: String| {
+            differences.push(Difference {
+                file_name: INDEX_FILE.into(),
+                problem,
+            })
+        };
+        // Without a usable index, that is the one difference: the files are still counted.
+        let mut held = match Index::open_existing(&self.index_path)? {
+            Ok(index) => {
+                if !index.rollup_matches_runs()? {
+                    index_problem("the daily usage rollup differs from the runs it sums".into());
+                }
+                Some(Held::of(&index)?)
+            }
             Err(why) => {
-                differences.push(Difference {
-                    file_name: INDEX_FILE.into(),
-                    problem: why.to_string(),
-                });
+                index_problem(why.to_string());
                 None
             }
         };
-        let (mut usage_rows, rollup_zone) = match &index {
-            Some(index) => (index.usage_digests()?, Some(index.rollup_zone())),
-            None => Default::default(),
-        };
-        if let Some(index) = &index {
-            if !index.rollup_matches_runs()? {
-                differences.push(Difference {
-                    file_name: INDEX_FILE.into(),
-                    problem: "the daily usage rollup differs from the runs it sums".into(),
-                });
-            }
-        }
-        let (mut indexed, indexed_invalid): (HashMap<String, SessionSummary>, HashSet<String>) =
-            match &index {
-                Some(index) => (
-                    index
-                        .list(&ListQuery::default())?
-                        .into_iter()
-                        .map(|(s, _)| (s.id.to_string(), s))
-                        .collect(),
-                    index
-                        .invalid_files()?
-                        .into_iter()
-                        .map(|f| f.file_name)
-                        .collect(),
-                ),
-                None => Default::default(),
-            };
-        let mut differ = |file_name: String, problem: &str| {
-            if index.is_some() {
-                differences.push(Difference {
-                    file_name,
-                    problem: problem.to_string(),
-                })
-            }
-        };
+        let mut invalid_files = Vec::new();
+        let mut sessions = 0;
         self.load_streaming(&entries, |batch| {
             for item in batch {
-                match item {
+                let (file_name, problem) = match item {
                     Loaded::Valid(session, _) => {
                         sessions += 1;
-                        let name = session.id.file_name();
-                        match indexed.remove(session.id.as_str()) {
-                            None => differ(name, "not in the index"),
-                            Some(row) if row != SessionSummary::from(&**session) => {
-                                differ(name, "the index holds an older version of this file")
-                            }
-                            Some(_) => {
-                                if let Some(zone) = rollup_zone {
-                                    let expected = index::turns::UsageDigest::of(
-                                        &index::turns::turn_rows(session, &zone),
-                                    );
-                                    let held =
-                                        usage_rows.remove(session.id.as_str()).unwrap_or_default();
-                                    if held != expected {
-                                        differ(name, "the index holds other runs for this file")
-                                    }
-                                }
-                            }
-                        }
+                        let problem = held.as_mut().and_then(|h| h.differs_for_session(session));
+                        (session.id.file_name(), problem)
                     }
                     Loaded::Invalid { stem, reason, .. } => {
                         let file_name = format!("{stem}.json");
-                        if indexed.remove(stem).is_some() {
-                            differ(
-                                file_name.clone(),
-                                "invalid now, but the index lists it as a session",
-                            );
-                        } else if !indexed_invalid.contains(&file_name) {
-                            differ(file_name.clone(), "invalid, and not yet known to the index");
-                        }
                         invalid_files.push(InvalidFile {
-                            file_name,
+                            file_name: file_name.clone(),
                             reason: reason.clone(),
                         });
+                        let problem = held
+                            .as_mut()
+                            .and_then(|h| h.differs_for_invalid(stem, &file_name));
+                        (file_name, problem)
                     }
-                    Loaded::Gone(_) => {}
+                    Loaded::Gone(_) => continue,
+                };
+                if let Some(problem) = problem {
+                    differences.push(Difference {
+                        file_name,
+                        problem: problem.to_string(),
+                    });
                 }
             }
             Ok(())
         })?;
-        let mut gone: Vec<String> = indexed.into_keys().collect();
+        let mut gone: Vec<String> = held
+            .map(|h| h.rows.into_keys().collect())
+            .unwrap_or_default();
         gone.sort();
         for stem in gone {
-            differ(format!("{stem}.json"), "in the index, but the file is gone");
+            differences.push(Difference {
+                file_name: format!("{stem}.json"),
+                problem: "in the index, but the file is gone".into(),
+            });
         }
         invalid_files.sort_by(|a, b| a.file_name.cmp(&b.file_name));
         differences.sort_by(|a, b| a.file_name.cmp(&b.file_name));

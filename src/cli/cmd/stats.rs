@@ -293,20 +293,7 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         // Without periods, the biggest first.
         rows.sort_by_key(|r| std::cmp::Reverse(r.figures.sums.total));
     }
-    for (model, tokens) in &pricer.unpriced {
-        output::warning(&if model.is_empty() {
-            format!(
-                "{} tokens come from runs with no recorded model (codex reports none unless run with -m): their cost is left out",
-                thousands(*tokens)
-            )
-        } else {
-            format!(
-                "no price for model '{model}' ({} tokens): its cost is left out; add it under `pricing:` in {}",
-                thousands(*tokens),
-                ctx.paths.config.display()
-            )
-        });
-    }
+    warn_unpriced(&pricer, &ctx.paths.config);
     let lines = budget.as_ref().map(|b| budget_lines(b, &totals, now));
     let status = lines
         .iter()
@@ -347,6 +334,24 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         BudgetStatus::Warning => exit::BUDGET_WARNING,
         BudgetStatus::Exceeded => exit::BUDGET_EXCEEDED,
     })
+}
+
+/// One warning per model whose runs' cost is left out.
+fn warn_unpriced(pricer: &Pricer<'_>, config: &std::path::Path) {
+    for (model, tokens) in &pricer.unpriced {
+        output::warning(&if model.is_empty() {
+            format!(
+                "{} tokens come from runs with no recorded model (codex reports none unless run with -m): their cost is left out",
+                thousands(*tokens)
+            )
+        } else {
+            format!(
+                "no price for model '{model}' ({} tokens): its cost is left out; add it under `pricing:` in {}",
+                thousands(*tokens),
+                config.display()
+            )
+        });
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,6 +2,7 @@
 //! was read from. Tags walk the rarest tag's sessions; prompt search uses the trigram index,
 //! or tests the newest sessions' text directly when that fills the page.
 
+use rusqlite::types::Value as V;
 use rusqlite::{params_from_iter, OptionalExtension};
 
 use super::row::{stamp_of, summary_from_row, SELECT_SESSION};
@@ -62,53 +63,27 @@ impl Index {
     }
     /// The SQL for a query, or None when it cannot match anything (a tag nobody has).
     /// `window`: search only sessions last used at or after this time, by testing the text.
-    fn list_sql(
-        &self,
-        query: &ListQuery,
-        window: Option<i64>,
-    ) -> Result<Option<(String, Vec<rusqlite::types::Value>)>> {
-        use rusqlite::types::Value as V;
+    fn list_sql(&self, query: &ListQuery, window: Option<i64>) -> Result<Option<(String, Vec<V>)>> {
         let f = &query.filter;
         let mut conds: Vec<String> = Vec::new();
         let mut args: Vec<V> = Vec::new();
         // Newest first; sessions used at the same instant by id, so that the order (and
         // `--offset` paging) is the same after a rebuild, which numbers rows anew.
-        let (from, order) = if f.tags.is_empty() {
-            ("sessions s".to_string(), "s.last_used_at DESC, s.id DESC")
+        let (from, order, time_col) = if f.tags.is_empty() {
+            (
+                "sessions s",
+                "s.last_used_at DESC, s.id DESC",
+                "s.last_used_at",
+            )
         } else {
-            // Walk the rarest tag's sessions newest first and check the others per session.
-            let mut tags: Vec<(&String, i64)> = Vec::new();
-            for tag in &f.tags {
-                let n: i64 = self
-                    .conn
-                    .query_row("SELECT n FROM tag_counts WHERE tag = ?1", [tag], |r| {
-                        r.get(0)
-                    })
-                    .optional()
-                    .map_err(|e| self.err(e))?
-                    .unwrap_or(0);
-                if n == 0 {
-                    return Ok(None);
-                }
-                tags.push((tag, n));
-            }
-            tags.sort_by_key(|(_, n)| *n);
-            tags.dedup_by_key(|(t, _)| t.as_str());
-            conds.push("t0.tag = ?".into());
-            args.push(V::Text(tags[0].0.clone()));
-            for (tag, _) in &tags[1..] {
-                conds.push("EXISTS (SELECT 1 FROM session_tags tn WHERE tn.tag = ? AND tn.session_pk = s.pk)".into());
-                args.push(V::Text((*tag).clone()));
+            if !self.tag_conditions(&f.tags, &mut conds, &mut args)? {
+                return Ok(None);
             }
             (
-                "session_tags t0 JOIN sessions s ON s.pk = t0.session_pk".to_string(),
+                "session_tags t0 JOIN sessions s ON s.pk = t0.session_pk",
                 "t0.last_used_at DESC, s.id DESC",
+                "t0.last_used_at",
             )
-        };
-        let time_col = if f.tags.is_empty() {
-            "s.last_used_at"
-        } else {
-            "t0.last_used_at"
         };
         sql::session_conditions(f, "s", &mut conds, &mut args);
         if query.resumable {
@@ -126,45 +101,9 @@ impl Index {
             conds.push(format!("{time_col} < ?"));
             args.push(V::Integer(t.timestamp_millis()));
         }
-        if let (Some(text), Some(cutoff)) = (&query.search, window) {
-            conds.push(format!("{time_col} >= ?"));
-            args.push(V::Integer(cutoff));
-            conds.push("clinvk_contains(s.prompt, ?)".into());
-            args.push(V::Text(fold_case(text)));
-        } else if let Some(text) = &query.search {
-            if text.chars().count() >= 3 {
-                // A quoted FTS5 phrase over trigrams is a case-insensitive substring match.
-                let phrase = format!("\"{}\"", text.replace('"', "\"\""));
-                let matches: i64 = self
-                    .conn
-                    .query_row(
-                        "SELECT count(*) FROM prompts_fts WHERE prompts_fts MATCH ?1",
-                        [&phrase],
-                        |r| r.get(0),
-                    )
-                    .map_err(|e| self.err(e))?;
-                if matches == 0 {
-                    return Ok(None);
-                }
-                // Few matches: fetch them and sort. Many: walk sessions newest first and test
-                // each against the match set (`+` keeps SQLite from driving the join by it),
-                // stopping as soon as the page is full.
-                let test = if matches <= SEARCH_LOOKUP_MAX {
-                    "s.pk"
-                } else {
-                    "+s.pk"
-                };
-                conds.push(format!(
-                    "{test} IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)"
-                ));
-                args.push(V::Text(phrase));
-            } else {
-                // Too short for trigrams: test every prompt, reading the table in storage order
-                // (far cheaper than one lookup per index entry), then sort the matches.
-                conds.push(
-                    "s.pk IN (SELECT pk FROM sessions WHERE clinvk_contains(prompt, ?))".into(),
-                );
-                args.push(V::Text(fold_case(text)));
+        if let Some(text) = &query.search {
+            if !self.search_conditions(text, window, time_col, &mut conds, &mut args)? {
+                return Ok(None);
             }
         }
         let where_clause = sql::where_clause(&conds);
@@ -177,6 +116,97 @@ impl Index {
         );
         Ok(Some((sql, args)))
     }
+
+    /// Conditions for sessions carrying every tag: walk the rarest tag's sessions (`t0`, newest
+    /// first) and check the others per session. False when a tag has no session at all.
+    fn tag_conditions(
+        &self,
+        wanted: &[String],
+        conds: &mut Vec<String>,
+        args: &mut Vec<V>,
+    ) -> Result<bool> {
+        let mut tags: Vec<(&String, i64)> = Vec::new();
+        for tag in wanted {
+            let n: i64 = self
+                .conn
+                .query_row("SELECT n FROM tag_counts WHERE tag = ?1", [tag], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(|e| self.err(e))?
+                .unwrap_or(0);
+            if n == 0 {
+                return Ok(false);
+            }
+            tags.push((tag, n));
+        }
+        tags.sort_by_key(|(_, n)| *n);
+        tags.dedup_by_key(|(t, _)| t.as_str());
+        conds.push("t0.tag = ?".into());
+        args.push(V::Text(tags[0].0.clone()));
+        for (tag, _) in &tags[1..] {
+            conds.push(
+                "EXISTS (SELECT 1 FROM session_tags tn WHERE tn.tag = ? AND tn.session_pk = s.pk)"
+                    .into(),
+            );
+            args.push(V::Text((*tag).clone()));
+        }
+        Ok(true)
+    }
+
+    /// Conditions for sessions whose prompt contains `text`. With `window`, only the sessions
+    /// last used since then, tested directly; otherwise through the trigram index when `text`
+    /// is long enough. False when nothing can match.
+    fn search_conditions(
+        &self,
+        text: &str,
+        window: Option<i64>,
+        time_col: &str,
+        conds: &mut Vec<String>,
+        args: &mut Vec<V>,
+    ) -> Result<bool> {
+        if let Some(cutoff) = window {
+            conds.push(format!("{time_col} >= ?"));
+            args.push(V::Integer(cutoff));
+            conds.push("clinvk_contains(s.prompt, ?)".into());
+            args.push(V::Text(fold_case(text)));
+            return Ok(true);
+        }
+        if text.chars().count() < 3 {
+            // Too short for trigrams: test every prompt, reading the table in storage order
+            // (far cheaper than one lookup per index entry), then sort the matches.
+            conds.push("s.pk IN (SELECT pk FROM sessions WHERE clinvk_contains(prompt, ?))".into());
+            args.push(V::Text(fold_case(text)));
+            return Ok(true);
+        }
+        // A quoted FTS5 phrase over trigrams is a case-insensitive substring match.
+        let phrase = format!("\"{}\"", text.replace('"', "\"\""));
+        let matches: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM prompts_fts WHERE prompts_fts MATCH ?1",
+                [&phrase],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if matches == 0 {
+            return Ok(false);
+        }
+        // Few matches: fetch them and sort. Many: walk sessions newest first and test each
+        // against the match set (`+` keeps SQLite from driving the join by it), stopping as
+        // soon as the page is full.
+        let test = if matches <= SEARCH_LOOKUP_MAX {
+            "s.pk"
+        } else {
+            "+s.pk"
+        };
+        conds.push(format!(
+            "{test} IN (SELECT rowid FROM prompts_fts WHERE prompts_fts MATCH ?)"
+        ));
+        args.push(V::Text(phrase));
+        Ok(true)
+    }
+
     /// The query plan SQLite picks for `query`, one line per step (for tests and benchmarks).
     pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
         let Some((sql, args)) = self.list_sql(query, None)? else {

@@ -41,7 +41,6 @@ impl IndexTx<'_> {
     pub fn upsert(&self, session: &Session, stamp: FileStamp) -> Result<()> {
         let tags_json = serde_json::to_string(&session.tags).expect("tags serialize");
         let last_used = session.last_used_at.timestamp_millis();
-        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
         let values = named_params! {
             ":id": session.id.as_str(),
             ":backend": session.backend.as_str(),
@@ -86,6 +85,11 @@ impl IndexTx<'_> {
             }
             pk
         };
+        self.insert_tags(pk, session, last_used)?;
+        self.insert_turns(pk, session)
+    }
+
+    fn insert_tags(&self, pk: i64, session: &Session, last_used: i64) -> Result<()> {
         let mut insert_tag = self
             .tx
             .prepare_cached("INSERT OR IGNORE INTO session_tags (tag, session_pk, last_used_at) VALUES (?1, ?2, ?3)")
@@ -95,6 +99,11 @@ impl IndexTx<'_> {
                 .execute(params![tag, pk, last_used])
                 .map_err(|e| self.err(e))?;
         }
+        Ok(())
+    }
+
+    /// The session's runs, for `sessions stats`, with the day each counts in (rollup zone).
+    fn insert_turns(&self, pk: i64, session: &Session) -> Result<()> {
         let mut insert_turn = self
             .tx
             .prepare_cached(
@@ -227,4 +236,9 @@ impl IndexTx<'_> {
         let path = self.path;
         self.tx.commit().map_err(|e| Error::index(path, e))
     }
+}
+
+/// A count as SQLite's signed 64-bit integer (counts beyond it are not real).
+fn clamp(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
 }
