@@ -1143,16 +1143,21 @@ fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn ctrl_c_is_forwarded_and_the_session_recorded_as_interrupted() {
-    let f = Fakes::new();
+/// `clinvk "a long task"` on the fake claude's `slow` scenario (a 30 s sleep mid-answer).
+fn start_slow_run(f: &Fakes) -> std::process::Child {
     let dir = f.dir("p");
-    let (child, _log) = f
-        .at(&dir)
+    f.at(&dir)
         .args(["a long task"])
         .scenario("slow")
         .env("FAKE_CLI_SLEEP", "30")
-        .spawn();
+        .spawn()
+        .0
+}
+
+#[test]
+fn ctrl_c_is_forwarded_and_the_session_recorded_as_interrupted() {
+    let f = Fakes::new();
+    let child = start_slow_run(&f);
     let started = Instant::now();
     // The fake saves its session after setting up its signal handling, then prints its first
     // events and sleeps.
@@ -1269,13 +1274,7 @@ fn sigterm_at_any_moment_of_a_run_never_leaves_a_created_session() {
         .chain([0u64, 2, 5, 10, 20, 50].map(Some));
     for delay_ms in moments {
         let f = Fakes::new();
-        let dir = f.dir("p");
-        let (child, _log) = f
-            .at(&dir)
-            .args(["a long task"])
-            .scenario("slow")
-            .env("FAKE_CLI_SLEEP", "30")
-            .spawn();
+        let child = start_slow_run(&f);
         match delay_ms {
             Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
             None => {
