@@ -283,6 +283,7 @@ fn synthetic_session(rng: &mut Rng, ids: &mut HashSet<String>) -> Session {
             token_usage: usage,
             cost_usd: cost,
             error: s.metadata.error.clone(),
+            request: None,
             extra: Default::default(),
         });
     }

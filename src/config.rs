@@ -31,6 +31,37 @@ pub struct Settings {
     pub pricing: Vec<(String, Price)>,
     /// `run.timeout`: how long a backend CLI may run; None for no limit.
     pub run_timeout: Option<std::time::Duration>,
+    /// `import.auto`: list, show, stats, resume and `-c` first catch up with the CLIs'
+    /// transcripts.
+    pub import_auto: bool,
+    /// `import.<name>.enabled` and `import.<name>.dir`: which CLIs' transcripts to import, and
+    /// from where when not their usual place.
+    pub import_sources: Vec<ImportSource>,
+}
+
+/// One CLI's transcripts as the config sets them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportSource {
+    pub backend: Backend,
+    pub enabled: bool,
+    /// The CLI's data directory (`~/.claude`, `~/.codex`, `~/.gemini`) to read instead.
+    pub dir: Option<String>,
+}
+
+impl Settings {
+    /// The config's word on `backend`'s transcripts (enabled, from their usual place, if the
+    /// file says nothing).
+    pub fn import_source(&self, backend: Backend) -> ImportSource {
+        self.import_sources
+            .iter()
+            .find(|s| s.backend == backend)
+            .cloned()
+            .unwrap_or(ImportSource {
+                backend,
+                enabled: true,
+                dir: None,
+            })
+    }
 }
 
 impl Settings {
@@ -54,6 +85,15 @@ impl Default for Settings {
             cost_budget_usd: None,
             pricing: Vec::new(),
             run_timeout: Some(DEFAULT_TIMEOUT),
+            import_auto: true,
+            import_sources: Backend::ALL
+                .iter()
+                .map(|b| ImportSource {
+                    backend: *b,
+                    enabled: true,
+                    dir: None,
+                })
+                .collect(),
         }
     }
 }
@@ -80,6 +120,8 @@ enum Kind {
     Pricing,
     /// A duration such as `30m`, or 0 for none.
     Timeout,
+    /// A directory (a path or `~/...`), or null for "the usual place".
+    Dir,
 }
 
 struct Key {
@@ -132,6 +174,34 @@ const KEYS: &[Key] = &[
     Key {
         name: "run.timeout",
         kind: Kind::Timeout,
+    },
+    Key {
+        name: "import.auto",
+        kind: Kind::Bool,
+    },
+    Key {
+        name: "import.claude.enabled",
+        kind: Kind::Bool,
+    },
+    Key {
+        name: "import.codex.enabled",
+        kind: Kind::Bool,
+    },
+    Key {
+        name: "import.gemini.enabled",
+        kind: Kind::Bool,
+    },
+    Key {
+        name: "import.claude.dir",
+        kind: Kind::Dir,
+    },
+    Key {
+        name: "import.codex.dir",
+        kind: Kind::Dir,
+    },
+    Key {
+        name: "import.gemini.dir",
+        kind: Kind::Dir,
     },
 ];
 
@@ -265,6 +335,23 @@ impl ConfigFile {
                 .as_str()
                 .and_then(|t| crate::timespec::parse_timeout(t).ok())
                 .flatten(),
+            import_auto: self.get("import.auto")?.as_bool().unwrap_or(true),
+            import_sources: Backend::ALL
+                .iter()
+                .map(|b| {
+                    Ok(ImportSource {
+                        backend: *b,
+                        enabled: self
+                            .get(&format!("import.{b}.enabled"))?
+                            .as_bool()
+                            .unwrap_or(true),
+                        dir: self
+                            .get(&format!("import.{b}.dir"))?
+                            .as_str()
+                            .map(str::to_string),
+                    })
+                })
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -522,6 +609,10 @@ fn default_of(key: &Key) -> Json {
         "session.default_tags" => Json::from(d.default_tags),
         "pricing" => Json::Object(Default::default()),
         "run.timeout" => Json::from(DEFAULT_TIMEOUT_TEXT),
+        "import.auto"
+        | "import.claude.enabled"
+        | "import.codex.enabled"
+        | "import.gemini.enabled" => Json::from(true),
         // Optional settings: unset means "use the fallback" ($CLINVK_BACKEND, $PATH, no budget).
         _ if is_optional(key.kind) => Json::Null,
         other => unreachable!("no default for {other}: every key in KEYS has one"),
@@ -544,6 +635,14 @@ fn check(key: &Key, value: &Yaml) -> std::result::Result<Json, String> {
             .parse::<Backend>()
             .map(|b| Json::from(b.as_str()))
             .map_err(|e| format!("{}: {e}", key.name)),
+        Kind::Dir => match value.as_str() {
+            Some(text) if !text.trim().is_empty() => Ok(Json::from(text)),
+            _ => Err(format!(
+                "{} must be a directory (e.g. ~/.{}), not '{shown}'",
+                key.name,
+                key.name.split('.').nth(1).unwrap_or_default()
+            )),
+        },
         Kind::Command => match value.as_str() {
             Some(text) if !text.trim().is_empty() => Ok(Json::from(text)),
             _ => Err(format!(
@@ -646,7 +745,7 @@ fn check_tags(key: &Key, value: &Yaml, shown: &str) -> std::result::Result<Json,
 fn is_optional(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Backend | Kind::Command | Kind::Tokens | Kind::Dollars
+        Kind::Backend | Kind::Command | Kind::Tokens | Kind::Dollars | Kind::Dir
     )
 }
 

@@ -150,6 +150,18 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Where a session came from: a run through clinvk, or a conversation held directly in a
+    /// CLI and imported from its transcripts (`sessions import`).
+    Origin, "origin", { Clinvk => "clinvk", Imported => "imported" }
+);
+
+impl Origin {
+    pub fn is_clinvk(&self) -> bool {
+        *self == Origin::Clinvk
+    }
+}
+
 /// Append the tags `tags` does not have yet, in order (a session's tags are a set kept in the
 /// order they were added).
 pub fn add_tags(tags: &mut Vec<String>, new: impl IntoIterator<Item = String>) {
@@ -189,6 +201,19 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// Anthropic's counts (`input_tokens` without the cache, cache reads, cache writes,
+    /// `output_tokens`, thinking) in clinvk's terms: input includes cache reads and writes;
+    /// thinking is part of the output (never more than it).
+    pub fn anthropic(input: u64, read: u64, write: u64, output: u64, thinking: u64) -> Tokens {
+        Tokens {
+            input: input.saturating_add(read).saturating_add(write),
+            output,
+            cached: read,
+            cache_write: write,
+            reasoning: thinking.min(output),
+        }
+    }
+
     /// The guide's `total`: input + output (cached is part of input, not added again).
     pub fn total(&self) -> u64 {
         self.input.saturating_add(self.output)

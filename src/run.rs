@@ -693,6 +693,7 @@ fn record(
         token_usage: turn_usage,
         cost_usd: outcome.cost_usd.filter(|_| keep_usage),
         error: outcome.error.clone(),
+        request: None,
         extra: Default::default(),
     });
     usage

@@ -227,7 +227,9 @@ fn show_prints_every_setting() {
          default_backend = (not set)\nbackends.claude.command = (not set)\n\
          backends.codex.command = (not set)\nbackends.gemini.command = (not set)\n\
          session.token_budget = (not set)\nsession.cost_budget_usd = (not set)\npricing = {}\n\
-         run.timeout = 30m\n"
+         run.timeout = 30m\nimport.auto = true\nimport.claude.enabled = true\n\
+         import.codex.enabled = true\nimport.gemini.enabled = true\nimport.claude.dir = (not set)\n\
+         import.codex.dir = (not set)\nimport.gemini.dir = (not set)\n"
     );
     assert_eq!(run.stderr, "");
     let shown = home.ok(&["config", "show", "--json"]).json();
@@ -244,7 +246,14 @@ fn show_prints_every_setting() {
             "session.token_budget": null,
             "session.cost_budget_usd": null,
             "pricing": {},
-            "run.timeout": "30m"
+            "run.timeout": "30m",
+            "import.auto": true,
+            "import.claude.enabled": true,
+            "import.codex.enabled": true,
+            "import.gemini.enabled": true,
+            "import.claude.dir": null,
+            "import.codex.dir": null,
+            "import.gemini.dir": null
         })
     );
 }

@@ -1852,12 +1852,15 @@ fn an_index_of_the_previous_schema_is_refilled_from_the_files() {
         .collect();
     assert!(before[0]["totals"]["total"].as_u64().unwrap() > 100_000);
 
-    // What the previous build left: schema version 1, without the usage tables.
+    // What an older build left: schema version 1, without the usage tables (V2) or the
+    // imported conversations' column and table (V3).
     {
         let db = rusqlite::Connection::open(home.index_path()).unwrap();
         db.execute_batch(
             "DROP TABLE usage_daily; DROP TABLE turns;
-             DELETE FROM refinery_schema_history WHERE version = 2;
+             DROP TABLE native_files; DROP INDEX sessions_by_backend_id;
+             ALTER TABLE sessions DROP COLUMN origin;
+             DELETE FROM refinery_schema_history WHERE version >= 2;
              PRAGMA user_version = 1;",
         )
         .unwrap();
@@ -1874,7 +1877,7 @@ fn an_index_of_the_previous_schema_is_refilled_from_the_files() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3, "migrated to the latest schema");
     let days: i64 = db
         .query_row("SELECT count(*) FROM usage_daily", [], |r| r.get(0))
         .unwrap();

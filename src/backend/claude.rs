@@ -131,7 +131,7 @@ fn from_models(models: &serde_json::Map<String, Value>, main_usage: Option<&Valu
     let mut cost = None::<f64>;
     let mut thinking_reported = false;
     for m in models.values() {
-        let u = normalise(
+        let u = Tokens::anthropic(
             u64_at(m, "inputTokens"),
             u64_at(m, "cacheReadInputTokens"),
             u64_at(m, "cacheCreationInputTokens"),
@@ -157,25 +157,13 @@ fn from_models(models: &serde_json::Map<String, Value>, main_usage: Option<&Valu
 
 /// The `usage` object: the main model's figures in Anthropic's terms.
 fn from_usage_field(u: &Value) -> Tokens {
-    normalise(
+    Tokens::anthropic(
         u64_at(u, "input_tokens"),
         u64_at(u, "cache_read_input_tokens"),
         u64_at(u, "cache_creation_input_tokens"),
         u64_at(u, "output_tokens"),
         u64_at(&u["output_tokens_details"], "thinking_tokens"),
     )
-}
-
-/// Anthropic's counts in clinvk's terms: input includes cache reads and writes; thinking is part
-/// of the output (never more than it).
-fn normalise(input: u64, read: u64, write: u64, output: u64, thinking: u64) -> Tokens {
-    Tokens {
-        input: input + read + write,
-        output,
-        cached: read,
-        cache_write: write,
-        reasoning: thinking.min(output),
-    }
 }
 
 /// True when the per-model figures hold more for the main model than this run's `usage` says
@@ -202,7 +190,7 @@ fn holds_more_than(
         return false;
     };
     let run = from_usage_field(run);
-    let listed = normalise(
+    let listed = Tokens::anthropic(
         u64_at(entry, "inputTokens"),
         u64_at(entry, "cacheReadInputTokens"),
         u64_at(entry, "cacheCreationInputTokens"),

@@ -143,6 +143,7 @@ impl Serialize for JsonRow<'_> {
             tags: &'a [String],
             backend_session_id: Option<&'a str>,
             parent_id: Option<&'a str>,
+            origin: &'a str,
         }
         let r = self.0;
         let u = &r.token_usage;
@@ -166,6 +167,7 @@ impl Serialize for JsonRow<'_> {
             tags: &r.tags,
             backend_session_id: r.backend_session_id.as_deref(),
             parent_id: r.parent_id.as_ref().map(|p| p.as_str()),
+            origin: r.origin.as_str(),
         }
         .serialize(serializer)
     }

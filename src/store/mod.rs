@@ -9,6 +9,7 @@
 mod check;
 pub mod files;
 pub mod index;
+pub mod native;
 pub mod query;
 pub mod session;
 mod sql;
@@ -475,6 +476,8 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        // Their conversations stay deleted: an import must not bring them back.
+        self.record_deletions(ids)?;
         let before = Before::take(&self.dir)?;
         // Several files go all or none, even across a crash: the journal lists them first.
         let journal = (ids.len() > 1).then(|| self.dir.join(sync::DELETE_JOURNAL));

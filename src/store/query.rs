@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Backend, SessionId, Status};
+use crate::domain::{Backend, Origin, SessionId, Status};
 use crate::store::session::{Session, TokenUsage};
 
 /// Which sessions: what `sessions list` and `sessions stats` both select by.
@@ -59,6 +59,7 @@ pub struct SessionSummary {
     pub token_usage: TokenUsage,
     pub tags: Vec<String>,
     pub parent_id: Option<SessionId>,
+    pub origin: Origin,
 }
 
 impl From<&Session> for SessionSummary {
@@ -84,6 +85,7 @@ impl From<&Session> for SessionSummary {
             },
             tags: s.tags.clone(),
             parent_id: s.parent_id.clone(),
+            origin: s.origin,
         }
     }
 }

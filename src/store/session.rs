@@ -5,7 +5,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::domain::{Backend, SessionId, Status, Tokens};
+use crate::domain::{Backend, Origin, SessionId, Status, Tokens};
 
 /// The guide's `token_usage`: `total = input + output`; `cached` is the part of `input` read from
 /// a cache and is not added again.
@@ -110,16 +110,17 @@ pub struct Metadata {
 /// counted at the time it was spent (a session continued next month counts in both months).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {
-    /// When the run started.
+    /// When the run started (for a request read from a transcript, when it was made).
     #[serde(serialize_with = "rfc3339", deserialize_with = "file_time")]
     pub at: DateTime<Utc>,
-    /// The prompt, truncated like the session's.
-    #[serde(default)]
+    /// The prompt, truncated like the session's (none for a request read from a transcript).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prompt: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
-    /// The backend's exit code; None when it was ended by a signal.
-    #[serde(default)]
+    /// The backend's exit code; None when it was ended by a signal (`error` says which), or
+    /// for a request read from a transcript.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_seconds: Option<f64>,
@@ -132,6 +133,23 @@ pub struct Turn {
     /// Why the run failed; absent when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For one API request read from the CLI's transcript (not a run through clinvk): the
+    /// transcript's key for it (`transcripts::Request::key`), so that it is counted once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The CLI's own transcript of a session: which kind of file, and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NativeSource {
+    /// `claude`, `codex` or `gemini`, as the file's CLI.
+    pub kind: String,
+    pub path: String,
+    /// The CLI deleted it (its retention clean): the session keeps what was read.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gone: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -167,7 +185,13 @@ pub struct Session {
     pub metadata: Metadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<SessionId>,
-    /// Every run, oldest first (absent in files from before turns were kept).
+    #[serde(skip_serializing_if = "Origin::is_clinvk")]
+    pub origin: Origin,
+    /// The CLI's transcript of this conversation, once clinvk has read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeSource>,
+    /// Every run (and every request read from the transcript), oldest first (absent in files
+    /// from before turns were kept).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub turns: Vec<Turn>,
     /// Fields this version does not know; kept so that a rewrite loses nothing.
@@ -221,6 +245,8 @@ struct RawSession {
     tags: Option<Vec<String>>,
     metadata: Option<Metadata>,
     parent_id: Option<String>,
+    origin: Option<Value>,
+    native: Option<NativeSource>,
     turns: Option<Vec<Turn>>,
     #[serde(flatten)]
     extra: Map<String, Value>,
@@ -249,6 +275,8 @@ impl Session {
             tags: Vec::new(),
             metadata: Metadata::default(),
             parent_id: None,
+            origin: Origin::Clinvk,
+            native: None,
             turns: Vec::new(),
             extra: Map::new(),
         }
@@ -311,6 +339,11 @@ impl Session {
         if token_usage.total == 0 {
             token_usage.total = token_usage.input.saturating_add(token_usage.output);
         }
+        let origin = match raw.origin {
+            None | Some(Value::Null) => Origin::Clinvk,
+            Some(Value::String(text)) => text.parse::<Origin>().map_err(|e| e.to_string())?,
+            Some(other) => return Err(format!("field `origin` is {other}, not a string")),
+        };
         let parent_id = raw
             .parent_id
             .map(|p| SessionId::parse(&p).map_err(|e| format!("field `parent_id`: {e}")))
@@ -330,6 +363,8 @@ impl Session {
             tags: raw.tags.unwrap_or_default(),
             metadata: raw.metadata.unwrap_or_default(),
             parent_id,
+            origin,
+            native: raw.native,
             turns: raw.turns.unwrap_or_default(),
             extra: raw.extra,
         })

@@ -76,8 +76,9 @@ impl Before {
         let mut deleted: Vec<&String> = Vec::new();
         for (kind, name) in &events {
             let name = name.to_string_lossy();
-            // The delete journal is only ever written under the exclusive lock: ours.
-            if is_journal_name(&name) {
+            // The delete journal and the record of deleted conversations are only ever written
+            // under the exclusive lock: ours.
+            if is_journal_name(&name) || name == super::native::DELETED_CONVERSATIONS {
                 continue;
             }
             let expected = match kind {

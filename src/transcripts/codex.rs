@@ -1,13 +1,19 @@
-//! Codex rollouts (`~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl`): one JSON
-//! object per line, `{"timestamp", "ordinal", "type", "payload"}`. What is read here:
-//! - `session_meta`: the thread id, and for a fork `forked_from_id` (a fork's file holds only
-//!   its own lines);
+//! Codex rollouts (`~/.codex/sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl`, and
+//! `.jsonl.zst` once idle for a week): one JSON object per line, `{"timestamp", "ordinal",
+//! "type", "payload"}`. What is read here:
+//! - `session_meta`: the thread id, its working directory, and for a fork `forked_from_id` (a
+//!   fork's file holds only its own lines);
 //! - `turn_context`: the model each turn ran;
+//! - `response_item` user messages: the first prompt a person typed (the environment context
+//!   and instructions blocks come first, as user messages too);
 //! - `event_msg` `token_count`: the thread's running total (`total_token_usage`, which for a
-//!   fork already includes the parent's) and the request's own (`last_token_usage`).
+//!   fork already includes the parent's) and the request's own (`last_token_usage`). A request's
+//!   usage is the change of the running total: a count emitted again, or one with `info: null`,
+//!   adds nothing.
 
 use serde_json::Value;
 
+use super::{human_prompt, time, Conversation, Request};
 use crate::domain::Tokens;
 
 /// What a rollout says about its thread.
@@ -23,12 +29,19 @@ pub struct Rollout {
     pub counts: Vec<TokenCount>,
     /// The model of the last turn (also of turns that reported no usage, like a failed one).
     pub last_model: Option<String>,
+    /// The first prompt a person typed.
+    pub prompt: Option<String>,
+    pub first_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub last_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Lines that are not JSON (a torn last line): skipped.
+    pub skipped_lines: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenCount {
     /// The line's place in the thread (a fork's lines go on from its parent's).
     pub ordinal: Option<u64>,
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
     /// The thread's running total after this request.
     pub total: Tokens,
     /// This request's own counts.
@@ -37,47 +50,108 @@ pub struct TokenCount {
 }
 
 impl Rollout {
-    /// Read a rollout; lines that are not JSON (a torn last line) and unknown types are skipped.
+    /// Read a rollout held in memory (see `Rollout::line`).
     pub fn parse(bytes: &[u8]) -> Rollout {
         let mut rollout = Rollout::default();
-        let mut model: Option<String> = None;
-        for line in bytes.split(|b| *b == b'\n') {
-            if line.is_empty() {
-                continue;
+        super::each_line(bytes, |l| rollout.line(l));
+        rollout
+    }
+
+    /// Read one line; lines that are not JSON (a torn last line) and unknown types are skipped.
+    pub fn line(&mut self, bytes: &[u8]) {
+        let Ok(line) = serde_json::from_slice::<Value>(bytes) else {
+            self.skipped_lines += 1;
+            return;
+        };
+        let at = line["timestamp"].as_str().and_then(time);
+        if let Some(at) = at {
+            self.first_at = Some(self.first_at.map_or(at, |t| t.min(at)));
+            self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
+        }
+        let payload = &line["payload"];
+        match line["type"].as_str() {
+            Some("session_meta") if self.thread_id.is_none() => {
+                self.thread_id = text(payload, "id").or_else(|| text(payload, "session_id"));
+                self.forked_from = text(payload, "forked_from_id");
+                self.forked_from_ordinal = payload["forked_from_ordinal_exclusive"].as_u64();
+                self.cwd = text(payload, "cwd");
             }
-            let Ok(line) = serde_json::from_slice::<Value>(line) else {
-                continue;
-            };
-            let payload = &line["payload"];
-            match line["type"].as_str() {
-                Some("session_meta") if rollout.thread_id.is_none() => {
-                    rollout.thread_id = text(payload, "id").or_else(|| text(payload, "session_id"));
-                    rollout.forked_from = text(payload, "forked_from_id");
-                    rollout.forked_from_ordinal = payload["forked_from_ordinal_exclusive"].as_u64();
-                    rollout.cwd = text(payload, "cwd");
+            Some("turn_context") => {
+                if let Some(m) = text(payload, "model") {
+                    self.last_model = Some(m);
                 }
-                Some("turn_context") => {
-                    if let Some(m) = text(payload, "model") {
-                        model = Some(m);
-                    }
-                }
-                Some("event_msg") if payload["type"] == "token_count" => {
-                    let info = &payload["info"];
-                    let Some(total) = usage(&info["total_token_usage"]) else {
-                        continue; // a rate-limit update without counts
-                    };
-                    rollout.counts.push(TokenCount {
+            }
+            Some("response_item")
+                if self.prompt.is_none()
+                    && payload["type"] == "message"
+                    && payload["role"] == "user" =>
+            {
+                self.prompt = payload["content"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|part| part["type"] == "input_text")
+                    .find_map(|part| part["text"].as_str().and_then(human_prompt))
+                    .map(str::to_string);
+            }
+            Some("event_msg") if payload["type"] == "user_message" && self.prompt.is_none() => {
+                self.prompt = payload["message"]
+                    .as_str()
+                    .and_then(human_prompt)
+                    .map(str::to_string);
+            }
+            Some("event_msg") if payload["type"] == "token_count" => {
+                let info = &payload["info"];
+                // A rate-limit update without counts: nothing.
+                if let Some(total) = usage(&info["total_token_usage"]) {
+                    self.counts.push(TokenCount {
                         ordinal: line["ordinal"].as_u64(),
+                        at,
                         total,
                         last: usage(&info["last_token_usage"]),
-                        model: model.clone(),
+                        model: self.last_model.clone(),
                     });
                 }
-                _ => {}
             }
+            _ => {}
         }
-        rollout.last_model = model;
-        rollout
+    }
+
+    /// The thread as a conversation: each request's usage is what it added to the running
+    /// total; counts that add nothing (emitted again) are no request.
+    pub fn conversation(&self) -> Conversation {
+        let mut requests = Vec::new();
+        let mut before = self.starting_total().unwrap_or_default();
+        for c in &self.counts {
+            let tokens = c.total.since(&before);
+            before = before.max_each(&c.total);
+            let Some(at) = c.at.or(self.first_at) else {
+                continue;
+            };
+            if tokens == Tokens::default() {
+                continue;
+            }
+            requests.push(Request {
+                // The ordinal is the line's place in the thread; without one, the running total
+                // (which only grows) tells requests apart.
+                key: c
+                    .ordinal
+                    .map_or_else(|| format!("t{}", c.total.total()), |o| format!("o{o}")),
+                at,
+                model: c.model.clone(),
+                tokens,
+            });
+        }
+        Conversation {
+            native_id: self.thread_id.clone(),
+            workdir: self.cwd.clone(),
+            prompt: self.prompt.clone(),
+            first_at: self.first_at,
+            last_at: self.last_at,
+            requests,
+            forked_from: self.forked_from.clone(),
+            skipped_lines: self.skipped_lines,
+        }
     }
 
     /// The model that ran up to the running total `total` (the stream's `turn.completed`
@@ -206,11 +280,48 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_as_a_conversation() {
+        let c = sample(THREAD).conversation();
+        assert_eq!(
+            c.prompt.as_deref(),
+            Some("hello"),
+            "not the environment context"
+        );
+        assert_eq!(c.workdir.as_deref(), Some("/home/user/proj/codex-proj"));
+        let inputs: Vec<u64> = c.requests.iter().map(|r| r.tokens.input).collect();
+        assert_eq!(inputs, [5003, 5006, 5009]);
+        assert_eq!(c.requests[2].key, "o42");
+        assert_eq!(c.requests[0].model.as_deref(), Some("gpt-6.1-sol"));
+        let fork = sample(FORK).conversation();
+        // Only what the fork added to the parent's total.
+        assert_eq!(fork.requests.len(), 1);
+        assert_eq!(fork.requests[0].tokens.input, 20030 - 15018);
+        assert_eq!(fork.prompt.as_deref(), Some("forked"));
+    }
+
+    #[test]
+    fn counts_emitted_again_add_nothing() {
+        let count = |ordinal: u64, total: u64| {
+            format!(
+                r#"{{"timestamp":"2026-01-01T00:00:00Z","ordinal":{ordinal},"type":"event_msg","payload":{{"type":"token_count","info":{{"total_token_usage":{{"input_tokens":{total},"output_tokens":1}},"last_token_usage":{{"input_tokens":10,"output_tokens":1}}}}}}}}"#
+            )
+        };
+        let lines = [count(1, 10), count(2, 10), count(3, 25)].join("\n");
+        let c = Rollout::parse(lines.as_bytes()).conversation();
+        let got: Vec<(&str, u64)> = c
+            .requests
+            .iter()
+            .map(|r| (r.key.as_str(), r.tokens.input))
+            .collect();
+        assert_eq!(got, [("o1", 10), ("o3", 15)]);
+    }
+
+    #[test]
     fn junk_is_skipped() {
         let r = Rollout::parse(b"not json\n{\"type\":\"turn_context\",\"payload\":{\"model\":\"m\"}}\n{\"type\":\"event_msg\",\"payload\":{\"type\":\"token_count\",\"info\":null}}\n{\"trunc");
         assert_eq!(r.last_model.as_deref(), Some("m"));
         assert!(r.counts.is_empty());
         assert_eq!(Rollout::parse(b""), Rollout::default());
-        assert_eq!(Rollout::parse(&[0xff, 0xfe, b'\n']), Rollout::default());
+        assert_eq!(Rollout::parse(&[0xff, 0xfe, b'\n']).counts, []);
     }
 }

@@ -1,8 +1,161 @@
-//! Gemini CLI chat files (`~/.gemini/tmp/<project>/chats/session-<time>-<id8>.jsonl`, since
-//! 0.39; one `.json` object before): the first line is the session's metadata
-//! (`{"sessionId", "projectHash", "startTime", ...}`), appended again at each resume.
+//! Gemini CLI chat files (`~/.gemini/tmp/<project>/chats/session-<time>-<id8>.jsonl` since
+//! 0.39; one `.json` record, rewritten on every update, before). The JSONL file is an append
+//! log:
+//! - a metadata line (`{"sessionId", "projectHash", "startTime", ...}`), appended again at each
+//!   resume;
+//! - message lines (`{"id", "timestamp", "type": "user" | "gemini" | ..., "content", "tokens",
+//!   "model"}`); the same id can come again, once its tokens are known;
+//! - `{"$set": {...}}` patches: since 0.61 each run appends the whole history as
+//!   `$set.messages`, in which earlier answers have lost their `tokens` and `model`;
+//! - `{"$rewindTo": id}`: the user rewound; the requests made were still made.
+//!
+//! So the last occurrence of a message id wins, except that a copy without tokens never erases
+//! them. `tokens.input` (or `prompt` in older files) includes the cached tokens; thoughts come on
+//! top of the output and count as output and reasoning; tool-use prompt tokens are input.
+
+use std::collections::HashMap;
 
 use serde_json::Value;
+
+use super::{human_prompt, time, Conversation, Request};
+use crate::domain::Tokens;
+
+/// Reads one Gemini CLI chat file, line by line.
+#[derive(Default)]
+pub struct Reader {
+    conversation: Conversation,
+    /// Where each message id's request is in `conversation.requests`.
+    seen: HashMap<String, usize>,
+    /// Answers seen without tokens yet (their tokens may come with a later copy).
+    pending: HashMap<String, (chrono::DateTime<chrono::Utc>, Option<String>)>,
+    subagent: bool,
+}
+
+impl Reader {
+    pub fn new() -> Reader {
+        Reader::default()
+    }
+
+    pub fn line(&mut self, bytes: &[u8]) {
+        let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+            self.conversation.skipped_lines += 1;
+            return;
+        };
+        self.record(&value);
+    }
+
+    /// One record: a metadata line, a message, a `$set` patch, or a whole legacy `.json`
+    /// conversation.
+    fn record(&mut self, value: &Value) {
+        if let Some(set) = value.get("$set") {
+            for message in set["messages"].as_array().into_iter().flatten() {
+                self.message(message);
+            }
+            return;
+        }
+        if value.get("$rewindTo").is_some() {
+            return;
+        }
+        if value.get("type").is_some() && value.get("id").is_some() {
+            self.message(value);
+            return;
+        }
+        // Metadata (the legacy record is metadata with its messages inside).
+        let c = &mut self.conversation;
+        if c.native_id.is_none() {
+            c.native_id = text(value, "sessionId");
+        }
+        if value["kind"] == "subagent" {
+            self.subagent = true;
+        }
+        if c.workdir.is_none() {
+            c.workdir = value["directories"]
+                .as_array()
+                .and_then(|d| d.first())
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        for key in ["startTime", "lastUpdated"] {
+            if let Some(at) = value[key].as_str().and_then(time) {
+                c.saw_time(at);
+            }
+        }
+        for message in value["messages"].as_array().into_iter().flatten() {
+            self.message(message);
+        }
+    }
+
+    fn message(&mut self, m: &Value) {
+        let Some(id) = m["id"].as_str() else {
+            return;
+        };
+        let at = m["timestamp"].as_str().and_then(time);
+        if let Some(at) = at {
+            self.conversation.saw_time(at);
+        }
+        match m["type"].as_str() {
+            Some("user") if self.conversation.prompt.is_none() => {
+                self.conversation.prompt = prompt_of(&m["content"]);
+            }
+            Some("gemini") => {
+                let model = text(m, "model");
+                let tokens = m.get("tokens").filter(|t| t.is_object()).map(tokens);
+                match (self.seen.get(id), tokens) {
+                    (Some(&at_index), Some(tokens)) => {
+                        let r = &mut self.conversation.requests[at_index];
+                        r.tokens = tokens;
+                        if model.is_some() {
+                            r.model = model;
+                        }
+                    }
+                    // A copy without tokens (a `$set` of the history) keeps what was counted.
+                    (Some(_), None) => {}
+                    (None, Some(tokens)) => {
+                        let pending = self.pending.remove(id);
+                        let Some(at) = at.or(pending.as_ref().map(|p| p.0)) else {
+                            self.conversation.skipped_lines += 1;
+                            return;
+                        };
+                        self.seen
+                            .insert(id.to_string(), self.conversation.requests.len());
+                        self.conversation.requests.push(Request {
+                            key: id.to_string(),
+                            at,
+                            model: model.or_else(|| pending.and_then(|p| p.1)),
+                            tokens,
+                        });
+                    }
+                    (None, None) => {
+                        if let Some(at) = at {
+                            self.pending.entry(id.to_string()).or_insert((at, model));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the file is a subagent's chat (its usage belongs to its parent session).
+    pub fn is_subagent(&self) -> bool {
+        self.subagent
+    }
+
+    pub fn finish(self) -> Conversation {
+        self.conversation
+    }
+}
+
+/// Read a whole chat file held in memory: JSONL, or a legacy `.json` record.
+pub fn parse(bytes: &[u8]) -> Conversation {
+    let mut reader = Reader::new();
+    match serde_json::from_slice::<Value>(bytes) {
+        // One object for the whole file: a legacy record (or a JSONL file of one line).
+        Ok(whole) if whole.is_object() => reader.record(&whole),
+        _ => super::each_line(bytes, |l| reader.line(l)),
+    }
+    reader.finish()
+}
 
 /// The session id a chat file belongs to: its first metadata line's (or the legacy record's)
 /// `sessionId`.
@@ -13,25 +166,55 @@ pub fn session_id(bytes: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(first)
         .or_else(|_| serde_json::from_slice(bytes))
         .ok()?;
-    value
-        .get("sessionId")
+    text(&value, "sessionId")
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
 }
 
+/// A user message's text, if a person typed it: a string, or parts with `text`.
+fn prompt_of(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => human_prompt(s).map(str::to_string),
+        Value::Array(parts) => parts
+            .iter()
+            .find_map(|p| p["text"].as_str().and_then(human_prompt))
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+fn tokens(t: &Value) -> Tokens {
+    let count = |key: &str| t.get(key).and_then(Value::as_u64).unwrap_or(0).min(1 << 40);
+    let prompt = t.get("prompt").map_or(count("input"), |_| count("prompt"));
+    let candidates = t
+        .get("candidates")
+        .map_or(count("output"), |_| count("candidates"));
+    let thoughts = count("thoughts");
+    Tokens {
+        input: prompt + count("tool"),
+        output: candidates + thoughts,
+        cached: count("cached"),
+        cache_write: 0,
+        reasoning: thoughts,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transcripts::sample;
+
+    const CHAT: &str = "gemini-session-2026-12-01T10-54-7a9ca440.jsonl";
 
     #[test]
     fn the_session_of_a_chat_file() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/native-samples/gemini-session-2026-12-01T10-54-7a9ca440.jsonl"
-        );
         assert_eq!(
-            session_id(&std::fs::read(path).unwrap()).as_deref(),
+            session_id(&sample(CHAT)).as_deref(),
             Some("7a9ca440-ea38-4724-a496-49e63d279cdd")
         );
         // The legacy record: one pretty-printed object.
@@ -40,5 +223,69 @@ mod tests {
         assert_eq!(session_id(b""), None);
         assert_eq!(session_id(b"garbage\n"), None);
         assert_eq!(session_id(b"{\"sessionId\":\"\"}"), None);
+    }
+
+    #[test]
+    fn a_chat_resumed_twice_counts_each_answer_once() {
+        let c = parse(&sample(CHAT));
+        assert_eq!(
+            c.native_id.as_deref(),
+            Some("7a9ca440-ea38-4724-a496-49e63d279cdd")
+        );
+        // The `<session_context>` block in the history is not the prompt.
+        assert_eq!(c.prompt.as_deref(), Some("hello"));
+        let got: Vec<(u64, u64, u64, u64, Option<&str>)> = c
+            .requests
+            .iter()
+            .map(|r| {
+                let t = r.tokens;
+                (t.input, t.cached, t.output, t.reasoning, r.model.as_deref())
+            })
+            .collect();
+        // The `$set` copies of the history carry no tokens: the answers keep theirs.
+        assert_eq!(
+            got,
+            [
+                (4002, 1002, 32 + 17, 17, Some("gemini-3.8-flash")),
+                (4004, 1004, 34 + 19, 19, Some("gemini-3.8-flash")),
+                (4005, 1005, 35 + 20, 20, Some("gemini-2.5-pro")),
+            ]
+        );
+        // total = input + output = the file's own total.
+        assert_eq!(c.requests[0].tokens.total(), 4051);
+        assert_eq!(c.first_at, time("2026-12-01T10:54:26.144Z"));
+    }
+
+    #[test]
+    fn tokens_arrive_late_and_legacy_records() {
+        let lines = [
+            r#"{"sessionId":"s","startTime":"2026-01-01T00:00:00Z","directories":["/w"]}"#,
+            r#"{"id":"u1","timestamp":"2026-01-01T00:00:01Z","type":"user","content":"hi there"}"#,
+            r#"{"id":"g1","timestamp":"2026-01-01T00:00:02Z","type":"gemini","content":"x","tokens":null,"model":"gemini-3-flash-preview"}"#,
+            r#"{"id":"g1","timestamp":"2026-01-01T00:00:02Z","type":"gemini","content":"x","tokens":{"input":10,"output":2,"cached":4,"thoughts":1,"tool":3,"total":16}}"#,
+            r#"{"$rewindTo":"u1"}"#,
+            "{broken",
+        ]
+        .join("\n");
+        let c = parse(lines.as_bytes());
+        assert_eq!(c.workdir.as_deref(), Some("/w"));
+        assert_eq!(c.prompt.as_deref(), Some("hi there"));
+        assert_eq!(c.requests.len(), 1);
+        let r = &c.requests[0];
+        assert_eq!(r.model.as_deref(), Some("gemini-3-flash-preview"));
+        assert_eq!(
+            (r.tokens.input, r.tokens.output, r.tokens.total()),
+            (13, 3, 16)
+        );
+        assert_eq!(c.skipped_lines, 1);
+
+        let legacy = r#"{"sessionId":"old","startTime":"2025-05-01T00:00:00Z","messages":[
+            {"id":"u","timestamp":"2025-05-01T00:00:01Z","type":"user","content":[{"text":"legacy prompt"}]},
+            {"id":"g","timestamp":"2025-05-01T00:00:02Z","type":"gemini","tokens":{"prompt":100,"candidates":5,"cached":50,"thoughts":0,"total":105}}]}"#;
+        let c = parse(legacy.as_bytes());
+        assert_eq!(c.native_id.as_deref(), Some("old"));
+        assert_eq!(c.prompt.as_deref(), Some("legacy prompt"));
+        assert_eq!(c.requests[0].tokens.input, 100);
+        assert_eq!(c.requests[0].tokens.cached, 50);
     }
 }

@@ -1,14 +1,130 @@
-//! The CLIs' own transcripts on disk: Codex rollouts, Gemini chat files. clinvk reads them and
-//! never writes, locks or moves them.
+//! The CLIs' own transcripts on disk: Claude Code projects, Codex rollouts, Gemini CLI chats.
+//! clinvk reads them and never writes, locks or moves them.
 //!
-//! `codex` and `gemini` are pure (bytes in, records out) and tested on the real samples in
-//! `tests/data/native-samples`; `locate` knows where each CLI keeps its files (its own
-//! directory variables first, then the home directory) and finds one conversation's file.
+//! `claude`, `codex` and `gemini` are pure (lines in, records out) and tested on the real
+//! samples in `tests/data/native-samples`: each reader is fed a transcript line by line (so a
+//! file of any size is read in bounded memory) and gives back a `Conversation` with every API
+//! request once, by the backend's own rules for what repeats. `locate` knows where each CLI
+//! keeps its files (its own directory variables first, then the home directory).
 //!
-//! Runs use them for what the CLIs' printed output leaves out: the model a Codex thread ran
-//! (the stream has none), the total a Codex fork started from, and whether a failed Gemini run
-//! left anything to resume.
+//! Runs use them for what the CLIs' printed output leaves out (the model a Codex thread ran, the
+//! total a Codex fork started from, whether a failed Gemini run left anything to resume); the
+//! import (`crate::import`) turns whole conversations into sessions.
 
+pub mod claude;
 pub mod codex;
 pub mod gemini;
 pub mod locate;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::Tokens;
+
+/// One API request, as its transcript records it, counted once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// What tells the request apart within its conversation: Claude's `message.id` and
+    /// `requestId`, Gemini's message id, Codex's line ordinal (or running total).
+    pub key: String,
+    pub at: DateTime<Utc>,
+    pub model: Option<String>,
+    pub tokens: Tokens,
+}
+
+/// What a transcript says about its conversation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Conversation {
+    /// The CLI's id for it (what `--resume` takes).
+    pub native_id: Option<String>,
+    /// The working directory, from the records themselves.
+    pub workdir: Option<String>,
+    /// The first prompt a person typed (not a command, context block or instructions file).
+    pub prompt: Option<String>,
+    pub first_at: Option<DateTime<Utc>>,
+    pub last_at: Option<DateTime<Utc>>,
+    /// Every request, in the order first seen.
+    pub requests: Vec<Request>,
+    /// The conversation this one was forked from (its native id), when the transcript says.
+    pub forked_from: Option<String>,
+    /// Lines that could not be read (not JSON, wrong types, too long): skipped.
+    pub skipped_lines: u64,
+}
+
+impl Conversation {
+    /// Widen the conversation's time span to include `at`.
+    fn saw_time(&mut self, at: DateTime<Utc>) {
+        self.first_at = Some(self.first_at.map_or(at, |t| t.min(at)));
+        self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
+    }
+}
+
+/// A transcript's timestamp (RFC 3339, as every CLI writes them); None for anything else.
+pub fn time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The text of a prompt a person typed, or None for what the CLIs put in the user's place: their
+/// context blocks (`<environment_context>`, `<session_context>`, `<system-reminder>`, ...),
+/// slash-command records (`<command-name>`, `<local-command-stdout>`), instructions files
+/// (`# AGENTS.md instructions ...`) and Claude's caveats. Whitespace-only text is none either.
+pub fn human_prompt(text: &str) -> Option<&str> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let generated = text.starts_with('<')
+        && text[1..].starts_with(|c: char| c.is_ascii_alphabetic())
+        || text.starts_with("# AGENTS.md")
+        || text.starts_with("Caveat: The messages below were generated")
+        || text.starts_with("[Request interrupted");
+    (!generated).then_some(text)
+}
+
+/// Feed `bytes` to `line` a line at a time (tests and small files).
+pub fn each_line(bytes: &[u8], mut line: impl FnMut(&[u8])) {
+    for l in bytes.split(|b| *b == b'\n') {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        if !l.trim_ascii().is_empty() {
+            line(l);
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn sample(name: &str) -> Vec<u8> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/native-samples/");
+    std::fs::read(format!("{dir}{name}")).expect("a native sample")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_person_typed() {
+        assert_eq!(human_prompt("  fix the bug\n"), Some("fix the bug"));
+        assert_eq!(human_prompt("<2 lines"), Some("<2 lines"));
+        for generated in [
+            "<environment_context>\n  <cwd>/x</cwd>",
+            "<session_context>\nThis is the Gemini CLI.",
+            "<command-name>/clear</command-name>",
+            "<local-command-stdout></local-command-stdout>",
+            "# AGENTS.md instructions for /x",
+            "Caveat: The messages below were generated by the user while running local commands.",
+            "[Request interrupted by user]",
+            "   ",
+        ] {
+            assert_eq!(human_prompt(generated), None, "{generated}");
+        }
+    }
+
+    #[test]
+    fn times() {
+        assert!(time("2026-12-01T10:37:37.430Z").is_some());
+        assert!(time("2026-12-01T10:37:37+02:00").is_some());
+        assert_eq!(time("yesterday"), None);
+        assert_eq!(time("+262142-12-31T23:59:59Z"), None);
+    }
+}

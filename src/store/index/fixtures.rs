@@ -29,6 +29,7 @@ pub fn turn(at: &str, model: Option<&str>, input: u64, output: u64, cost: Option
         token_usage: Some(usage(input, output)),
         cost_usd: cost,
         error: None,
+        request: None,
         extra: Default::default(),
     }
 }

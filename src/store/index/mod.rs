@@ -9,11 +9,13 @@
 //! - `list.rs`: the listing (`sessions list`, `-c`, the picker);
 //! - `write.rs`: writes, one session at a time or a bulk load;
 //! - `turns.rs`: the per-run rows kept for each session, and the daily rollup they feed;
+//! - `native.rs`: what the import of the CLIs' transcripts remembers (files read, by stamp);
 //! - `stats.rs`: `sessions stats` over them.
 
 #[cfg(test)]
 mod fixtures;
 mod list;
+pub mod native;
 mod row;
 mod schema;
 pub mod stats;

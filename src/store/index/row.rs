@@ -11,8 +11,8 @@ use crate::store::files::FileStamp;
 use crate::store::query::SessionSummary;
 use crate::store::session::TokenUsage;
 
-/// The columns of a session's row, in the order of `migrations/V1__initial.sql`.
-pub(super) const SESSION_COLUMNS: [&str; 18] = [
+/// The columns of a session's row, in the order the migrations make them.
+pub(super) const SESSION_COLUMNS: [&str; 19] = [
     "id",
     "backend",
     "backend_session_id",
@@ -31,6 +31,7 @@ pub(super) const SESSION_COLUMNS: [&str; 18] = [
     "file_ino",
     "file_size",
     "file_mtime_ns",
+    "origin",
 ];
 
 /// `s.id, s.backend, ...`: the columns as the listing selects them (table alias `s`).
@@ -124,6 +125,10 @@ pub(super) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sessio
         parent_id: r
             .get::<_, Option<String>>("parent_id")?
             .and_then(|p| SessionId::parse(&p).ok()),
+        origin: r
+            .get::<_, String>("origin")?
+            .parse()
+            .map_err(|e| text_err("origin", e))?,
     })
 }
 

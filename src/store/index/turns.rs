@@ -34,7 +34,7 @@ const FIRST_EVER: i64 = 8;
 const PER_MODEL: i64 = 16;
 
 /// Bump when `turn_rows` changes what it derives from a file: the index is then rebuilt.
-pub const ROWS_VERSION: &str = "usage-rows-2";
+pub const ROWS_VERSION: &str = "usage-rows-3";
 
 /// Per-run caps, far above any real run, so that a garbage figure in one file cannot overflow
 /// the index's 64-bit sums (and with it every command that reads them).
@@ -67,7 +67,8 @@ pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
             seq: seq as i64,
             at: turn.at.timestamp_millis(),
             model: model_of(&turn.model),
-            runs: 1,
+            // A request read from a transcript is part of a conversation, not a run of clinvk's.
+            runs: i64::from(turn.request.is_none()),
             usage: turn
                 .token_usage
                 .as_ref()

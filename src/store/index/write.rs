@@ -28,7 +28,7 @@ pub struct IndexTx<'a> {
 }
 
 impl IndexTx<'_> {
-    fn err(&self, source: rusqlite::Error) -> Error {
+    pub(super) fn err(&self, source: rusqlite::Error) -> Error {
         Error::index(&self.path, source)
     }
 
@@ -60,6 +60,7 @@ impl IndexTx<'_> {
             ":file_ino": stamp.ino,
             ":file_size": stamp.size,
             ":file_mtime_ns": stamp.mtime_ns,
+            ":origin": session.origin.as_str(),
         };
         let pk: i64 = if self.fresh {
             self.tx

@@ -1,0 +1,268 @@
+//! What the import of the CLIs' transcripts (`crate::import`) needs from the store, without the
+//! store knowing any transcript: sessions found by the CLI's id for their conversation and
+//! merged under one exclusive lock, the transcript files read so far, and the record of deleted
+//! conversations that keeps a deleted session deleted.
+//!
+//! The record is `sessions/.deleted-conversations`: one JSON line per session with a
+//! `backend_session_id` that `delete` or `clean` removed (its backend, that id, and its last
+//! activity). It is a file, not part of the index, because it is not in any session file: a
+//! rebuilt index must still know.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::files::{self, FileStamp};
+use super::index::native::NativeFile;
+use super::sync::{load_file, Before, Change, Loaded};
+use super::{Session, SessionId, Store};
+use crate::domain::Backend;
+use crate::error::{Error, Result};
+
+pub const DELETED_CONVERSATIONS: &str = ".deleted-conversations";
+
+/// A conversation whose session was deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub backend: Backend,
+    pub backend_session_id: String,
+    /// The session's last activity when it was deleted: the conversation comes back only with
+    /// activity after that.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub last_used_at: DateTime<Utc>,
+}
+
+/// One conversation for `merge_native`: whose it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NativeKey {
+    pub backend: Backend,
+    pub native_id: String,
+}
+
+/// What `merge_native` did with one conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Merged {
+    Created(SessionId),
+    Updated(SessionId),
+    Unchanged(SessionId),
+    /// Not merged, and why (an invalid session file holds it, the merge declined, ...).
+    Skipped(String),
+}
+
+impl Merged {
+    pub fn session_id(&self) -> Option<&SessionId> {
+        match self {
+            Merged::Created(id) | Merged::Updated(id) | Merged::Unchanged(id) => Some(id),
+            Merged::Skipped(_) => None,
+        }
+    }
+}
+
+/// What the merge closure is handed for one conversation.
+pub struct MergeInput<'a> {
+    /// The session holding the conversation already, if one does.
+    pub existing: Option<Session>,
+    /// The conversation's last deletion, if its session was ever deleted.
+    pub deleted: Option<&'a Deleted>,
+}
+
+impl Store {
+    /// The transcript files the index remembers having read, by path.
+    pub fn native_files(&self) -> Result<HashMap<String, NativeFile>> {
+        self.read(|_, index| index.native_files())
+    }
+
+    /// Merge conversations into their sessions under one exclusive lock. For each of `keys`,
+    /// `merge(i, input)` gets the session holding it (if any) and says what it should be now
+    /// (`Ok(None)`: leave it, or create nothing; `Err(why)`: skip it). New sessions take the
+    /// conversation's own id when that is a free session id. Then the index records `files`
+    /// (each with the conversation it went into, by position in `keys`) and forgets `gone`.
+    /// With `dry_run`, nothing is written and the outcome is what would happen.
+    pub fn merge_native(
+        &self,
+        keys: &[NativeKey],
+        mut merge: impl FnMut(usize, MergeInput<'_>) -> std::result::Result<Option<Session>, String>,
+        files: &[(String, NativeFile, usize)],
+        gone: &[String],
+        dry_run: bool,
+    ) -> Result<Vec<Merged>> {
+        self.write(|store, index| {
+            let deleted = store.deleted_conversations()?;
+            let mut outcomes = Vec::with_capacity(keys.len());
+            let mut written: Vec<(Session, FileStamp)> = Vec::new();
+            let mut taken: std::collections::HashSet<SessionId> = Default::default();
+            let before = Before::take(&store.dir)?;
+            for (i, key) in keys.iter().enumerate() {
+                let existing_id = index.session_by_backend_id(key.backend, &key.native_id)?;
+                let existing = match existing_id {
+                    None => None,
+                    Some(id) => {
+                        let id = SessionId::parse(&id)?;
+                        match store.read_session(&id) {
+                            Ok((session, _)) => Some(session),
+                            Err(Error::NotFound { .. }) => None,
+                            Err(e) => {
+                                outcomes.push(Merged::Skipped(e.to_string()));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let was = existing.clone();
+                let input = MergeInput {
+                    existing,
+                    deleted: deleted.get(key),
+                };
+                let mut session = match merge(i, input) {
+                    Err(why) => {
+                        outcomes.push(Merged::Skipped(why));
+                        continue;
+                    }
+                    Ok(None) => {
+                        outcomes.push(match was {
+                            Some(s) => Merged::Unchanged(s.id),
+                            None => Merged::Skipped("nothing to import".into()),
+                        });
+                        continue;
+                    }
+                    Ok(Some(session)) => session,
+                };
+                let outcome = match &was {
+                    Some(old) if *old == session => {
+                        outcomes.push(Merged::Unchanged(old.id.clone()));
+                        continue;
+                    }
+                    Some(old) => {
+                        session.id = old.id.clone();
+                        Merged::Updated(old.id.clone())
+                    }
+                    None => {
+                        session.id = store.free_id(&key.native_id, &taken);
+                        Merged::Created(session.id.clone())
+                    }
+                };
+                taken.insert(session.id.clone());
+                if !dry_run {
+                    let stamp = files::write_atomic(
+                        &store.session_path(&session.id),
+                        &session.to_file_bytes(),
+                    )?;
+                    written.push((session, stamp));
+                }
+                outcomes.push(outcome);
+            }
+            if dry_run {
+                return Ok(outcomes);
+            }
+            let changes: Vec<Change<'_>> = written
+                .iter()
+                .map(|(s, stamp)| Change::Upsert(s, *stamp))
+                .collect();
+            store.index_changes(index, before, &changes)?;
+            let tx = index.transaction()?;
+            for (path, file, at) in files {
+                let session_id = outcomes
+                    .get(*at)
+                    .and_then(Merged::session_id)
+                    .map(SessionId::to_string);
+                tx.record_native_file(
+                    path,
+                    &NativeFile {
+                        session_id,
+                        ..file.clone()
+                    },
+                )?;
+            }
+            for path in gone {
+                tx.forget_native_file(path)?;
+            }
+            tx.commit()?;
+            Ok(outcomes)
+        })
+    }
+
+    /// A session id for a new conversation: its own id when that is a valid, unused session
+    /// id, else a fresh one.
+    fn free_id(&self, native_id: &str, taken: &std::collections::HashSet<SessionId>) -> SessionId {
+        let free = |id: &SessionId| {
+            !taken.contains(id) && std::fs::symlink_metadata(self.session_path(id)).is_err()
+        };
+        if let Ok(id) = SessionId::parse(native_id) {
+            if free(&id) {
+                return id;
+            }
+        }
+        loop {
+            let id = SessionId::generate();
+            if free(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// The last deletion of each conversation whose session was deleted.
+    pub(super) fn deleted_conversations(&self) -> Result<HashMap<NativeKey, Deleted>> {
+        let path = self.dir.join(DELETED_CONVERSATIONS);
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let mut all: HashMap<NativeKey, Deleted> = HashMap::new();
+        // A torn last line (a crash while appending) is skipped: that deletion is forgotten.
+        for line in text.split(|b| *b == b'\n') {
+            let Ok(d) = serde_json::from_slice::<Deleted>(line) else {
+                continue;
+            };
+            let key = NativeKey {
+                backend: d.backend,
+                native_id: d.backend_session_id.clone(),
+            };
+            match all.get(&key) {
+                Some(known) if known.last_used_at >= d.last_used_at => {}
+                _ => {
+                    all.insert(key, d);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Before the files of `ids` are deleted: record the conversations they held, so that an
+    /// import does not bring them back. Caller holds the exclusive lock.
+    pub(super) fn record_deletions(&self, ids: &[SessionId]) -> Result<()> {
+        let mut lines = Vec::new();
+        for id in ids {
+            let entry = files::DirEntry {
+                id: id.to_string(),
+                path: self.session_path(id),
+                stamp: FileStamp::default(),
+            };
+            if let Loaded::Valid(session, _) = load_file(&entry) {
+                if let Some(native_id) = &session.backend_session_id {
+                    let d = Deleted {
+                        backend: session.backend,
+                        backend_session_id: native_id.clone(),
+                        last_used_at: session.last_used_at,
+                    };
+                    lines.extend(serde_json::to_vec(&d).expect("a deletion serializes"));
+                    lines.push(b'\n');
+                }
+            }
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        // After a line torn by a crash, start afresh on a line of its own.
+        lines.insert(0, b'\n');
+        let path = self.dir.join(DELETED_CONVERSATIONS);
+        let mut file =
+            files::open_private(&path, std::fs::OpenOptions::new().create(true).append(true))
+                .map_err(|e| Error::io(&path, e))?;
+        file.write_all(&lines)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(&path, e))
+    }
+}
