@@ -34,3 +34,12 @@ impl Paths {
         }
     }
 }
+
+/// `~/rest` as a path under the home directory; anything else as written.
+pub fn expand_home(text: &str) -> PathBuf {
+    match (text.strip_prefix("~/"), dirs::home_dir()) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ if text == "~" => dirs::home_dir().unwrap_or_else(|| PathBuf::from(text)),
+        _ => PathBuf::from(text),
+    }
+}

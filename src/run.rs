@@ -270,7 +270,10 @@ impl Runner<'_> {
     /// The CLI to run: `backends.<name>.command` if set, else `<name>` on $PATH.
     fn program(&self, backend: Backend) -> Result<PathBuf> {
         let configured = self.settings.command(backend);
-        let program = configured.map_or_else(|| PathBuf::from(backend.as_str()), expand_home);
+        let program = configured.map_or_else(
+            || PathBuf::from(backend.as_str()),
+            crate::paths::expand_home,
+        );
         invoke::locate(&program, self.path.as_deref()).ok_or_else(|| {
             let config_key = format!("backends.{backend}.command");
             let fix = format!("`clinvk config set {config_key} /path/to/{backend}`");
@@ -744,13 +747,6 @@ fn install_hint(backend: Backend) -> &'static str {
 }
 
 /// `~/x` as a path under the home directory.
-fn expand_home(command: &str) -> PathBuf {
-    match (command.strip_prefix("~/"), dirs::home_dir()) {
-        (Some(rest), Some(home)) => home.join(rest),
-        _ => PathBuf::from(command),
-    }
-}
-
 /// `${VAR}` replaced by the variable's value (empty when unset), as in the guide's
 /// `default_tags: ["${USER}"]`. Anything else is kept as written.
 fn expand_vars(text: &str) -> String {

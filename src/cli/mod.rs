@@ -72,6 +72,8 @@ pub enum SessionsCommand {
     Stats(cmd::stats::StatsArgs),
     /// Rebuild the index from the session files
     Reindex(cmd::reindex::ReindexArgs),
+    /// Bring in the conversations held directly in claude, codex and gemini
+    Import(cmd::import::ImportArgs),
 }
 
 /// What every command gets: where things are, and a way to open the store.
@@ -249,6 +251,7 @@ fn run(ctx: &Context, cli: Cli) -> Result<i32> {
             SessionsCommand::Clean(args) => cmd::clean::run(ctx, &args, now),
             SessionsCommand::Stats(args) => cmd::stats::run(ctx, &args, now),
             SessionsCommand::Reindex(args) => cmd::reindex::run(ctx, &args),
+            SessionsCommand::Import(args) => cmd::import::run(ctx, &args),
         },
     }
 }

@@ -140,6 +140,8 @@ impl crate::run::RunObserver for RetryLine {
 pub struct StderrObserver {
     bar: RefCell<Option<ProgressBar>>,
     terminal: bool,
+    /// What the progress bar says is being read.
+    what: &'static str,
 }
 
 /// Below this many files, reading is quick enough not to need a bar.
@@ -147,9 +149,15 @@ const BAR_THRESHOLD: u64 = 2000;
 
 impl StderrObserver {
     pub fn new() -> Self {
+        Self::reading("session files")
+    }
+
+    /// An observer whose progress bar says it is reading `what`.
+    pub fn reading(what: &'static str) -> Self {
         StderrObserver {
             bar: RefCell::new(None),
             terminal: std::io::stderr().is_terminal(),
+            what,
         }
     }
 }
@@ -188,9 +196,10 @@ impl Observer for StderrObserver {
         let bar = bar.get_or_insert_with(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "reading session files {bar:30} {pos}/{len} ({eta} left)",
-                )
+                ProgressStyle::with_template(&format!(
+                    "reading {} {{bar:30}} {{pos}}/{{len}} ({{eta}} left)",
+                    self.what
+                ))
                 .expect("the template is valid"),
             );
             bar

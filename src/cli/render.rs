@@ -208,6 +208,23 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
     if let Some(parent) = &s.parent_id {
         lines.push(format!("Forked From:       {parent}"));
     }
+    if !s.origin.is_clinvk() {
+        lines.push(format!(
+            "Origin:            imported from {}'s transcripts",
+            s.backend
+        ));
+    }
+    if let Some(native) = &s.native {
+        lines.push(format!(
+            "Transcript:        {}{}",
+            escape_controls(&native.path),
+            if native.gone {
+                " (gone: the CLI deleted it; what was read is kept)"
+            } else {
+                ""
+            }
+        ));
+    }
     if let (Status::Error, Some(error)) = (s.status, &s.metadata.error) {
         lines.push(format!("Error:             {}", title(error, 200)));
     }
@@ -256,21 +273,33 @@ fn resumable_line(s: &Session) -> String {
     }
 }
 
-/// How many runs, and what the backend said they cost, if it did.
+/// How many runs through clinvk and requests read from the transcript, and what the backend
+/// said the runs cost, if it did.
 fn runs_line(s: &Session) -> String {
     let cost: Option<f64> = s
         .turns
         .iter()
         .filter_map(|t| t.cost_usd)
         .reduce(|a, b| a + b);
-    format!(
-        "Runs:              {}{}",
-        s.turns.len(),
-        cost.map_or(String::new(), |c| format!(
-            " (cost reported by {}: ${c:.4})",
+    let requests = s.turns.iter().filter(|t| t.request.is_some()).count();
+    let runs = s.turns.len() - requests;
+    let mut parts = Vec::new();
+    if runs > 0 {
+        parts.push(format!(
+            "{runs}{}",
+            cost.map_or(String::new(), |c| format!(
+                " (cost reported by {}: ${c:.4})",
+                s.backend
+            ))
+        ));
+    }
+    if requests > 0 {
+        parts.push(format!(
+            "{requests} API request(s) read from {}'s transcript",
             s.backend
-        ))
-    )
+        ));
+    }
+    format!("Runs:              {}", parts.join("; "))
 }
 
 /// What `sessions fork` does for a backend, said plainly (also in the README).

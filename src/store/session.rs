@@ -154,6 +154,13 @@ pub struct NativeSource {
     pub extra: Map<String, Value>,
 }
 
+impl NativeSource {
+    /// Whether the transcript is still there.
+    pub fn is_present(&self) -> bool {
+        std::fs::symlink_metadata(&self.path).is_ok()
+    }
+}
+
 /// Prompts longer than this are stored truncated (the guide: "truncated if very long"), so that
 /// a pasted file does not bloat every listing.
 pub const PROMPT_MAX_CHARS: usize = 2000;

@@ -13,6 +13,8 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+pub mod native;
+
 /// The frozen "now" every command sees (`CLINVK_NOW`), unless a test says otherwise.
 pub const NOW: &str = "2025-01-27T12:00:00Z";
 

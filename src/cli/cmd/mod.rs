@@ -4,6 +4,7 @@ pub mod clean;
 pub mod config;
 pub mod delete;
 pub mod fork;
+pub mod import;
 pub mod list;
 pub mod reindex;
 pub mod resume;

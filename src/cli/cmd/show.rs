@@ -20,10 +20,14 @@ pub struct ShowArgs {
 
 pub fn run(ctx: &Context, args: &ShowArgs, now: DateTime<Utc>) -> Result<i32> {
     let (id, json) = (args.id.as_str(), args.json);
-    let session = ctx.store()?.get(id)?;
+    let mut session = ctx.store()?.get(id)?;
     if json {
         print_json(&session)?;
     } else {
+        // Checked now too: the CLI may have deleted it since the last import.
+        if let Some(native) = session.native.as_mut() {
+            native.gone |= !native.is_present();
+        }
         print(&render::show(&session, now))?;
     }
     Ok(exit::OK)

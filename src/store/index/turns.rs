@@ -83,7 +83,9 @@ pub fn turn_rows(session: &Session, zone: &Zone) -> Vec<TurnRow> {
     let has_rest = rest != TokenUsage::default();
     // A file without turns that ran (any status but `created`) stands for one run; one that
     // never ran and used nothing has no row, and is not counted at all.
-    let ran_untracked = session.turns.is_empty() && session.status != Status::Created;
+    // (An imported conversation with no request made no run either.)
+    let ran_untracked =
+        session.turns.is_empty() && session.status != Status::Created && session.origin.is_clinvk();
     if ran_untracked || has_rest {
         rows.push(TurnRow {
             seq: session.turns.len() as i64,

@@ -1,0 +1,307 @@
+//! Bringing the conversations people have directly in the CLIs into the store: each native
+//! conversation becomes one session file (origin `imported`), or adds what it did since to the
+//! session that already holds it (a run through clinvk, an earlier import), every API request
+//! counted once.
+//!
+//! - `sources.rs`: where each CLI keeps its transcripts, and finding them;
+//! - `read.rs`: one file through its CLI's reader (`crate::transcripts`), in bounded memory;
+//! - `merge.rs`: a conversation as a session, new or merged.
+//!
+//! An import reads only the files whose stamp (inode, size, mtime) changed since the last one
+//! (the index remembers them), then merges under the store's lock. It never writes, locks or
+//! moves the CLIs' files. A conversation whose session was deleted stays deleted unless it has
+//! had activity since (or `include_deleted`); one whose transcript the CLI deleted keeps its
+//! session, marked gone.
+
+pub mod merge;
+pub mod read;
+pub mod sources;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::domain::Backend;
+use crate::error::Result;
+use crate::store::index::native::NativeFile;
+use crate::store::native::{Merged, NativeKey};
+use crate::store::{Observer, Store};
+use merge::Gathered;
+use sources::{Found, Roots, Skip};
+
+/// What to import, and how.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only these CLIs (all when empty).
+    pub backends: Vec<Backend>,
+    /// Say what would be imported, and change nothing.
+    pub dry_run: bool,
+    /// Bring back conversations whose sessions were deleted.
+    pub include_deleted: bool,
+}
+
+/// How many conversations of one CLI went where.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub new: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// What an import found and did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub by_backend: BTreeMap<Backend, Counts>,
+    /// Transcript files read (changed since the last import), and left unread (unchanged).
+    pub files_read: usize,
+    pub files_unchanged: usize,
+    /// Conversations left out because their session was deleted.
+    pub deleted: usize,
+    /// Sessions whose transcript the CLI has deleted since the last import.
+    pub transcripts_gone: usize,
+    /// Lines of transcripts that could not be read (skipped; the rest was imported).
+    pub skipped_lines: u64,
+    /// Files, directories and conversations left out, each once with the reason.
+    pub skipped: Vec<Skip>,
+    /// The CLIs' directories looked in.
+    pub looked_in: Vec<std::path::PathBuf>,
+}
+
+/// Catch the store up with the CLIs' transcripts under `roots`.
+pub fn run(
+    store: &Store,
+    roots: &Roots,
+    options: &Options,
+    observer: &dyn Observer,
+) -> Result<Report> {
+    let roots = roots.clone().only(&options.backends);
+    let (found, walk_skips) = roots.discover();
+    let known = store.native_files()?;
+    let mut report = Report {
+        skipped: walk_skips,
+        looked_in: roots.all(),
+        ..Report::default()
+    };
+    let changed: Vec<&Found> = found
+        .iter()
+        .filter(|f| known.get(&path_key(&f.path)).map(|k| k.stamp) != Some(f.stamp))
+        .collect();
+    report.files_unchanged = found.len() - changed.len();
+    report.files_read = changed.len();
+    let reads = read_all(&changed, observer);
+
+    // Each conversation once, with what each of its changed files adds.
+    let mut gathered: Vec<Gathered> = Vec::new();
+    let mut at: HashMap<NativeKey, usize> = HashMap::new();
+    let mut files: Vec<(String, NativeFile, usize)> = Vec::new();
+    for (f, read) in changed.iter().zip(reads) {
+        let read = match read {
+            Ok(read) => read,
+            Err(reason) => {
+                report.skipped.push(Skip {
+                    path: f.path.clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
+        if let Some(problem) = read.problem {
+            report.skipped.push(Skip {
+                path: f.path.clone(),
+                reason: problem,
+            });
+        }
+        let c = read.conversation;
+        report.skipped_lines += c.skipped_lines;
+        let subagent = f.parent.is_some() || read.subagent;
+        let native_id = f
+            .parent
+            .clone()
+            .or_else(|| own_id(f, c.native_id.as_deref()));
+        let Some(native_id) = native_id else {
+            report.skipped.push(Skip {
+                path: f.path.clone(),
+                reason: "names no conversation id".into(),
+            });
+            continue;
+        };
+        let key = NativeKey {
+            backend: f.backend,
+            native_id: native_id.clone(),
+        };
+        let i = *at.entry(key).or_insert_with(|| {
+            gathered.push(Gathered {
+                backend: Some(f.backend),
+                native_id,
+                ..Gathered::default()
+            });
+            gathered.len() - 1
+        });
+        let g = &mut gathered[i];
+        if !subagent {
+            g.main = Some(f.path.clone());
+            g.workdir = g.workdir.take().or(c.workdir).or_else(|| f.workdir.clone());
+            g.prompt = g.prompt.take().or(c.prompt);
+            g.forked_from = g.forked_from.take().or(c.forked_from);
+            for t in [c.first_at, c.last_at].into_iter().flatten() {
+                g.first_at = Some(g.first_at.map_or(t, |f| f.min(t)));
+                g.last_at = Some(g.last_at.map_or(t, |l| l.max(t)));
+            }
+            if let Some(total) = read.running_total {
+                g.running_total = Some(g.running_total.map_or(total, |t| t.max_each(&total)));
+            }
+        }
+        let modified = chrono::DateTime::from_timestamp_nanos(f.stamp.mtime_ns);
+        g.modified = Some(g.modified.map_or(modified, |m| m.max(modified)));
+        g.add_requests(c.requests);
+        files.push((
+            path_key(&f.path),
+            NativeFile {
+                backend: f.backend,
+                stamp: f.stamp,
+                session_id: None,
+            },
+            i,
+        ));
+    }
+
+    // Files read before that are gone now (the CLI's retention clean).
+    let present: std::collections::HashSet<String> =
+        found.iter().map(|f| path_key(&f.path)).collect();
+    let gone: Vec<(String, Option<String>)> = known
+        .into_iter()
+        .filter(|(path, file)| {
+            !present.contains(path)
+                && (options.backends.is_empty() || options.backends.contains(&file.backend))
+                && std::fs::symlink_metadata(path).is_err()
+        })
+        .map(|(path, file)| (path, file.session_id))
+        .collect();
+
+    let keys: Vec<NativeKey> = gathered
+        .iter()
+        .map(|g| NativeKey {
+            backend: g.backend.expect("gathered with its backend"),
+            native_id: g.native_id.clone(),
+        })
+        .collect();
+    let gone_paths: Vec<String> = gone.iter().map(|(p, _)| p.clone()).collect();
+    let outcomes = store.merge_native(
+        &keys,
+        |i, input| merge::apply(&gathered[i], input, options.include_deleted),
+        &files,
+        &gone_paths,
+        options.dry_run,
+    )?;
+    for (key, outcome) in keys.iter().zip(&outcomes) {
+        let counts = report.by_backend.entry(key.backend).or_default();
+        match outcome {
+            Merged::Created(_) => counts.new += 1,
+            Merged::Updated(_) => counts.updated += 1,
+            Merged::Unchanged(_) => counts.unchanged += 1,
+            Merged::Skipped(why) if why == merge::DELETED => report.deleted += 1,
+            Merged::Skipped(why) if why == "nothing to import" => {}
+            Merged::Skipped(why) => {
+                let g = &gathered[keys.iter().position(|k| k == key).unwrap_or(0)];
+                report.skipped.push(Skip {
+                    path: g.main.clone().unwrap_or_default(),
+                    reason: why.clone(),
+                });
+            }
+        }
+    }
+    if !options.dry_run {
+        report.transcripts_gone = mark_gone(store, &gone);
+    }
+    Ok(report)
+}
+
+/// The conversation id of a file that is not a subagent's: Claude's is its file name (what
+/// `--resume` takes; a fork's copied lines keep other ids), the others' what the file says,
+/// else what its name says.
+fn own_id(f: &Found, said: Option<&str>) -> Option<String> {
+    let name = f.path.file_name()?.to_str()?;
+    let from_name = match f.backend {
+        Backend::Claude => name.strip_suffix(".jsonl").map(str::to_string),
+        // rollout-<time>-<thread id>.jsonl[.zst]: the id is the last 36 characters.
+        Backend::Codex => {
+            let stem = name.trim_end_matches(".zst").trim_end_matches(".jsonl");
+            (stem.len() > 36).then(|| stem[stem.len() - 36..].to_string())
+        }
+        Backend::Gemini => None,
+    };
+    match f.backend {
+        Backend::Claude => from_name.or_else(|| said.map(str::to_string)),
+        _ => said.map(str::to_string).or(from_name),
+    }
+    .filter(|id| !id.is_empty())
+}
+
+/// A path as the index keeps it.
+fn path_key(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Read the files in parallel (two threads per core at most eight: reading is I/O and JSON),
+/// in their order.
+fn read_all(
+    files: &[&Found],
+    observer: &dyn Observer,
+) -> Vec<std::result::Result<read::FileRead, String>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(8);
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<std::result::Result<read::FileRead, String>>>> =
+        files.iter().map(|_| Mutex::new(None)).collect();
+    let total = files.len() as u64;
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(f) = files.get(i) else { break };
+                let result = read::read(f);
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        // Progress from this thread only (the observer is not shared across threads).
+        loop {
+            let n = done.load(Ordering::Relaxed);
+            observer.progress(n as u64, total);
+            if n >= files.len() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err("not read".into()))
+        })
+        .collect()
+}
+
+/// Mark the sessions whose transcript is gone; how many were.
+fn mark_gone(store: &Store, gone: &[(String, Option<String>)]) -> usize {
+    let mut marked = 0;
+    for (path, session) in gone {
+        let Some(id) = session else { continue };
+        let changed = store.update(id, |s| {
+            let Some(native) = s.native.as_mut().filter(|n| n.path == *path && !n.gone) else {
+                return Ok((false, false));
+            };
+            native.gone = true;
+            Ok((true, true))
+        });
+        if matches!(changed, Ok((_, true))) {
+            marked += 1;
+        }
+    }
+    marked
+}

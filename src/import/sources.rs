@@ -1,0 +1,297 @@
+//! Where each CLI keeps its transcripts, and finding them all.
+//! - Claude Code: `$CLAUDE_CONFIG_DIR` (a comma-separated list), else `~/.claude` and
+//!   `~/.config/claude`; `projects/<dir>/<session id>.jsonl`, and the Task subagents'
+//!   `projects/<dir>/<session id>/subagents/*.jsonl`.
+//! - Codex: `$CODEX_HOME`, else `~/.codex`; `sessions/YYYY/MM/DD/rollout-*.jsonl` (or
+//!   `.jsonl.zst`, compressed once idle for a week) and `archived_sessions/`.
+//! - Gemini CLI: `$GEMINI_CLI_HOME/.gemini`, else `~/.gemini`; `tmp/<project>/chats/
+//!   session-*.jsonl` (or the legacy `.json`), subagents' chats in `chats/<session id>/`, and
+//!   the project's directory in `projects.json` or `tmp/<project>/.project_root`.
+//!
+//! `import.<cli>.dir` replaces the usual place; `import.<cli>.enabled: false` leaves a CLI out.
+//! Directories are walked without following symbolic links below the roots (a link loop
+//! cannot hang the walk); what cannot be read is reported and the rest walked.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::Settings;
+use crate::domain::Backend;
+use crate::store::files::FileStamp;
+
+/// One transcript file found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub backend: Backend,
+    pub path: PathBuf,
+    /// A subagent's file belongs to the conversation of its parent session (this id).
+    pub parent: Option<String>,
+    /// Gemini: the project's directory, from the CLI's registry (its chat files do not say).
+    pub workdir: Option<String>,
+    pub stamp: FileStamp,
+}
+
+/// Something in the CLIs' directories that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The CLIs' data directories to read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Roots {
+    pub claude: Vec<PathBuf>,
+    pub codex: Option<PathBuf>,
+    pub gemini: Option<PathBuf>,
+}
+
+impl Roots {
+    /// From the config (`import.<cli>.dir`, `import.<cli>.enabled`), then the CLIs' own
+    /// variables, then the home directory.
+    pub fn new(settings: &Settings) -> Roots {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let home = dirs::home_dir();
+        let configured = |b: Backend| {
+            let source = settings.import_source(b);
+            source
+                .enabled
+                .then(|| source.dir.map(|d| crate::paths::expand_home(&d)))
+        };
+        let claude = match configured(Backend::Claude) {
+            None => Vec::new(),
+            Some(Some(dir)) => vec![dir],
+            Some(None) => match std::env::var("CLAUDE_CONFIG_DIR") {
+                Ok(list) if !list.trim().is_empty() => list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|d| !d.is_empty())
+                    .map(PathBuf::from)
+                    .collect(),
+                _ => home
+                    .iter()
+                    .flat_map(|h| [h.join(".claude"), h.join(".config").join("claude")])
+                    .collect(),
+            },
+        };
+        let codex = configured(Backend::Codex).and_then(|dir| {
+            dir.or_else(|| var("CODEX_HOME"))
+                .or_else(|| home.as_ref().map(|h| h.join(".codex")))
+        });
+        let gemini = configured(Backend::Gemini).and_then(|dir| {
+            dir.or_else(|| var("GEMINI_CLI_HOME").map(|h| h.join(".gemini")))
+                .or_else(|| home.as_ref().map(|h| h.join(".gemini")))
+        });
+        Roots {
+            claude: dedupe(claude),
+            codex,
+            gemini,
+        }
+    }
+
+    /// Leave out the CLIs not in `only` (all when empty).
+    pub fn only(mut self, only: &[Backend]) -> Roots {
+        if !only.is_empty() {
+            if !only.contains(&Backend::Claude) {
+                self.claude.clear();
+            }
+            if !only.contains(&Backend::Codex) {
+                self.codex = None;
+            }
+            if !only.contains(&Backend::Gemini) {
+                self.gemini = None;
+            }
+        }
+        self
+    }
+
+    /// Every directory to look in.
+    pub fn all(&self) -> Vec<PathBuf> {
+        self.claude
+            .iter()
+            .chain(&self.codex)
+            .chain(&self.gemini)
+            .cloned()
+            .collect()
+    }
+
+    /// Every transcript file under the roots, and what could not be read.
+    pub fn discover(&self) -> (Vec<Found>, Vec<Skip>) {
+        let mut walk = Walk::default();
+        for root in &self.claude {
+            walk.claude(root);
+        }
+        if let Some(root) = &self.codex {
+            for sub in ["sessions", "archived_sessions"] {
+                walk.codex(&root.join(sub), 0);
+            }
+        }
+        if let Some(root) = &self.gemini {
+            walk.gemini(root);
+        }
+        (walk.found, walk.skipped)
+    }
+}
+
+/// The same directory named twice (`~/.claude` and a `$CLAUDE_CONFIG_DIR` pointing at it) is
+/// read once.
+fn dedupe(roots: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for root in roots {
+        let key = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
+        if !seen.contains(&key) {
+            seen.push(key);
+            out.push(root);
+        }
+    }
+    out
+}
+
+#[derive(Default)]
+struct Walk {
+    found: Vec<Found>,
+    skipped: Vec<Skip>,
+}
+
+impl Walk {
+    /// The entries of `dir` as (name, path, is a directory, metadata), not following links.
+    /// A missing directory has none; one that cannot be read is reported.
+    fn entries(&mut self, dir: &Path) -> Vec<(String, PathBuf, std::fs::Metadata)> {
+        let reader = match std::fs::read_dir(dir) {
+            Ok(reader) => reader,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Vec::new(),
+            Err(e) => {
+                self.skipped.push(Skip {
+                    path: dir.to_path_buf(),
+                    reason: format!("cannot be read ({e})"),
+                });
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        for entry in reader.flatten() {
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            out.push((name, path, meta));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    fn file(&mut self, backend: Backend, path: PathBuf, meta: &std::fs::Metadata) -> Option<usize> {
+        // A link to a transcript is read (its target's stamp); links to directories are not
+        // followed.
+        let meta = if meta.file_type().is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => m,
+                _ => return None,
+            }
+        } else if meta.is_file() {
+            meta.clone()
+        } else {
+            return None;
+        };
+        self.found.push(Found {
+            backend,
+            path,
+            parent: None,
+            workdir: None,
+            stamp: FileStamp::of(&meta),
+        });
+        Some(self.found.len() - 1)
+    }
+
+    fn claude(&mut self, root: &Path) {
+        for (_, project, meta) in self.entries(&root.join("projects")) {
+            if !meta.is_dir() {
+                continue;
+            }
+            for (name, path, meta) in self.entries(&project) {
+                if meta.is_dir() {
+                    // `<session id>/subagents/*.jsonl`: the Task subagents of that session.
+                    for (sub, path, meta) in self.entries(&path.join("subagents")) {
+                        if sub.ends_with(".jsonl") {
+                            if let Some(i) = self.file(Backend::Claude, path, &meta) {
+                                self.found[i].parent = Some(name.clone());
+                            }
+                        }
+                    }
+                } else if name.ends_with(".jsonl") {
+                    self.file(Backend::Claude, path, &meta);
+                }
+            }
+        }
+    }
+
+    /// `sessions/YYYY/MM/DD/` (or anything nested a few levels) with `rollout-*` files.
+    fn codex(&mut self, dir: &Path, depth: usize) {
+        for (name, path, meta) in self.entries(dir) {
+            if meta.is_dir() && depth < 4 {
+                self.codex(&path, depth + 1);
+            } else if name.starts_with("rollout-")
+                && (name.ends_with(".jsonl") || name.ends_with(".jsonl.zst"))
+            {
+                self.file(Backend::Codex, path, &meta);
+            }
+        }
+    }
+
+    fn gemini(&mut self, root: &Path) {
+        let registry = gemini_projects(root);
+        for (slug, project, meta) in self.entries(&root.join("tmp")) {
+            if !meta.is_dir() {
+                continue;
+            }
+            let workdir = registry.get(&slug).cloned().or_else(|| {
+                std::fs::read_to_string(project.join(".project_root"))
+                    .ok()
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+            });
+            for (name, path, meta) in self.entries(&project.join("chats")) {
+                if meta.is_dir() {
+                    // `chats/<session id>/*.jsonl`: subagents' chats of that session.
+                    for (sub, path, meta) in self.entries(&path) {
+                        if sub.ends_with(".jsonl") {
+                            if let Some(i) = self.file(Backend::Gemini, path, &meta) {
+                                self.found[i].parent = Some(name.clone());
+                                self.found[i].workdir = workdir.clone();
+                            }
+                        }
+                    }
+                } else if name.starts_with("session-")
+                    && (name.ends_with(".jsonl") || name.ends_with(".json"))
+                {
+                    if let Some(i) = self.file(Backend::Gemini, path, &meta) {
+                        self.found[i].workdir = workdir.clone();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `projects.json`: `{"projects": {"<project root>": "<slug>"}}`, as slug -> root.
+fn gemini_projects(root: &Path) -> HashMap<String, String> {
+    let Some(bytes) = crate::transcripts::locate::read(&root.join("projects.json")) else {
+        return HashMap::new();
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return HashMap::new();
+    };
+    value["projects"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(dir, slug)| Some((slug.as_str()?.to_string(), dir.clone())))
+        .collect()
+}

@@ -1,0 +1,421 @@
+//! `clinvk sessions import`: the CLIs' own transcripts brought into the store, every request
+//! counted once, checked against the truth the generator wrote (tests/common/native.rs), never
+//! against the importer's own reading.
+
+#[macro_use]
+#[allow(unused_macros)]
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::native::{Cli, NativeStore, Truth};
+use common::*;
+use serde_json::Value;
+
+fn import(home: &Home, args: &[&str]) -> Value {
+    let mut all = vec!["sessions", "import", "--json"];
+    all.extend_from_slice(args);
+    home.ok(&all).json()
+}
+
+fn stats(home: &Home, by: &[&str]) -> Value {
+    let mut args = vec!["sessions", "stats", "--json"];
+    for b in by {
+        args.extend(["--by", b]);
+    }
+    home.ok(&args).json()
+}
+
+/// Every file under `dir` with its bytes and mtime: the CLIs' files must come out untouched.
+fn tree(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let meta = std::fs::symlink_metadata(e.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if meta.is_file() {
+                out.insert(
+                    e.path().display().to_string(),
+                    (std::fs::read(e.path()).unwrap(), meta.modified().unwrap()),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// (input, output, cached) summed over `truths`.
+fn sums<'a>(truths: impl Iterator<Item = &'a Truth>) -> (u64, u64, u64) {
+    truths.fold((0, 0, 0), |(i, o, c), t| {
+        (i + t.input, o + t.output, c + t.cached)
+    })
+}
+
+fn figures(row: &Value) -> (u64, u64, u64) {
+    (
+        row["input"].as_u64().unwrap(),
+        row["output"].as_u64().unwrap(),
+        row["cached"].as_u64().unwrap(),
+    )
+}
+
+/// The store's figures per session, backend, model and day equal the truth.
+#[track_caller]
+fn assert_counts_match(home: &Home, store: &NativeStore) {
+    // Per session: the listing's totals.
+    let listed: BTreeMap<String, u64> = home
+        .list_json(&[])
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for t in &store.truth {
+        *want.entry(t.conversation.clone()).or_default() += t.total();
+    }
+    for (id, total) in &want {
+        assert_eq!(listed.get(id), Some(total), "session {id}");
+    }
+    // Per backend, model and day (UTC).
+    let report = stats(home, &["backend", "model", "day"]);
+    let mut got: BTreeMap<(String, String, String), (u64, u64, u64)> = BTreeMap::new();
+    for row in report["rows"].as_array().unwrap() {
+        let key = (
+            row["backend"].as_str().unwrap().to_string(),
+            row["model"].as_str().unwrap_or_default().to_string(),
+            row["day"].as_str().unwrap().to_string(),
+        );
+        let f = figures(row);
+        let e = got.entry(key).or_default();
+        *e = (e.0 + f.0, e.1 + f.1, e.2 + f.2);
+    }
+    let mut expected: BTreeMap<(String, String, String), (u64, u64, u64)> = BTreeMap::new();
+    for t in &store.truth {
+        let key = (
+            t.cli.name().to_string(),
+            t.model.clone(),
+            t.at.format("%Y-%m-%d").to_string(),
+        );
+        let e = expected.entry(key).or_default();
+        *e = (e.0 + t.input, e.1 + t.output, e.2 + t.cached);
+    }
+    got.retain(|_, v| *v != (0, 0, 0));
+    assert_eq!(got, expected, "per backend, model and day");
+    let totals = figures(&report["totals"]);
+    assert_eq!(totals, sums(store.truth.iter()), "the grand total");
+}
+
+#[test]
+fn every_request_of_every_cli_is_counted_once() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 7);
+    store.generate(40);
+    let before = tree(home.user_home());
+    let report = import(&home, &[]);
+    assert_eq!(
+        tree(home.user_home()),
+        before,
+        "the CLIs' files are untouched"
+    );
+    for cli in ["claude", "codex", "gemini"] {
+        assert_eq!(report["backends"][cli]["new"], 40, "{cli}: {report}");
+    }
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 0, "{report}");
+    assert_counts_match(&home, &store);
+
+    // Each session as the truth says: imported, resumable in its own directory, the prompt a
+    // person typed.
+    let rows = home.list_json(&[]);
+    let by_id: BTreeMap<&str, &Value> = rows
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r))
+        .collect();
+    for w in &store.written {
+        let row = by_id
+            .get(w.id.as_str())
+            .unwrap_or_else(|| panic!("{} listed", w.id));
+        assert_eq!(row["origin"], "imported");
+        assert_eq!(row["backend"], w.cli.name());
+        assert_eq!(row["backend_session_id"], w.id.as_str());
+        assert_eq!(row["workdir"], w.workdir.as_str(), "{}", w.id);
+        assert_eq!(row["prompt"], w.prompt.as_str(), "{}", w.id);
+        assert_eq!(row["status"], "active");
+    }
+    home.ok(&["sessions", "reindex", "--check"]);
+
+    // Again: nothing changed, nothing read, nothing counted twice.
+    let again = import(&home, &[]);
+    assert_eq!(again["files_read"], 0, "{again}");
+    assert_counts_match(&home, &store);
+    // After a rebuild of the index (which forgets what was read), everything is read again and
+    // still counted once.
+    home.remove_index();
+    let again = import(&home, &[]);
+    assert!(again["files_read"].as_u64().unwrap() > 100, "{again}");
+    assert_eq!(again["backends"]["claude"]["new"], 0, "{again}");
+    assert_counts_match(&home, &store);
+}
+
+#[test]
+fn the_real_samples_import_with_their_figures() {
+    let home = Home::new();
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/native-samples");
+    let user = home.user_home();
+    let claude = user.join(".claude/projects/-home-user-proj-claude-proj");
+    let codex = user.join(".codex/sessions/2026/12/01");
+    let gemini = user.join(".gemini/tmp/gemini-proj/chats");
+    for d in [&claude, &codex, &gemini] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for e in std::fs::read_dir(&samples).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        let from = samples.join(&name);
+        let (dir, to) = if let Some(rest) = name.strip_prefix("claude-") {
+            (&claude, rest.trim_start_matches("failed-401-").to_string())
+        } else if let Some(rest) = name.strip_prefix("codex-") {
+            (&codex, rest.trim_start_matches("failed-401-").to_string())
+        } else if name.starts_with("gemini-session-") {
+            (&gemini, name.trim_start_matches("gemini-").to_string())
+        } else if name == "gemini-projects.json" {
+            std::fs::copy(&from, user.join(".gemini/projects.json")).unwrap();
+            continue;
+        } else {
+            continue;
+        };
+        std::fs::copy(&from, dir.join(to)).unwrap();
+    }
+    let report = import(&home, &[]);
+    assert_eq!(report["backends"]["claude"]["new"], 3, "{report}");
+    assert_eq!(report["backends"]["codex"]["new"], 3, "{report}");
+    assert_eq!(report["backends"]["gemini"]["new"], 1, "{report}");
+    let rows = home.list_json(&[]);
+    let get = |id: &str| {
+        rows.iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
+    // Claude: two requests (102+2002+30002 in, 42 out; 103+...), the fork only its own one.
+    let resumed = get("8804da8a-3e63-4991-a39b-a2fac3f7fd34");
+    assert_eq!(resumed["token_usage"]["input"], 32106 + 32109);
+    assert_eq!(resumed["token_usage"]["output"], 42 + 43);
+    assert_eq!(resumed["prompt"], "hello");
+    let fork = get("94895dfa-2027-4de2-9cdf-81bebfcae0c8");
+    assert_eq!(fork["token_usage"]["input"], 32112);
+    assert_eq!(fork["prompt"], "forked");
+    assert_eq!(get("a7277a73-81ee-4c9f-9dff-9f13ee749f1b")["tokens"], 0);
+    // Codex: the thread's running total, the fork only what it added.
+    assert_eq!(
+        get("01a2313a-0d07-7771-ad0b-6e3bccc3126b")["token_usage"]["input"],
+        15018
+    );
+    assert_eq!(
+        get("01a2313a-35f8-7cb3-ac16-2a856813b495")["token_usage"]["input"],
+        20030 - 15018
+    );
+    // Gemini: three answers, each once, although the history was appended again twice.
+    let chat = get("7a9ca440-ea38-4724-a496-49e63d279cdd");
+    assert_eq!(chat["token_usage"]["input"], 4002 + 4004 + 4005);
+    assert_eq!(chat["token_usage"]["output"], 32 + 17 + 34 + 19 + 35 + 20);
+    assert_eq!(chat["workdir"], "/home/user/proj/gemini-proj");
+    let show = home.ok(&["sessions", "show", "7a9c"]).stdout;
+    assert!(
+        show.contains("Origin:            imported from gemini's transcripts"),
+        "{show}"
+    );
+    assert!(
+        show.contains("session-2026-12-01T10-54-7a9ca440.jsonl"),
+        "{show}"
+    );
+}
+
+#[test]
+fn a_conversation_resumed_in_the_cli_gains_only_its_new_requests() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 11);
+    let w = store.claude_conversation();
+    store.generate(3);
+    import(&home, &[]);
+    assert_counts_match(&home, &store);
+    let t = store.claude_resume(&w);
+    let report = import(&home, &[]);
+    assert_eq!(report["files_read"], 1, "only the file that grew: {report}");
+    assert_eq!(report["backends"]["claude"]["updated"], 1, "{report}");
+    assert_counts_match(&home, &store);
+    let row = home
+        .list_json(&[])
+        .into_iter()
+        .find(|r| r["id"] == w.id.as_str())
+        .unwrap();
+    assert_eq!(
+        row["last_used_at"],
+        t.at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    );
+}
+
+#[test]
+fn a_transcript_the_cli_deleted_leaves_its_session_and_usage() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 13);
+    store.generate(2);
+    import(&home, &[]);
+    let w = store
+        .written
+        .iter()
+        .find(|w| w.cli == Cli::Gemini)
+        .unwrap()
+        .clone();
+    std::fs::remove_file(&w.path).unwrap();
+    let report = import(&home, &[]);
+    assert_eq!(report["transcripts_gone"], 1, "{report}");
+    assert_counts_match(&home, &store);
+    let show = home.ok(&["sessions", "show", &w.id]).stdout;
+    assert!(show.contains("(gone: the CLI deleted it"), "{show}");
+    let file = home.read_session(&w.id);
+    assert_eq!(file["native"]["gone"], true);
+}
+
+#[test]
+fn a_deleted_session_stays_deleted_until_its_conversation_goes_on() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 17);
+    let w = store.claude_conversation();
+    store.codex_conversation();
+    import(&home, &[]);
+    home.ok(&["sessions", "delete", &w.id]);
+    let report = import(&home, &[]);
+    assert_eq!(
+        report["deleted"], 0,
+        "unchanged files are not read again: {report}"
+    );
+    assert!(!home.session_exists(&w.id));
+    // A rebuilt index reads every transcript again: the deletion is still known.
+    home.remove_index();
+    let report = import(&home, &[]);
+    assert_eq!(report["deleted"], 1, "{report}");
+    assert!(!home.session_exists(&w.id));
+    // A dry run with --include-deleted would bring it back, and changes nothing.
+    home.remove_index();
+    let before = home.snapshot(false);
+    let dry = import(&home, &["--dry-run", "--include-deleted"]);
+    assert_eq!(dry["backends"]["claude"]["new"], 1, "{dry}");
+    assert_same_files(&before, &home.snapshot(false));
+    // New activity in the CLI brings it back, whole.
+    store.claude_resume(&w);
+    let report = import(&home, &[]);
+    assert_eq!(report["backends"]["claude"]["new"], 1, "{report}");
+    assert!(home.session_exists(&w.id));
+    assert_counts_match(&home, &store);
+    // `clean` records its deletions too (run in the generator's future, so that all are old).
+    let out = home
+        .cmd()
+        .env("CLINVK_NOW", "2030-01-01T00:00:00Z")
+        .args(["sessions", "clean", "--older-than", "1d"])
+        .output()
+        .unwrap();
+    Run::from_output(out).success();
+    home.remove_index();
+    let report = import(&home, &[]);
+    assert_eq!(report["deleted"], 2, "{report}");
+    assert_eq!(home.list_json(&[]).len(), 0);
+}
+
+#[test]
+fn only_the_cli_asked_for_and_sources_turned_off_or_elsewhere() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 19);
+    store.generate(2);
+    let report = import(&home, &["--backend", "codex"]);
+    let backends: BTreeSet<&str> = report["backends"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(backends, BTreeSet::from(["codex"]));
+    home.ok(&["config", "set", "import.gemini.enabled", "false"]);
+    let report = import(&home, &[]);
+    assert!(report["backends"].get("gemini").is_none(), "{report}");
+    assert_eq!(report["backends"]["claude"]["new"], 2, "{report}");
+    // Claude's transcripts moved elsewhere: the config points there.
+    let elsewhere = home.path().join("claude-elsewhere");
+    std::fs::rename(store.claude_root(), &elsewhere).unwrap();
+    home.remove_index();
+    home.ok(&[
+        "config",
+        "set",
+        "import.claude.dir",
+        elsewhere.to_str().unwrap(),
+    ]);
+    let report = import(&home, &[]);
+    // The same conversations (nothing counted again), now read from there.
+    assert_eq!(report["backends"]["claude"]["updated"], 2, "{report}");
+    assert_eq!(report["looked_in"][0], elsewhere.to_str().unwrap());
+    for w in store.written.iter().filter(|w| w.cli == Cli::Claude) {
+        let file = home.read_session(&w.id);
+        assert!(file["native"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with(elsewhere.to_str().unwrap()));
+    }
+    let (input, _, _) = store.totals_of(Cli::Claude);
+    let report = stats(&home, &["backend"]);
+    let claude = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["backend"] == "claude")
+        .unwrap();
+    assert_eq!(claude["input"], input);
+}
+
+#[test]
+fn bad_transcripts_never_stop_an_import() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 23);
+    store.generate(3);
+    let projects = store.claude_root().join("projects/-junk");
+    std::fs::create_dir_all(&projects).unwrap();
+    // Not UTF-8, not JSON, empty, a directory named like a transcript, a symlink loop.
+    std::fs::write(
+        projects.join("0e0e0e0e-0000-4000-8000-000000000001.jsonl"),
+        [0xff, 0xfe, b'\n', 0xc3],
+    )
+    .unwrap();
+    std::fs::write(
+        projects.join("0e0e0e0e-0000-4000-8000-000000000002.jsonl"),
+        "garbage\n{\n",
+    )
+    .unwrap();
+    std::fs::write(
+        projects.join("0e0e0e0e-0000-4000-8000-000000000003.jsonl"),
+        "",
+    )
+    .unwrap();
+    std::fs::create_dir_all(projects.join("dir.jsonl")).unwrap();
+    std::os::unix::fs::symlink(&projects, projects.join("loop")).unwrap();
+    // A compressed rollout cut short.
+    let day = store.codex_root().join("sessions/2026/12/24");
+    std::fs::create_dir_all(&day).unwrap();
+    let text: String = (0..500)
+        .map(|i| format!("{{\"timestamp\":\"2026-12-24T10:00:00Z\",\"type\":\"turn_context\",\"payload\":{{\"model\":\"m{i}\"}}}}\n"))
+        .collect();
+    let packed = zstd::stream::encode_all(text.as_bytes(), 3).unwrap();
+    let torn =
+        day.join("rollout-2026-12-24T10-00-00-0e0e0e0e-0000-7000-8000-000000000009.jsonl.zst");
+    std::fs::write(&torn, &packed[..packed.len() / 2]).unwrap();
+    let run = home.ok(&["sessions", "import"]);
+    assert!(run.stdout.contains("read only in part"), "{}", run.stdout);
+    assert!(run.stdout.contains("Skipped"), "{}", run.stdout);
+    // The real conversations are all there, counted right.
+    assert_counts_match(&home, &store);
+}
