@@ -146,6 +146,15 @@ impl Runner<'_> {
                 let invocation = self.invocation(*backend, Mode::Ephemeral, request)?;
                 let run =
                     self.execute(*backend, &program, &invocation, request, Path::new(workdir))?;
+                // A CLI that keeps its conversation even so (Gemini has no such flag): an import
+                // must not bring in what the user asked clinvk not to keep.
+                if let (Some(store), Some(id), true) = (
+                    self.store,
+                    run.outcome.session_id.as_deref(),
+                    run.transcript.is_some(),
+                ) {
+                    let _ = store.forget_conversation(*backend, id, clock::now()?);
+                }
                 Ok(run.report(None, Vec::new()))
             }
             Target::New { backend, workdir } => {
@@ -457,6 +466,10 @@ impl Runner<'_> {
                 human_duration(limit)
             ));
         }
+        let transcript = outcome
+            .session_id
+            .as_deref()
+            .and_then(|id| self.transcript_of(backend, id, workdir));
         // A Codex run that leaves no rollout (--ephemeral) has nothing to look for.
         let rollout_start = match backend {
             Backend::Codex if !matches!(request.target, Target::Ephemeral { .. }) => {
@@ -474,7 +487,21 @@ impl Runner<'_> {
             duration: captured.duration,
             rollout_start,
             thread_base: None,
+            transcript,
         })
+    }
+
+    /// Where the CLI keeps the transcript of conversation `native_id` (run in `workdir`).
+    fn transcript_of(&self, backend: Backend, native_id: &str, workdir: &Path) -> Option<PathBuf> {
+        use transcripts::locate;
+        let workdir = workdir.to_string_lossy();
+        match backend {
+            Backend::Claude => locate::claude_transcript(&self.homes.claude, &workdir, native_id),
+            Backend::Codex => locate::codex_rollout(self.homes.codex.as_deref()?, native_id),
+            Backend::Gemini => {
+                locate::gemini_chat(self.homes.gemini.as_deref()?, native_id, &workdir)
+            }
+        }
     }
 
     /// What a Codex thread's rollout adds to its stream: the model (the turn that reached the
@@ -602,6 +629,9 @@ struct Run {
     rollout_start: Option<Tokens>,
     /// The running total a new Codex thread started from (a fork's parent's), when known.
     thread_base: Option<Tokens>,
+    /// The CLI's own transcript of the conversation, where it keeps it (none for an
+    /// ephemeral run, or a CLI that kept nothing).
+    transcript: Option<PathBuf>,
 }
 
 impl Run {
@@ -646,6 +676,22 @@ fn record(
     }
     if !failed && s.backend_session_id.is_some() {
         s.metadata.fork_from = None;
+    }
+    // The transcript of the session's own conversation (not of a failed resume's fresh id):
+    // what an import of it reads, so that it finds this run already counted.
+    if let Some(path) = &run.transcript {
+        if s.backend_session_id == outcome.session_id {
+            let path = path.display().to_string();
+            if s.native.as_ref().map(|n| (n.path.as_str(), n.gone)) != Some((path.as_str(), false))
+            {
+                s.native = Some(crate::store::session::NativeSource {
+                    kind: s.backend.to_string(),
+                    path,
+                    gone: false,
+                    extra: Default::default(),
+                });
+            }
+        }
     }
     let usage = outcome.usage.map(|u| {
         if !outcome.usage_is_cumulative {
@@ -833,6 +879,7 @@ mod tests {
             duration: Duration::from_millis(1500),
             rollout_start: None,
             thread_base: None,
+            transcript: None,
         };
         let request = Request {
             target: Target::Resume { key: "x".into() },

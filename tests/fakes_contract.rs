@@ -8,18 +8,21 @@
 //!   objects), the same keys on its other lines (Claude's `system/init` may have fewer), the
 //!   same argv (ids and prompt aside), and clinvk's parser must reach the same verdict on both.
 //! - The figures and files the fakes document (tests/fakes/*: run numbering, running totals,
-//!   Codex rollouts, Gemini chats), checked in the raw JSON and through the parsers, with the
-//!   parser semantics of today's CLIs: Claude's per-run usage and cost come from
-//!   `model_usage_since_last_result` (modelUsage and total_cost_usd are running totals), Codex's
-//!   usage is the thread's running total, Gemini's model is the main one, not the router.
+//!   Claude transcripts, Codex rollouts, Gemini chats), checked in the raw JSON and through the
+//!   parsers, with the parser semantics of today's CLIs: Claude's per-run usage and cost come
+//!   from `model_usage_since_last_result` (modelUsage and total_cost_usd are running totals),
+//!   Codex's usage is the thread's running total, Gemini's model is the main one, not the
+//!   router. Claude's transcripts are also held against the real ones of
+//!   tests/data/native-samples (their lines' keys) and read by clinvk's transcript reader.
 //! - Every scenario of every fake, and the argv checks the fakes share with the real CLIs.
 //!
 //! The fakes' interface (FAKE_CLI_STATE, FAKE_CLI_LOG, FAKE_CLI_SCENARIO, FAKE_CLI_REPLY,
-//! FAKE_CLI_SLEEP, FAKE_CLI_RETRY_INTERVAL, FAKE_CLI_IGNORE_TERM, HOME, CODEX_HOME,
-//! GEMINI_CLI_HOME) is documented in `tests/fakes/common.sh`. Environment variables are set per
-//! child (a `sh -c` wrapper for `process::run`, which inherits the environment; `Command::env`
-//! where the test spawns the fake itself), never on the test process; HOME, CODEX_HOME and
-//! GEMINI_CLI_HOME always point into the test's own temporary directory.
+//! FAKE_CLI_SLEEP, FAKE_CLI_RETRY_INTERVAL, FAKE_CLI_IGNORE_TERM, HOME, CLAUDE_CONFIG_DIR,
+//! CODEX_HOME, GEMINI_CLI_HOME) is documented in `tests/fakes/common.sh`. Environment variables
+//! are set per child (a `sh -c` wrapper for `process::run`, which inherits the environment;
+//! `Command::env` where the test spawns the fake itself), never on the test process; HOME,
+//! CODEX_HOME and GEMINI_CLI_HOME always point into the test's own temporary directory, and
+//! CLAUDE_CONFIG_DIR too when it is set at all.
 #![cfg(unix)]
 
 use std::collections::BTreeSet;
@@ -61,6 +64,7 @@ const UNSET: &[&str] = &[
     "FAKE_CLI_RETRY_INTERVAL",
     "FAKE_CLI_IGNORE_TERM",
     "GEMINI_CLI_TRUST_WORKSPACE",
+    "CLAUDE_CONFIG_DIR",
     "CODEX_HOME",
     "GEMINI_CLI_HOME",
 ];
@@ -1423,6 +1427,766 @@ fn claude_slow_then_signals() {
     assert_eq!(done.out.error, None);
     assert_eq!(done.session(), id);
     claude_figures(&done.last(), "claude-sonnet-4-6", 1, 1, false);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Claude transcripts (<root>/projects/<project>/<session id>.jsonl, as in
+// tests/data/native-samples/claude-*.jsonl)
+
+const CLAUDE_HELPER: &str = "claude-haiku-4-5-20251001";
+
+/// The real transcripts: a conversation resumed once, its fork, and a failed first run.
+const CLAUDE_RESUMED_SAMPLE: &str = "claude-8804da8a-3e63-4991-a39b-a2fac3f7fd34.jsonl";
+const CLAUDE_FORK_SAMPLE: &str = "claude-94895dfa-2027-4de2-9cdf-81bebfcae0c8.jsonl";
+const CLAUDE_FAILED_SAMPLE: &str = "claude-failed-401-a7277a73-81ee-4c9f-9dff-9f13ee749f1b.jsonl";
+
+/// Top-level keys of the real lines that the fake may leave out (none so far).
+const CLAUDE_KEYS_OMITTED: &[&str] = &[];
+
+fn native_sample(name: &str) -> Vec<Value> {
+    read_jsonl(
+        &Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/native-samples"
+        ))
+        .join(name),
+    )
+}
+
+/// Claude Code's name for the project directory of `dir` (before the cut at 200 characters):
+/// every character that is not [A-Za-z0-9] as `-`, once per UTF-16 unit (as JavaScript's
+/// replace counts).
+fn claude_project_name(dir: &Path) -> String {
+    let mut name = String::new();
+    for c in dir.to_str().unwrap().chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c);
+        } else {
+            name.extend(std::iter::repeat_n('-', c.len_utf16()));
+        }
+    }
+    name
+}
+
+/// The project directory of `dir` under Claude's `root`: its name, or for a name longer than
+/// 200 the one directory named by its first 200 characters, `-` and a hash.
+fn claude_project(root: &Path, dir: &Path) -> PathBuf {
+    let name = claude_project_name(dir);
+    let projects = root.join("projects");
+    if name.len() <= 200 {
+        return projects.join(name);
+    }
+    let prefix = format!("{}-", &name[..200]);
+    let found: Vec<PathBuf> = std::fs::read_dir(&projects)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_str().unwrap();
+            n.strip_prefix(&prefix).is_some_and(|hash| {
+                !hash.is_empty() && hash.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{prefix}: {found:?}");
+    found[0].clone()
+}
+
+impl World {
+    /// Claude's root when CLAUDE_CONFIG_DIR is not set: `~/.claude`.
+    fn claude_root(&self) -> PathBuf {
+        self.home().join(".claude")
+    }
+
+    /// The transcript of Claude session `id` run in `dir` (under `~/.claude`), checked to exist.
+    fn claude_transcript(&self, dir: &Path, id: &str) -> PathBuf {
+        let path = claude_project(&self.claude_root(), dir).join(format!("{id}.jsonl"));
+        assert!(path.is_file(), "{path:?}");
+        path
+    }
+}
+
+/// What a transcript line is made of: its kind (a system line's with its subtype), its keys,
+/// and for user and assistant lines the keys of `message` and of `message.usage`.
+type Shape = (String, BTreeSet<String>, BTreeSet<String>, BTreeSet<String>);
+
+fn shape(line: &Value, omitted: &[&str]) -> Shape {
+    let top = keys(line)
+        .into_iter()
+        .filter(|k| !omitted.contains(&k.as_str()))
+        .collect();
+    let (message, usage) = match line["type"].as_str() {
+        Some("user" | "assistant") => (keys(&line["message"]), keys(&line["message"]["usage"])),
+        _ => Default::default(),
+    };
+    (kind(Claude, line), top, message, usage)
+}
+
+/// The shapes of every line of the real transcripts.
+fn claude_sample_shapes() -> BTreeSet<Shape> {
+    [
+        CLAUDE_RESUMED_SAMPLE,
+        CLAUDE_FORK_SAMPLE,
+        CLAUDE_FAILED_SAMPLE,
+    ]
+    .iter()
+    .flat_map(|name| native_sample(name))
+    .map(|line| shape(&line, CLAUDE_KEYS_OMITTED))
+    .collect()
+}
+
+/// Every line of a fake's transcript has the shape of some real line.
+#[track_caller]
+fn check_shapes(path: &Path, lines: &[Value], real: &BTreeSet<Shape>) {
+    for line in lines {
+        let ours = shape(line, &[]);
+        assert!(
+            real.contains(&ours),
+            "{path:?}: a {} line unlike every real one: {ours:?}\n{line}",
+            ours.0
+        );
+    }
+}
+
+/// Timestamps are ISO-8601 UTC with milliseconds, and never go back within a file; the lines of
+/// the conversation chain each point at the one before (`parentUuid`, null for the first).
+#[track_caller]
+fn check_order(path: &Path, lines: &[Value]) {
+    let stamps: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.get("timestamp").map(|t| t.as_str().unwrap()))
+        .collect();
+    for t in &stamps {
+        assert!(
+            t.len() == 24 && t.ends_with('Z') && t.as_bytes()[19] == b'.',
+            "{path:?}: {t}"
+        );
+        assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok(), "{t}");
+    }
+    assert!(
+        stamps.windows(2).all(|w| w[0] <= w[1]),
+        "{path:?}: {stamps:?}"
+    );
+    let mut parent = Value::Null;
+    for line in lines.iter().filter(|l| l.get("uuid").is_some()) {
+        assert_eq!(line["parentUuid"], parent, "{path:?}: {line}");
+        parent = line["uuid"].clone();
+    }
+}
+
+/// Anthropic's counts: input_tokens (uncached), cache_creation_input_tokens,
+/// cache_read_input_tokens, output_tokens, thinking tokens.
+type Counts = [u64; 5];
+
+fn add(a: Counts, b: Counts) -> Counts {
+    std::array::from_fn(|i| a[i] + b[i])
+}
+
+/// The counts of a `usage` object (snake_case, thinking in output_tokens_details).
+fn usage_counts(u: &Value) -> Counts {
+    let n = |v: &Value| v.as_u64().unwrap_or_else(|| panic!("a count: {u}"));
+    [
+        n(&u["input_tokens"]),
+        n(&u["cache_creation_input_tokens"]),
+        n(&u["cache_read_input_tokens"]),
+        n(&u["output_tokens"]),
+        u["output_tokens_details"]["thinking_tokens"]
+            .as_u64()
+            .unwrap_or(0),
+    ]
+}
+
+/// The counts of a per-model entry of the result line (camelCase).
+fn model_counts(m: &Value) -> Counts {
+    let n = |k: &str| m[k].as_u64().unwrap_or_else(|| panic!("{k}: {m}"));
+    [
+        n("inputTokens"),
+        n("cacheCreationInputTokens"),
+        n("cacheReadInputTokens"),
+        n("outputTokens"),
+        n("thinkingTokens"),
+    ]
+}
+
+/// What the fake said on stdout that the run used: the result's `usage` (the main model's
+/// figures) plus the other models of its `model_usage_since_last_result` (the helper's), which
+/// is also the sum over every model of model_usage_since_last_result.
+#[track_caller]
+fn claude_reported(result: &Value) -> Counts {
+    assert_eq!(result["type"], "result", "{result}");
+    let per_model = result["model_usage_since_last_result"].as_object().unwrap();
+    let main = usage_counts(&result["usage"]);
+    let helper = per_model
+        .get(CLAUDE_HELPER)
+        .map(model_counts)
+        .unwrap_or_default();
+    let all = per_model.values().map(model_counts).fold([0; 5], add);
+    assert_eq!(add(main, helper), all, "{result}");
+    all
+}
+
+/// A request, read independently of clinvk: message.id, requestId, model and final counts.
+#[derive(Debug, Clone, PartialEq)]
+struct TranscriptRequest {
+    id: String,
+    request_id: String,
+    model: String,
+    counts: Counts,
+    /// How many lines (content blocks) wrote it.
+    lines: usize,
+}
+
+/// The requests of a transcript, in the order first seen, each with the figures of its last
+/// line: assistant lines with a usage, except `<synthetic>` ones and those whose
+/// requestSessionId is not the line's own sessionId (what a fork copied from its parent).
+fn claude_requests(lines: &[Value]) -> Vec<TranscriptRequest> {
+    let mut found: Vec<TranscriptRequest> = Vec::new();
+    for line in lines.iter().filter(|l| l["type"] == "assistant") {
+        let message = &line["message"];
+        let model = message["model"].as_str().unwrap();
+        let foreign = line
+            .get("requestSessionId")
+            .is_some_and(|r| r != &line["sessionId"]);
+        if model == "<synthetic>" || foreign || message["usage"].is_null() {
+            continue;
+        }
+        let id = message["id"].as_str().unwrap().to_string();
+        let request_id = line["requestId"].as_str().unwrap().to_string();
+        let counts = usage_counts(&message["usage"]);
+        match found
+            .iter_mut()
+            .find(|r| r.id == id && r.request_id == request_id)
+        {
+            Some(r) => {
+                r.counts = counts;
+                r.model = model.to_string();
+                r.lines += 1;
+            }
+            None => found.push(TranscriptRequest {
+                id,
+                request_id,
+                model: model.to_string(),
+                counts,
+                lines: 1,
+            }),
+        }
+    }
+    found
+}
+
+fn claude_total(lines: &[Value]) -> Counts {
+    claude_requests(lines)
+        .iter()
+        .map(|r| r.counts)
+        .fold([0; 5], add)
+}
+
+/// The prompts of a transcript's user lines (text content, not tool results).
+fn claude_prompts(lines: &[Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .filter(|l| l["type"] == "user")
+        .filter_map(|l| l["message"]["content"].as_str())
+        .collect()
+}
+
+#[test]
+fn claude_transcripts_of_a_new_run_a_resume_and_a_fork() {
+    assert_eq!(
+        claude_project_name(Path::new("/home/u/my_proj.v2")),
+        "-home-u-my-proj-v2"
+    );
+    let w = World::new();
+    let here = w.dir("my_proj.v2");
+    let project = claude_project(&w.claude_root(), &here);
+    assert!(project
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .ends_with("-my-proj-v2"));
+    let real = claude_sample_shapes();
+
+    let new = w.run(Claude, Mode::New, None, &here, "success");
+    let id = new.session().to_string();
+    let parent = w.claude_transcript(&here, &id);
+    let resumed = w.run(Claude, Mode::Resume(&id), None, &here, "success");
+    let parent_at_fork = read_jsonl(&parent);
+    let fork = w.run(Claude, Mode::Fork(&id), Some("opus"), &here, "success");
+    let child = fork.session().to_string();
+    let child_path = w.claude_transcript(&here, &child);
+    // A run with retries: its system/api_error lines are no request.
+    let again = w.run(Claude, Mode::Resume(&child), None, &here, "retries");
+    assert_eq!(again.out.error, None);
+
+    let mut files: Vec<String> = std::fs::read_dir(&project)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let mut want = vec![format!("{id}.jsonl"), format!("{child}.jsonl")];
+    want.sort();
+    assert_eq!(files, want);
+    assert_eq!(
+        std::fs::read_dir(w.claude_root().join("projects"))
+            .unwrap()
+            .count(),
+        1
+    );
+
+    let sonnet = "claude-sonnet-4-6";
+    for (sid, path, runs, models) in [
+        (&id, &parent, [&new, &resumed], [sonnet, sonnet]),
+        (&child, &child_path, [&fork, &again], ["opus", sonnet]),
+    ] {
+        let lines = read_jsonl(path);
+        check_shapes(path, &lines, &real);
+        check_order(path, &lines);
+        assert!(
+            lines.iter().all(|l| l["sessionId"] == sid.as_str()),
+            "{path:?}"
+        );
+        // Every prompt (the fork's file: its parent's first), and a last-prompt and cost-state
+        // line after each run.
+        assert_eq!(
+            claude_prompts(&lines),
+            [PROMPT; 4][..if sid == &id { 2 } else { 4 }]
+        );
+        let ends: Vec<&Value> = lines.iter().filter(|l| l["type"] == "cost-state").collect();
+        assert_eq!(ends.len(), 2, "{path:?}");
+        let last = runs[1].last();
+        assert!(close(
+            ends[1]["totalCostUSD"].as_f64().unwrap(),
+            last["total_cost_usd"].as_f64().unwrap()
+        ));
+        assert_eq!(
+            lines.iter().filter(|l| l["type"] == "last-prompt").count(),
+            2
+        );
+        assert!(
+            lines.iter().filter(|l| l["type"] == "attachment").count() >= 2,
+            "{path:?}"
+        );
+
+        // The requests add up to what the fake said the runs used.
+        let reported = runs
+            .iter()
+            .map(|r| claude_reported(&r.last()))
+            .fold([0; 5], add);
+        assert_eq!(claude_total(&lines), reported, "{path:?}");
+        // Per run: the helper's request (one line), then the main model's (two lines, the
+        // first a streaming snapshot), under keys of their own.
+        let requests = claude_requests(&lines);
+        assert_eq!(requests.len(), 4, "{requests:#?}");
+        for (run, (pair, model)) in runs.iter().zip(requests.chunks(2).zip(models)) {
+            let result = run.last();
+            let (helper, main) = (&pair[0], &pair[1]);
+            assert_eq!(
+                (helper.model.as_str(), helper.lines),
+                (CLAUDE_HELPER, 1),
+                "{helper:?}"
+            );
+            assert_eq!(
+                helper.counts,
+                model_counts(&result["model_usage_since_last_result"][CLAUDE_HELPER])
+            );
+            assert_eq!((main.model.as_str(), main.lines), (model, 2), "{main:?}");
+            assert_eq!(main.counts, usage_counts(&result["usage"]));
+        }
+        let mut keys: Vec<(&str, &str)> = requests
+            .iter()
+            .map(|r| (r.id.as_str(), r.request_id.as_str()))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 4);
+        for key in &keys {
+            let snapshots: Vec<&Value> = lines
+                .iter()
+                .filter(|l| {
+                    l["message"]["id"] == key.0
+                        && l["requestId"] == key.1
+                        && l["type"] == "assistant"
+                })
+                .map(|l| &l["message"]["usage"])
+                .collect();
+            if snapshots.len() == 2 {
+                assert_eq!(snapshots[0]["output_tokens"], 1, "{key:?}");
+                assert_ne!(snapshots[0], snapshots[1]);
+            }
+        }
+        let reply: Vec<&Value> = lines
+            .iter()
+            .filter(|l| {
+                l["message"]["stop_reason"] == "end_turn" && l["message"]["model"] != CLAUDE_HELPER
+            })
+            .map(|l| &l["message"]["content"][0]["text"])
+            .collect();
+        assert!(reply.iter().all(|t| *t == "OK"), "{reply:?}");
+    }
+
+    // The fork's file begins with its parent's conversation as it was, with the fork's
+    // sessionId, the assistant lines pointing back at the parent.
+    let copied: Vec<Value> = parent_at_fork
+        .iter()
+        .filter(|l| {
+            matches!(
+                l["type"].as_str(),
+                Some("user" | "assistant" | "attachment")
+            )
+        })
+        .map(|l| {
+            let mut l = l.clone();
+            l["sessionId"] = child.as_str().into();
+            if l["type"] == "assistant" {
+                l["requestSessionId"] = id.as_str().into();
+            }
+            l
+        })
+        .collect();
+    let child_lines = read_jsonl(&child_path);
+    assert_eq!(child_lines[..copied.len()], copied[..]);
+    assert!(child_lines[copied.len()..]
+        .iter()
+        .all(|l| l.get("requestSessionId").is_none()));
+    // The copies are no request of the fork's.
+    let mut copies_counted = child_lines[..copied.len()].to_vec();
+    for l in &mut copies_counted {
+        l.as_object_mut().unwrap().remove("requestSessionId");
+    }
+    assert_eq!(
+        claude_total(&copies_counted),
+        claude_total(&read_jsonl(&parent)),
+        "without requestSessionId the copies would count again"
+    );
+
+    // --no-session-persistence: no transcript.
+    let eph = w.run(Claude, Mode::Ephemeral, None, &here, "success");
+    assert!(!project.join(format!("{}.jsonl", eph.session())).exists());
+    assert_eq!(std::fs::read_dir(&project).unwrap().count(), 2);
+}
+
+#[test]
+fn claude_failed_runs_write_no_request() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let real = claude_sample_shapes();
+    let sample = native_sample(CLAUDE_FAILED_SAMPLE);
+    let sample_synthetic = sample
+        .iter()
+        .find(|l| l["message"]["model"] == "<synthetic>")
+        .unwrap();
+
+    for (scenario, status) in [
+        ("fail401", Some(401)),
+        ("fail429", Some(429)),
+        ("fail500", Some(500)),
+        ("failclose", None),
+        ("api_error", Some(429)),
+    ] {
+        let run = w.run(Claude, Mode::New, None, &here, scenario);
+        assert_eq!(run.cap.exit_code, Some(1), "{scenario}");
+        let result = run.last();
+        let path = w.claude_transcript(&here, run.session());
+        let lines = read_jsonl(&path);
+        check_order(&path, &lines);
+        let chain: Vec<String> = lines
+            .iter()
+            .filter(|l| l.get("uuid").is_some())
+            .map(|l| kind(Claude, l))
+            .collect();
+        assert_eq!(
+            chain,
+            [
+                "user",
+                "attachment",
+                "attachment",
+                "system/api_error",
+                "assistant"
+            ],
+            "{scenario}"
+        );
+        assert_eq!(claude_prompts(&lines), [PROMPT]);
+        let system = lines.iter().find(|l| l["type"] == "system").unwrap();
+        assert_eq!(system["level"], "error");
+        assert_eq!(
+            system["error"]["status"],
+            status.map_or(Value::Null, Value::from)
+        );
+        let synthetic = lines.iter().find(|l| l["type"] == "assistant").unwrap();
+        assert_eq!(synthetic["message"]["model"], "<synthetic>");
+        assert_eq!(synthetic["isApiErrorMessage"], true);
+        assert_eq!(usage_counts(&synthetic["message"]["usage"]), [0; 5]);
+        assert_eq!(synthetic["message"]["content"][0]["text"], result["result"]);
+        assert!(claude_requests(&lines).is_empty(), "{scenario}");
+        let cost = lines.iter().find(|l| l["type"] == "cost-state").unwrap();
+        assert_eq!(cost["totalCostUSD"], 0);
+        assert_eq!(cost["modelUsage"], serde_json::json!({}));
+        if scenario == "failclose" {
+            // No request id, and the connection error instead of a status.
+            let mut want = keys(sample_synthetic);
+            want.remove("requestId");
+            want.remove("apiErrorStatus");
+            want.remove("apiErrorType");
+            want.insert("apiError".into());
+            assert_eq!(keys(synthetic), want);
+            assert_eq!(
+                keys(&synthetic["message"]),
+                keys(&sample_synthetic["message"])
+            );
+            assert_eq!(synthetic["apiError"], "connection_failed");
+            let others: Vec<Value> = lines
+                .iter()
+                .filter(|l| l["type"] != "assistant")
+                .cloned()
+                .collect();
+            check_shapes(&path, &others, &real);
+        } else {
+            check_shapes(&path, &lines, &real);
+            assert_eq!(synthetic["apiErrorStatus"], status.unwrap());
+        }
+    }
+
+    // A failed resume adds no request and does not count: the next run is run 2.
+    let ok = w.run(Claude, Mode::New, None, &here, "success");
+    let id = ok.session().to_string();
+    let failed = w.run(Claude, Mode::Resume(&id), None, &here, "fail500");
+    let next = w.run(Claude, Mode::Resume(&id), None, &here, "success");
+    let path = w.claude_transcript(&here, &id);
+    let lines = read_jsonl(&path);
+    check_shapes(&path, &lines, &real);
+    check_order(&path, &lines);
+    assert_eq!(claude_prompts(&lines), [PROMPT; 3]);
+    assert_eq!(claude_requests(&lines).len(), 4);
+    assert_eq!(
+        claude_total(&lines),
+        add(claude_reported(&ok.last()), claude_reported(&next.last()))
+    );
+    assert_eq!(claude_reported(&next.last()), {
+        let one = claude_reported(&ok.last());
+        one.map(|n| 2 * n)
+    });
+    // The failed run's cost-state: the totals so far, as its result says.
+    let costs: Vec<&Value> = lines.iter().filter(|l| l["type"] == "cost-state").collect();
+    assert_eq!(costs.len(), 3);
+    assert_eq!(costs[1]["totalCostUSD"], failed.last()["total_cost_usd"]);
+
+    // max_turns: the API answered, so its request counts like a success's (a tool_use block
+    // last, then the tool's result on a user line).
+    let turns = w.run(Claude, Mode::New, None, &here, "max_turns");
+    let path = w.claude_transcript(&here, turns.session());
+    let lines = read_jsonl(&path);
+    check_order(&path, &lines);
+    assert_eq!(claude_total(&lines), claude_reported(&turns.last()));
+    let tool = lines.iter().rfind(|l| l["type"] == "assistant").unwrap();
+    assert_eq!(tool["message"]["content"][0]["type"], "tool_use");
+    assert_eq!(tool["message"]["stop_reason"], "tool_use");
+    let tool_result = lines.iter().rfind(|l| l["type"] == "user").unwrap();
+    assert_eq!(tool_result["message"]["content"][0]["type"], "tool_result");
+    assert_eq!(tool_result["parentUuid"], tool["uuid"]);
+
+    // garbage and crash fail before the session starts: no transcript.
+    let project = claude_project(&w.claude_root(), &here);
+    let count = || std::fs::read_dir(&project).unwrap().count();
+    let before = count();
+    for scenario in ["garbage", "crash"] {
+        let run = w.run(Claude, Mode::New, None, &here, scenario);
+        assert!(run.out.error.is_some());
+        assert_eq!(count(), before, "{scenario}");
+    }
+    // Nor does an unknown --resume.
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let missing = w.run(Claude, Mode::Resume(unknown), None, &here, "success");
+    assert!(missing.out.error.is_some());
+    assert_eq!(count(), before);
+}
+
+#[test]
+fn claude_interrupted_runs_leave_only_their_prompt() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let (_, out) = w.interrupt(Claude, Mode::New, &here, 2, libc::SIGINT);
+    let id = out.session_id.expect("a session id");
+    let path = w.claude_transcript(&here, &id);
+    let kinds =
+        |lines: &[Value]| -> Vec<String> { lines.iter().map(|l| kind(Claude, l)).collect() };
+    let lines = read_jsonl(&path);
+    assert_eq!(
+        kinds(&lines),
+        [
+            "queue-operation",
+            "queue-operation",
+            "user",
+            "attachment",
+            "atis-latch",
+            "attachment"
+        ]
+    );
+    assert_eq!(claude_prompts(&lines), ["take your time"]);
+
+    let (cap, _) = w.interrupt(Claude, Mode::Resume(&id), &here, 2, libc::SIGTERM);
+    assert_eq!(cap.exit_code, Some(143));
+    let after = read_jsonl(&path);
+    assert_eq!(
+        kinds(&after[lines.len()..]),
+        ["queue-operation", "queue-operation", "user"]
+    );
+    assert!(claude_requests(&after).is_empty());
+
+    // Left alone, the run writes its requests when it completes.
+    let done = w.run_env(
+        Claude,
+        Mode::Resume(&id),
+        None,
+        &here,
+        "slow",
+        &[("FAKE_CLI_SLEEP", "0")],
+    );
+    let lines = read_jsonl(&path);
+    check_order(&path, &lines);
+    check_shapes(&path, &lines, &claude_sample_shapes());
+    assert_eq!(claude_total(&lines), claude_reported(&done.last()));
+
+    // hang: the prompt, then nothing.
+    let mut live = w.spawn(
+        Claude,
+        Mode::New,
+        &here,
+        "hang",
+        &[("FAKE_CLI_RETRY_INTERVAL", "0.05")],
+    );
+    live.wait_for(|out, _| out.lines().count() >= 3);
+    live.signal(libc::SIGKILL);
+    let cap = live.finish();
+    let id = claude::parse(&cap.stdout, &cap.stderr, cap.exit_code)
+        .session_id
+        .expect("the id from system/init");
+    let lines = read_jsonl(&w.claude_transcript(&here, &id));
+    assert_eq!(claude_prompts(&lines), ["take your time"]);
+    assert!(lines.iter().all(|l| l["type"] != "assistant"));
+}
+
+#[test]
+fn claude_transcripts_honour_claude_config_dir() {
+    let w = World::new();
+    let here = w.dir("proj");
+    let config = w.root.join("claude-config");
+    let env = [("CLAUDE_CONFIG_DIR", config.to_str().unwrap())];
+    let first = w.run_env(Claude, Mode::New, None, &here, "success", &env);
+    let id = first.session().to_string();
+    let path = claude_project(&config, &here).join(format!("{id}.jsonl"));
+    assert!(path.is_file(), "{path:?}");
+    let second = w.run_env(Claude, Mode::Resume(&id), None, &here, "success", &env);
+    assert_eq!(second.session(), id);
+    assert_eq!(
+        claude_total(&read_jsonl(&path)),
+        add(
+            claude_reported(&first.last()),
+            claude_reported(&second.last())
+        )
+    );
+    assert!(!w.claude_root().exists(), "nothing under ~/.claude");
+
+    // Empty is unset: ~/.claude.
+    let empty = w.run_env(
+        Claude,
+        Mode::New,
+        None,
+        &here,
+        "success",
+        &[("CLAUDE_CONFIG_DIR", "")],
+    );
+    w.claude_transcript(&here, empty.session());
+
+    // Odd directory names: one `-` per UTF-16 unit of each other character; past 200
+    // characters, the first 200, `-` and a hash (the same each time).
+    let odd = w.dir("ünï😀 x.y");
+    let run = w.run(Claude, Mode::New, None, &odd, "success");
+    assert!(claude_project_name(&odd).ends_with("--n----x-y"));
+    w.claude_transcript(&odd, run.session());
+    let deep = here.join("a".repeat(100)).join("b_".repeat(60));
+    std::fs::create_dir_all(&deep).unwrap();
+    assert!(claude_project_name(&deep).len() > 200);
+    let first = w.run(Claude, Mode::New, None, &deep, "success");
+    let id = first.session().to_string();
+    let path = w.claude_transcript(&deep, &id);
+    let second = w.run(Claude, Mode::Resume(&id), None, &deep, "success");
+    assert_eq!(
+        claude_total(&read_jsonl(&path)),
+        add(
+            claude_reported(&first.last()),
+            claude_reported(&second.last())
+        )
+    );
+    assert_eq!(
+        read_jsonl(&path)[2]["cwd"],
+        deep.to_str().unwrap(),
+        "the real path"
+    );
+}
+
+/// clinvk's own reader makes one request of each (message.id, requestId), with the figures of
+/// its last line; a fork's copies of its parent are the parent's.
+#[test]
+fn claude_transcripts_read_by_clinvk() {
+    use clinvk::transcripts::claude::parse as read_transcript;
+    let w = World::new();
+    let here = w.dir("proj");
+    let new = w.run(Claude, Mode::New, None, &here, "success");
+    let id = new.session().to_string();
+    let resumed = w.run(Claude, Mode::Resume(&id), None, &here, "noise");
+    let fork = w.run(Claude, Mode::Fork(&id), Some("opus"), &here, "success");
+    let child = fork.session().to_string();
+    let failed = w.run(Claude, Mode::Resume(&child), None, &here, "fail429");
+    assert!(failed.out.error.is_some());
+
+    // Run k's requests in clinvk's terms: the helper's, then the main model's.
+    let helper = |k: u64| Tokens::anthropic(511 * k, 0, 0, 14 * k, 0);
+    let main = |k: u64| Tokens::anthropic(2 * k, 15934 * k, 6354 * k, 4 * k, 2 * k);
+    for (sid, runs, forked_from) in [
+        (
+            &id,
+            vec![
+                (&new, 1, "claude-sonnet-4-6"),
+                (&resumed, 2, "claude-sonnet-4-6"),
+            ],
+            None,
+        ),
+        (&child, vec![(&fork, 3, "opus")], Some(id.as_str())),
+    ] {
+        let path = w.claude_transcript(&here, sid);
+        let c = read_transcript(&std::fs::read(&path).unwrap());
+        assert_eq!(c.native_id.as_deref(), Some(sid.as_str()));
+        assert_eq!(c.workdir.as_deref(), here.to_str());
+        assert_eq!(c.prompt.as_deref(), Some(PROMPT));
+        assert_eq!(c.forked_from.as_deref(), forked_from);
+        assert_eq!(c.skipped_lines, 0);
+        let lines = read_jsonl(&path);
+        let ours = claude_requests(&lines);
+        assert_eq!(c.requests.len(), 2 * runs.len(), "{:#?}", c.requests);
+        assert_eq!(ours.len(), c.requests.len());
+        for (r, o) in c.requests.iter().zip(&ours) {
+            assert_eq!(r.key, format!("{}:{}", o.id, o.request_id));
+        }
+        for ((run, k, model), pair) in runs.iter().zip(c.requests.chunks(2)) {
+            assert_eq!(pair[0].model.as_deref(), Some(CLAUDE_HELPER));
+            assert_eq!(pair[0].tokens, helper(*k));
+            assert_eq!(pair[1].model.as_deref(), Some(*model));
+            assert_eq!(pair[1].tokens, main(*k), "the last snapshot's figures");
+            assert_eq!(
+                Some(pair[0].tokens.plus(&pair[1].tokens)),
+                run.out.usage,
+                "what clinvk made of the run's stdout"
+            );
+        }
+        assert_eq!(
+            c.last_at,
+            lines
+                .iter()
+                .rev()
+                .find_map(|l| l["timestamp"].as_str())
+                .and_then(clinvk::transcripts::time)
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

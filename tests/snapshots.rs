@@ -119,7 +119,8 @@ fn shell_word(word: &str) -> String {
 }
 
 /// Assert the snapshot `name` (tests/snapshots/NAME.snap), with insta's regex filters for what
-/// literal replacement cannot catch: the fakes' UUIDs and reindex's elapsed time.
+/// literal replacement cannot catch: the fakes' UUIDs, reindex's elapsed time, and the times
+/// and temporary names in transcript paths.
 #[track_caller]
 fn check(name: &str, text: &str) {
     let mut settings = insta::Settings::clone_current();
@@ -130,6 +131,17 @@ fn check(name: &str, text: &str) {
         "[UUID]",
     );
     settings.add_filter(r"\bin \d+(\.\d+)?m?s\b", "in [DURATION]");
+    // The CLIs' transcript paths: Claude's project name of a temporary directory, and the
+    // times in Codex's and Gemini's file names.
+    settings.add_filter(r"-tmp-clinvk-fakes-[A-Za-z0-9]+-", "-[FAKES]-");
+    settings.add_filter(
+        r"sessions/\d{4}/\d{2}/\d{2}/rollout-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-",
+        "sessions/[DAY]/rollout-[TIME]-",
+    );
+    settings.add_filter(
+        r"session-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-[0-9a-f]{8}\.jsonl",
+        "session-[TIME]-[ID8].jsonl",
+    );
     settings.bind(|| insta::assert_snapshot!(name, text));
 }
 

@@ -117,6 +117,44 @@ impl Context {
         self.lock_timeout.unwrap_or(crate::lock::DEFAULT_TIMEOUT)
     }
 
+    /// Bring in what changed in the CLIs' transcripts since the last time (`import.auto`), before
+    /// a command that reads sessions. Quiet: a progress bar on a terminal when it is long, one
+    /// warning line when files could not be read, and a failure never stops the command (a
+    /// read-only store, say, cannot take anything in, and still answers).
+    pub(crate) fn catch_up(&self) {
+        let result = (|| -> Result<crate::import::Report> {
+            let settings = self.settings()?;
+            if !settings.import_auto {
+                return Ok(crate::import::Report::default());
+            }
+            // A held lock is the command's to wait for (and report): this waits briefly.
+            let store = self
+                .store()?
+                .with_lock_timeout(self.lock_timeout().min(Duration::from_secs(2)));
+            let observer = output::StderrObserver::reading("transcripts");
+            crate::import::run(
+                &store,
+                &crate::import::sources::Roots::new(&settings),
+                &crate::import::Options::default(),
+                &observer,
+            )
+        })();
+        match result {
+            Ok(report) if !report.skipped.is_empty() => output::warning(&format!(
+                "{} of the CLIs' transcript files or folders could not be read: `clinvk sessions import` names them",
+                report.skipped.len()
+            )),
+            Ok(_) => {}
+            // A config error is the command's to report; nothing can be taken in on a full
+            // disk or a read-only store, and the command answers anyway.
+            Err(Error::Config { .. } | Error::LockTimeout { .. }) => {}
+            Err(e) if e.is_unwritable() => {}
+            Err(e) => output::warning(&format!(
+                "could not catch up with the CLIs' transcripts ({e}); `clinvk sessions import` tries again"
+            )),
+        }
+    }
+
     fn store(&self) -> Result<Store> {
         let store = Store::open(
             &self.paths.sessions,
@@ -236,9 +274,22 @@ pub fn main() -> i32 {
 
 fn run(ctx: &Context, cli: Cli) -> Result<i32> {
     let Some(command) = cli.command else {
+        if cli.run.continue_last {
+            ctx.catch_up();
+        }
         return cmd::run::run(ctx, cli.run);
     };
     let now = crate::clock::now()?;
+    // Commands that read sessions see the conversations held directly in the CLIs too.
+    // (`resume` catches up itself, once its arguments are checked.)
+    if matches!(
+        command,
+        Command::Sessions(
+            SessionsCommand::List(_) | SessionsCommand::Show(_) | SessionsCommand::Stats(_)
+        )
+    ) {
+        ctx.catch_up();
+    }
     match command {
         Command::Resume(args) => cmd::resume::run(ctx, args),
         Command::Config(c) => cmd::config::run(ctx, c),

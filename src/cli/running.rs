@@ -56,7 +56,7 @@ pub fn default_backend(settings: &Settings) -> Result<Backend> {
     }
 }
 
-/// Run the prompt (`store` is None only for an ephemeral run) and print the outcome.
+/// Run the prompt and print the outcome.
 pub fn execute(
     store: Option<&Store>,
     settings: &Settings,

@@ -5,8 +5,11 @@
 //! - a request made during a run through clinvk (within that run's start and duration) is that
 //!   run's: the run's turn already counts it. A run that recorded no usage (killed at its
 //!   deadline) gets the usage of the requests it made;
-//! - Codex: the thread's running total seen in the rollout becomes the session's, so that the
-//!   next run through clinvk is charged only what it adds.
+//! - Codex: a request up to the running total the session has accounted for was charged to a
+//!   run through clinvk already (a run is charged the total's growth since the last one, which
+//!   includes requests made in between in the CLI); the thread's running total seen in the
+//!   rollout becomes the session's, so that the next run through clinvk is charged only what it
+//!   adds.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -125,6 +128,9 @@ fn update(g: &Gathered, mut s: Session) -> Session {
     let mut added = TokenUsage::default();
     let mut removed = TokenUsage::default();
     let mut new_turns: Vec<Turn> = Vec::new();
+    // Codex: the thread's running total the session has accounted for (its runs were charged
+    // up to it, the part before a run included).
+    let accounted = s.metadata.thread_usage.as_ref().map(|u| u.tokens().total());
     for r in &g.requests {
         if let Some(t) = s
             .turns
@@ -142,6 +148,14 @@ fn update(g: &Gathered, mut s: Session) -> Session {
                 if r.model.is_some() {
                     t.model = r.model.clone();
                 }
+            }
+            continue;
+        }
+        // Codex says exactly which requests the runs were charged: the running total decides,
+        // not the clock.
+        if let Some(after) = r.running_total {
+            if accounted.is_none_or(|a| after.total() > a) {
+                new_turns.push(turn(r));
             }
             continue;
         }
@@ -208,16 +222,18 @@ fn update(g: &Gathered, mut s: Session) -> Session {
 }
 
 /// Whether a run through clinvk (started at `t.at`, lasting `t.duration_seconds`) made a
-/// request at `at`. Both clocks are the machine's; a little slack either side.
+/// request at `at`. Both clocks are the machine's.
 fn covers(t: &Turn, at: DateTime<Utc>) -> bool {
-    let slack = Duration::seconds(2);
+    // The run's start is taken before the CLI is started, its end after the CLI exited: what
+    // the CLI wrote in between is stamped in between (to the millisecond, by all three).
+    let (before, after) = (Duration::milliseconds(10), Duration::milliseconds(10));
     let lasted = t
         .duration_seconds
         .filter(|d| d.is_finite() && *d >= 0.0)
         .map_or(Duration::minutes(1), |d| {
             Duration::milliseconds((d * 1000.0).min(1e12) as i64)
         });
-    at >= t.at - slack && at <= t.at + lasted + slack
+    at >= t.at - before && at <= t.at + lasted + after
 }
 
 /// The usage of the requests the run `t` made.

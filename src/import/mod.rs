@@ -94,7 +94,7 @@ pub fn run(
     // Each conversation once, with what each of its changed files adds.
     let mut gathered: Vec<Gathered> = Vec::new();
     let mut at: HashMap<NativeKey, usize> = HashMap::new();
-    let mut files: Vec<(String, NativeFile, usize)> = Vec::new();
+    let mut files: Vec<(String, NativeFile, Option<usize>)> = Vec::new();
     for (f, read) in changed.iter().zip(reads) {
         let read = match read {
             Ok(read) => read,
@@ -124,6 +124,8 @@ pub fn run(
                 path: f.path.clone(),
                 reason: "names no conversation id".into(),
             });
+            // Remembered, so that it is named once, not on every catch-up.
+            files.push((path_key(&f.path), native_file(f), None));
             continue;
         };
         let key = NativeKey {
@@ -155,15 +157,7 @@ pub fn run(
         let modified = chrono::DateTime::from_timestamp_nanos(f.stamp.mtime_ns);
         g.modified = Some(g.modified.map_or(modified, |m| m.max(modified)));
         g.add_requests(c.requests);
-        files.push((
-            path_key(&f.path),
-            NativeFile {
-                backend: f.backend,
-                stamp: f.stamp,
-                session_id: None,
-            },
-            i,
-        ));
+        files.push((path_key(&f.path), native_file(f), Some(i)));
     }
 
     // Files read before that are gone now (the CLI's retention clean).
@@ -179,6 +173,10 @@ pub fn run(
         .map(|(path, file)| (path, file.session_id))
         .collect();
 
+    // Nothing new (the common case, on every `sessions list`): no lock, no write.
+    if gathered.is_empty() && gone.is_empty() && files.is_empty() {
+        return Ok(report);
+    }
     let keys: Vec<NativeKey> = gathered
         .iter()
         .map(|g| NativeKey {
@@ -236,6 +234,14 @@ fn own_id(f: &Found, said: Option<&str>) -> Option<String> {
         _ => said.map(str::to_string).or(from_name),
     }
     .filter(|id| !id.is_empty())
+}
+
+fn native_file(f: &Found) -> NativeFile {
+    NativeFile {
+        backend: f.backend,
+        stamp: f.stamp,
+        session_id: None,
+    }
 }
 
 /// A path as the index keeps it.

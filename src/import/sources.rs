@@ -50,12 +50,7 @@ impl Roots {
     /// From the config (`import.<cli>.dir`, `import.<cli>.enabled`), then the CLIs' own
     /// variables, then the home directory.
     pub fn new(settings: &Settings) -> Roots {
-        let var = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        let home = dirs::home_dir();
+        let usual = crate::transcripts::locate::Homes::from_env();
         let configured = |b: Backend| {
             let source = settings.import_source(b);
             source
@@ -65,31 +60,12 @@ impl Roots {
         let claude = match configured(Backend::Claude) {
             None => Vec::new(),
             Some(Some(dir)) => vec![dir],
-            Some(None) => match std::env::var("CLAUDE_CONFIG_DIR") {
-                Ok(list) if !list.trim().is_empty() => list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|d| !d.is_empty())
-                    .map(PathBuf::from)
-                    .collect(),
-                _ => home
-                    .iter()
-                    .flat_map(|h| [h.join(".claude"), h.join(".config").join("claude")])
-                    .collect(),
-            },
+            Some(None) => usual.claude,
         };
-        let codex = configured(Backend::Codex).and_then(|dir| {
-            dir.or_else(|| var("CODEX_HOME"))
-                .or_else(|| home.as_ref().map(|h| h.join(".codex")))
-        });
-        let gemini = configured(Backend::Gemini).and_then(|dir| {
-            dir.or_else(|| var("GEMINI_CLI_HOME").map(|h| h.join(".gemini")))
-                .or_else(|| home.as_ref().map(|h| h.join(".gemini")))
-        });
         Roots {
             claude: dedupe(claude),
-            codex,
-            gemini,
+            codex: configured(Backend::Codex).and_then(|dir| dir.or(usual.codex)),
+            gemini: configured(Backend::Gemini).and_then(|dir| dir.or(usual.gemini)),
         }
     }
 

@@ -168,6 +168,21 @@ impl Store {
         }
     }
 
+    /// `read`, but with no answer from the files: an index that cannot be brought up to date is
+    /// an error (for what only the index on disk knows, such as the transcripts imported).
+    fn read_index<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
+        {
+            let _shared = self.lock(LockMode::Shared)?;
+            if let Some(mut index) = self.open_fresh()? {
+                match f(self, &mut index) {
+                    Err(e) if index::is_corruption(&e) => {}
+                    other => return other,
+                }
+            }
+        }
+        self.write(f)
+    }
+
     /// Answer a read from the files alone, through an index in memory, because the one on disk
     /// cannot be brought up to date (`why`). Slower (every file is read), but a full disk or a
     /// read-only store still lists, shows and sums. The caller holds a lock if one can be had.

@@ -69,22 +69,25 @@ pub struct MergeInput<'a> {
 }
 
 impl Store {
-    /// The transcript files the index remembers having read, by path.
+    /// The transcript files the index remembers having read, by path. An index that cannot be
+    /// brought up to date (a full disk, a read-only store) is an error: nothing could be
+    /// imported anyway.
     pub fn native_files(&self) -> Result<HashMap<String, NativeFile>> {
-        self.read(|_, index| index.native_files())
+        self.read_index(|_, index| index.native_files())
     }
 
     /// Merge conversations into their sessions under one exclusive lock. For each of `keys`,
     /// `merge(i, input)` gets the session holding it (if any) and says what it should be now
     /// (`Ok(None)`: leave it, or create nothing; `Err(why)`: skip it). New sessions take the
     /// conversation's own id when that is a free session id. Then the index records `files`
-    /// (each with the conversation it went into, by position in `keys`) and forgets `gone`.
+    /// (each with the conversation it went into, by position in `keys`, if any) and forgets
+    /// `gone`.
     /// With `dry_run`, nothing is written and the outcome is what would happen.
     pub fn merge_native(
         &self,
         keys: &[NativeKey],
         mut merge: impl FnMut(usize, MergeInput<'_>) -> std::result::Result<Option<Session>, String>,
-        files: &[(String, NativeFile, usize)],
+        files: &[(String, NativeFile, Option<usize>)],
         gone: &[String],
         dry_run: bool,
     ) -> Result<Vec<Merged>> {
@@ -163,8 +166,8 @@ impl Store {
             store.index_changes(index, before, &changes)?;
             let tx = index.transaction()?;
             for (path, file, at) in files {
-                let session_id = outcomes
-                    .get(*at)
+                let session_id = at
+                    .and_then(|at| outcomes.get(at))
                     .and_then(Merged::session_id)
                     .map(SessionId::to_string);
                 tx.record_native_file(
@@ -230,10 +233,26 @@ impl Store {
         Ok(all)
     }
 
+    /// Record conversation `native_id` of `backend` as not to be imported (an ephemeral run
+    /// whose CLI kept it anyway), up to its activity at `last_used_at`.
+    pub fn forget_conversation(
+        &self,
+        backend: Backend,
+        native_id: &str,
+        last_used_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let _exclusive = self.lock(crate::lock::LockMode::Exclusive)?;
+        self.append_deletions(&[Deleted {
+            backend,
+            backend_session_id: native_id.to_string(),
+            last_used_at,
+        }])
+    }
+
     /// Before the files of `ids` are deleted: record the conversations they held, so that an
     /// import does not bring them back. Caller holds the exclusive lock.
     pub(super) fn record_deletions(&self, ids: &[SessionId]) -> Result<()> {
-        let mut lines = Vec::new();
+        let mut deleted = Vec::new();
         for id in ids {
             let entry = files::DirEntry {
                 id: id.to_string(),
@@ -242,18 +261,26 @@ impl Store {
             };
             if let Loaded::Valid(session, _) = load_file(&entry) {
                 if let Some(native_id) = &session.backend_session_id {
-                    let d = Deleted {
+                    deleted.push(Deleted {
                         backend: session.backend,
                         backend_session_id: native_id.clone(),
                         last_used_at: session.last_used_at,
-                    };
-                    lines.extend(serde_json::to_vec(&d).expect("a deletion serializes"));
-                    lines.push(b'\n');
+                    });
                 }
             }
         }
-        if lines.is_empty() {
+        self.append_deletions(&deleted)
+    }
+
+    /// Append to the record of deleted conversations, durably. Caller holds the exclusive lock.
+    fn append_deletions(&self, deleted: &[Deleted]) -> Result<()> {
+        if deleted.is_empty() {
             return Ok(());
+        }
+        let mut lines = Vec::new();
+        for d in deleted {
+            lines.extend(serde_json::to_vec(d).expect("a deletion serializes"));
+            lines.push(b'\n');
         }
         // After a line torn by a crash, start afresh on a line of its own.
         lines.insert(0, b'\n');

@@ -250,6 +250,7 @@ impl Reader {
                     at,
                     model,
                     tokens,
+                    running_total: None,
                 });
             }
         }

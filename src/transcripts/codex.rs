@@ -140,6 +140,7 @@ impl Rollout {
                 at,
                 model: c.model.clone(),
                 tokens,
+                running_total: Some(c.total),
             });
         }
         Conversation {

@@ -123,6 +123,7 @@ impl Reader {
                             at,
                             model: model.or_else(|| pending.and_then(|p| p.1)),
                             tokens,
+                            running_total: None,
                         });
                     }
                     (None, None) => {

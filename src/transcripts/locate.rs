@@ -1,4 +1,7 @@
 //! Where each CLI keeps its transcripts, and finding one conversation's file.
+//! - Claude Code: `$CLAUDE_CONFIG_DIR` (a comma-separated list), else `~/.claude` and
+//!   `~/.config/claude`; `projects/<the directory, every character but letters and digits as
+//!   '-'>/<session id>.jsonl`.
 //! - Codex: `$CODEX_HOME`, else `~/.codex`; `sessions/YYYY/MM/DD/rollout-<time>-<thread
 //!   id>.jsonl` (the day the thread began, in local time) and `archived_sessions/`.
 //! - Gemini CLI: `$GEMINI_CLI_HOME/.gemini`, else `~/.gemini`; `tmp/<project>/chats/
@@ -12,6 +15,7 @@ use chrono::{DateTime, Days, Local, TimeZone, Utc};
 /// The CLIs' data directories, from their own variables and the home directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Homes {
+    pub claude: Vec<PathBuf>,
     pub codex: Option<PathBuf>,
     pub gemini: Option<PathBuf>,
 }
@@ -24,13 +28,60 @@ impl Homes {
                 .map(PathBuf::from)
         };
         let home = dirs::home_dir();
+        let claude = match std::env::var("CLAUDE_CONFIG_DIR") {
+            Ok(list) if !list.trim().is_empty() => list
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            _ => home
+                .iter()
+                .flat_map(|h| [h.join(".claude"), h.join(".config").join("claude")])
+                .collect(),
+        };
         Homes {
+            claude,
             codex: var("CODEX_HOME").or_else(|| home.as_ref().map(|h| h.join(".codex"))),
             gemini: var("GEMINI_CLI_HOME")
                 .or_else(|| home.clone())
                 .map(|h| h.join(".gemini")),
         }
     }
+}
+
+/// Claude's name for a project directory: every character but ASCII letters and digits as `-`.
+/// (Beyond 200 characters the CLI cuts it and adds a hash; `claude_transcript` then looks in
+/// every project.)
+pub fn claude_project(workdir: &str) -> String {
+    workdir
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The transcript of Claude session `session_id` under `roots`: in the project of `workdir`
+/// first, then in any project.
+pub fn claude_transcript(roots: &[PathBuf], workdir: &str, session_id: &str) -> Option<PathBuf> {
+    if !is_plain_id(session_id) {
+        return None;
+    }
+    let name = format!("{session_id}.jsonl");
+    let project = claude_project(workdir);
+    for root in roots {
+        let projects = root.join("projects");
+        let mine = projects.join(&project).join(&name);
+        if mine.is_file() {
+            return Some(mine);
+        }
+        for dir in subdirs(&projects) {
+            let candidate = dir.join(&name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
 }
 
 /// Rollouts bigger than this are not read (a thread's rollout is a few MB at most).

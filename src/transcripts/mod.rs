@@ -29,6 +29,9 @@ pub struct Request {
     pub at: DateTime<Utc>,
     pub model: Option<String>,
     pub tokens: Tokens,
+    /// Codex: the thread's running total after this request (what a run through clinvk is
+    /// charged against).
+    pub running_total: Option<Tokens>,
 }
 
 /// What a transcript says about its conversation.

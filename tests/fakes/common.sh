@@ -4,7 +4,8 @@
 # The fakes reproduce the headless output of today's real CLIs (Claude Code 2.1.328, Codex CLI
 # 0.169.0, Gemini CLI 0.61.0) as captured in tests/data/real-cli-captures/ (and the transcripts
 # of tests/data/native-samples/), keep fake "on-disk sessions", write the files the real CLIs
-# leave on disk where clinvk reads them (Codex rollouts, Gemini chats), and record every call.
+# leave on disk where clinvk reads them (Claude transcripts, Codex rollouts, Gemini chats), and
+# record every call.
 # tests/fakes_contract.rs runs each scenario through clinvk's own argv builder and parsers, and
 # checks the fakes against the captures.
 #
@@ -27,11 +28,14 @@
 #                      Ephemeral runs (claude --no-session-persistence, codex exec --ephemeral)
 #                      store nothing anywhere (a resumed ephemeral run reports the new figures
 #                      but does not store them).
-#   HOME, CODEX_HOME, GEMINI_CLI_HOME
-#                      Where the real CLIs keep their files, and so the fakes too: Codex
+#   HOME, CLAUDE_CONFIG_DIR, CODEX_HOME, GEMINI_CLI_HOME
+#                      Where the real CLIs keep their files, and so the fakes too: Claude
+#                      transcripts under ${CLAUDE_CONFIG_DIR:-$HOME/.claude}/projects/, Codex
 #                      rollouts under ${CODEX_HOME:-$HOME/.codex}/sessions/, Gemini chats and
 #                      projects.json under ${GEMINI_CLI_HOME:-$HOME}/.gemini/ (see each fake's
 #                      header). Tests must point them at a temporary directory.
+#   FAKE_CLI_NOW       Optional time (RFC 3339) the claude fake's transcript is stamped with,
+#                      instead of $CLINVK_NOW when that is set, else the real clock (fake_clock).
 #   FAKE_CLI_LOG       Optional directory. Every call first creates its own new directory
 #                      $FAKE_CLI_LOG/<cli>.XXXXXX (mktemp -d) holding:
 #                        argv          each argument followed by a NUL byte
@@ -155,6 +159,22 @@ BEGIN {
 
 fake_timestamp() {
     date -u +%Y-%m-%dT%H:%M:%S.000Z
+}
+
+# The clock of the files the fakes leave where clinvk reads them (transcripts, rollouts, chats),
+# as "<YYYY-MM-DDThh:mm:ss.mmmZ> <YYYYMMDDhhmmssmmm> <Unix seconds>" in UTC: $FAKE_CLI_NOW,
+# else $CLINVK_NOW (the frozen clock a test gives clinvk, which the fakes inherit from it, so
+# that a run's requests fall within the run as clinvk timed it), else the real clock. A value
+# date(1) cannot read counts as unset.
+fake_clock() {
+    set -- "${FAKE_CLI_NOW:-${CLINVK_NOW:-}}" '+%Y-%m-%dT%H:%M:%S.%3NZ %Y%m%d%H%M%S%3N %s'
+    [ -n "$1" ] && date -u -d "$1" "$2" 2>/dev/null || date -u "$2"
+}
+
+# The time of a line written to one of those files (fake_clock's first field).
+fake_file_time() {
+    set -- $(fake_clock)
+    printf '%s' "$1"
 }
 
 # Writes stdin to <file> atomically (a temporary file next to it, then mv).

@@ -49,6 +49,7 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         // Before the store is opened (and its directory made).
         crate::domain::SessionId::parse(id)?;
     }
+    ctx.catch_up();
     let settings = ctx.settings()?;
     let store = ctx.store()?;
     let (workdir, scope) = if args.here {

@@ -51,8 +51,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let prompt = read_prompt(args.prompt, false)?;
     let workdir = normalize_dir(Path::new("."))?;
     if args.ephemeral {
+        // The store keeps no session; it only remembers not to import what a CLI kept anyway.
         let target = Target::Ephemeral { backend, workdir };
-        return execute(None, &settings, target, prompt, args.common);
+        return execute(Some(&ctx.store()?), &settings, target, prompt, args.common);
     }
     let target = Target::New { backend, workdir };
     execute(Some(&ctx.store()?), &settings, target, prompt, args.common)
