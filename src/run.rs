@@ -190,6 +190,7 @@ impl Runner<'_> {
                         request.model = s.model.clone();
                     }
                     let invocation = self.invocation(s.backend, mode, &request)?;
+                    check_transcript(s)?;
                     check_workdir(s)?;
                     let changed = s.last_used_at < now;
                     s.last_used_at = s.last_used_at.max(now);
@@ -257,6 +258,7 @@ impl Runner<'_> {
                 ..request.clone()
             },
         )?;
+        check_transcript(parent)?;
         check_workdir(parent)?;
         let mut session = Session::new(
             SessionId::generate(),
@@ -601,6 +603,21 @@ fn not_resumable(session: &Session) -> Error {
     Error::NotResumable {
         id: session.id.to_string(),
         reason: format!("{why}; start a new session with `clinvk \"prompt\"`"),
+    }
+}
+
+/// A conversation whose transcript the CLI deleted (its retention clean) cannot be resumed by
+/// it any more: the session keeps its history and usage.
+fn check_transcript(session: &Session) -> Result<()> {
+    match &session.native {
+        Some(native) if native.gone => Err(Error::NotResumable {
+            id: session.id.to_string(),
+            reason: format!(
+                "{} no longer has this conversation: it deleted its transcript ({}); the history and usage stay here; start a new session with `clinvk \"prompt\"`",
+                session.backend, native.path
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

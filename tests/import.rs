@@ -282,6 +282,21 @@ fn a_transcript_the_cli_deleted_leaves_its_session_and_usage() {
     assert!(show.contains("(gone: the CLI deleted it"), "{show}");
     let file = home.read_session(&w.id);
     assert_eq!(file["native"]["gone"], true);
+    // The CLI cannot resume it any more: said before it is run.
+    let before = home.snapshot(false);
+    let out = home
+        .cmd()
+        .env("PATH", path_with_fakes())
+        .args(["resume", &w.id, "go on"])
+        .output()
+        .unwrap();
+    let run = Run::from_output(out).fails_with(3);
+    assert!(
+        run.error_line().contains("no longer has this conversation"),
+        "{}",
+        run.stderr
+    );
+    assert_same_files(&before, &home.snapshot(false));
 }
 
 #[test]
@@ -418,4 +433,55 @@ fn bad_transcripts_never_stop_an_import() {
     assert!(run.stdout.contains("Skipped"), "{}", run.stdout);
     // The real conversations are all there, counted right.
     assert_counts_match(&home, &store);
+}
+
+#[test]
+fn origin_filters_and_projects() {
+    let home = standard_home();
+    let mut store = NativeStore::new(home.user_home(), 29);
+    store.generate(4);
+    import(&home, &[]);
+    let imported = home.list_ids(&["--origin", "imported"]);
+    assert_eq!(imported.len(), 12);
+    assert!(imported
+        .iter()
+        .all(|id| store.written.iter().any(|w| &w.id == id)));
+    assert_eq!(home.list_ids(&["--origin", "clinvk"]), STANDARD_ORDER);
+    let (claude_in, _, _) = store.totals_of(Cli::Claude);
+    let only = stats(&home, &[]);
+    let all_input = only["totals"]["input"].as_u64().unwrap();
+    let v = home
+        .ok(&[
+            "sessions", "stats", "--json", "--origin", "imported", "-b", "claude",
+        ])
+        .json();
+    assert_eq!(v["totals"]["input"], claude_in);
+    let v = home
+        .ok(&["sessions", "stats", "--json", "--origin", "clinvk"])
+        .json();
+    let (i, _, _) = sums(store.truth.iter());
+    assert_eq!(v["totals"]["input"].as_u64().unwrap() + i, all_input);
+    // Projects: by directory, named by its last component.
+    let v = stats(&home, &["project"]);
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for t in &store.truth {
+        let w = store
+            .written
+            .iter()
+            .find(|w| w.id == t.conversation)
+            .unwrap();
+        *want.entry(w.workdir.clone()).or_default() += t.input;
+    }
+    for row in v["rows"].as_array().unwrap() {
+        let dir = row["workdir"].as_str().unwrap();
+        if let Some(input) = want.get(dir) {
+            assert_eq!(row["input"], *input, "{dir}");
+            assert_eq!(row["project"], dir.rsplit('/').next().unwrap());
+        }
+    }
+    let table = home.ok(&["sessions", "stats", "--by", "project"]).stdout;
+    assert!(table.starts_with("PROJECT"), "{table}");
+    assert!(table.contains("proj-") || table.contains("gem-"), "{table}");
+    home.run(&["sessions", "list", "--origin", "elsewhere"])
+        .fails_with(2);
 }

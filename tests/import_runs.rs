@@ -242,3 +242,77 @@ fn a_gemini_chat_run_through_clinvk_and_continued_in_the_cli_counts_each_answer_
     assert_eq!(stats_total(&f), truth);
     assert_eq!(f.home.session_files().len(), 1);
 }
+
+/// (input, output) of a Claude transcript: one request per message.id and requestId with its
+/// last figures, no `<synthetic>` lines, none copied from another session.
+fn claude_truth(transcript: &Path) -> (u64, u64) {
+    let mut requests: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for line in std::fs::read_to_string(transcript).unwrap().lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let m = &v["message"];
+        if v["type"] != "assistant" || m["model"] == "<synthetic>" || !m["usage"].is_object() {
+            continue;
+        }
+        if v.get("requestSessionId")
+            .is_some_and(|r| *r != v["sessionId"])
+        {
+            continue;
+        }
+        let u = &m["usage"];
+        let n = |k: &str| u[k].as_u64().unwrap_or(0);
+        requests.insert(
+            format!("{}:{}", m["id"], v["requestId"]),
+            (
+                n("input_tokens") + n("cache_read_input_tokens") + n("cache_creation_input_tokens"),
+                n("output_tokens"),
+            ),
+        );
+    }
+    requests
+        .values()
+        .fold((0, 0), |(i, o), (a, b)| (i + a, o + b))
+}
+
+#[test]
+fn a_claude_conversation_run_through_clinvk_and_continued_in_the_cli_counts_each_request_once() {
+    let f = Fakes::new();
+    let dir = f.dir("app");
+    let first = clinvk(&f, &dir, &["-b", "claude", "first"]);
+    let id = first["session_id"].as_str().unwrap().to_string();
+    let native = f.home.read_session(&id)["backend_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let transcripts = files_under(&f.home.user_home().join(".claude/projects"), ".jsonl");
+    assert_eq!(transcripts.len(), 1);
+    let transcript = &transcripts[0];
+    assert_eq!(
+        reported(&first),
+        claude_truth(transcript),
+        "the fake is consistent"
+    );
+    import(&f);
+    assert_eq!(usage_of(&f, &id), claude_truth(transcript));
+    let resume = format!("--resume={native}");
+    let args = [
+        "-p",
+        &resume,
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "outside",
+    ];
+    outside(&f, &dir, "claude", &args);
+    let report = import(&f);
+    assert_eq!(report["backends"]["claude"]["updated"], 1, "{report}");
+    assert_eq!(usage_of(&f, &id), claude_truth(transcript));
+    clinvk(&f, &dir, &["resume", &id, "again"]);
+    outside(&f, &dir, "claude", &args);
+    import(&f);
+    import(&f);
+    assert_eq!(usage_of(&f, &id), claude_truth(transcript));
+    assert_eq!(stats_total(&f), claude_truth(transcript));
+    assert_eq!(f.home.session_files().len(), 1);
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use crate::domain::{normalize_tag, Backend, Status};
+use crate::domain::{normalize_tag, Backend, Origin, Status};
 use crate::error::{Error, Result};
 use crate::store::{Filter, TimeRange};
 use crate::timespec::{parse_instant_in, Bound, Zone};
@@ -31,6 +31,9 @@ pub struct SessionFilterArgs {
     /// Only sessions whose working directory is DIR
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,
+    /// Only sessions run through clinvk (clinvk), or imported from the CLIs' transcripts (imported)
+    #[arg(long, value_name = "ORIGIN", value_parser = parse_arg::<Origin>)]
+    pub origin: Option<Origin>,
 }
 
 impl SessionFilterArgs {
@@ -46,6 +49,7 @@ impl SessionFilterArgs {
             status: self.status,
             tags: self.tags.clone(),
             workdir,
+            origin: self.origin,
         })
     }
 }

@@ -14,6 +14,8 @@ pub struct Filter {
     /// All of these tags (AND).
     pub tags: Vec<String>,
     pub workdir: Option<String>,
+    /// Only sessions run through clinvk, or only conversations imported from the CLIs.
+    pub origin: Option<Origin>,
 }
 
 /// Instants `since <= t < until`; either end may be open.

@@ -32,8 +32,8 @@ use crate::usage::{BudgetLine, BudgetStatus, Cost, Figures, Period, Pricer};
     mut_arg("since", |a| a.help("Runs at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d")),
     mut_arg("until", |a| a.help("Runs before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d")))]
 pub struct StatsArgs {
-    /// Group by backend, model, status, tag, workdir, session, day, week or month (repeat, or
-    /// comma-separate, e.g. --by month,backend)
+    /// Group by backend, model, status, tag, workdir, project (the directory, by its name),
+    /// session, day, week or month (repeat, or comma-separate, e.g. --by month,backend)
     #[arg(long = "by", value_name = "DIM", value_delimiter = ',', value_parser = parse_arg::<GroupBy>)]
     pub by: Vec<GroupBy>,
     #[command(flatten)]
@@ -78,13 +78,14 @@ impl FromStr for GroupBy {
             "status" => Dimension::Status,
             "tag" => Dimension::Tag,
             "workdir" => Dimension::Workdir,
+            "project" => Dimension::Project,
             "session" => Dimension::Session,
             "day" => Dimension::Period(Granularity::Day),
             "week" => Dimension::Period(Granularity::Week),
             "month" => Dimension::Period(Granularity::Month),
             other => {
                 return Err(Error::usage(format!(
-                    "cannot group by '{}': use backend, model, status, tag, workdir, session, day, week or month",
+                    "cannot group by '{}': use backend, model, status, tag, workdir, project, session, day, week or month",
                     other.escape_debug()
                 )))
             }
@@ -421,11 +422,21 @@ fn bar(value: u64, max: u64) -> String {
     out
 }
 
+/// A project's name: the last component of its directory.
+fn project_name(dir: &str) -> &str {
+    dir.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .unwrap_or(dir)
+}
+
 fn key_cell(dim: Dimension, value: &str) -> String {
     match (dim, value) {
         (Dimension::Model, "") => "(unknown)".into(),
         (Dimension::Tag, "") => "(untagged)".into(),
-        (Dimension::Workdir, "") => "-".into(),
+        (Dimension::Workdir | Dimension::Project, "") => "-".into(),
+        (Dimension::Project, dir) => output::escape_controls(project_name(dir)),
         // Models, tags and directories come from session files: no terminal escapes.
         _ => output::escape_controls(value),
     }
@@ -607,6 +618,12 @@ fn report_json(
         .map(|r| {
             let mut m = Map::new();
             for (d, v) in q.group_by.iter().zip(&r.key) {
+                // A project is named by its directory's name; its directory goes along.
+                if *d == Dimension::Project {
+                    m.insert("project".into(), json!(project_name(v)));
+                    m.insert("workdir".into(), json!(v));
+                    continue;
+                }
                 let empty_is_null = matches!(d, Dimension::Model | Dimension::Tag);
                 m.insert(
                     d.name().into(),

@@ -93,6 +93,10 @@ impl Index {
             conds.push("s.workdir = ?".into());
             args.push(V::Text(w.clone()));
         }
+        if let Some(o) = f.origin {
+            conds.push("s.origin = ?".into());
+            args.push(V::Text(o.as_str().into()));
+        }
         if let Some(t) = query.last_used.since {
             conds.push(format!("{time_col} >= ?"));
             args.push(V::Integer(t.timestamp_millis()));

@@ -30,6 +30,8 @@ pub enum Dimension {
     Status,
     Tag,
     Workdir,
+    /// The working directory, shown by its name.
+    Project,
     Session,
     Period(Granularity),
 }
@@ -50,6 +52,7 @@ impl Dimension {
             Dimension::Status => "status",
             Dimension::Tag => "tag",
             Dimension::Workdir => "workdir",
+            Dimension::Project => "project",
             Dimension::Session => "session",
             Dimension::Period(g) => g.as_str(),
         }
@@ -146,7 +149,9 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
     let granularity = period_of(&q.group_by);
     // Without periods or a range, days do not matter, and neither does their zone.
     let zone_matters = granularity.is_some() || !q.runs.is_open();
-    if (zone_matters && q.zone != *rollup_zone) || !f.tags.is_empty() || f.workdir.is_some() {
+    // The rollup knows no session beyond its backend and status.
+    let by_session = !f.tags.is_empty() || f.workdir.is_some() || f.origin.is_some();
+    if (zone_matters && q.zone != *rollup_zone) || by_session {
         return None;
     }
     let in_rollup = |d: &Dimension| {
@@ -352,7 +357,7 @@ fn rollup_statements(q: &StatsQuery, plan: &RollupPlan) -> Statements {
 
 fn raw_statements(q: &StatsQuery) -> Statements {
     let f = &q.filter;
-    let mut join_session = f.workdir.is_some();
+    let mut join_session = f.workdir.is_some() || f.origin.is_some();
     let mut join_tags = false;
     let cols: Vec<&str> = q
         .group_by
@@ -361,7 +366,7 @@ fn raw_statements(q: &StatsQuery) -> Statements {
             Dimension::Backend | Dimension::Status | Dimension::Model | Dimension::Period(_) => {
                 usage_column(d, "clinvk_period(x.at)").expect("a column of both usage tables")
             }
-            Dimension::Workdir => {
+            Dimension::Workdir | Dimension::Project => {
                 join_session = true;
                 "s.workdir"
             }
@@ -394,6 +399,10 @@ fn raw_statements(q: &StatsQuery) -> Statements {
     if let Some(w) = &f.workdir {
         conds.push("s.workdir = ?".into());
         args.push(V::Text(w.clone()));
+    }
+    if let Some(o) = f.origin {
+        conds.push("s.origin = ?".into());
+        args.push(V::Text(o.as_str().into()));
     }
     for tag in &f.tags {
         conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
