@@ -102,21 +102,8 @@ pub fn open_private(path: &Path, options: &mut OpenOptions) -> std::io::Result<F
 /// one, never a mix: temp file in the same directory, fsync, rename, fsync the directory.
 /// Returns the metadata of the file now at `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<fs::Metadata> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("session");
-    let mut nonce = [0u8; 4];
-    getrandom::fill(&mut nonce).ok();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{:08x}{TEMP_SUFFIX}",
-        std::process::id(),
-        u32::from_le_bytes(nonce)
-    ));
+    let dir = parent_of(path);
+    let tmp = temp_path(path);
     let result = (|| {
         let mut file = open_private(&tmp, OpenOptions::new().write(true).create_new(true))?;
         file.write_all(bytes)?;
@@ -130,6 +117,111 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<fs::Metadata> {
         let _ = fs::remove_file(&tmp);
         Error::io(path, e)
     })
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// A fresh temp file name beside `path`: `.<name>.<pid>.<8 hex>.tmp`.
+fn temp_path(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("session");
+    let mut nonce = [0u8; 4];
+    getrandom::fill(&mut nonce).ok();
+    parent_of(path).join(format!(
+        ".{name}.{}.{:08x}{TEMP_SUFFIX}",
+        std::process::id(),
+        u32::from_le_bytes(nonce)
+    ))
+}
+
+/// `write_atomic` for many files of one directory at once, with one flush to disk for all
+/// instead of two per file: every temp file is written, the file system is synced once, then
+/// each is renamed into place and the directory synced. A crash leaves each file old or new
+/// (and temp files that `sessions reindex` removes). Returns each file's metadata, in order.
+///
+/// `bytes(i)` makes the bytes of `paths[i]` when it is written, so that they need not all be
+/// held at once.
+pub fn write_atomic_batch(
+    dir: &Path,
+    paths: &[std::path::PathBuf],
+    mut bytes: impl FnMut(usize) -> Vec<u8>,
+) -> Result<Vec<fs::Metadata>> {
+    let mut temps: Vec<std::path::PathBuf> = Vec::with_capacity(paths.len());
+    let cleanup = |temps: &[std::path::PathBuf]| {
+        for t in temps {
+            let _ = fs::remove_file(t);
+        }
+    };
+    let mut metas = Vec::with_capacity(paths.len());
+    // A few files are flushed one by one: a sync of the whole file system costs more then.
+    let each = paths.len() <= 8;
+    for (i, path) in paths.iter().enumerate() {
+        let tmp = temp_path(path);
+        let written = open_private(&tmp, OpenOptions::new().write(true).create_new(true)).and_then(
+            |mut f| {
+                f.write_all(&bytes(i))?;
+                if each {
+                    f.sync_all()?;
+                }
+                f.metadata()
+            },
+        );
+        temps.push(tmp);
+        match written {
+            Ok(meta) => metas.push(meta),
+            Err(e) => {
+                cleanup(&temps);
+                return Err(Error::io(path, e));
+            }
+        }
+    }
+    if let Err(e) = if each {
+        Ok(())
+    } else {
+        sync_contents(dir, &temps)
+    } {
+        cleanup(&temps);
+        return Err(Error::io(dir, e));
+    }
+    for (i, (path, tmp)) in paths.iter().zip(&temps).enumerate() {
+        if let Err(e) = fs::rename(tmp, path) {
+            cleanup(&temps[i..]);
+            return Err(Error::io(path, e));
+        }
+    }
+    sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    Ok(metas)
+}
+
+/// Make the contents of `files` (in `dir`) durable: one syncfs of their file system on Linux,
+/// an fsync each elsewhere.
+fn sync_contents(dir: &Path, files: &[std::path::PathBuf]) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = files;
+        use std::os::fd::AsRawFd;
+        let d = File::open(dir)?;
+        // SAFETY: syncfs on a descriptor this process owns.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        for f in files {
+            File::open(f)?.sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 /// The file name a temp file of `write_atomic` was for, if `name` is exactly such a temp file's

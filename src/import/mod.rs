@@ -249,38 +249,43 @@ fn path_key(path: &Path) -> String {
     path.display().to_string()
 }
 
-/// Read the files in parallel (two threads per core at most eight: reading is I/O and JSON),
-/// in their order.
+/// Read the files in parallel (at most eight threads: reading is I/O and JSON), in their
+/// order; a few on this thread.
 fn read_all(
     files: &[&Found],
     observer: &dyn Observer,
 ) -> Vec<std::result::Result<read::FileRead, String>> {
+    if files.len() <= 4 {
+        return files.iter().map(|f| read::read(f)).collect();
+    }
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8);
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<std::result::Result<read::FileRead, String>>>> =
         files.iter().map(|_| Mutex::new(None)).collect();
     let total = files.len() as u64;
     std::thread::scope(|scope| {
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         for _ in 0..threads {
-            scope.spawn(|| loop {
+            let done_tx = done_tx.clone();
+            let (next, results) = (&next, &results);
+            scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(f) = files.get(i) else { break };
                 let result = read::read(f);
                 *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
-                done.fetch_add(1, Ordering::Relaxed);
+                let _ = done_tx.send(());
             });
         }
+        drop(done_tx);
         // Progress from this thread only (the observer is not shared across threads).
-        loop {
-            let n = done.load(Ordering::Relaxed);
-            observer.progress(n as u64, total);
-            if n >= files.len() {
-                break;
+        let mut done = 0u64;
+        while done_rx.recv().is_ok() {
+            done += 1;
+            if done.is_multiple_of(64) || done == total {
+                observer.progress(done, total);
             }
-            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     });
     results

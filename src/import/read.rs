@@ -124,6 +124,20 @@ fn each_line(mut reader: impl BufRead, mut line: impl FnMut(&[u8])) -> Lines {
             Some(at) => (&chunk[..at], true),
             None => (chunk, false),
         };
+        // A whole line in the buffer (the common case): handed over without a copy.
+        if ends_line && current.is_empty() && !overlong {
+            if piece.len() <= MAX_LINE {
+                let l = piece.strip_suffix(b"\r").unwrap_or(piece);
+                if !l.trim_ascii().is_empty() {
+                    line(l);
+                }
+            } else {
+                outcome.too_long += 1;
+            }
+            let used = piece.len() + 1;
+            reader.consume(used);
+            continue;
+        }
         if !overlong {
             if current.len() + piece.len() > MAX_LINE {
                 overlong = true;

@@ -96,20 +96,43 @@ impl Roots {
     }
 
     /// Every transcript file under the roots, and what could not be read.
+    /// The three CLIs' directories are walked at once (a walk is a stat per file, and every
+    /// read of sessions starts with one).
     pub fn discover(&self) -> (Vec<Found>, Vec<Skip>) {
-        let mut walk = Walk::default();
-        for root in &self.claude {
-            walk.claude(root);
-        }
-        if let Some(root) = &self.codex {
-            for sub in ["sessions", "archived_sessions"] {
-                walk.codex(&root.join(sub), 0);
+        let walks: Vec<Walk> = std::thread::scope(|scope| {
+            let claude = scope.spawn(|| {
+                let mut walk = Walk::default();
+                for root in &self.claude {
+                    walk.claude(root);
+                }
+                walk
+            });
+            let codex = scope.spawn(|| {
+                let mut walk = Walk::default();
+                if let Some(root) = &self.codex {
+                    for sub in ["sessions", "archived_sessions"] {
+                        walk.codex(&root.join(sub), 0);
+                    }
+                }
+                walk
+            });
+            let mut gemini = Walk::default();
+            if let Some(root) = &self.gemini {
+                gemini.gemini(root);
             }
+            vec![
+                claude.join().unwrap_or_default(),
+                codex.join().unwrap_or_default(),
+                gemini,
+            ]
+        });
+        let mut found = Vec::new();
+        let mut skipped = Vec::new();
+        for walk in walks {
+            found.extend(walk.found);
+            skipped.extend(walk.skipped);
         }
-        if let Some(root) = &self.gemini {
-            walk.gemini(root);
-        }
-        (walk.found, walk.skipped)
+        (found, skipped)
     }
 }
 
@@ -135,9 +158,10 @@ struct Walk {
 }
 
 impl Walk {
-    /// The entries of `dir` as (name, path, is a directory, metadata), not following links.
-    /// A missing directory has none; one that cannot be read is reported.
-    fn entries(&mut self, dir: &Path) -> Vec<(String, PathBuf, std::fs::Metadata)> {
+    /// The entries of `dir` as (name, entry, kind), not following links; their kind comes with
+    /// the directory listing (no stat). A missing directory has none; one that cannot be read
+    /// is reported.
+    fn entries(&mut self, dir: &Path) -> Vec<(String, std::fs::DirEntry, std::fs::FileType)> {
         let reader = match std::fs::read_dir(dir) {
             Ok(reader) => reader,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -152,33 +176,37 @@ impl Walk {
         };
         let mut out = Vec::new();
         for entry in reader.flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            let Ok(kind) = entry.file_type() else {
                 continue;
             };
             let name = entry.file_name().to_string_lossy().into_owned();
-            out.push((name, path, meta));
+            out.push((name, entry, kind));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
-    fn file(&mut self, backend: Backend, path: PathBuf, meta: &std::fs::Metadata) -> Option<usize> {
-        // A link to a transcript is read (its target's stamp); links to directories are not
-        // followed.
-        let meta = if meta.file_type().is_symlink() {
-            match std::fs::metadata(&path) {
+    /// A transcript file found (its stamp from a stat relative to its directory); a link to
+    /// one is read through (its target's stamp), a link to a directory is not followed.
+    fn file(
+        &mut self,
+        backend: Backend,
+        entry: &std::fs::DirEntry,
+        kind: std::fs::FileType,
+    ) -> Option<usize> {
+        let meta = if kind.is_symlink() {
+            match std::fs::metadata(entry.path()) {
                 Ok(m) if m.is_file() => m,
                 _ => return None,
             }
-        } else if meta.is_file() {
-            meta.clone()
+        } else if kind.is_file() {
+            entry.metadata().ok()?
         } else {
             return None;
         };
         self.found.push(Found {
             backend,
-            path,
+            path: entry.path(),
             parent: None,
             workdir: None,
             stamp: FileStamp::of(&meta),
@@ -187,22 +215,22 @@ impl Walk {
     }
 
     fn claude(&mut self, root: &Path) {
-        for (_, project, meta) in self.entries(&root.join("projects")) {
-            if !meta.is_dir() {
+        for (_, project, kind) in self.entries(&root.join("projects")) {
+            if !kind.is_dir() {
                 continue;
             }
-            for (name, path, meta) in self.entries(&project) {
-                if meta.is_dir() {
+            for (name, entry, kind) in self.entries(&project.path()) {
+                if kind.is_dir() {
                     // `<session id>/subagents/*.jsonl`: the Task subagents of that session.
-                    for (sub, path, meta) in self.entries(&path.join("subagents")) {
+                    for (sub, entry, kind) in self.entries(&entry.path().join("subagents")) {
                         if sub.ends_with(".jsonl") {
-                            if let Some(i) = self.file(Backend::Claude, path, &meta) {
+                            if let Some(i) = self.file(Backend::Claude, &entry, kind) {
                                 self.found[i].parent = Some(name.clone());
                             }
                         }
                     }
                 } else if name.ends_with(".jsonl") {
-                    self.file(Backend::Claude, path, &meta);
+                    self.file(Backend::Claude, &entry, kind);
                 }
             }
         }
@@ -210,35 +238,36 @@ impl Walk {
 
     /// `sessions/YYYY/MM/DD/` (or anything nested a few levels) with `rollout-*` files.
     fn codex(&mut self, dir: &Path, depth: usize) {
-        for (name, path, meta) in self.entries(dir) {
-            if meta.is_dir() && depth < 4 {
-                self.codex(&path, depth + 1);
+        for (name, entry, kind) in self.entries(dir) {
+            if kind.is_dir() && depth < 4 {
+                self.codex(&entry.path(), depth + 1);
             } else if name.starts_with("rollout-")
                 && (name.ends_with(".jsonl") || name.ends_with(".jsonl.zst"))
             {
-                self.file(Backend::Codex, path, &meta);
+                self.file(Backend::Codex, &entry, kind);
             }
         }
     }
 
     fn gemini(&mut self, root: &Path) {
         let registry = gemini_projects(root);
-        for (slug, project, meta) in self.entries(&root.join("tmp")) {
-            if !meta.is_dir() {
+        for (slug, project, kind) in self.entries(&root.join("tmp")) {
+            if !kind.is_dir() {
                 continue;
             }
+            let project = project.path();
             let workdir = registry.get(&slug).cloned().or_else(|| {
                 std::fs::read_to_string(project.join(".project_root"))
                     .ok()
                     .map(|t| t.trim().to_string())
                     .filter(|t| !t.is_empty())
             });
-            for (name, path, meta) in self.entries(&project.join("chats")) {
-                if meta.is_dir() {
+            for (name, entry, kind) in self.entries(&project.join("chats")) {
+                if kind.is_dir() {
                     // `chats/<session id>/*.jsonl`: subagents' chats of that session.
-                    for (sub, path, meta) in self.entries(&path) {
+                    for (sub, entry, kind) in self.entries(&entry.path()) {
                         if sub.ends_with(".jsonl") {
-                            if let Some(i) = self.file(Backend::Gemini, path, &meta) {
+                            if let Some(i) = self.file(Backend::Gemini, &entry, kind) {
                                 self.found[i].parent = Some(name.clone());
                                 self.found[i].workdir = workdir.clone();
                             }
@@ -247,7 +276,7 @@ impl Walk {
                 } else if name.starts_with("session-")
                     && (name.ends_with(".jsonl") || name.ends_with(".json"))
                 {
-                    if let Some(i) = self.file(Backend::Gemini, path, &meta) {
+                    if let Some(i) = self.file(Backend::Gemini, &entry, kind) {
                         self.found[i].workdir = workdir.clone();
                     }
                 }

@@ -97,8 +97,18 @@ impl Store {
             let mut written: Vec<(Session, FileStamp)> = Vec::new();
             let mut taken: std::collections::HashSet<SessionId> = Default::default();
             let before = Before::take(&store.dir)?;
+            // Many conversations (a first import): one pass over the index instead of a lookup
+            // each.
+            let known = if keys.len() > 100 {
+                Some(index.sessions_by_backend_id()?)
+            } else {
+                None
+            };
             for (i, key) in keys.iter().enumerate() {
-                let existing_id = index.session_by_backend_id(key.backend, &key.native_id)?;
+                let existing_id = match &known {
+                    Some(known) => known.get(&(key.backend, key.native_id.clone())).cloned(),
+                    None => index.session_by_backend_id(key.backend, &key.native_id)?,
+                };
                 let existing = match existing_id {
                     None => None,
                     Some(id) => {
@@ -148,40 +158,48 @@ impl Store {
                 };
                 taken.insert(session.id.clone());
                 if !dry_run {
-                    let stamp = files::write_atomic(
-                        &store.session_path(&session.id),
-                        &session.to_file_bytes(),
-                    )?;
-                    written.push((session, stamp));
+                    written.push((session, FileStamp::default()));
                 }
                 outcomes.push(outcome);
             }
             if dry_run {
                 return Ok(outcomes);
             }
+            // All the files with one flush to disk: an import may write thousands.
+            let paths: Vec<std::path::PathBuf> = written
+                .iter()
+                .map(|(s, _)| store.session_path(&s.id))
+                .collect();
+            let metas = crate::fsio::write_atomic_batch(&store.dir, &paths, |i| {
+                written[i].0.to_file_bytes()
+            })?;
+            for ((_, stamp), meta) in written.iter_mut().zip(&metas) {
+                *stamp = FileStamp::of(meta);
+            }
             let changes: Vec<Change<'_>> = written
                 .iter()
                 .map(|(s, stamp)| Change::Upsert(s, *stamp))
                 .collect();
-            store.index_changes(index, before, &changes)?;
-            let tx = index.transaction()?;
-            for (path, file, at) in files {
-                let session_id = at
-                    .and_then(|at| outcomes.get(at))
-                    .and_then(Merged::session_id)
-                    .map(SessionId::to_string);
-                tx.record_native_file(
-                    path,
-                    &NativeFile {
-                        session_id,
-                        ..file.clone()
-                    },
-                )?;
-            }
-            for path in gone {
-                tx.forget_native_file(path)?;
-            }
-            tx.commit()?;
+            // The files read go into the same transaction: one commit for the whole import.
+            store.index_changes_and(index, before, &changes, |tx| {
+                for (path, file, at) in files {
+                    let session_id = at
+                        .and_then(|at| outcomes.get(at))
+                        .and_then(Merged::session_id)
+                        .map(SessionId::to_string);
+                    tx.record_native_file(
+                        path,
+                        &NativeFile {
+                            session_id,
+                            ..file.clone()
+                        },
+                    )?;
+                }
+                for path in gone {
+                    tx.forget_native_file(path)?;
+                }
+                Ok(())
+            })?;
             Ok(outcomes)
         })
     }

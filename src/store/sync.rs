@@ -340,6 +340,17 @@ impl Store {
         before: Before,
         changes: &[Change<'_>],
     ) -> Result<()> {
+        self.index_changes_and(index, before, changes, |_| Ok(()))
+    }
+
+    /// `index_changes`, with `more` written in the same transaction.
+    pub(super) fn index_changes_and(
+        &self,
+        index: &mut Index,
+        before: Before,
+        changes: &[Change<'_>],
+        more: impl FnOnce(&index::IndexTx<'_>) -> Result<()>,
+    ) -> Result<()> {
         let result = (|| {
             // Stamp first, then (after a barrier) what the watch saw: anything that changed the
             // directory before this stat has its event queued by then, and anything after it
@@ -348,15 +359,26 @@ impl Store {
             let untouched = index.dir_stamp()?.as_deref() == Some(before.stamp.key().as_str())
                 && before.only_ours(&self.dir, changes);
             let tx = index.transaction()?;
+            // Thousands of sessions at once (an import): the search index and the secondary
+            // indexes are rebuilt once at the end instead of updated row by row.
+            let bulk = if changes.len() > BULK_THRESHOLD {
+                Some(tx.begin_bulk()?)
+            } else {
+                None
+            };
             for change in changes {
                 match change {
                     Change::Upsert(session, stamp) => tx.upsert(session, *stamp)?,
                     Change::Remove(stem) => tx.remove(stem)?,
                 }
             }
+            if let Some(bulk) = bulk {
+                tx.end_bulk(bulk)?;
+            }
             if untouched {
                 tx.set_dir_stamp(after)?;
             }
+            more(&tx)?;
             tx.commit()
         })();
         match result {

@@ -11,6 +11,10 @@
 //!   usage is the change of the running total: a count emitted again, or one with `info: null`,
 //!   adds nothing.
 
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{human_prompt, time, Conversation, Request};
@@ -58,59 +62,75 @@ impl Rollout {
     }
 
     /// Read one line; lines that are not JSON (a torn last line) and unknown types are skipped.
+    /// Only the envelope is parsed for every line: the payloads clinvk reads are small, and the
+    /// big ones (tool output, the model's messages) are read past without being held.
     pub fn line(&mut self, bytes: &[u8]) {
-        let Ok(line) = serde_json::from_slice::<Value>(bytes) else {
+        let Ok(line) = serde_json::from_slice::<Envelope<'_>>(bytes) else {
             self.skipped_lines += 1;
             return;
         };
-        let at = line["timestamp"].as_str().and_then(time);
+        let at = line.timestamp.as_deref().and_then(time);
         if let Some(at) = at {
             self.first_at = Some(self.first_at.map_or(at, |t| t.min(at)));
             self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
         }
-        let payload = &line["payload"];
-        match line["type"].as_str() {
+        let Some(raw) = line.payload else { return };
+        let payload = || serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);
+        match line.kind.as_deref() {
             Some("session_meta") if self.thread_id.is_none() => {
-                self.thread_id = text(payload, "id").or_else(|| text(payload, "session_id"));
-                self.forked_from = text(payload, "forked_from_id");
+                let payload = payload();
+                self.thread_id = text(&payload, "id").or_else(|| text(&payload, "session_id"));
+                self.forked_from = text(&payload, "forked_from_id");
                 self.forked_from_ordinal = payload["forked_from_ordinal_exclusive"].as_u64();
-                self.cwd = text(payload, "cwd");
+                self.cwd = text(&payload, "cwd");
             }
             Some("turn_context") => {
-                if let Some(m) = text(payload, "model") {
+                if let Some(m) = text(&payload(), "model") {
                     self.last_model = Some(m);
                 }
             }
-            Some("response_item")
-                if self.prompt.is_none()
-                    && payload["type"] == "message"
-                    && payload["role"] == "user" =>
-            {
-                self.prompt = payload["content"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|part| part["type"] == "input_text")
-                    .find_map(|part| part["text"].as_str().and_then(human_prompt))
-                    .map(str::to_string);
+            Some("response_item") if self.prompt.is_none() => {
+                let payload = payload();
+                if payload["type"] == "message" && payload["role"] == "user" {
+                    self.prompt = payload["content"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|part| part["type"] == "input_text")
+                        .find_map(|part| part["text"].as_str().and_then(human_prompt))
+                        .map(str::to_string);
+                }
             }
-            Some("event_msg") if payload["type"] == "user_message" && self.prompt.is_none() => {
-                self.prompt = payload["message"]
-                    .as_str()
-                    .and_then(human_prompt)
-                    .map(str::to_string);
-            }
-            Some("event_msg") if payload["type"] == "token_count" => {
-                let info = &payload["info"];
-                // A rate-limit update without counts: nothing.
-                if let Some(total) = usage(&info["total_token_usage"]) {
-                    self.counts.push(TokenCount {
-                        ordinal: line["ordinal"].as_u64(),
-                        at,
-                        total,
-                        last: usage(&info["last_token_usage"]),
-                        model: self.last_model.clone(),
-                    });
+            Some("event_msg") => {
+                let Ok(event) = serde_json::from_str::<Event<'_>>(raw.get()) else {
+                    return;
+                };
+                match event.kind.as_deref() {
+                    Some("user_message") if self.prompt.is_none() => {
+                        self.prompt = event
+                            .message
+                            .and_then(|m| serde_json::from_str::<String>(m.get()).ok())
+                            .as_deref()
+                            .and_then(human_prompt)
+                            .map(str::to_string);
+                    }
+                    Some("token_count") => {
+                        let info = event
+                            .info
+                            .and_then(|i| serde_json::from_str::<Value>(i.get()).ok())
+                            .unwrap_or(Value::Null);
+                        // A rate-limit update without counts: nothing.
+                        if let Some(total) = usage(&info["total_token_usage"]) {
+                            self.counts.push(TokenCount {
+                                ordinal: line.ordinal,
+                                at,
+                                total,
+                                last: usage(&info["last_token_usage"]),
+                                model: self.last_model.clone(),
+                            });
+                        }
+                    }
+                    _ => {}
                 }
             }
             _ => {}
@@ -186,6 +206,30 @@ impl Rollout {
         let first = self.counts.first()?;
         Some(first.total.since(first.last.as_ref()?))
     }
+}
+
+/// A rollout line's envelope: `{"timestamp", "ordinal", "type", "payload"}`.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(default)]
+    ordinal: Option<u64>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    payload: Option<&'a RawValue>,
+}
+
+/// An `event_msg` payload, its big fields left unread.
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    info: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {

@@ -13,8 +13,11 @@
 //! them. `tokens.input` (or `prompt` in older files) includes the cached tokens; thoughts come on
 //! top of the output and count as output and reasoning; tool-use prompt tokens are input.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::{human_prompt, time, Conversation, Request};
@@ -37,69 +40,93 @@ impl Reader {
     }
 
     pub fn line(&mut self, bytes: &[u8]) {
-        let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        let Ok(record) = serde_json::from_slice::<Record<'_>>(bytes) else {
             self.conversation.skipped_lines += 1;
             return;
         };
-        self.record(&value);
+        self.record(&record);
     }
 
     /// One record: a metadata line, a message, a `$set` patch, or a whole legacy `.json`
-    /// conversation.
-    fn record(&mut self, value: &Value) {
-        if let Some(set) = value.get("$set") {
-            for message in set["messages"].as_array().into_iter().flatten() {
-                self.message(message);
+    /// conversation. Big fields (answers, tool output) are read past, not held.
+    fn record(&mut self, r: &Record<'_>) {
+        if let Some(set) = r.set {
+            if let Ok(set) = serde_json::from_str::<Set<'_>>(set.get()) {
+                self.messages(set.messages);
             }
             return;
         }
-        if value.get("$rewindTo").is_some() {
+        if r.rewind.is_some() {
             return;
         }
-        if value.get("type").is_some() && value.get("id").is_some() {
-            self.message(value);
+        if r.kind.is_some() && r.id.is_some() {
+            self.message(r);
             return;
         }
         // Metadata (the legacy record is metadata with its messages inside).
         let c = &mut self.conversation;
         if c.native_id.is_none() {
-            c.native_id = text(value, "sessionId");
+            c.native_id = r
+                .session_id
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
         }
-        if value["kind"] == "subagent" {
+        if r.session_kind.as_deref() == Some("subagent") {
             self.subagent = true;
         }
         if c.workdir.is_none() {
-            c.workdir = value["directories"]
-                .as_array()
-                .and_then(|d| d.first())
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            c.workdir = r
+                .directories
+                .and_then(|d| serde_json::from_str::<Vec<String>>(d.get()).ok())
+                .and_then(|d| d.into_iter().next());
         }
-        for key in ["startTime", "lastUpdated"] {
-            if let Some(at) = value[key].as_str().and_then(time) {
+        for t in [&r.start_time, &r.last_updated].into_iter().flatten() {
+            if let Some(at) = time(t) {
                 c.saw_time(at);
             }
         }
-        for message in value["messages"].as_array().into_iter().flatten() {
-            self.message(message);
+        if let Some(messages) = r.messages {
+            if let Ok(messages) = serde_json::from_str::<Vec<&RawValue>>(messages.get()) {
+                self.messages(Some(messages));
+            }
         }
     }
 
-    fn message(&mut self, m: &Value) {
-        let Some(id) = m["id"].as_str() else {
+    fn messages(&mut self, messages: Option<Vec<&RawValue>>) {
+        for m in messages.into_iter().flatten() {
+            if let Ok(m) = serde_json::from_str::<Record<'_>>(m.get()) {
+                self.message(&m);
+            }
+        }
+    }
+
+    fn message(&mut self, m: &Record<'_>) {
+        let Some(id) = m.id.as_deref() else {
             return;
         };
-        let at = m["timestamp"].as_str().and_then(time);
+        let at = m.timestamp.as_deref().and_then(time);
         if let Some(at) = at {
             self.conversation.saw_time(at);
         }
-        match m["type"].as_str() {
+        match m.kind.as_deref() {
             Some("user") if self.conversation.prompt.is_none() => {
-                self.conversation.prompt = prompt_of(&m["content"]);
+                self.conversation.prompt = m
+                    .content
+                    .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
+                    .and_then(|c| prompt_of(&c));
             }
             Some("gemini") => {
-                let model = text(m, "model");
-                let tokens = m.get("tokens").filter(|t| t.is_object()).map(tokens);
+                let model = m
+                    .model
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string);
+                let tokens = m
+                    .tokens
+                    .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
+                    .filter(Value::is_object)
+                    .map(|t| tokens(&t));
                 match (self.seen.get(id), tokens) {
                     (Some(&at_index), Some(tokens)) => {
                         let r = &mut self.conversation.requests[at_index];
@@ -150,12 +177,52 @@ impl Reader {
 /// Read a whole chat file held in memory: JSONL, or a legacy `.json` record.
 pub fn parse(bytes: &[u8]) -> Conversation {
     let mut reader = Reader::new();
-    match serde_json::from_slice::<Value>(bytes) {
+    match serde_json::from_slice::<Record<'_>>(bytes) {
         // One object for the whole file: a legacy record (or a JSONL file of one line).
-        Ok(whole) if whole.is_object() => reader.record(&whole),
+        Ok(whole) => reader.record(&whole),
         _ => super::each_line(bytes, |l| reader.line(l)),
     }
     reader.finish()
+}
+
+/// Any record of a chat file: metadata, a message, a patch; the fields clinvk reads, the big
+/// ones borrowed unparsed.
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    model: Option<Cow<'a, str>>,
+    #[serde(rename = "sessionId", borrow, default)]
+    session_id: Option<Cow<'a, str>>,
+    #[serde(rename = "startTime", borrow, default)]
+    start_time: Option<Cow<'a, str>>,
+    #[serde(rename = "lastUpdated", borrow, default)]
+    last_updated: Option<Cow<'a, str>>,
+    #[serde(rename = "kind", borrow, default)]
+    session_kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    directories: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    messages: Option<&'a RawValue>,
+    #[serde(rename = "$set", borrow, default)]
+    set: Option<&'a RawValue>,
+    #[serde(rename = "$rewindTo", borrow, default)]
+    rewind: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Set<'a> {
+    #[serde(borrow, default)]
+    messages: Option<Vec<&'a RawValue>>,
 }
 
 /// The session id a chat file belongs to: its first metadata line's (or the legacy record's)

@@ -79,6 +79,8 @@ pub struct NativeStore {
     rng: u64,
     clock: DateTime<Utc>,
     serial: u64,
+    /// Bytes of tool output written with each request (real transcripts are mostly that).
+    padding: usize,
 }
 
 impl NativeStore {
@@ -90,7 +92,32 @@ impl NativeStore {
             rng: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
             clock: "2026-10-01T08:00:00Z".parse().unwrap(),
             serial: 0,
+            padding: 0,
         }
+    }
+
+    /// Write about `bytes` of tool output with each request, as real transcripts hold.
+    pub fn with_padding(mut self, bytes: usize) -> NativeStore {
+        self.padding = bytes;
+        self
+    }
+
+    /// Tool output of about the padding's size (varied, as real output is).
+    fn filler(&mut self) -> String {
+        let words = [
+            "fn", "let", "match", "impl", "struct", "return", "Ok", "Some", "error", "path",
+        ];
+        let mut out = String::with_capacity(self.padding + 16);
+        while out.len() < self.padding {
+            out.push_str(words[self.below(words.len() as u64) as usize]);
+            out.push(if self.chance(10) { '\n' } else { ' ' });
+        }
+        out
+    }
+
+    /// Move the clock on (so that later conversations come after a given time).
+    pub fn advance(&mut self, by: Duration) {
+        self.clock += by;
     }
 
     fn next(&mut self) -> u64 {
@@ -122,9 +149,10 @@ impl NativeStore {
         )
     }
 
-    /// Time moves on: a few minutes to a day and a half per step.
+    /// Time moves on: a minute to two hours per step (a heavy user's year holds about ten
+    /// thousand conversations).
     fn tick(&mut self) -> DateTime<Utc> {
-        let minutes = 1 + self.below(36 * 60) as i64;
+        let minutes = 1 + self.below(120) as i64;
         self.clock += Duration::minutes(minutes);
         self.clock
     }
@@ -246,6 +274,12 @@ impl NativeStore {
             }
             self.truth.push(claude_truth(&id, at, model, &usage));
             main_requests.push((msg, req, usage));
+            if self.padding > 0 {
+                let output = self.filler();
+                lines.push(json!({"parentUuid": self.uuid(), "isSidechain": false, "type": "user",
+                    "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": output}]},
+                    "uuid": self.uuid(), "timestamp": stamp(at), "cwd": workdir, "sessionId": id}).to_string());
+            }
             if self.chance(15) {
                 lines.push(
                     json!({"type":"cost-state","sessionId":id,"totalCostUSD":0.01}).to_string(),
@@ -459,6 +493,10 @@ impl NativeStore {
             for (k, v) in last.iter().enumerate() {
                 total[k] += v;
             }
+            if self.padding > 0 {
+                let output = self.filler();
+                lines.push(line(json!({"timestamp": stamp(at), "type": "response_item", "payload": {"type": "function_call_output", "call_id": "call_1", "output": output}}), &mut ordinal));
+            }
             let count = json!({"timestamp": stamp(at), "type": "event_msg", "payload": {"type": "token_count", "info": {"total_token_usage": codex_usage(&total), "last_token_usage": codex_usage(&last), "model_context_window": 258400}, "rate_limits": null}});
             lines.push(line(count.clone(), &mut ordinal));
             if self.chance(30) {
@@ -532,7 +570,11 @@ impl NativeStore {
             );
             let tokens = json!({"input": input, "output": output, "cached": cached, "thoughts": thoughts, "tool": tool, "total": input + output + thoughts + tool});
             let mid = self.uuid();
-            let answer = json!({"id": mid, "timestamp": stamp(at), "type": "gemini", "content": "ok", "thoughts": [], "tokens": tokens, "model": model});
+            let mut answer = json!({"id": mid, "timestamp": stamp(at), "type": "gemini", "content": "ok", "thoughts": [], "tokens": tokens, "model": model});
+            if self.padding > 0 {
+                answer["toolCalls"] =
+                    json!([{"name": "read_file", "result": [{"text": self.filler()}]}]);
+            }
             if !legacy && self.chance(40) {
                 // First without tokens, then again with them.
                 let mut early = answer.clone();
@@ -541,8 +583,9 @@ impl NativeStore {
             }
             lines.push(answer.to_string());
             let mut copy = answer.clone();
-            copy.as_object_mut().unwrap().remove("tokens");
-            copy.as_object_mut().unwrap().remove("model");
+            for key in ["tokens", "model", "toolCalls"] {
+                copy.as_object_mut().unwrap().remove(key);
+            }
             messages.push(copy);
             if !legacy && self.chance(50) {
                 // 0.61: the whole history again, answers without their tokens.

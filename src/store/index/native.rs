@@ -40,6 +40,36 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
+    /// Every session holding a conversation, by backend and the CLI's id for it (what
+    /// `session_by_backend_id` answers one at a time, in one pass for many).
+    pub fn sessions_by_backend_id(&self) -> Result<HashMap<(Backend, String), String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT backend, backend_session_id, id FROM sessions
+                 WHERE backend_session_id IS NOT NULL ORDER BY origin = 'imported' DESC, id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut all = HashMap::new();
+        for row in rows {
+            let (backend, native, id) = row.map_err(|e| self.err(e))?;
+            if let Ok(backend) = backend.parse() {
+                // Later rows win: the order puts the one `session_by_backend_id` picks last.
+                all.insert((backend, native), id);
+            }
+        }
+        Ok(all)
+    }
+
     /// Every transcript file read so far, by path.
     pub fn native_files(&self) -> Result<HashMap<String, NativeFile>> {
         let mut stmt = self
