@@ -191,7 +191,7 @@ pub fn normalize_tag(text: &str) -> Result<String> {
 /// reasoning, `reasoning` the part of `output` spent thinking. The one type for token counts in
 /// backends, transcripts, the store, stats and pricing; a session file writes it as its
 /// `token_usage` (`store::session::TokenUsage`, which adds the guide's `total`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tokens {
     pub input: u64,
     pub output: u64,

@@ -485,3 +485,166 @@ fn origin_filters_and_projects() {
     home.run(&["sessions", "list", "--origin", "elsewhere"])
         .fails_with(2);
 }
+
+/// A conversation of `cli` written to a plain JSONL file (not compressed, not a legacy record).
+fn plain(store: &mut NativeStore, cli: Cli) -> common::native::Written {
+    loop {
+        let w = match cli {
+            Cli::Claude => store.claude_conversation(),
+            Cli::Codex => store.codex_conversation(),
+            Cli::Gemini => store.gemini_conversation(),
+        };
+        if w.path.extension().is_some_and(|e| e == "jsonl") {
+            return w;
+        }
+    }
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn a_transcript_that_grew_is_read_from_where_the_last_read_stopped() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 17);
+    let written: Vec<_> = [Cli::Claude, Cli::Codex, Cli::Gemini]
+        .into_iter()
+        .map(|cli| plain(&mut store, cli))
+        .collect();
+    store.generate(2);
+    let first = import(&home, &[]);
+    assert_eq!(first["files_appended"], 0, "{first}");
+    let before: u64 = written.iter().map(|w| size(&w.path)).sum();
+    store.claude_resume(&written[0]);
+    store.codex_resume(&written[1]);
+    store.gemini_resume(&written[2]);
+    let grown: u64 = written.iter().map(|w| size(&w.path)).sum::<u64>() - before;
+    let report = import(&home, &[]);
+    assert_eq!(report["files_read"], 3, "{report}");
+    assert_eq!(report["files_appended"], 3, "{report}");
+    assert_eq!(
+        report["bytes_read"], grown,
+        "only the appended bytes: {report}"
+    );
+    assert_eq!(report["skipped_lines"], 0, "{report}");
+    assert_counts_match(&home, &store);
+
+    // Touched, not grown: nothing to read.
+    let f = std::fs::File::options()
+        .append(true)
+        .open(&written[0].path)
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
+    let report = import(&home, &[]);
+    assert_eq!(
+        (
+            report["files_appended"].as_u64(),
+            report["bytes_read"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{report}"
+    );
+
+    // Rewritten in place (the same inode, an early line longer), then grown: read whole, and
+    // its requests, read again, are still counted once.
+    let text = std::fs::read_to_string(&written[0].path).unwrap();
+    let changed = text.replacen(
+        "\"version\":\"2.1.328\"",
+        "\"version\":\"2.1.328-rewritten\"",
+        1,
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&written[0].path, changed).unwrap();
+    store.claude_resume(&written[0]);
+    let report = import(&home, &[]);
+    assert_eq!(
+        report["files_appended"], 0,
+        "a rewrite is noticed: {report}"
+    );
+    assert_eq!(report["bytes_read"], size(&written[0].path), "{report}");
+    assert_counts_match(&home, &store);
+
+    // Truncated (its last lines cut): read whole again; what was counted stays counted.
+    let text = std::fs::read_to_string(&written[1].path).unwrap();
+    let half: Vec<&str> = text.lines().take(text.lines().count() / 2).collect();
+    std::fs::write(&written[1].path, half.join("\n") + "\n").unwrap();
+    let report = import(&home, &[]);
+    assert_eq!(report["files_appended"], 0, "{report}");
+    assert_counts_match(&home, &store);
+}
+
+#[test]
+fn a_response_split_across_two_reads_counts_its_final_figures_once() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 19);
+    let w = plain(&mut store, Cli::Claude);
+    import(&home, &[]);
+    // One response in two content blocks, each line with the usage so far; the catch-up runs
+    // between the two.
+    let line = |output: u64| {
+        serde_json::json!({
+            "type": "assistant", "isSidechain": false, "sessionId": w.id, "cwd": w.workdir,
+            "timestamp": "2026-12-01T09:00:00.000Z", "requestId": "req_split",
+            "message": {"id": "msg_split", "model": "claude-opus-4-6", "role": "assistant",
+                        "usage": {"input_tokens": 10, "cache_read_input_tokens": 100,
+                                  "cache_creation_input_tokens": 0, "output_tokens": output}}
+        })
+        .to_string()
+            + "\n"
+    };
+    let append = |text: String| {
+        use std::io::Write;
+        let mut f = std::fs::File::options().append(true).open(&w.path).unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    };
+    append(line(3));
+    let report = import(&home, &[]);
+    assert_eq!(report["files_appended"], 1, "{report}");
+    // The final snapshot; then, read apart, a sidechain replay of it with other figures (not
+    // counted).
+    append(line(7));
+    import(&home, &[]);
+    append(line(99).replace("\"isSidechain\":false", "\"isSidechain\":true"));
+    import(&home, &[]);
+    store.truth.push(Truth {
+        cli: Cli::Claude,
+        conversation: w.id.clone(),
+        at: "2026-12-01T09:00:00Z".parse().unwrap(),
+        model: "claude-opus-4-6".into(),
+        input: 110,
+        output: 7,
+        cached: 100,
+    });
+    assert_counts_match(&home, &store);
+}
+
+#[test]
+fn a_rollout_archived_or_compressed_stays_the_same_session() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 23);
+    let a = plain(&mut store, Cli::Codex);
+    let b = plain(&mut store, Cli::Codex);
+    import(&home, &[]);
+    let sessions = home.list_json(&[]).len();
+    // Codex compresses a rollout idle for a while, and archives others.
+    let packed = a.path.with_extension("jsonl.zst");
+    let bytes = zstd::stream::encode_all(&std::fs::read(&a.path).unwrap()[..], 3).unwrap();
+    std::fs::write(&packed, bytes).unwrap();
+    std::fs::remove_file(&a.path).unwrap();
+    let archive = store.codex_root().join("archived_sessions");
+    std::fs::create_dir_all(&archive).unwrap();
+    let moved = archive.join(b.path.file_name().unwrap());
+    std::fs::rename(&b.path, &moved).unwrap();
+    let report = import(&home, &[]);
+    assert_eq!(report["transcripts_gone"], 0, "{report}");
+    assert_eq!(report["backends"]["codex"]["new"], 0, "{report}");
+    assert_eq!(home.list_json(&[]).len(), sessions);
+    assert_counts_match(&home, &store);
+    for (w, now) in [(&a, &packed), (&b, &moved)] {
+        let show = home.ok(&["sessions", "show", &w.id]).stdout;
+        assert!(show.contains(&now.display().to_string()), "{show}");
+        assert!(!show.contains("gone"), "{show}");
+    }
+}

@@ -26,6 +26,10 @@ use crate::transcripts::Request;
 /// since): it stays deleted.
 pub const DELETED: &str = "its session was deleted";
 
+/// The reason given for a conversation read in part (what was appended) whose session is gone:
+/// its files are read whole at the next import.
+pub const READ_AGAIN: &str = "its session went away during the import";
+
 /// One conversation, gathered from the files of it that changed.
 #[derive(Debug, Clone, Default)]
 pub struct Gathered {
@@ -44,6 +48,9 @@ pub struct Gathered {
     pub running_total: Option<Tokens>,
     /// The newest mtime of its files: the time of last resort.
     pub modified: Option<DateTime<Utc>>,
+    /// Some of its files were read only from where the last read stopped: this adds to the
+    /// session that holds the rest.
+    pub resumed: bool,
 }
 
 impl Gathered {
@@ -67,6 +74,8 @@ pub fn apply(
 ) -> Result<Option<Session>, String> {
     match input.existing {
         Some(existing) => Ok(Some(update(g, existing))),
+        // Only the end of its files was read: not a session of its own.
+        None if g.resumed => Err(READ_AGAIN.into()),
         None => {
             if let Some(d) = input.deleted {
                 let active_since = g.last_at.is_some_and(|t| t > d.last_used_at);

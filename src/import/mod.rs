@@ -24,8 +24,8 @@ use std::sync::Mutex;
 
 use crate::domain::Backend;
 use crate::error::Result;
-use crate::store::index::native::NativeFile;
-use crate::store::native::{Merged, NativeKey};
+use crate::store::index::native::{NativeFile, ReadPoint};
+use crate::store::native::{FileRecord, Merged, NativeKey};
 use crate::store::{Observer, Store};
 use merge::Gathered;
 use sources::{Found, Roots, Skip};
@@ -56,6 +56,10 @@ pub struct Report {
     /// Transcript files read (changed since the last import), and left unread (unchanged).
     pub files_read: usize,
     pub files_unchanged: usize,
+    /// Of the files read, those read only from where the last read stopped (they grew).
+    pub files_appended: usize,
+    /// The bytes of transcript read.
+    pub bytes_read: u64,
     /// Conversations left out because their session was deleted.
     pub deleted: usize,
     /// Sessions whose transcript the CLI has deleted since the last import.
@@ -89,12 +93,26 @@ pub fn run(
         .collect();
     report.files_unchanged = found.len() - changed.len();
     report.files_read = changed.len();
-    let reads = read_all(&changed, observer);
+    // A file that grew in place is read from where the last read stopped.
+    let grown: Vec<&str> = changed
+        .iter()
+        .filter_map(|f| {
+            let path = f.path.to_str()?;
+            let k = known.get(path)?;
+            (k.stamp.ino == f.stamp.ino && k.stamp.size <= f.stamp.size).then_some(path)
+        })
+        .collect();
+    let points = store.read_points(&grown)?;
+    let from: Vec<Option<&ReadPoint>> = changed
+        .iter()
+        .map(|f| f.path.to_str().and_then(|p| points.get(p)))
+        .collect();
+    let reads = read_all(&changed, &from, observer);
 
     // Each conversation once, with what each of its changed files adds.
     let mut gathered: Vec<Gathered> = Vec::new();
     let mut at: HashMap<NativeKey, usize> = HashMap::new();
-    let mut files: Vec<(String, NativeFile, Option<usize>)> = Vec::new();
+    let mut files: Vec<FileRecord> = Vec::new();
     for (f, read) in changed.iter().zip(reads) {
         let read = match read {
             Ok(read) => read,
@@ -114,6 +132,8 @@ pub fn run(
         }
         let c = read.conversation;
         report.skipped_lines += c.skipped_lines;
+        report.bytes_read += read.bytes;
+        report.files_appended += usize::from(read.resumed);
         let subagent = f.parent.is_some() || read.subagent;
         let native_id = f
             .parent
@@ -125,7 +145,7 @@ pub fn run(
                 reason: "names no conversation id".into(),
             });
             // Remembered, so that it is named once, not on every catch-up.
-            files.push((path_key(&f.path), native_file(f), None));
+            files.push(record(f, None, None));
             continue;
         };
         let key = NativeKey {
@@ -141,6 +161,7 @@ pub fn run(
             gathered.len() - 1
         });
         let g = &mut gathered[i];
+        g.resumed |= read.resumed;
         if !subagent {
             g.main = Some(f.path.clone());
             g.workdir = g.workdir.take().or(c.workdir).or_else(|| f.workdir.clone());
@@ -157,7 +178,7 @@ pub fn run(
         let modified = chrono::DateTime::from_timestamp_nanos(f.stamp.mtime_ns);
         g.modified = Some(g.modified.map_or(modified, |m| m.max(modified)));
         g.add_requests(c.requests);
-        files.push((path_key(&f.path), native_file(f), Some(i)));
+        files.push(record(f, read.point, Some(i)));
     }
 
     // Files read before that are gone now (the CLI's retention clean).
@@ -192,7 +213,8 @@ pub fn run(
         &gone_paths,
         options.dry_run,
     )?;
-    for (key, outcome) in keys.iter().zip(&outcomes) {
+    let mut read_again: Vec<String> = Vec::new();
+    for (i, (key, outcome)) in keys.iter().zip(&outcomes).enumerate() {
         let counts = report.by_backend.entry(key.backend).or_default();
         match outcome {
             Merged::Created(_) => counts.new += 1,
@@ -200,14 +222,21 @@ pub fn run(
             Merged::Unchanged(_) => counts.unchanged += 1,
             Merged::Skipped(why) if why == merge::DELETED => report.deleted += 1,
             Merged::Skipped(why) if why == "nothing to import" => {}
-            Merged::Skipped(why) => {
-                let g = &gathered[keys.iter().position(|k| k == key).unwrap_or(0)];
-                report.skipped.push(Skip {
-                    path: g.main.clone().unwrap_or_default(),
-                    reason: why.clone(),
-                });
-            }
+            Merged::Skipped(why) if why == merge::READ_AGAIN => read_again.extend(
+                files
+                    .iter()
+                    .filter(|f| f.conversation == Some(i))
+                    .map(|f| f.path.clone()),
+            ),
+            Merged::Skipped(why) => report.skipped.push(Skip {
+                path: gathered[i].main.clone().unwrap_or_default(),
+                reason: why.clone(),
+            }),
         }
+    }
+    // Forgotten, so that the next import reads them whole.
+    if !read_again.is_empty() && !options.dry_run {
+        store.merge_native(&[], |_, _| Ok(None), &[], &read_again, false)?;
     }
     if !options.dry_run {
         report.transcripts_gone = mark_gone(store, &gone);
@@ -236,11 +265,16 @@ fn own_id(f: &Found, said: Option<&str>) -> Option<String> {
     .filter(|id| !id.is_empty())
 }
 
-fn native_file(f: &Found) -> NativeFile {
-    NativeFile {
-        backend: f.backend,
-        stamp: f.stamp,
-        session_id: None,
+fn record(f: &Found, point: Option<ReadPoint>, conversation: Option<usize>) -> FileRecord {
+    FileRecord {
+        path: path_key(&f.path),
+        file: NativeFile {
+            backend: f.backend,
+            stamp: f.stamp,
+            session_id: None,
+        },
+        point,
+        conversation,
     }
 }
 
@@ -253,10 +287,15 @@ fn path_key(path: &Path) -> String {
 /// order; a few on this thread.
 fn read_all(
     files: &[&Found],
+    from: &[Option<&ReadPoint>],
     observer: &dyn Observer,
 ) -> Vec<std::result::Result<read::FileRead, String>> {
     if files.len() <= 4 {
-        return files.iter().map(|f| read::read(f)).collect();
+        return files
+            .iter()
+            .zip(from)
+            .map(|(f, from)| read::read(f, *from))
+            .collect();
     }
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -273,7 +312,7 @@ fn read_all(
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(f) = files.get(i) else { break };
-                let result = read::read(f);
+                let result = read::read(f, from[i]);
                 *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
                 let _ = done_tx.send(());
             });

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::files::{self, FileStamp};
-use super::index::native::NativeFile;
+use super::index::native::{NativeFile, ReadPoint};
 use super::sync::{load_file, Before, Change, Loaded};
 use super::{Session, SessionId, Store};
 use crate::domain::Backend;
@@ -39,6 +39,17 @@ pub struct Deleted {
 pub struct NativeKey {
     pub backend: Backend,
     pub native_id: String,
+}
+
+/// A transcript file read by an import, for the index to remember.
+#[derive(Debug, Clone)]
+pub struct FileRecord {
+    pub path: String,
+    pub file: NativeFile,
+    /// Where the next read of it can start.
+    pub point: Option<ReadPoint>,
+    /// The conversation it went into, by position in `merge_native`'s keys.
+    pub conversation: Option<usize>,
 }
 
 /// What `merge_native` did with one conversation.
@@ -76,6 +87,15 @@ impl Store {
         self.read_index(|_, index| index.native_files())
     }
 
+    /// Where the last reads of the files at `paths` stopped, for those that can go on from
+    /// there (see `Index::read_points`).
+    pub fn read_points(&self, paths: &[&str]) -> Result<HashMap<String, ReadPoint>> {
+        if paths.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.read_index(|_, index| index.read_points(paths))
+    }
+
     /// Merge conversations into their sessions under one exclusive lock. For each of `keys`,
     /// `merge(i, input)` gets the session holding it (if any) and says what it should be now
     /// (`Ok(None)`: leave it, or create nothing; `Err(why)`: skip it). New sessions take the
@@ -87,7 +107,7 @@ impl Store {
         &self,
         keys: &[NativeKey],
         mut merge: impl FnMut(usize, MergeInput<'_>) -> std::result::Result<Option<Session>, String>,
-        files: &[(String, NativeFile, Option<usize>)],
+        files: &[FileRecord],
         gone: &[String],
         dry_run: bool,
     ) -> Result<Vec<Merged>> {
@@ -182,18 +202,17 @@ impl Store {
                 .collect();
             // The files read go into the same transaction: one commit for the whole import.
             store.index_changes_and(index, before, &changes, |tx| {
-                for (path, file, at) in files {
-                    let session_id = at
+                for f in files {
+                    let session_id = f
+                        .conversation
                         .and_then(|at| outcomes.get(at))
                         .and_then(Merged::session_id)
                         .map(SessionId::to_string);
-                    tx.record_native_file(
-                        path,
-                        &NativeFile {
-                            session_id,
-                            ..file.clone()
-                        },
-                    )?;
+                    let file = NativeFile {
+                        session_id,
+                        ..f.file.clone()
+                    };
+                    tx.record_native_file(&f.path, &file, f.point.as_ref())?;
                 }
                 for path in gone {
                     tx.forget_native_file(path)?;

@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{human_prompt, time, Conversation, Request};
@@ -114,16 +114,71 @@ struct Block<'a> {
 #[derive(Default)]
 pub struct Reader {
     conversation: Conversation,
-    /// Where each request key is in `conversation.requests`, and whether it came from a
+    /// Each request key seen (by `key_hash`): where it is in `conversation.requests` (None for
+    /// one read before a checkpoint this reader resumed from), and whether it came from a
     /// sidechain line.
-    seen: HashMap<String, (usize, bool)>,
+    seen: HashMap<u64, (Option<usize>, bool)>,
+    /// The first prompt has been read (it may be in the part before a checkpoint).
+    prompt_done: bool,
     /// The last timestamp read: for a request line without one.
     last_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What a reader needs to go on reading a transcript from where it stopped.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    native_id: Option<String>,
+    workdir: Option<String>,
+    forked_from: Option<String>,
+    prompt_done: bool,
+    last_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The keys seen, by hash, the lowest bit set for a sidechain's.
+    seen: Vec<u64>,
 }
 
 impl Reader {
     pub fn new() -> Reader {
         Reader::default()
+    }
+
+    /// What `resume` needs to go on after the lines read so far.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let c = &self.conversation;
+        let state = Checkpoint {
+            native_id: c.native_id.clone(),
+            workdir: c.workdir.clone(),
+            forked_from: c.forked_from.clone(),
+            prompt_done: self.prompt_done,
+            last_time: self.last_time,
+            seen: self
+                .seen
+                .iter()
+                .map(|(hash, (_, sidechain))| hash & !1 | u64::from(*sidechain))
+                .collect(),
+        };
+        serde_json::to_vec(&state).expect("a checkpoint serializes")
+    }
+
+    /// A reader that goes on from `checkpoint`: the requests it gives are those of the lines
+    /// read after it (a later snapshot of a request read before comes again, with its final
+    /// figures). None if the checkpoint is not one.
+    pub fn resume(checkpoint: &[u8]) -> Option<Reader> {
+        let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
+        Some(Reader {
+            conversation: Conversation {
+                native_id: state.native_id,
+                workdir: state.workdir,
+                forked_from: state.forked_from,
+                ..Conversation::default()
+            },
+            seen: state
+                .seen
+                .into_iter()
+                .map(|h| (h & !1, (None, h & 1 == 1)))
+                .collect(),
+            prompt_done: state.prompt_done,
+            last_time: state.last_time,
+        })
     }
 
     pub fn line(&mut self, bytes: &[u8]) {
@@ -170,6 +225,7 @@ impl Reader {
                     let c = &mut self.conversation;
                     c.forked_from = line.request_session_id.as_deref().map(str::to_string);
                     c.prompt = None;
+                    self.prompt_done = false;
                     return;
                 }
                 let (Some(id), Some(usage)) = (m.id, m.usage) else {
@@ -195,7 +251,7 @@ impl Reader {
                 );
             }
             Some("user") if !sidechain && line.is_meta != Some(true) => {
-                if self.conversation.prompt.is_some() {
+                if self.prompt_done {
                     return;
                 }
                 let Ok(u) = serde_json::from_str::<User<'_>>(message.get()) else {
@@ -217,6 +273,7 @@ impl Reader {
                     }
                     _ => None,
                 };
+                self.prompt_done = self.conversation.prompt.is_some();
             }
             _ => {}
         }
@@ -231,11 +288,22 @@ impl Reader {
         sidechain: bool,
     ) {
         let requests = &mut self.conversation.requests;
-        match self.seen.get_mut(&key) {
+        let hash = super::key_hash(&key);
+        let new = |requests: &mut Vec<Request>, key, model| {
+            requests.push(Request {
+                key,
+                at,
+                model,
+                tokens,
+                running_total: None,
+            });
+            Some(requests.len() - 1)
+        };
+        match self.seen.get_mut(&hash) {
             // A replay of a main-chain request on a sidechain: counted there already.
             Some((_, false)) if sidechain => {}
             // A later snapshot of the same response: its figures are the final ones.
-            Some((at_index, was_sidechain)) => {
+            Some((Some(at_index), was_sidechain)) => {
                 let r = &mut requests[*at_index];
                 r.tokens = tokens;
                 if model.is_some() {
@@ -243,15 +311,14 @@ impl Reader {
                 }
                 *was_sidechain &= sidechain;
             }
+            // The same, of a response read before the checkpoint: given again, final.
+            Some((at_index @ None, was_sidechain)) => {
+                *at_index = new(requests, key, model);
+                *was_sidechain &= sidechain;
+            }
             None => {
-                self.seen.insert(key.clone(), (requests.len(), sidechain));
-                requests.push(Request {
-                    key,
-                    at,
-                    model,
-                    tokens,
-                    running_total: None,
-                });
+                let at_index = new(requests, key, model);
+                self.seen.insert(hash, (at_index, sidechain));
             }
         }
     }
@@ -366,5 +433,40 @@ mod tests {
         assert_eq!(c.skipped_lines, 2);
         // The subagent's line is no activity of the conversation's own.
         assert_eq!(c.last_at, time("2026-01-01T00:00:05Z"));
+    }
+
+    impl crate::transcripts::Resumable for Reader {
+        fn fresh() -> Self {
+            Reader::new()
+        }
+        fn feed(&mut self, line: &[u8]) {
+            self.line(line)
+        }
+        fn save(&self) -> Vec<u8> {
+            self.checkpoint()
+        }
+        fn restore(checkpoint: &[u8]) -> Option<Self> {
+            Reader::resume(checkpoint)
+        }
+        fn conversation(self) -> Conversation {
+            self.finish()
+        }
+    }
+
+    #[test]
+    fn read_in_two_parts_as_whole() {
+        use crate::transcripts::assert_resumes_alike;
+        assert_resumes_alike::<Reader>(&sample(RESUMED));
+        assert_resumes_alike::<Reader>(&sample(FORK));
+        // Snapshots, a replay and a subagent's request, split anywhere.
+        let lines = [
+            assistant("m1", "r1", 3, ""),
+            assistant("m1", "r1", 5, ""),
+            assistant("m1", "r1", 9, r#","isSidechain":true"#),
+            assistant("m2", "r2", 4, r#","isSidechain":true"#),
+            assistant("m2", "r2", 6, ""),
+            assistant("m2", "r2", 8, r#","isSidechain":true"#),
+        ];
+        assert_resumes_alike::<Reader>(lines.join("\n").as_bytes());
     }
 }

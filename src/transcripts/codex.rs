@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -39,6 +39,23 @@ pub struct Rollout {
     pub last_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Lines that are not JSON (a torn last line): skipped.
     pub skipped_lines: u64,
+    /// Resumed from a checkpoint: the running total reached before it (what the first request
+    /// read since added to).
+    resumed_total: Option<Tokens>,
+    /// The first prompt has been read (it may be in the part before a checkpoint).
+    prompt_done: bool,
+}
+
+/// What a rollout reader needs to go on from where it stopped.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    thread_id: Option<String>,
+    forked_from: Option<String>,
+    forked_from_ordinal: Option<u64>,
+    cwd: Option<String>,
+    last_model: Option<String>,
+    prompt_done: bool,
+    total: Option<Tokens>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +71,48 @@ pub struct TokenCount {
 }
 
 impl Rollout {
+    /// What `resume` needs to go on after the lines read so far.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let state = Checkpoint {
+            thread_id: self.thread_id.clone(),
+            forked_from: self.forked_from.clone(),
+            forked_from_ordinal: self.forked_from_ordinal,
+            cwd: self.cwd.clone(),
+            last_model: self.last_model.clone(),
+            prompt_done: self.prompt_done,
+            total: self.running_total(),
+        };
+        serde_json::to_vec(&state).expect("a checkpoint serializes")
+    }
+
+    /// A reader that goes on from `checkpoint`: its requests are those of the lines read after
+    /// it, each what it added to the running total the checkpoint had reached. None if the
+    /// checkpoint is not one.
+    pub fn resume(checkpoint: &[u8]) -> Option<Rollout> {
+        let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
+        Some(Rollout {
+            thread_id: state.thread_id,
+            forked_from: state.forked_from,
+            forked_from_ordinal: state.forked_from_ordinal,
+            cwd: state.cwd,
+            last_model: state.last_model,
+            prompt_done: state.prompt_done,
+            // No count read yet: the first one read says what the thread started from.
+            resumed_total: state.total,
+            ..Rollout::default()
+        })
+    }
+
+    /// The thread's running total at the end of what was read (None: no counts read, nor
+    /// before a checkpoint).
+    pub fn running_total(&self) -> Option<Tokens> {
+        self.counts
+            .iter()
+            .map(|c| c.total)
+            .chain(self.resumed_total)
+            .reduce(|a, b| a.max_each(&b))
+    }
+
     /// Read a rollout held in memory (see `Rollout::line`).
     pub fn parse(bytes: &[u8]) -> Rollout {
         let mut rollout = Rollout::default();
@@ -89,7 +148,7 @@ impl Rollout {
                     self.last_model = Some(m);
                 }
             }
-            Some("response_item") if self.prompt.is_none() => {
+            Some("response_item") if !self.prompt_done => {
                 let payload = payload();
                 if payload["type"] == "message" && payload["role"] == "user" {
                     self.prompt = payload["content"]
@@ -99,6 +158,7 @@ impl Rollout {
                         .filter(|part| part["type"] == "input_text")
                         .find_map(|part| part["text"].as_str().and_then(human_prompt))
                         .map(str::to_string);
+                    self.prompt_done = self.prompt.is_some();
                 }
             }
             Some("event_msg") => {
@@ -106,13 +166,14 @@ impl Rollout {
                     return;
                 };
                 match event.kind.as_deref() {
-                    Some("user_message") if self.prompt.is_none() => {
+                    Some("user_message") if !self.prompt_done => {
                         self.prompt = event
                             .message
                             .and_then(|m| serde_json::from_str::<String>(m.get()).ok())
                             .as_deref()
                             .and_then(human_prompt)
                             .map(str::to_string);
+                        self.prompt_done = self.prompt.is_some();
                     }
                     Some("token_count") => {
                         let info = event
@@ -141,7 +202,10 @@ impl Rollout {
     /// total; counts that add nothing (emitted again) are no request.
     pub fn conversation(&self) -> Conversation {
         let mut requests = Vec::new();
-        let mut before = self.starting_total().unwrap_or_default();
+        let mut before = self
+            .resumed_total
+            .or_else(|| self.starting_total())
+            .unwrap_or_default();
         for c in &self.counts {
             let tokens = c.total.since(&before);
             before = before.max_each(&c.total);
@@ -368,5 +432,32 @@ mod tests {
         assert!(r.counts.is_empty());
         assert_eq!(Rollout::parse(b""), Rollout::default());
         assert_eq!(Rollout::parse(&[0xff, 0xfe, b'\n']).counts, []);
+    }
+
+    impl crate::transcripts::Resumable for Rollout {
+        fn fresh() -> Self {
+            Rollout::default()
+        }
+        fn feed(&mut self, line: &[u8]) {
+            self.line(line)
+        }
+        fn save(&self) -> Vec<u8> {
+            self.checkpoint()
+        }
+        fn restore(checkpoint: &[u8]) -> Option<Self> {
+            Rollout::resume(checkpoint)
+        }
+        fn conversation(self) -> Conversation {
+            Rollout::conversation(&self)
+        }
+    }
+
+    #[test]
+    fn read_in_two_parts_as_whole() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/native-samples/");
+        for name in [THREAD, FORK] {
+            let bytes = std::fs::read(format!("{dir}{name}")).unwrap();
+            crate::transcripts::assert_resumes_alike::<Rollout>(&bytes);
+        }
     }
 }

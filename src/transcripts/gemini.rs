@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -27,16 +27,69 @@ use crate::domain::Tokens;
 #[derive(Default)]
 pub struct Reader {
     conversation: Conversation,
-    /// Where each message id's request is in `conversation.requests`.
-    seen: HashMap<String, usize>,
+    /// Each message id seen with tokens (by `key_hash`): where its request is in
+    /// `conversation.requests` (None for one read before a checkpoint resumed from).
+    seen: HashMap<u64, Option<usize>>,
     /// Answers seen without tokens yet (their tokens may come with a later copy).
     pending: HashMap<String, (chrono::DateTime<chrono::Utc>, Option<String>)>,
     subagent: bool,
+    /// The first prompt has been read (it may be in the part before a checkpoint).
+    prompt_done: bool,
+}
+
+/// What a reader needs to go on reading a chat file from where it stopped.
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    native_id: Option<String>,
+    workdir: Option<String>,
+    subagent: bool,
+    prompt_done: bool,
+    seen: Vec<u64>,
+    pending: Vec<(String, chrono::DateTime<chrono::Utc>, Option<String>)>,
 }
 
 impl Reader {
     pub fn new() -> Reader {
         Reader::default()
+    }
+
+    /// What `resume` needs to go on after the lines read so far.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        let state = Checkpoint {
+            native_id: self.conversation.native_id.clone(),
+            workdir: self.conversation.workdir.clone(),
+            subagent: self.subagent,
+            prompt_done: self.prompt_done,
+            seen: self.seen.keys().copied().collect(),
+            pending: self
+                .pending
+                .iter()
+                .map(|(id, (at, model))| (id.clone(), *at, model.clone()))
+                .collect(),
+        };
+        serde_json::to_vec(&state).expect("a checkpoint serializes")
+    }
+
+    /// A reader that goes on from `checkpoint`: the requests it gives are those of the lines
+    /// read after it (an answer read before that comes again with tokens is given again). None
+    /// if the checkpoint is not one.
+    pub fn resume(checkpoint: &[u8]) -> Option<Reader> {
+        let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
+        Some(Reader {
+            conversation: Conversation {
+                native_id: state.native_id,
+                workdir: state.workdir,
+                ..Conversation::default()
+            },
+            seen: state.seen.into_iter().map(|h| (h, None)).collect(),
+            pending: state
+                .pending
+                .into_iter()
+                .map(|(id, at, model)| (id, (at, model)))
+                .collect(),
+            subagent: state.subagent,
+            prompt_done: state.prompt_done,
+        })
     }
 
     pub fn line(&mut self, bytes: &[u8]) {
@@ -110,11 +163,12 @@ impl Reader {
             self.conversation.saw_time(at);
         }
         match m.kind.as_deref() {
-            Some("user") if self.conversation.prompt.is_none() => {
+            Some("user") if !self.prompt_done => {
                 self.conversation.prompt = m
                     .content
                     .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
                     .and_then(|c| prompt_of(&c));
+                self.prompt_done = self.conversation.prompt.is_some();
             }
             Some("gemini") => {
                 let model = m
@@ -127,13 +181,28 @@ impl Reader {
                     .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
                     .filter(Value::is_object)
                     .map(|t| tokens(&t));
-                match (self.seen.get(id), tokens) {
-                    (Some(&at_index), Some(tokens)) => {
+                let hash = super::key_hash(id);
+                match (self.seen.get(&hash).copied(), tokens) {
+                    (Some(Some(at_index)), Some(tokens)) => {
                         let r = &mut self.conversation.requests[at_index];
                         r.tokens = tokens;
                         if model.is_some() {
                             r.model = model;
                         }
+                    }
+                    // Read before the checkpoint: given again, with these figures.
+                    (Some(None), Some(tokens)) => {
+                        // Without its time it cannot be given; its figures were read before.
+                        let Some(at) = at else { return };
+                        self.seen
+                            .insert(hash, Some(self.conversation.requests.len()));
+                        self.conversation.requests.push(Request {
+                            key: id.to_string(),
+                            at,
+                            model,
+                            tokens,
+                            running_total: None,
+                        });
                     }
                     // A copy without tokens (a `$set` of the history) keeps what was counted.
                     (Some(_), None) => {}
@@ -144,7 +213,7 @@ impl Reader {
                             return;
                         };
                         self.seen
-                            .insert(id.to_string(), self.conversation.requests.len());
+                            .insert(hash, Some(self.conversation.requests.len()));
                         self.conversation.requests.push(Request {
                             key: id.to_string(),
                             at,
@@ -355,5 +424,36 @@ mod tests {
         assert_eq!(c.prompt.as_deref(), Some("legacy prompt"));
         assert_eq!(c.requests[0].tokens.input, 100);
         assert_eq!(c.requests[0].tokens.cached, 50);
+    }
+
+    impl crate::transcripts::Resumable for Reader {
+        fn fresh() -> Self {
+            Reader::new()
+        }
+        fn feed(&mut self, line: &[u8]) {
+            self.line(line)
+        }
+        fn save(&self) -> Vec<u8> {
+            self.checkpoint()
+        }
+        fn restore(checkpoint: &[u8]) -> Option<Self> {
+            Reader::resume(checkpoint)
+        }
+        fn conversation(self) -> Conversation {
+            self.finish()
+        }
+    }
+
+    #[test]
+    fn read_in_two_parts_as_whole() {
+        crate::transcripts::assert_resumes_alike::<Reader>(&sample(CHAT));
+        // Tokens that come with a later copy of the answer, split between the two.
+        let lines = [
+            r#"{"sessionId":"s","startTime":"2026-01-01T00:00:00Z"}"#,
+            r#"{"id":"g1","timestamp":"2026-01-01T00:00:02Z","type":"gemini","tokens":null,"model":"gemini-3-flash-preview"}"#,
+            r#"{"id":"g1","type":"gemini","tokens":{"input":10,"output":2,"cached":4,"total":12}}"#,
+            r#"{"$set":{"messages":[{"id":"g1","timestamp":"2026-01-01T00:00:02Z","type":"gemini"}]}}"#,
+        ];
+        crate::transcripts::assert_resumes_alike::<Reader>(lines.join("\n").as_bytes());
     }
 }

@@ -85,6 +85,14 @@ pub fn human_prompt(text: &str) -> Option<&str> {
     (!generated).then_some(text)
 }
 
+/// A request key as a reader's checkpoint keeps it: 8 bytes however long the key, and the same
+/// in every build (FNV-1a), since checkpoints outlive the binary that wrote them.
+pub(crate) fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Feed `bytes` to `line` a line at a time (tests and small files).
 pub fn each_line(bytes: &[u8], mut line: impl FnMut(&[u8])) {
     for l in bytes.split(|b| *b == b'\n') {
@@ -99,6 +107,57 @@ pub fn each_line(bytes: &[u8], mut line: impl FnMut(&[u8])) {
 pub(crate) fn sample(name: &str) -> Vec<u8> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/native-samples/");
     std::fs::read(format!("{dir}{name}")).expect("a native sample")
+}
+
+/// A reader that can stop and go on (see `assert_resumes_alike`).
+#[cfg(test)]
+pub(crate) trait Resumable: Sized {
+    fn fresh() -> Self;
+    fn feed(&mut self, line: &[u8]);
+    fn save(&self) -> Vec<u8>;
+    fn restore(checkpoint: &[u8]) -> Option<Self>;
+    fn conversation(self) -> Conversation;
+}
+
+/// Read `bytes` whole, and in two parts at every line boundary with a checkpoint between (what
+/// an import of a file that grew does): the requests of the two parts, a later figure of a
+/// request replacing the earlier one (as the import's merge does), are the whole read's.
+#[cfg(test)]
+pub(crate) fn assert_resumes_alike<R: Resumable>(bytes: &[u8]) {
+    use std::collections::BTreeMap;
+    let mut lines = Vec::new();
+    each_line(bytes, |l| lines.push(l.to_vec()));
+    let figures = |requests: &[Request], into: &mut BTreeMap<String, (Tokens, Option<String>)>| {
+        for r in requests {
+            let known = into.get(&r.key).and_then(|k| k.1.clone());
+            into.insert(r.key.clone(), (r.tokens, r.model.clone().or(known)));
+        }
+    };
+    let mut whole_reader = R::fresh();
+    lines.iter().for_each(|l| whole_reader.feed(l));
+    let whole = whole_reader.conversation();
+    let mut want = BTreeMap::new();
+    figures(&whole.requests, &mut want);
+    assert!(!want.is_empty(), "a sample with requests");
+    for split in 0..=lines.len() {
+        let mut first = R::fresh();
+        lines[..split].iter().for_each(|l| first.feed(l));
+        let checkpoint = first.save();
+        let mut second = R::restore(&checkpoint).expect("a checkpoint resumes");
+        lines[split..].iter().for_each(|l| second.feed(l));
+        let (first, second) = (first.conversation(), second.conversation());
+        let mut got = BTreeMap::new();
+        figures(&first.requests, &mut got);
+        figures(&second.requests, &mut got);
+        assert_eq!(got, want, "split after line {split}");
+        if split > 0 {
+            assert_eq!(
+                second.native_id, whole.native_id,
+                "split after line {split}"
+            );
+        }
+    }
+    assert_eq!(R::restore(b"not a checkpoint").map(|_| ()), None);
 }
 
 #[cfg(test)]
@@ -121,6 +180,14 @@ mod tests {
         ] {
             assert_eq!(human_prompt(generated), None, "{generated}");
         }
+    }
+
+    #[test]
+    fn key_hashes_are_fixed() {
+        // What earlier checkpoints hold: a change here would make every resumed read wrong.
+        assert_eq!(key_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(key_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_ne!(key_hash("m1:r1"), key_hash("m1:r2"));
     }
 
     #[test]

@@ -539,6 +539,59 @@ impl NativeStore {
         w
     }
 
+    /// Append one more request to a Codex rollout (`codex exec resume`): returns it.
+    pub fn codex_resume(&mut self, w: &Written) -> Truth {
+        let text = std::fs::read_to_string(&w.path).expect("a plain rollout");
+        let mut ordinal = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["ordinal"].as_u64())
+            .max()
+            .map_or(0, |o| o + 1);
+        let mut total = codex_final_total(&w.path);
+        let at = self.tick();
+        let model = "gpt-6.1-sol";
+        let last = [
+            1000 + self.below(5000),
+            self.below(1000),
+            0,
+            10 + self.below(900),
+            self.below(50),
+        ];
+        for (k, v) in last.iter().enumerate() {
+            total[k] += v;
+        }
+        let mut line = |v: Value| {
+            let mut v = v;
+            v["ordinal"] = json!(ordinal);
+            ordinal += 1;
+            v.to_string()
+        };
+        let count = json!({"timestamp": stamp(at), "type": "event_msg", "payload": {"type": "token_count", "info": {"total_token_usage": codex_usage(&total), "last_token_usage": codex_usage(&last), "model_context_window": 258400}, "rate_limits": null}});
+        let lines = [
+            line(
+                json!({"timestamp": stamp(at), "type": "turn_context", "payload": {"model": model, "cwd": w.workdir}}),
+            ),
+            line(
+                json!({"timestamp": stamp(at), "type": "event_msg", "payload": {"type": "user_message", "message": "and again"}}),
+            ),
+            line(count.clone()),
+            // Emitted again: adds nothing.
+            line(count),
+        ];
+        append_lines(&w.path, &lines);
+        let t = Truth {
+            cli: Cli::Codex,
+            conversation: w.id.clone(),
+            at,
+            model: model.into(),
+            input: last[0],
+            output: last[3],
+            cached: last[1],
+        };
+        self.truth.push(t.clone());
+        t
+    }
+
     // ----- Gemini CLI -------------------------------------------------------------------------
 
     /// A Gemini chat: JSONL with `$set` history copies, or a legacy `.json` record.
@@ -634,6 +687,47 @@ impl NativeStore {
         };
         self.written.push(w.clone());
         w
+    }
+
+    /// Append one more answer to a Gemini JSONL chat (`gemini --resume`): the metadata line
+    /// again, the prompt, the answer first without tokens then with them, and the history
+    /// copied without tokens. Returns it.
+    pub fn gemini_resume(&mut self, w: &Written) -> Truth {
+        let at = self.tick();
+        let model = "gemini-2.5-pro";
+        let (cached, input, output, thoughts) = (
+            self.below(3000),
+            3000 + self.below(9000),
+            1 + self.below(400),
+            self.below(60),
+        );
+        let tokens = json!({"input": input, "output": output, "cached": cached, "thoughts": thoughts, "tool": 0, "total": input + output + thoughts});
+        let (uid, mid) = (self.uuid(), self.uuid());
+        let prompt = json!({"id": uid, "timestamp": stamp(at), "type": "user", "content": [{"text": "and again"}]});
+        let answer = json!({"id": mid, "timestamp": stamp(at), "type": "gemini", "content": "ok", "thoughts": [], "tokens": tokens, "model": model});
+        let mut early = answer.clone();
+        early["tokens"] = Value::Null;
+        let mut copy = answer.clone();
+        copy.as_object_mut().unwrap().remove("tokens");
+        let lines = [
+            json!({"sessionId": w.id, "projectHash": "x", "startTime": stamp(at), "lastUpdated": stamp(at), "kind": "main"}).to_string(),
+            prompt.to_string(),
+            early.to_string(),
+            answer.to_string(),
+            json!({"$set": {"messages": [prompt, copy], "lastUpdated": stamp(at)}}).to_string(),
+        ];
+        append_lines(&w.path, &lines);
+        let t = Truth {
+            cli: Cli::Gemini,
+            conversation: w.id.clone(),
+            at,
+            model: model.into(),
+            input,
+            output: output + thoughts,
+            cached,
+        };
+        self.truth.push(t.clone());
+        t
     }
 
     fn register_gemini_project(&self, workdir: &str, slug: &str) {

@@ -62,6 +62,8 @@ fn report_json(r: &Report, dry_run: bool) -> serde_json::Value {
         "looked_in": r.looked_in.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "files_read": r.files_read,
         "files_unchanged": r.files_unchanged,
+        "files_appended": r.files_appended,
+        "bytes_read": r.bytes_read,
         "deleted": r.deleted,
         "transcripts_gone": r.transcripts_gone,
         "skipped_lines": r.skipped_lines,
@@ -104,8 +106,12 @@ fn report_text(r: &Report, dry_run: bool) -> String {
             .collect();
         text.push_str(&table(&["BACKEND", "NEW", "UPDATED", "UNCHANGED"], rows));
     }
+    let appended = match r.files_appended {
+        0 => String::new(),
+        n => format!(" ({} of them only where they grew)", thousands(n as u64)),
+    };
     text.push_str(&format!(
-        "Read {} transcript file(s); {} unchanged since the last import.\n",
+        "Read {} transcript file(s){appended}; {} unchanged since the last import.\n",
         thousands(r.files_read as u64),
         thousands(r.files_unchanged as u64)
     ));

@@ -21,7 +21,48 @@ pub struct NativeFile {
     pub session_id: Option<String>,
 }
 
+/// Where the last read of a growing transcript stopped: the next read goes on from `offset`
+/// when the file still has `tail` just before it, with `state` (what the CLI's reader needs to
+/// go on; opaque to the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPoint {
+    pub offset: u64,
+    pub tail: Vec<u8>,
+    pub state: Vec<u8>,
+}
+
 impl Index {
+    /// The read points of the files at `paths` whose conversation's session is still in the
+    /// index (a read from a point adds to that session; without it, the file is read whole).
+    pub fn read_points(&self, paths: &[&str]) -> Result<HashMap<String, ReadPoint>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT n.read_offset, n.read_tail, n.read_state FROM native_files n
+                 JOIN sessions s ON s.id = n.session_id
+                 WHERE n.path = ?1 AND n.read_offset IS NOT NULL
+                   AND n.read_tail IS NOT NULL AND n.read_state IS NOT NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut points = HashMap::new();
+        for path in paths {
+            let point = stmt
+                .query_row([path], |r| {
+                    Ok(ReadPoint {
+                        offset: r.get::<_, i64>(0)?.max(0) as u64,
+                        tail: r.get(1)?,
+                        state: r.get(2)?,
+                    })
+                })
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some(point) = point {
+                points.insert(path.to_string(), point);
+            }
+        }
+        Ok(points)
+    }
+
     /// The session holding the conversation `native_id` of `backend`, if any.
     pub fn session_by_backend_id(
         &self,
@@ -109,12 +150,18 @@ impl Index {
 }
 
 impl IndexTx<'_> {
-    pub fn record_native_file(&self, path: &str, file: &NativeFile) -> Result<()> {
+    pub fn record_native_file(
+        &self,
+        path: &str,
+        file: &NativeFile,
+        point: Option<&ReadPoint>,
+    ) -> Result<()> {
         self.tx
             .prepare_cached(
                 "INSERT OR REPLACE INTO native_files
-                 (path, backend, session_id, file_ino, file_size, file_mtime_ns)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 (path, backend, session_id, file_ino, file_size, file_mtime_ns,
+                  read_offset, read_tail, read_state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -123,7 +170,10 @@ impl IndexTx<'_> {
                     file.session_id,
                     file.stamp.ino,
                     file.stamp.size,
-                    file.stamp.mtime_ns
+                    file.stamp.mtime_ns,
+                    point.map(|p| p.offset.min(i64::MAX as u64) as i64),
+                    point.map(|p| &p.tail),
+                    point.map(|p| &p.state),
                 ])
             })
             .map(drop)
