@@ -5,13 +5,15 @@
 //!
 //!     cargo bench --bench native                          # 1k, 10k and 100k conversations
 //!     cargo bench --bench native -- --sizes 10000         # one size
-//!     cargo bench --bench native -- --ccusage 'npx -y ccusage@20.0.24'
+//!     cargo bench --bench native -- --ccusage PATH/TO/ccusage   # side by side (BENCHMARKS.md)
 //!
-//! Stores are seeded once under target/bench-native/<n>/ and reused. Every figure is the median
+//! Stores are seeded once under target/bench-native/<n>-<padding>/ and reused, with what the
+//! generator knows was spent (truth.json: tokens per day and CLI). Every figure is the median
 //! wall time of the release `clinvk` binary as a new process (page cache warm), with its peak
 //! memory (max RSS) beside it. In the same run: one thread of serde_json over the same files
 //! (the floor a reader that parses every line has), and, when given a command for it, ccusage's
-//! `daily --offline --json` over the same Claude files, its totals checked against clinvk's.
+//! `daily --offline --json` over the same three CLIs' files, whose figures, like clinvk's, are
+//! checked day by day and CLI by CLI against the truth.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -134,21 +136,81 @@ fn main() {
             cols,
         );
 
+        // A report of the last day only: clinvk answers from the index; a reader of the files
+        // reads them all anyway.
+        let truth: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(user.parent().unwrap().join("truth.json")).unwrap(),
+        )
+        .unwrap();
+        let last_day = truth["all"]
+            .as_object()
+            .and_then(|days| days.keys().max().cloned())
+            .unwrap();
+        let (recent, recent_rss) = measure(runs, || {
+            clinvk(
+                &user,
+                &home,
+                &[
+                    "sessions", "stats", "--by", "day", "--since", &last_day, "--json",
+                ],
+            )
+        });
+        put(
+            "sessions stats --by day --since <last day> --json",
+            col,
+            fmt(recent, recent_rss),
+            cols,
+        );
+        let ours = by_day_and_cli(&output(clinvk(
+            &user,
+            &home,
+            &[
+                "sessions", "stats", "--by", "day", "--by", "backend", "--json",
+            ],
+        )));
+        put(
+            "clinvk: days x CLIs equal to the truth",
+            col,
+            agreement(&ours, &truth["all"]),
+            cols,
+        );
+
         if let Some(ccusage) = &args.ccusage {
-            let (t, rss) = measure(runs.min(5), || {
-                let mut c = Command::new("bash");
-                c.arg("-c")
-                    .arg(format!("{ccusage} daily --offline --json"))
-                    .env("CLAUDE_CONFIG_DIR", user.join(".claude"));
-                c
-            });
+            let (t, rss) = measure(runs.min(5), || ccusage_cmd(ccusage, &user, &[]));
             put(
-                "ccusage daily --offline --json (Claude only)",
+                "ccusage daily --offline --json (the three CLIs)",
                 col,
                 fmt(t, rss),
                 cols,
             );
-            compare_with_ccusage(ccusage, &user, &home);
+            put(
+                "clinvk stats --by day: times faster than ccusage daily",
+                col,
+                format!("{:.0}x", t.as_secs_f64() / stats.as_secs_f64()),
+                cols,
+            );
+            let (t_recent, rss) = measure(runs.min(5), || {
+                ccusage_cmd(ccusage, &user, &["--since", &last_day.replace('-', "")])
+            });
+            put(
+                "ccusage daily --since <last day> --offline --json",
+                col,
+                fmt(t_recent, rss),
+                cols,
+            );
+            let theirs = ccusage_by_day_and_cli(&output(ccusage_cmd(ccusage, &user, &[])));
+            put(
+                "ccusage: days x CLIs equal to the truth",
+                col,
+                agreement(&theirs, &truth["all"]),
+                cols,
+            );
+            put(
+                "ccusage: ... to the truth without compressed rollouts",
+                col,
+                agreement(&theirs, &truth["uncompressed"]),
+                cols,
+            );
         }
     }
     println!(
@@ -169,7 +231,7 @@ fn main() {
 fn seed(root: &Path, n: usize, padding: usize) -> PathBuf {
     let dir = root.join(format!("{n}-{padding}"));
     let user = dir.join("user");
-    let marker = dir.join("seeded-v1");
+    let marker = dir.join("seeded-v4");
     if marker.exists() {
         return user;
     }
@@ -178,6 +240,26 @@ fn seed(root: &Path, n: usize, padding: usize) -> PathBuf {
     let start = Instant::now();
     let mut store = native::NativeStore::new(&user, n as u64).with_padding(padding);
     store.generate(n.div_ceil(3));
+    // Tokens per day and CLI: all of them, and those outside compressed rollouts.
+    let compressed: std::collections::HashSet<&str> = store
+        .written
+        .iter()
+        .filter(|w| w.path.extension().is_some_and(|e| e == "zst"))
+        .map(|w| w.id.as_str())
+        .collect();
+    let mut truth = serde_json::json!({"all": {}, "uncompressed": {}});
+    for t in &store.truth {
+        let day = t.at.format("%Y-%m-%d").to_string();
+        let mut add = |part: &str| {
+            let cell = &mut truth[part][&day][t.cli.name()];
+            *cell = serde_json::json!(cell.as_u64().unwrap_or(0) + t.total());
+        };
+        add("all");
+        if !compressed.contains(t.conversation.as_str()) {
+            add("uncompressed");
+        }
+    }
+    std::fs::write(dir.join("truth.json"), truth.to_string()).unwrap();
     std::fs::write(&marker, "").unwrap();
     eprintln!(
         "seeded {n} conversations in {:.1}s",
@@ -302,7 +384,7 @@ fn append_request(path: &Path) {
         .unwrap()
         .as_nanos();
     let line = serde_json::json!({
-        "type": "assistant", "sessionId": id, "timestamp": "2027-01-01T00:00:00.000Z",
+        "type": "assistant", "sessionId": id, "timestamp": "2099-01-01T00:00:00.000Z",
         "requestId": format!("req_bench_{n}"),
         "message": {"id": format!("msg_bench_{n}"), "model": "claude-sonnet-4-6",
                     "usage": {"input_tokens": 10, "output_tokens": 5}}
@@ -311,44 +393,84 @@ fn append_request(path: &Path) {
     writeln!(f, "{line}").unwrap();
 }
 
-/// ccusage's daily totals for the Claude files against clinvk's, day by day.
-fn compare_with_ccusage(ccusage: &str, user: &Path, home: &Path) {
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!("{ccusage} daily --offline --json"))
-        .env("CLAUDE_CONFIG_DIR", user.join(".claude"))
+/// ccusage's daily report over the user's three CLIs (`exec`: the figures are its own process's).
+fn ccusage_cmd(ccusage: &str, user: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg(format!(
+            "exec {ccusage} daily --offline --json --by-agent {}",
+            extra.join(" ")
+        ))
+        .env("HOME", user)
         .env("TZ", "UTC")
-        .output()
-        .unwrap();
-    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let ours = clinvk(
-        user,
-        home,
-        &["sessions", "stats", "--by", "day", "-b", "claude", "--json"],
-    )
-    .stdout(Stdio::piped())
-    .output()
-    .unwrap();
-    let ours: serde_json::Value = serde_json::from_slice(&ours.stdout).unwrap_or_default();
-    let their_total: u64 = theirs["daily"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            [
-                "inputTokens",
-                "outputTokens",
-                "cacheCreationTokens",
-                "cacheReadTokens",
-            ]
+        .env_remove("CLAUDE_CONFIG_DIR")
+        .env_remove("CODEX_HOME")
+        .env_remove("GEMINI_CLI_HOME")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    c
+}
+
+fn output(mut cmd: Command) -> serde_json::Value {
+    let out = cmd.stdout(Stdio::piped()).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+type ByDay = std::collections::BTreeMap<(String, String), u64>;
+
+/// clinvk's `stats --by day --by backend` rows as (day, CLI) -> tokens.
+fn by_day_and_cli(report: &serde_json::Value) -> ByDay {
+    let mut all = ByDay::new();
+    for row in report["rows"].as_array().into_iter().flatten() {
+        let key = (
+            row["day"].as_str().unwrap_or_default().to_string(),
+            row["backend"].as_str().unwrap_or_default().to_string(),
+        );
+        *all.entry(key).or_default() += row["total"].as_u64().unwrap_or(0);
+    }
+    all
+}
+
+/// ccusage's `daily --by-agent` as (day, CLI) -> tokens (its total counts cache reads and writes
+/// apart from input; clinvk's input includes them, so the totals compare).
+fn ccusage_by_day_and_cli(report: &serde_json::Value) -> ByDay {
+    let mut all = ByDay::new();
+    for day in report["daily"].as_array().into_iter().flatten() {
+        for agent in day["agents"].as_array().into_iter().flatten() {
+            let key = (
+                day["period"].as_str().unwrap_or_default().to_string(),
+                agent["agent"].as_str().unwrap_or_default().to_string(),
+            );
+            *all.entry(key).or_default() += agent["totalTokens"].as_u64().unwrap_or(0);
+        }
+    }
+    all
+}
+
+/// How many (day, CLI) cells of the truth `got` has exactly, per CLI, and the totals.
+fn agreement(got: &ByDay, truth: &serde_json::Value) -> String {
+    let mut want = ByDay::new();
+    for (day, clis) in truth.as_object().into_iter().flatten() {
+        for (cli, tokens) in clis.as_object().into_iter().flatten() {
+            want.insert((day.clone(), cli.clone()), tokens.as_u64().unwrap_or(0));
+        }
+    }
+    let mut parts = Vec::new();
+    for cli in ["claude", "codex", "gemini"] {
+        let cells: Vec<_> = want.iter().filter(|((_, c), _)| c == cli).collect();
+        let equal = cells
             .iter()
-            .map(|k| d[*k].as_u64().unwrap_or(0))
-            .sum::<u64>()
-        })
-        .sum();
-    let our_total = ours["totals"]["total"].as_u64().unwrap_or(0);
-    eprintln!(
-        "ccusage daily total (input + output + cache): {their_total}; clinvk sessions stats -b claude total: {our_total}{}",
-        if their_total == our_total { " (equal)" } else { " (DIFFERENT)" }
-    );
+            .filter(|(k, v)| got.get(*k) == Some(*v))
+            .count();
+        let (theirs, truth): (u64, u64) = cells
+            .iter()
+            .map(|(k, v)| (got.get(*k).copied().unwrap_or(0), **v))
+            .fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+        parts.push(format!(
+            "{cli} {equal}/{} ({:.2}% of the tokens)",
+            cells.len(),
+            theirs as f64 * 100.0 / truth.max(1) as f64
+        ));
+    }
+    parts.join(", ")
 }

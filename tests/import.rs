@@ -648,3 +648,38 @@ fn a_rollout_archived_or_compressed_stays_the_same_session() {
         assert!(!show.contains("gone"), "{show}");
     }
 }
+
+#[test]
+fn the_same_directories_reached_another_way_are_not_read_again() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 29);
+    store.generate(2);
+    let first = import(&home, &[]);
+    assert!(first["files_read"].as_u64().unwrap() > 0, "{first}");
+    // HOME given relative to the working directory, and through a link.
+    let link = home.path().join("user-link");
+    std::os::unix::fs::symlink(home.user_home(), &link).unwrap();
+    let parent = home.user_home().parent().unwrap().to_path_buf();
+    let relative = home.user_home().file_name().unwrap().to_owned();
+    for (dir, user) in [
+        (parent, std::path::PathBuf::from(relative)),
+        (home.path().to_path_buf(), link),
+    ] {
+        let out = home
+            .cmd()
+            .current_dir(dir)
+            .env("HOME", &user)
+            .args(["sessions", "import", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["files_read"], 0, "HOME={}: {report}", user.display());
+        assert_eq!(report["transcripts_gone"], 0, "{report}");
+    }
+    assert_counts_match(&home, &store);
+}

@@ -181,21 +181,25 @@ pub fn run(
         files.push(record(f, read.point, Some(i)));
     }
 
-    // Files read before that are gone now (the CLI's retention clean).
+    // Files read before that were not found now, under the CLIs looked in: gone (the CLI's
+    // retention clean: their sessions are marked), or no longer under the roots (a source
+    // pointed elsewhere: only forgotten, so that they are not looked for on every catch-up).
+    let walked = roots.backends();
     let present: std::collections::HashSet<String> =
         found.iter().map(|f| path_key(&f.path)).collect();
-    let gone: Vec<(String, Option<String>)> = known
-        .into_iter()
-        .filter(|(path, file)| {
-            !present.contains(path)
-                && (options.backends.is_empty() || options.backends.contains(&file.backend))
-                && std::fs::symlink_metadata(path).is_err()
-        })
-        .map(|(path, file)| (path, file.session_id))
-        .collect();
-
+    let mut forget: Vec<String> = Vec::new();
+    let mut gone: Vec<(String, Option<String>)> = Vec::new();
+    for (path, file) in known {
+        if present.contains(&path) || !walked.contains(&file.backend) {
+            continue;
+        }
+        if std::fs::symlink_metadata(&path).is_err() {
+            gone.push((path.clone(), file.session_id));
+        }
+        forget.push(path);
+    }
     // Nothing new (the common case, on every `sessions list`): no lock, no write.
-    if gathered.is_empty() && gone.is_empty() && files.is_empty() {
+    if gathered.is_empty() && forget.is_empty() && files.is_empty() {
         return Ok(report);
     }
     let keys: Vec<NativeKey> = gathered
@@ -205,12 +209,11 @@ pub fn run(
             native_id: g.native_id.clone(),
         })
         .collect();
-    let gone_paths: Vec<String> = gone.iter().map(|(p, _)| p.clone()).collect();
     let outcomes = store.merge_native(
         &keys,
         |i, input| merge::apply(&gathered[i], input, options.include_deleted),
         &files,
-        &gone_paths,
+        &forget,
         options.dry_run,
     )?;
     let mut read_again: Vec<String> = Vec::new();

@@ -63,10 +63,25 @@ impl Roots {
             Some(None) => usual.claude,
         };
         Roots {
-            claude: dedupe(claude),
-            codex: configured(Backend::Codex).and_then(|dir| dir.or(usual.codex)),
-            gemini: configured(Backend::Gemini).and_then(|dir| dir.or(usual.gemini)),
+            claude: dedupe(claude.into_iter().map(settle).collect()),
+            codex: configured(Backend::Codex)
+                .and_then(|dir| dir.or(usual.codex))
+                .map(settle),
+            gemini: configured(Backend::Gemini)
+                .and_then(|dir| dir.or(usual.gemini))
+                .map(settle),
         }
+    }
+
+    /// The CLIs looked for.
+    pub fn backends(&self) -> Vec<Backend> {
+        let mut all = Vec::new();
+        if !self.claude.is_empty() {
+            all.push(Backend::Claude);
+        }
+        all.extend(self.codex.as_ref().map(|_| Backend::Codex));
+        all.extend(self.gemini.as_ref().map(|_| Backend::Gemini));
+        all
     }
 
     /// Leave out the CLIs not in `only` (all when empty).
@@ -136,15 +151,20 @@ impl Roots {
     }
 }
 
-/// The same directory named twice (`~/.claude` and a `$CLAUDE_CONFIG_DIR` pointing at it) is
-/// read once.
+/// A root as one name for it (links resolved, relative to nothing), so that the files under it
+/// keep the names the index knows them by however the directory is reached (`HOME=.`, a link).
+fn settle(root: PathBuf) -> PathBuf {
+    std::fs::canonicalize(&root)
+        .or_else(|_| std::path::absolute(&root))
+        .unwrap_or(root)
+}
+
+/// The same directory named twice (`~/.claude` and a `$CLAUDE_CONFIG_DIR` pointing at it, once
+/// settled) is read once.
 fn dedupe(roots: Vec<PathBuf>) -> Vec<PathBuf> {
-    let mut seen = Vec::new();
-    let mut out = Vec::new();
+    let mut out: Vec<PathBuf> = Vec::new();
     for root in roots {
-        let key = std::fs::canonicalize(&root).unwrap_or_else(|_| root.clone());
-        if !seen.contains(&key) {
-            seen.push(key);
+        if !out.contains(&root) {
             out.push(root);
         }
     }
