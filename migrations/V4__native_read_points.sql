@@ -6,3 +6,11 @@
 ALTER TABLE native_files ADD COLUMN read_offset INTEGER;
 ALTER TABLE native_files ADD COLUMN read_tail BLOB;
 ALTER TABLE native_files ADD COLUMN read_state BLOB;
+
+-- The last complete look at the CLIs' directories, per set of directories looked in: a
+-- fingerprint of every transcript file found there with its stamp. The same fingerprint at the
+-- next look means that nothing changed, and the files need not be compared one by one.
+CREATE TABLE native_walks (
+    roots       TEXT    PRIMARY KEY,
+    fingerprint INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -313,6 +313,14 @@ fn a_deleted_session_stays_deleted_until_its_conversation_goes_on() {
         "unchanged files are not read again: {report}"
     );
     assert!(!home.session_exists(&w.id));
+    // Asked for, it comes back whole, although nothing changed in the CLI since; then it is
+    // deleted again.
+    let report = import(&home, &["--include-deleted"]);
+    assert_eq!(report["backends"]["claude"]["new"], 1, "{report}");
+    assert_counts_match(&home, &store);
+    home.ok(&["sessions", "delete", &w.id]);
+    assert_eq!(import(&home, &[])["deleted"], 0);
+    assert!(!home.session_exists(&w.id));
     // A rebuilt index reads every transcript again: the deletion is still known.
     home.remove_index();
     let report = import(&home, &[]);

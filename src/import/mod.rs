@@ -81,15 +81,34 @@ pub fn run(
 ) -> Result<Report> {
     let roots = roots.clone().only(&options.backends);
     let (found, walk_skips) = roots.discover();
-    let known = store.native_files()?;
     let mut report = Report {
         skipped: walk_skips,
         looked_in: roots.all(),
         ..Report::default()
     };
+    // Nothing added, removed or changed since the last complete look (the common case, before
+    // every `sessions list`): nothing to compare file by file.
+    let walk = (roots.key(), sources::fingerprint(&found));
+    let last_walk = store.native_walk(&walk.0)?;
+    if last_walk == Some(walk.1) && !options.include_deleted {
+        report.files_unchanged = found.len();
+        return Ok(report);
+    }
+    let known = store.native_files()?;
+    let keys: Vec<String> = found.iter().map(|f| path_key(&f.path)).collect();
+    // Bringing deleted conversations back: their files are read again, changed or not.
+    let orphans = if options.include_deleted {
+        store.native_files_without_session()?
+    } else {
+        Default::default()
+    };
     let changed: Vec<&Found> = found
         .iter()
-        .filter(|f| known.get(&path_key(&f.path)).map(|k| k.stamp) != Some(f.stamp))
+        .zip(&keys)
+        .filter(|(f, key)| {
+            known.get(*key).map(|k| k.stamp) != Some(f.stamp) || orphans.contains(*key)
+        })
+        .map(|(f, _)| f)
         .collect();
     report.files_unchanged = found.len() - changed.len();
     report.files_read = changed.len();
@@ -113,10 +132,13 @@ pub fn run(
     let mut gathered: Vec<Gathered> = Vec::new();
     let mut at: HashMap<NativeKey, usize> = HashMap::new();
     let mut files: Vec<FileRecord> = Vec::new();
+    // A file that could not be read at all is tried again at the next look.
+    let mut unreadable = false;
     for (f, read) in changed.iter().zip(reads) {
         let read = match read {
             Ok(read) => read,
             Err(reason) => {
+                unreadable = true;
                 report.skipped.push(Skip {
                     path: f.path.clone(),
                     reason,
@@ -185,12 +207,11 @@ pub fn run(
     // retention clean: their sessions are marked), or no longer under the roots (a source
     // pointed elsewhere: only forgotten, so that they are not looked for on every catch-up).
     let walked = roots.backends();
-    let present: std::collections::HashSet<String> =
-        found.iter().map(|f| path_key(&f.path)).collect();
+    let present: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
     let mut forget: Vec<String> = Vec::new();
     let mut gone: Vec<(String, Option<String>)> = Vec::new();
     for (path, file) in known {
-        if present.contains(&path) || !walked.contains(&file.backend) {
+        if present.contains(path.as_str()) || !walked.contains(&file.backend) {
             continue;
         }
         if std::fs::symlink_metadata(&path).is_err() {
@@ -198,8 +219,11 @@ pub fn run(
         }
         forget.push(path);
     }
-    // Nothing new (the common case, on every `sessions list`): no lock, no write.
+    // Nothing new (files touched, say): no merge.
     if gathered.is_empty() && forget.is_empty() && files.is_empty() {
+        if !options.dry_run && !unreadable {
+            remember_walk(store, &walk);
+        }
         return Ok(report);
     }
     let keys: Vec<NativeKey> = gathered
@@ -244,7 +268,17 @@ pub fn run(
     if !options.dry_run {
         report.transcripts_gone = mark_gone(store, &gone);
     }
+    // Everything found is recorded as it is now, unless some of it is to be read again.
+    if !options.dry_run && read_again.is_empty() && !unreadable && last_walk != Some(walk.1) {
+        remember_walk(store, &walk);
+    }
     Ok(report)
+}
+
+/// Remember a complete look's fingerprint. Only a shortcut for the next look: a store that
+/// cannot take it (read-only, full) is compared file by file again next time.
+fn remember_walk(store: &Store, (roots, fingerprint): &(String, i64)) {
+    let _ = store.record_native_walk(roots, *fingerprint);
 }
 
 /// The conversation id of a file that is not a subagent's: Claude's is its file name (what

@@ -100,6 +100,17 @@ impl Roots {
         self
     }
 
+    /// The directories looked in, as one text (what a look's fingerprint is kept under).
+    pub fn key(&self) -> String {
+        let name = |p: &PathBuf| p.display().to_string();
+        format!(
+            "claude={};codex={};gemini={}",
+            self.claude.iter().map(name).collect::<Vec<_>>().join(","),
+            self.codex.as_ref().map(name).unwrap_or_default(),
+            self.gemini.as_ref().map(name).unwrap_or_default()
+        )
+    }
+
     /// Every directory to look in.
     pub fn all(&self) -> Vec<PathBuf> {
         self.claude
@@ -149,6 +160,23 @@ impl Roots {
         }
         (found, skipped)
     }
+}
+
+/// What a look at the directories found, in one number: any file added, removed, grown or
+/// touched changes it. (std's hasher with its fixed keys: the same in every run of a build; a
+/// build with another one only compares the files one by one once.)
+pub fn fingerprint(found: &[Found]) -> i64 {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::ffi::OsStrExt;
+    let mut h = std::hash::DefaultHasher::new();
+    for f in found {
+        f.backend.as_str().hash(&mut h);
+        f.path.as_os_str().as_bytes().hash(&mut h);
+        f.parent.hash(&mut h);
+        f.workdir.hash(&mut h);
+        (f.stamp.ino, f.stamp.size, f.stamp.mtime_ns).hash(&mut h);
+    }
+    h.finish() as i64
 }
 
 /// A root as one name for it (links resolved, relative to nothing), so that the files under it

@@ -87,6 +87,26 @@ impl Store {
         self.read_index(|_, index| index.native_files())
     }
 
+    /// The transcript files read whose conversation has no session now.
+    pub fn native_files_without_session(&self) -> Result<std::collections::HashSet<String>> {
+        self.read_index(|_, index| index.native_files_without_session())
+    }
+
+    /// The fingerprint of the last complete look at the CLIs' directories `roots` (see
+    /// `native_walks` in the migrations).
+    pub fn native_walk(&self, roots: &str) -> Result<Option<i64>> {
+        self.read_index(|_, index| index.native_walk(roots))
+    }
+
+    /// Remember the fingerprint of a complete look at the directories `roots`.
+    pub fn record_native_walk(&self, roots: &str, fingerprint: i64) -> Result<()> {
+        self.write(|_, index| {
+            let tx = index.transaction()?;
+            tx.record_native_walk(roots, fingerprint)?;
+            tx.commit()
+        })
+    }
+
     /// Where the last reads of the files at `paths` stopped, for those that can go on from
     /// there (see `Index::read_points`).
     pub fn read_points(&self, paths: &[&str]) -> Result<HashMap<String, ReadPoint>> {

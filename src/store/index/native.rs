@@ -63,6 +63,31 @@ impl Index {
         Ok(points)
     }
 
+    /// The fingerprint of the last complete look at the directories `roots`.
+    pub fn native_walk(&self, roots: &str) -> Result<Option<i64>> {
+        self.conn
+            .prepare_cached("SELECT fingerprint FROM native_walks WHERE roots = ?1")
+            .and_then(|mut stmt| stmt.query_row([roots], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The transcript files read whose conversation has no session now (deleted, or left out
+    /// because it had been).
+    pub fn native_files_without_session(&self) -> Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT n.path FROM native_files n LEFT JOIN sessions s ON s.id = n.session_id
+                 WHERE s.id IS NULL",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// The session holding the conversation `native_id` of `backend`, if any.
     pub fn session_by_backend_id(
         &self,
@@ -121,7 +146,8 @@ impl Index {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| {
-                let backend: String = r.get(1)?;
+                // A backend this build does not know: as if never read.
+                let backend = r.get_ref(1)?.as_str().ok().and_then(|b| b.parse().ok());
                 Ok((
                     r.get::<_, String>(0)?,
                     backend,
@@ -133,8 +159,7 @@ impl Index {
         let mut files = HashMap::new();
         for row in rows {
             let (path, backend, stamp, session_id) = row.map_err(|e| self.err(e))?;
-            // A backend this build does not know: as if never read.
-            if let Ok(backend) = backend.parse() {
+            if let Some(backend) = backend {
                 files.insert(
                     path,
                     NativeFile {
@@ -176,6 +201,16 @@ impl IndexTx<'_> {
                     point.map(|p| &p.state),
                 ])
             })
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_native_walk(&self, roots: &str, fingerprint: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO native_walks (roots, fingerprint) VALUES (?1, ?2)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![roots, fingerprint]))
             .map(drop)
             .map_err(|e| self.err(e))
     }
