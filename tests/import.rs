@@ -691,3 +691,70 @@ fn the_same_directories_reached_another_way_are_not_read_again() {
     }
     assert_counts_match(&home, &store);
 }
+
+#[test]
+fn an_import_in_small_batches_makes_the_same_sessions() {
+    // Subagents' files are found before their conversation's own file: batches of a few files
+    // split conversations, whose parts must still come together, each counted once.
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 31);
+    store.generate(25);
+    let whole = Home::new();
+    copy_tree(home.user_home(), whole.user_home());
+    let import_with = |h: &Home, batch: &str| -> Value {
+        let out = h
+            .cmd()
+            .env("CLINVK_IMPORT_BATCH", batch)
+            .args(["sessions", "import", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let small = import_with(&home, "3");
+    let big = import_with(&whole, "100000");
+    assert_eq!(small["backends"], big["backends"], "{small}\n{big}");
+    for cli in ["claude", "codex", "gemini"] {
+        assert_eq!(small["backends"][cli]["new"], 25, "{cli}: {small}");
+    }
+    assert_counts_match(&home, &store);
+    let sessions = |h: &Home| -> BTreeSet<(String, u64, String)> {
+        h.list_json(&[])
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_string(),
+                    r["tokens"].as_u64().unwrap(),
+                    r["last_used_at"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(sessions(&home), sessions(&whole));
+    // A bad batch size is refused in one line.
+    let bad = Run::from_output(
+        home.cmd()
+            .env("CLINVK_IMPORT_BATCH", "0")
+            .args(["sessions", "import"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("CLINVK_IMPORT_BATCH"), "{}", bad.stderr);
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}

@@ -81,6 +81,8 @@ pub struct Context {
     pub paths: Paths,
     /// `CLINVK_LOCK_TIMEOUT`; None: the store's default.
     lock_timeout: Option<Duration>,
+    /// `CLINVK_IMPORT_BATCH`; None: the import's default.
+    import_batch: Option<usize>,
 }
 
 impl Context {
@@ -100,10 +102,33 @@ impl Context {
             ),
             _ => None,
         };
+        let import_batch = match std::env::var("CLINVK_IMPORT_BATCH") {
+            Ok(text) if !text.is_empty() => Some(
+                text.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        Error::usage(format!(
+                            "CLINVK_IMPORT_BATCH='{}' is not a number of files (e.g. 1500)",
+                            text.escape_debug()
+                        ))
+                    })?,
+            ),
+            _ => None,
+        };
         Ok(Context {
             paths: Paths::from_env()?,
             lock_timeout,
+            import_batch,
         })
+    }
+
+    /// How an import runs when nothing is asked of it.
+    pub(crate) fn import_options(&self) -> crate::import::Options {
+        crate::import::Options {
+            batch: self.import_batch,
+            ..crate::import::Options::default()
+        }
     }
 
     /// The settings in config.yaml, checked, with defaults filled in.
@@ -135,7 +160,7 @@ impl Context {
             crate::import::run(
                 &store,
                 &crate::import::sources::Roots::new(&settings),
-                &crate::import::Options::default(),
+                &self.import_options(),
                 &observer,
             )
         })();

@@ -16,8 +16,11 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::read::FileRead;
+use super::sources::Found;
 use crate::domain::{Backend, Origin, SessionId, Status, Tokens};
-use crate::store::native::MergeInput;
+use crate::store::index::native::ReadPoint;
+use crate::store::native::{MergeInput, NativeKey};
 use crate::store::session::{truncate_prompt, NativeSource, TokenUsage, Turn};
 use crate::store::Session;
 use crate::transcripts::Request;
@@ -25,6 +28,10 @@ use crate::transcripts::Request;
 /// The reason given for a conversation whose session was deleted (and that has no activity
 /// since): it stays deleted.
 pub const DELETED: &str = "its session was deleted";
+
+/// The reason given for a conversation with nothing to make a session of (a subagent's file
+/// without its conversation's, a file without a request or a prompt).
+pub use crate::store::native::NOTHING;
 
 /// The reason given for a conversation read in part (what was appended) whose session is gone:
 /// its files are read whole at the next import.
@@ -54,6 +61,50 @@ pub struct Gathered {
 }
 
 impl Gathered {
+    pub fn key(&self) -> NativeKey {
+        NativeKey {
+            backend: self.backend.expect("gathered with its backend"),
+            native_id: self.native_id.clone(),
+        }
+    }
+
+    /// What one more file of the conversation says (its own file's metadata; any file's
+    /// requests); where the next read of the file can start.
+    pub fn add_file(&mut self, f: &Found, read: FileRead) -> Option<ReadPoint> {
+        let c = read.conversation;
+        self.resumed |= read.resumed;
+        if f.parent.is_none() && !read.subagent {
+            self.main = Some(f.path.clone());
+            self.workdir = self
+                .workdir
+                .take()
+                .or(c.workdir)
+                .or_else(|| f.workdir.clone());
+            self.prompt = self.prompt.take().or(c.prompt);
+            self.forked_from = self.forked_from.take().or(c.forked_from);
+            for t in [c.first_at, c.last_at].into_iter().flatten() {
+                self.first_at = Some(self.first_at.map_or(t, |f| f.min(t)));
+                self.last_at = Some(self.last_at.map_or(t, |l| l.max(t)));
+            }
+            if let Some(total) = read.running_total {
+                self.running_total = Some(self.running_total.map_or(total, |t| t.max_each(&total)));
+            }
+        }
+        let modified = DateTime::from_timestamp_nanos(f.stamp.mtime_ns);
+        self.modified = Some(self.modified.map_or(modified, |m| m.max(modified)));
+        self.add_requests(c.requests);
+        read.point
+    }
+
+    /// What another gathering of the same conversation's subagents' files adds.
+    pub fn absorb(&mut self, other: Gathered) {
+        self.resumed |= other.resumed;
+        if let Some(m) = other.modified {
+            self.modified = Some(self.modified.map_or(m, |mine| mine.max(m)));
+        }
+        self.add_requests(other.requests);
+    }
+
     /// Add requests from one more file of the conversation (a subagent's, a copy), once each.
     pub fn add_requests(&mut self, requests: Vec<Request>) {
         let mut known: HashSet<String> = self.requests.iter().map(|r| r.key.clone()).collect();
@@ -198,7 +249,13 @@ fn update(g: &Gathered, mut s: Session) -> Session {
         usage.extra = std::mem::take(&mut s.token_usage.extra);
         s.token_usage = usage;
     }
-    if let Some(last) = g.last_at {
+    // As for a new session: its last record, or its last request (a subagent's) if later.
+    if let Some(last) = g
+        .last_at
+        .into_iter()
+        .chain(g.requests.iter().map(|r| r.at))
+        .max()
+    {
         s.last_used_at = s.last_used_at.max(last);
     }
     if let (Some(backend), Some(main)) = (g.backend, &g.main) {

@@ -39,6 +39,8 @@ pub struct Options {
     pub dry_run: bool,
     /// Bring back conversations whose sessions were deleted.
     pub include_deleted: bool,
+    /// Files read and merged at a time (None: `BATCH`).
+    pub batch: Option<usize>,
 }
 
 /// How many conversations of one CLI went where.
@@ -71,6 +73,11 @@ pub struct Report {
     /// The CLIs' directories looked in.
     pub looked_in: Vec<std::path::PathBuf>,
 }
+
+/// Files read and merged at a time: what an import holds in memory is bounded by this, not by
+/// the size of the CLIs' histories (a first import of 10k conversations is one batch; of 100k,
+/// five, each merged under the lock in its own transaction).
+const BATCH: usize = 20000;
 
 /// Catch the store up with the CLIs' transcripts under `roots`.
 pub fn run(
@@ -122,145 +129,36 @@ pub fn run(
         })
         .collect();
     let points = store.read_points(&grown)?;
-    let from: Vec<Option<&ReadPoint>> = changed
-        .iter()
-        .map(|f| f.path.to_str().and_then(|p| points.get(p)))
-        .collect();
-    let reads = read_all(&changed, &from, observer);
-
-    // Each conversation once, with what each of its changed files adds.
-    let mut gathered: Vec<Gathered> = Vec::new();
-    let mut at: HashMap<NativeKey, usize> = HashMap::new();
-    let mut files: Vec<FileRecord> = Vec::new();
-    // A file that could not be read at all is tried again at the next look.
-    let mut unreadable = false;
-    for (f, read) in changed.iter().zip(reads) {
-        let read = match read {
-            Ok(read) => read,
-            Err(reason) => {
-                unreadable = true;
-                report.skipped.push(Skip {
-                    path: f.path.clone(),
-                    reason,
-                });
-                continue;
-            }
-        };
-        if let Some(problem) = read.problem {
-            report.skipped.push(Skip {
-                path: f.path.clone(),
-                reason: problem,
-            });
-        }
-        let c = read.conversation;
-        report.skipped_lines += c.skipped_lines;
-        report.bytes_read += read.bytes;
-        report.files_appended += usize::from(read.resumed);
-        let subagent = f.parent.is_some() || read.subagent;
-        let native_id = f
-            .parent
-            .clone()
-            .or_else(|| own_id(f, c.native_id.as_deref()));
-        let Some(native_id) = native_id else {
-            report.skipped.push(Skip {
-                path: f.path.clone(),
-                reason: "names no conversation id".into(),
-            });
-            // Remembered, so that it is named once, not on every catch-up.
-            files.push(record(f, None, None));
-            continue;
-        };
-        let key = NativeKey {
-            backend: f.backend,
-            native_id: native_id.clone(),
-        };
-        let i = *at.entry(key).or_insert_with(|| {
-            gathered.push(Gathered {
-                backend: Some(f.backend),
-                native_id,
-                ..Gathered::default()
-            });
-            gathered.len() - 1
-        });
-        let g = &mut gathered[i];
-        g.resumed |= read.resumed;
-        if !subagent {
-            g.main = Some(f.path.clone());
-            g.workdir = g.workdir.take().or(c.workdir).or_else(|| f.workdir.clone());
-            g.prompt = g.prompt.take().or(c.prompt);
-            g.forked_from = g.forked_from.take().or(c.forked_from);
-            for t in [c.first_at, c.last_at].into_iter().flatten() {
-                g.first_at = Some(g.first_at.map_or(t, |f| f.min(t)));
-                g.last_at = Some(g.last_at.map_or(t, |l| l.max(t)));
-            }
-            if let Some(total) = read.running_total {
-                g.running_total = Some(g.running_total.map_or(total, |t| t.max_each(&total)));
-            }
-        }
-        let modified = chrono::DateTime::from_timestamp_nanos(f.stamp.mtime_ns);
-        g.modified = Some(g.modified.map_or(modified, |m| m.max(modified)));
-        g.add_requests(c.requests);
-        files.push(record(f, read.point, Some(i)));
-    }
-
-    // Files read before that were not found now, under the CLIs looked in: gone (the CLI's
-    // retention clean: their sessions are marked), or no longer under the roots (a source
-    // pointed elsewhere: only forgotten, so that they are not looked for on every catch-up).
-    let walked = roots.backends();
-    let present: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
-    let mut forget: Vec<String> = Vec::new();
-    let mut gone: Vec<(String, Option<String>)> = Vec::new();
-    for (path, file) in known {
-        if present.contains(path.as_str()) || !walked.contains(&file.backend) {
-            continue;
-        }
-        if std::fs::symlink_metadata(&path).is_err() {
-            gone.push((path.clone(), file.session_id));
-        }
-        forget.push(path);
-    }
-    // Nothing new (files touched, say): no merge.
-    if gathered.is_empty() && forget.is_empty() && files.is_empty() {
-        if !options.dry_run && !unreadable {
+    let (forget, gone) = leftovers(known, &keys, &roots);
+    if changed.is_empty() && forget.is_empty() {
+        // Files touched, say: nothing to merge.
+        if !options.dry_run {
             remember_walk(store, &walk);
         }
         return Ok(report);
     }
-    let keys: Vec<NativeKey> = gathered
-        .iter()
-        .map(|g| NativeKey {
-            backend: g.backend.expect("gathered with its backend"),
-            native_id: g.native_id.clone(),
-        })
-        .collect();
-    let outcomes = store.merge_native(
-        &keys,
-        |i, input| merge::apply(&gathered[i], input, options.include_deleted),
-        &files,
-        &forget,
-        options.dry_run,
-    )?;
-    let mut read_again: Vec<String> = Vec::new();
-    for (i, (key, outcome)) in keys.iter().zip(&outcomes).enumerate() {
-        let counts = report.by_backend.entry(key.backend).or_default();
-        match outcome {
-            Merged::Created(_) => counts.new += 1,
-            Merged::Updated(_) => counts.updated += 1,
-            Merged::Unchanged(_) => counts.unchanged += 1,
-            Merged::Skipped(why) if why == merge::DELETED => report.deleted += 1,
-            Merged::Skipped(why) if why == "nothing to import" => {}
-            Merged::Skipped(why) if why == merge::READ_AGAIN => read_again.extend(
-                files
-                    .iter()
-                    .filter(|f| f.conversation == Some(i))
-                    .map(|f| f.path.clone()),
-            ),
-            Merged::Skipped(why) => report.skipped.push(Skip {
-                path: gathered[i].main.clone().unwrap_or_default(),
-                reason: why.clone(),
-            }),
-        }
+
+    let mut merging = Merging::new(store, options);
+    let size = options.batch.unwrap_or(BATCH).max(1);
+    let batches: Vec<&[&Found]> = changed.chunks(size).collect();
+    let several = batches.len() > 1;
+    let mut deferred = Vec::new();
+    for (n, files) in batches.iter().enumerate() {
+        let from: Vec<Option<&ReadPoint>> = files
+            .iter()
+            .map(|f| f.path.to_str().and_then(|p| points.get(p)))
+            .collect();
+        let reads = read_all(files, &from, observer, n * size, changed.len());
+        let batch = gather(files, reads, &mut report);
+        let last = n + 1 == batches.len();
+        let forget_now: &[String] = if last && !several { &forget } else { &[] };
+        deferred.extend(merging.merge(batch, forget_now, several, &mut report)?);
     }
+    if several {
+        // Subagents' files read in another batch than their conversation's own.
+        merging.merge(Batch::combine(deferred), &forget, false, &mut report)?;
+    }
+    let (read_again, unreadable) = merging.finish(&mut report);
     // Forgotten, so that the next import reads them whole.
     if !read_again.is_empty() && !options.dry_run {
         store.merge_native(&[], |_, _| Ok(None), &[], &read_again, false)?;
@@ -273,6 +171,241 @@ pub fn run(
         remember_walk(store, &walk);
     }
     Ok(report)
+}
+
+/// Files read before that were not found now, under the CLIs looked in: gone (the CLI's
+/// retention clean: their sessions are marked), or no longer under the roots (a source pointed
+/// elsewhere: only forgotten, so that they are not looked for on every catch-up). The paths to
+/// forget, and the gone ones with their sessions.
+fn leftovers(
+    known: HashMap<String, NativeFile>,
+    found: &[String],
+    roots: &Roots,
+) -> (Vec<String>, Vec<(String, Option<String>)>) {
+    let walked = roots.backends();
+    let present: std::collections::HashSet<&str> = found.iter().map(String::as_str).collect();
+    let mut forget = Vec::new();
+    let mut gone = Vec::new();
+    for (path, file) in known {
+        if present.contains(path.as_str()) || !walked.contains(&file.backend) {
+            continue;
+        }
+        if std::fs::symlink_metadata(&path).is_err() {
+            gone.push((path.clone(), file.session_id));
+        }
+        forget.push(path);
+    }
+    (forget, gone)
+}
+
+/// Conversations gathered from a batch of files, and the files for the index to remember.
+#[derive(Default)]
+struct Batch {
+    gathered: Vec<Gathered>,
+    files: Vec<FileRecord>,
+    /// Some file could not be read at all (it is tried again at the next look).
+    unreadable: bool,
+}
+
+impl Batch {
+    /// Conversations put aside from several batches, each once.
+    fn combine(parts: Vec<(Gathered, Vec<FileRecord>)>) -> Batch {
+        let mut batch = Batch::default();
+        let mut at: HashMap<NativeKey, usize> = HashMap::new();
+        for (g, files) in parts {
+            let i = *at.entry(g.key()).or_insert_with(|| {
+                batch.gathered.push(Gathered {
+                    backend: g.backend,
+                    native_id: g.native_id.clone(),
+                    ..Gathered::default()
+                });
+                batch.gathered.len() - 1
+            });
+            batch.gathered[i].absorb(g);
+            batch.files.extend(files.into_iter().map(|f| FileRecord {
+                conversation: Some(i),
+                ..f
+            }));
+        }
+        batch
+    }
+}
+
+/// Each conversation of `files` once, with what each of its files adds.
+fn gather(
+    files: &[&Found],
+    reads: Vec<std::result::Result<read::FileRead, String>>,
+    report: &mut Report,
+) -> Batch {
+    let mut batch = Batch::default();
+    let mut at: HashMap<NativeKey, usize> = HashMap::new();
+    for (f, read) in files.iter().zip(reads) {
+        let read = match read {
+            Ok(read) => read,
+            Err(reason) => {
+                batch.unreadable = true;
+                report.skipped.push(Skip {
+                    path: f.path.clone(),
+                    reason,
+                });
+                continue;
+            }
+        };
+        if let Some(problem) = &read.problem {
+            report.skipped.push(Skip {
+                path: f.path.clone(),
+                reason: problem.clone(),
+            });
+        }
+        report.skipped_lines += read.conversation.skipped_lines;
+        report.bytes_read += read.bytes;
+        report.files_appended += usize::from(read.resumed);
+        let native_id = f
+            .parent
+            .clone()
+            .or_else(|| own_id(f, read.conversation.native_id.as_deref()));
+        let Some(native_id) = native_id else {
+            report.skipped.push(Skip {
+                path: f.path.clone(),
+                reason: "names no conversation id".into(),
+            });
+            // Remembered, so that it is named once, not on every catch-up.
+            batch.files.push(record(f, None, None));
+            continue;
+        };
+        let key = NativeKey {
+            backend: f.backend,
+            native_id: native_id.clone(),
+        };
+        let i = *at.entry(key).or_insert_with(|| {
+            batch.gathered.push(Gathered {
+                backend: Some(f.backend),
+                native_id,
+                ..Gathered::default()
+            });
+            batch.gathered.len() - 1
+        });
+        let point = batch.gathered[i].add_file(f, read);
+        batch.files.push(record(f, point, Some(i)));
+    }
+    batch
+}
+
+/// The merges of an import's batches, and what they came to, by conversation.
+struct Merging<'a> {
+    store: &'a Store,
+    options: &'a Options,
+    /// Each conversation's outcome over all batches (a session made in one batch and added to
+    /// in another is new).
+    outcomes: HashMap<NativeKey, Outcome>,
+    read_again: Vec<String>,
+    unreadable: bool,
+}
+
+/// What became of a conversation, the strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Deleted,
+    Unchanged,
+    Updated,
+    New,
+}
+
+impl<'a> Merging<'a> {
+    fn new(store: &'a Store, options: &'a Options) -> Merging<'a> {
+        Merging {
+            store,
+            options,
+            outcomes: HashMap::new(),
+            read_again: Vec::new(),
+            unreadable: false,
+        }
+    }
+
+    /// Merge `batch` (and forget the files `forget`). With `defer`, conversations of which
+    /// only subagents' files were read, and that have no session yet, are handed back to be
+    /// merged with their own file's batch.
+    fn merge(
+        &mut self,
+        mut batch: Batch,
+        forget: &[String],
+        defer: bool,
+        report: &mut Report,
+    ) -> Result<Vec<(Gathered, Vec<FileRecord>)>> {
+        self.unreadable |= batch.unreadable;
+        if batch.gathered.is_empty() && batch.files.is_empty() && forget.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<NativeKey> = batch.gathered.iter().map(Gathered::key).collect();
+        let include_deleted = self.options.include_deleted;
+        let outcomes = self.store.merge_native(
+            &keys,
+            |i, input| merge::apply(&batch.gathered[i], input, include_deleted),
+            &batch.files,
+            forget,
+            self.options.dry_run,
+        )?;
+        let mut put_aside = Vec::new();
+        for (i, (key, outcome)) in keys.into_iter().zip(outcomes).enumerate() {
+            let seen = match outcome {
+                Merged::Created(_) => Outcome::New,
+                Merged::Updated(_) => Outcome::Updated,
+                Merged::Unchanged(_) => Outcome::Unchanged,
+                Merged::Skipped(why) if why == merge::DELETED => Outcome::Deleted,
+                Merged::Skipped(why) if why == merge::NOTHING => {
+                    if defer && batch.gathered[i].main.is_none() {
+                        put_aside.push(i);
+                    }
+                    continue;
+                }
+                Merged::Skipped(why) if why == merge::READ_AGAIN => {
+                    self.read_again.extend(
+                        batch
+                            .files
+                            .iter()
+                            .filter(|f| f.conversation == Some(i))
+                            .map(|f| f.path.clone()),
+                    );
+                    continue;
+                }
+                Merged::Skipped(why) => {
+                    report.skipped.push(Skip {
+                        path: batch.gathered[i].main.clone().unwrap_or_default(),
+                        reason: why,
+                    });
+                    continue;
+                }
+            };
+            let known = self.outcomes.entry(key).or_insert(seen);
+            *known = (*known).max(seen);
+        }
+        Ok(put_aside
+            .into_iter()
+            .map(|i| {
+                let files = batch
+                    .files
+                    .iter()
+                    .filter(|f| f.conversation == Some(i))
+                    .cloned()
+                    .collect();
+                (std::mem::take(&mut batch.gathered[i]), files)
+            })
+            .collect())
+    }
+
+    /// The counts into `report`; the files to read again, and whether some could not be read.
+    fn finish(self, report: &mut Report) -> (Vec<String>, bool) {
+        for (key, outcome) in self.outcomes {
+            let counts = report.by_backend.entry(key.backend).or_default();
+            match outcome {
+                Outcome::New => counts.new += 1,
+                Outcome::Updated => counts.updated += 1,
+                Outcome::Unchanged => counts.unchanged += 1,
+                Outcome::Deleted => report.deleted += 1,
+            }
+        }
+        (self.read_again, self.unreadable)
+    }
 }
 
 /// Remember a complete look's fingerprint. Only a shortcut for the next look: a store that
@@ -326,6 +459,8 @@ fn read_all(
     files: &[&Found],
     from: &[Option<&ReadPoint>],
     observer: &dyn Observer,
+    done_before: usize,
+    total: usize,
 ) -> Vec<std::result::Result<read::FileRead, String>> {
     if files.len() <= 4 {
         return files
@@ -340,7 +475,7 @@ fn read_all(
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<std::result::Result<read::FileRead, String>>>> =
         files.iter().map(|_| Mutex::new(None)).collect();
-    let total = files.len() as u64;
+    let (before, total) = (done_before as u64, total as u64);
     std::thread::scope(|scope| {
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         for _ in 0..threads {
@@ -356,7 +491,7 @@ fn read_all(
         }
         drop(done_tx);
         // Progress from this thread only (the observer is not shared across threads).
-        let mut done = 0u64;
+        let mut done = before;
         while done_rx.recv().is_ok() {
             done += 1;
             if done.is_multiple_of(64) || done == total {

@@ -23,6 +23,9 @@ use crate::error::{Error, Result};
 
 pub const DELETED_CONVERSATIONS: &str = ".deleted-conversations";
 
+/// Why a conversation made no session: the merge made none, and none held it.
+pub const NOTHING: &str = "nothing to import";
+
 /// A conversation whose session was deleted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deleted {
@@ -139,7 +142,7 @@ impl Store {
             let before = Before::take(&store.dir)?;
             // Many conversations (a first import): one pass over the index instead of a lookup
             // each.
-            let known = if keys.len() > 100 {
+            let known = if keys.len() > 5000 {
                 Some(index.sessions_by_backend_id()?)
             } else {
                 None
@@ -176,7 +179,7 @@ impl Store {
                     Ok(None) => {
                         outcomes.push(match was {
                             Some(s) => Merged::Unchanged(s.id),
-                            None => Merged::Skipped("nothing to import".into()),
+                            None => Merged::Skipped(NOTHING.into()),
                         });
                         continue;
                     }

@@ -2,7 +2,7 @@
 //! with the files that changed (by their stamps), reading files in parallel, and recording a
 //! write's own changes without hiding anyone else's (a sync tool, a hand edit) made meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -58,22 +58,23 @@ impl Before {
         let watch::Seen::Events(events) = watch.seen() else {
             return false;
         };
-        let mut saved: Vec<String> = Vec::new();
-        let mut removed: Vec<String> = Vec::new();
+        // Sets: an import saves thousands of files in one write.
+        let mut saved: HashSet<String> = HashSet::new();
+        let mut removed: HashSet<String> = HashSet::new();
         for change in changes {
             match change {
-                Change::Upsert(session, _) => saved.push(session.id.file_name()),
-                Change::Remove(stem) => removed.push(format!("{stem}.json")),
-            }
+                Change::Upsert(session, _) => saved.insert(session.id.file_name()),
+                Change::Remove(stem) => removed.insert(format!("{stem}.json")),
+            };
         }
+        let pid = std::process::id();
         let ours_temp = |name: &str| {
-            saved
-                .iter()
-                .any(|f| name.starts_with(&format!(".{f}.{}.", std::process::id())))
-                && name.ends_with(".tmp")
+            crate::fsio::temp_file_target(name).is_some_and(|target| {
+                saved.contains(target) && name.starts_with(&format!(".{target}.{pid}."))
+            })
         };
-        let mut moved_to: Vec<&String> = Vec::new();
-        let mut deleted: Vec<&String> = Vec::new();
+        let mut moved_to: HashSet<String> = HashSet::new();
+        let mut deleted: HashSet<String> = HashSet::new();
         for (kind, name) in &events {
             let name = name.to_string_lossy();
             // The delete journal and the record of deleted conversations are only ever written
@@ -83,21 +84,14 @@ impl Before {
             }
             let expected = match kind {
                 watch::Kind::Created | watch::Kind::MovedFrom => ours_temp(&name),
-                watch::Kind::MovedTo => match saved.iter().find(|f| **f == name) {
-                    Some(f) if !moved_to.contains(&f) => {
-                        moved_to.push(f);
-                        true
-                    }
-                    _ => false,
-                },
-                watch::Kind::Deleted => match removed.iter().find(|f| **f == name) {
-                    Some(f) if !deleted.contains(&f) => {
-                        deleted.push(f);
-                        true
-                    }
-                    // A write that failed half-way removes its own temp file.
-                    _ => ours_temp(&name),
-                },
+                watch::Kind::MovedTo => {
+                    saved.contains(name.as_ref()) && moved_to.insert(name.to_string())
+                }
+                // A write that failed half-way removes its own temp file.
+                watch::Kind::Deleted => {
+                    (removed.contains(name.as_ref()) && deleted.insert(name.to_string()))
+                        || ours_temp(&name)
+                }
             };
             if !expected {
                 return false;

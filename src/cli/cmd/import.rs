@@ -34,6 +34,7 @@ pub fn run(ctx: &Context, args: &ImportArgs) -> Result<i32> {
         backends: args.backends.clone(),
         dry_run: args.dry_run,
         include_deleted: args.include_deleted,
+        ..ctx.import_options()
     };
     let observer = output::StderrObserver::reading("transcripts");
     let report = import::run(&store, &Roots::new(&settings), &options, &observer)?;
