@@ -59,6 +59,10 @@ fn main() {
         }
     };
     let cols = args.sizes.len();
+    if remove_first_imports(&root) {
+        eprintln!("waiting 40 s after removing the last run's first imports (see below)");
+        std::thread::sleep(Duration::from_secs(40));
+    }
     for (col, &n) in args.sizes.iter().enumerate() {
         let user = seed(&root, n, args.padding);
         let bytes = dir_bytes(&user);
@@ -66,7 +70,7 @@ fn main() {
         let runs = if n >= 100_000 { 3 } else { args.runs };
 
         // First import: a fresh clinvk home each time, never one just deleted (ext4 is slow to
-        // create files where many were just removed); removed after the timing.
+        // create files for half a minute after many were removed); removed when all is done.
         let mut fresh = 0;
         let (first, first_rss) = measure(runs.min(7), || {
             fresh += 1;
@@ -80,11 +84,6 @@ fn main() {
                 .join(format!("clinvk-first-{}-{fresh}", std::process::id()));
             clinvk(&user, &home, &["sessions", "import"])
         });
-        for e in std::fs::read_dir(user.parent().unwrap()).unwrap().flatten() {
-            if e.file_name().to_string_lossy().starts_with("clinvk-first-") {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
         put("sessions import, first", col, fmt(first, first_rss), cols);
         let home = user.parent().unwrap().join("clinvk");
         if !home.join("sessions").exists() {
@@ -217,6 +216,7 @@ fn main() {
             );
         }
     }
+    remove_first_imports(&root);
     println!(
         "\n| operation | {} |",
         args.sizes
@@ -229,6 +229,23 @@ fn main() {
     for (name, cells) in &rows {
         println!("| {name} | {} |", cells.join(" | "));
     }
+}
+
+/// Remove the clinvk homes of first imports left under `root`; whether there were any.
+fn remove_first_imports(root: &Path) -> bool {
+    let mut removed = false;
+    for size in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(size.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.file_name().to_string_lossy().starts_with("clinvk-first-") {
+                removed |= std::fs::remove_dir_all(e.path()).is_ok();
+            }
+        }
+    }
+    removed
 }
 
 /// The user's home holding `.claude`, `.codex` and `.gemini`, seeded once.

@@ -758,3 +758,35 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn a_big_first_import_in_batches_counts_everything_once() {
+    // Over the store's bulk-load threshold (2000 sessions): the index by the CLI's id is lifted
+    // for the whole import, and the batches (of 7 files: conversations split across them) find
+    // the sessions earlier ones made.
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 37);
+    store.generate(700);
+    let out = home
+        .cmd()
+        .env("CLINVK_IMPORT_BATCH", "7")
+        .args(["sessions", "import", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for cli in ["claude", "codex", "gemini"] {
+        assert_eq!(report["backends"][cli]["new"], 700, "{cli}: {report}");
+    }
+    assert_counts_match(&home, &store);
+    home.ok(&["sessions", "reindex", "--check"]);
+    // Once more, whole: nothing new, nothing counted twice.
+    home.remove_index();
+    let again = import(&home, &[]);
+    assert_eq!(again["backends"]["claude"]["new"], 0, "{again}");
+    assert_counts_match(&home, &store);
+}

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use crate::domain::Backend;
 use crate::error::Result;
 use crate::store::index::native::{NativeFile, ReadPoint};
-use crate::store::native::{FileRecord, Merged, NativeKey};
+use crate::store::native::{FileRecord, Merged, NativeKey, NativeMerge};
 use crate::store::{Observer, Store};
 use merge::Gathered;
 use sources::{Found, Roots, Skip};
@@ -75,9 +75,10 @@ pub struct Report {
 }
 
 /// Files read and merged at a time: what an import holds in memory is bounded by this, not by
-/// the size of the CLIs' histories (a first import of 10k conversations is one batch; of 100k,
-/// five, each merged under the lock in its own transaction).
-const BATCH: usize = 20000;
+/// the size of the CLIs' histories. The batches go into one index transaction (under the lock
+/// from the first merge to the commit), each batch's session files flushed to disk before the
+/// next is read.
+const BATCH: usize = 5000;
 
 /// Catch the store up with the CLIs' transcripts under `roots`.
 pub fn run(
@@ -138,26 +139,39 @@ pub fn run(
         return Ok(report);
     }
 
-    let mut merging = Merging::new(store, options);
     let size = options.batch.unwrap_or(BATCH).max(1);
     let batches: Vec<&[&Found]> = changed.chunks(size).collect();
     let several = batches.len() > 1;
-    let mut deferred = Vec::new();
-    for (n, files) in batches.iter().enumerate() {
+    let read_batch = |n: usize| {
+        let files = batches[n];
         let from: Vec<Option<&ReadPoint>> = files
             .iter()
             .map(|f| f.path.to_str().and_then(|p| points.get(p)))
             .collect();
-        let reads = read_all(files, &from, observer, n * size, changed.len());
-        let batch = gather(files, reads, &mut report);
-        let last = n + 1 == batches.len();
-        let forget_now: &[String] = if last && !several { &forget } else { &[] };
-        deferred.extend(merging.merge(batch, forget_now, several, &mut report)?);
-    }
-    if several {
-        // Subagents' files read in another batch than their conversation's own.
-        merging.merge(Batch::combine(deferred), &forget, false, &mut report)?;
-    }
+        gather(
+            files,
+            read_all(files, &from, observer, n * size, changed.len()),
+        )
+    };
+    // The first batch is read before the lock is taken: a catch-up holds it only to merge.
+    let mut first = (!batches.is_empty()).then(|| read_batch(0));
+    let merging = store.merge_native_batches(changed.len(), &forget, options.dry_run, |sink| {
+        // (Again from the start if the index had to be rebuilt.)
+        let mut merging = Merging::new(options);
+        let mut deferred = Vec::new();
+        for n in 0..batches.len() {
+            let batch = match first.take() {
+                Some(batch) if n == 0 => batch,
+                _ => read_batch(n),
+            };
+            deferred.extend(merging.merge(sink, batch, several)?);
+        }
+        if several {
+            // Subagents' files read in another batch than their conversation's own.
+            merging.merge(sink, Batch::combine(deferred), false)?;
+        }
+        Ok(merging)
+    })?;
     let (read_again, unreadable) = merging.finish(&mut report);
     // Forgotten, so that the next import reads them whole.
     if !read_again.is_empty() && !options.dry_run {
@@ -203,8 +217,29 @@ fn leftovers(
 struct Batch {
     gathered: Vec<Gathered>,
     files: Vec<FileRecord>,
+    /// What reading them came to, for the report.
+    read: ReadTally,
+}
+
+/// What reading files came to.
+#[derive(Default)]
+struct ReadTally {
+    skipped: Vec<Skip>,
+    skipped_lines: u64,
+    bytes_read: u64,
+    files_appended: usize,
     /// Some file could not be read at all (it is tried again at the next look).
     unreadable: bool,
+}
+
+impl ReadTally {
+    fn add(&mut self, other: ReadTally) {
+        self.skipped.extend(other.skipped);
+        self.skipped_lines += other.skipped_lines;
+        self.bytes_read += other.bytes_read;
+        self.files_appended += other.files_appended;
+        self.unreadable |= other.unreadable;
+    }
 }
 
 impl Batch {
@@ -232,19 +267,16 @@ impl Batch {
 }
 
 /// Each conversation of `files` once, with what each of its files adds.
-fn gather(
-    files: &[&Found],
-    reads: Vec<std::result::Result<read::FileRead, String>>,
-    report: &mut Report,
-) -> Batch {
+fn gather(files: &[&Found], reads: Vec<std::result::Result<read::FileRead, String>>) -> Batch {
     let mut batch = Batch::default();
+    let tally = &mut batch.read;
     let mut at: HashMap<NativeKey, usize> = HashMap::new();
     for (f, read) in files.iter().zip(reads) {
         let read = match read {
             Ok(read) => read,
             Err(reason) => {
-                batch.unreadable = true;
-                report.skipped.push(Skip {
+                tally.unreadable = true;
+                tally.skipped.push(Skip {
                     path: f.path.clone(),
                     reason,
                 });
@@ -252,20 +284,20 @@ fn gather(
             }
         };
         if let Some(problem) = &read.problem {
-            report.skipped.push(Skip {
+            tally.skipped.push(Skip {
                 path: f.path.clone(),
                 reason: problem.clone(),
             });
         }
-        report.skipped_lines += read.conversation.skipped_lines;
-        report.bytes_read += read.bytes;
-        report.files_appended += usize::from(read.resumed);
+        tally.skipped_lines += read.conversation.skipped_lines;
+        tally.bytes_read += read.bytes;
+        tally.files_appended += usize::from(read.resumed);
         let native_id = f
             .parent
             .clone()
             .or_else(|| own_id(f, read.conversation.native_id.as_deref()));
         let Some(native_id) = native_id else {
-            report.skipped.push(Skip {
+            tally.skipped.push(Skip {
                 path: f.path.clone(),
                 reason: "names no conversation id".into(),
             });
@@ -293,13 +325,12 @@ fn gather(
 
 /// The merges of an import's batches, and what they came to, by conversation.
 struct Merging<'a> {
-    store: &'a Store,
     options: &'a Options,
     /// Each conversation's outcome over all batches (a session made in one batch and added to
     /// in another is new).
     outcomes: HashMap<NativeKey, Outcome>,
     read_again: Vec<String>,
-    unreadable: bool,
+    read: ReadTally,
 }
 
 /// What became of a conversation, the strongest first.
@@ -312,38 +343,34 @@ enum Outcome {
 }
 
 impl<'a> Merging<'a> {
-    fn new(store: &'a Store, options: &'a Options) -> Merging<'a> {
+    fn new(options: &'a Options) -> Merging<'a> {
         Merging {
-            store,
             options,
             outcomes: HashMap::new(),
             read_again: Vec::new(),
-            unreadable: false,
+            read: ReadTally::default(),
         }
     }
 
-    /// Merge `batch` (and forget the files `forget`). With `defer`, conversations of which
-    /// only subagents' files were read, and that have no session yet, are handed back to be
-    /// merged with their own file's batch.
+    /// Merge `batch` into `sink`. With `defer`, conversations of which only subagents' files
+    /// were read, and that have no session yet, are handed back to be merged once their own
+    /// file's batch has been.
     fn merge(
         &mut self,
+        sink: &mut NativeMerge<'_, '_>,
         mut batch: Batch,
-        forget: &[String],
         defer: bool,
-        report: &mut Report,
     ) -> Result<Vec<(Gathered, Vec<FileRecord>)>> {
-        self.unreadable |= batch.unreadable;
-        if batch.gathered.is_empty() && batch.files.is_empty() && forget.is_empty() {
+        self.read.add(std::mem::take(&mut batch.read));
+        if batch.gathered.is_empty() && batch.files.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<NativeKey> = batch.gathered.iter().map(Gathered::key).collect();
         let include_deleted = self.options.include_deleted;
-        let outcomes = self.store.merge_native(
+        let outcomes = sink.merge(
             &keys,
             |i, input| merge::apply(&batch.gathered[i], input, include_deleted),
             &batch.files,
-            forget,
-            self.options.dry_run,
         )?;
         let mut put_aside = Vec::new();
         for (i, (key, outcome)) in keys.into_iter().zip(outcomes).enumerate() {
@@ -369,7 +396,7 @@ impl<'a> Merging<'a> {
                     continue;
                 }
                 Merged::Skipped(why) => {
-                    report.skipped.push(Skip {
+                    self.read.skipped.push(Skip {
                         path: batch.gathered[i].main.clone().unwrap_or_default(),
                         reason: why,
                     });
@@ -404,7 +431,12 @@ impl<'a> Merging<'a> {
                 Outcome::Deleted => report.deleted += 1,
             }
         }
-        (self.read_again, self.unreadable)
+        let read = self.read;
+        report.skipped.extend(read.skipped);
+        report.skipped_lines += read.skipped_lines;
+        report.bytes_read += read.bytes_read;
+        report.files_appended += read.files_appended;
+        (self.read_again, read.unreadable)
     }
 }
 

@@ -8,7 +8,7 @@
 //! activity). It is a file, not part of the index, because it is not in any session file: a
 //! rebuilt index must still know.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::files::{self, FileStamp};
 use super::index::native::{NativeFile, ReadPoint};
-use super::sync::{load_file, Before, Change, Loaded};
+use super::index::IndexTx;
+use super::sync::{load_file, Before, Loaded};
 use super::{Session, SessionId, Store};
 use crate::domain::Backend;
 use crate::error::{Error, Result};
@@ -82,6 +83,131 @@ pub struct MergeInput<'a> {
     pub deleted: Option<&'a Deleted>,
 }
 
+/// An import's merge in progress (see `Store::merge_native_batches`).
+pub struct NativeMerge<'s, 't> {
+    store: &'s Store,
+    tx: &'s IndexTx<'t>,
+    deleted: HashMap<NativeKey, Deleted>,
+    /// Sessions by the CLI's id, when the index for it is lifted (a bulk load), kept up to date
+    /// with the sessions made.
+    known: Option<HashMap<(Backend, String), String>>,
+    /// Ids given to new sessions so far.
+    taken: HashSet<SessionId>,
+    /// The session files written, for the directory's watch.
+    saved: HashSet<String>,
+    dry_run: bool,
+}
+
+impl NativeMerge<'_, '_> {
+    /// For each of `keys`, `merge(i, input)` gets the session holding it (if any, made by an
+    /// earlier batch included) and says what it should be now (`Ok(None)`: leave it, or create
+    /// nothing; `Err(why)`: skip it). New sessions take the conversation's own id when that is
+    /// a free session id. Their files are written and flushed; the index records them and
+    /// `files` (each with the conversation it went into, by position in `keys`, if any).
+    /// With `dry_run`, nothing is written and the outcome is what would happen.
+    pub fn merge(
+        &mut self,
+        keys: &[NativeKey],
+        mut merge: impl FnMut(usize, MergeInput<'_>) -> std::result::Result<Option<Session>, String>,
+        files: &[FileRecord],
+    ) -> Result<Vec<Merged>> {
+        let mut outcomes = Vec::with_capacity(keys.len());
+        let mut written: Vec<Session> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let existing = match self.existing(key)? {
+                Ok(existing) => existing,
+                // Its file cannot be read (invalid, say): left as it is.
+                Err(e) => {
+                    outcomes.push(Merged::Skipped(e.to_string()));
+                    continue;
+                }
+            };
+            let was = existing.clone();
+            let input = MergeInput {
+                existing,
+                deleted: self.deleted.get(key),
+            };
+            let mut session = match merge(i, input) {
+                Err(why) => {
+                    outcomes.push(Merged::Skipped(why));
+                    continue;
+                }
+                Ok(None) => {
+                    outcomes.push(match was {
+                        Some(s) => Merged::Unchanged(s.id),
+                        None => Merged::Skipped(NOTHING.into()),
+                    });
+                    continue;
+                }
+                Ok(Some(session)) => session,
+            };
+            let outcome = match &was {
+                Some(old) if *old == session => {
+                    outcomes.push(Merged::Unchanged(old.id.clone()));
+                    continue;
+                }
+                Some(old) => {
+                    session.id = old.id.clone();
+                    Merged::Updated(old.id.clone())
+                }
+                None => {
+                    session.id = self.store.free_id(&key.native_id, &self.taken);
+                    if let Some(known) = &mut self.known {
+                        known.insert((key.backend, key.native_id.clone()), session.id.to_string());
+                    }
+                    Merged::Created(session.id.clone())
+                }
+            };
+            self.taken.insert(session.id.clone());
+            if !self.dry_run {
+                written.push(session);
+            }
+            outcomes.push(outcome);
+        }
+        if self.dry_run {
+            return Ok(outcomes);
+        }
+        // The batch's files with one flush to disk, before the index records them.
+        let store = self.store;
+        let paths: Vec<std::path::PathBuf> =
+            written.iter().map(|s| store.session_path(&s.id)).collect();
+        let metas =
+            crate::fsio::write_atomic_batch(&store.dir, &paths, |i| written[i].to_file_bytes())?;
+        for (session, meta) in written.iter().zip(&metas) {
+            self.saved.insert(session.id.file_name());
+            self.tx.upsert(session, FileStamp::of(meta))?;
+        }
+        for f in files {
+            let session_id = f
+                .conversation
+                .and_then(|at| outcomes.get(at))
+                .and_then(Merged::session_id)
+                .map(SessionId::to_string);
+            let file = NativeFile {
+                session_id,
+                ..f.file.clone()
+            };
+            self.tx
+                .record_native_file(&f.path, &file, f.point.as_ref())?;
+        }
+        Ok(outcomes)
+    }
+
+    /// The session holding `key`'s conversation, if any; Err inside: its file cannot be read.
+    fn existing(&self, key: &NativeKey) -> Result<Result<Option<Session>>> {
+        let id = match &self.known {
+            Some(known) => known.get(&(key.backend, key.native_id.clone())).cloned(),
+            None => self.tx.session_by_backend_id(key.backend, &key.native_id)?,
+        };
+        let Some(id) = id else { return Ok(Ok(None)) };
+        Ok(match self.store.read_session(&SessionId::parse(&id)?) {
+            Ok((session, _)) => Ok(Some(session)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        })
+    }
+}
+
 impl Store {
     /// The transcript files the index remembers having read, by path. An index that cannot be
     /// brought up to date (a full disk, a read-only store) is an error: nothing could be
@@ -119,13 +245,8 @@ impl Store {
         self.read_index(|_, index| index.read_points(paths))
     }
 
-    /// Merge conversations into their sessions under one exclusive lock. For each of `keys`,
-    /// `merge(i, input)` gets the session holding it (if any) and says what it should be now
-    /// (`Ok(None)`: leave it, or create nothing; `Err(why)`: skip it). New sessions take the
-    /// conversation's own id when that is a free session id. Then the index records `files`
-    /// (each with the conversation it went into, by position in `keys`, if any) and forgets
-    /// `gone`.
-    /// With `dry_run`, nothing is written and the outcome is what would happen.
+    /// Merge conversations into their sessions under one exclusive lock (see
+    /// `NativeMerge::merge`), then forget the files `gone`.
     pub fn merge_native(
         &self,
         keys: &[NativeKey],
@@ -134,115 +255,72 @@ impl Store {
         gone: &[String],
         dry_run: bool,
     ) -> Result<Vec<Merged>> {
+        self.merge_native_batches(keys.len(), gone, dry_run, |batches| {
+            batches.merge(keys, &mut merge, files)
+        })
+    }
+
+    /// An import's merges, in batches, under one exclusive lock and in one index transaction:
+    /// `fill` hands each batch to `NativeMerge::merge`, whose session files are written (and
+    /// flushed to disk) batch by batch; the index records them all, and forgets the files
+    /// `gone`, in one commit at the end. `expected`: how many conversations may come (many: the
+    /// index's secondary indexes are rebuilt once at the end instead of updated row by row).
+    /// `fill` may be called again (with the index rebuilt) if the index proves corrupt.
+    pub fn merge_native_batches<T>(
+        &self,
+        expected: usize,
+        gone: &[String],
+        dry_run: bool,
+        mut fill: impl FnMut(&mut NativeMerge<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
         self.write(|store, index| {
             let deleted = store.deleted_conversations()?;
-            let mut outcomes = Vec::with_capacity(keys.len());
-            let mut written: Vec<(Session, FileStamp)> = Vec::new();
-            let mut taken: std::collections::HashSet<SessionId> = Default::default();
             let before = Before::take(&store.dir)?;
-            // Many conversations (a first import): one pass over the index instead of a lookup
-            // each.
-            let known = if keys.len() > 5000 {
+            let recorded = index.dir_stamp()?;
+            let bulky = expected > super::sync::BULK_THRESHOLD;
+            // In bulk, the index by the CLI's id is lifted: one pass over it first instead.
+            let known = if bulky {
+                index.limit_cache(32 << 10)?;
                 Some(index.sessions_by_backend_id()?)
             } else {
                 None
             };
-            for (i, key) in keys.iter().enumerate() {
-                let existing_id = match &known {
-                    Some(known) => known.get(&(key.backend, key.native_id.clone())).cloned(),
-                    None => index.session_by_backend_id(key.backend, &key.native_id)?,
-                };
-                let existing = match existing_id {
-                    None => None,
-                    Some(id) => {
-                        let id = SessionId::parse(&id)?;
-                        match store.read_session(&id) {
-                            Ok((session, _)) => Some(session),
-                            Err(Error::NotFound { .. }) => None,
-                            Err(e) => {
-                                outcomes.push(Merged::Skipped(e.to_string()));
-                                continue;
-                            }
-                        }
-                    }
-                };
-                let was = existing.clone();
-                let input = MergeInput {
-                    existing,
-                    deleted: deleted.get(key),
-                };
-                let mut session = match merge(i, input) {
-                    Err(why) => {
-                        outcomes.push(Merged::Skipped(why));
-                        continue;
-                    }
-                    Ok(None) => {
-                        outcomes.push(match was {
-                            Some(s) => Merged::Unchanged(s.id),
-                            None => Merged::Skipped(NOTHING.into()),
-                        });
-                        continue;
-                    }
-                    Ok(Some(session)) => session,
-                };
-                let outcome = match &was {
-                    Some(old) if *old == session => {
-                        outcomes.push(Merged::Unchanged(old.id.clone()));
-                        continue;
-                    }
-                    Some(old) => {
-                        session.id = old.id.clone();
-                        Merged::Updated(old.id.clone())
-                    }
-                    None => {
-                        session.id = store.free_id(&key.native_id, &taken);
-                        Merged::Created(session.id.clone())
-                    }
-                };
-                taken.insert(session.id.clone());
-                if !dry_run {
-                    written.push((session, FileStamp::default()));
-                }
-                outcomes.push(outcome);
-            }
+            let tx = index.transaction()?;
+            let bulk = if bulky && !dry_run {
+                Some(tx.begin_bulk()?)
+            } else {
+                None
+            };
+            let mut batches = NativeMerge {
+                store,
+                tx: &tx,
+                deleted,
+                known,
+                taken: Default::default(),
+                saved: Default::default(),
+                dry_run,
+            };
+            let result = fill(&mut batches)?;
             if dry_run {
-                return Ok(outcomes);
+                return Ok(result);
             }
-            // All the files with one flush to disk: an import may write thousands.
-            let paths: Vec<std::path::PathBuf> = written
-                .iter()
-                .map(|(s, _)| store.session_path(&s.id))
-                .collect();
-            let metas = crate::fsio::write_atomic_batch(&store.dir, &paths, |i| {
-                written[i].0.to_file_bytes()
-            })?;
-            for ((_, stamp), meta) in written.iter_mut().zip(&metas) {
-                *stamp = FileStamp::of(meta);
+            let saved = std::mem::take(&mut batches.saved);
+            drop(batches);
+            for path in gone {
+                tx.forget_native_file(path)?;
             }
-            let changes: Vec<Change<'_>> = written
-                .iter()
-                .map(|(s, stamp)| Change::Upsert(s, *stamp))
-                .collect();
-            // The files read go into the same transaction: one commit for the whole import.
-            store.index_changes_and(index, before, &changes, |tx| {
-                for f in files {
-                    let session_id = f
-                        .conversation
-                        .and_then(|at| outcomes.get(at))
-                        .and_then(Merged::session_id)
-                        .map(SessionId::to_string);
-                    let file = NativeFile {
-                        session_id,
-                        ..f.file.clone()
-                    };
-                    tx.record_native_file(&f.path, &file, f.point.as_ref())?;
-                }
-                for path in gone {
-                    tx.forget_native_file(path)?;
-                }
-                Ok(())
-            })?;
-            Ok(outcomes)
+            if let Some(bulk) = bulk {
+                tx.end_bulk(bulk)?;
+            }
+            // As for any write: the directory's stamp only if it saw nothing but these files.
+            let after = super::files::stable_dir_stamp(&store.dir)?;
+            if recorded.as_deref() == Some(before.stamp.key().as_str())
+                && before.only_these(&store.dir, &saved, &Default::default())
+            {
+                tx.set_dir_stamp(after)?;
+            }
+            tx.commit()?;
+            Ok(result)
         })
     }
 

@@ -15,7 +15,7 @@ use crate::fsio::Read;
 use crate::timespec::Zone;
 
 /// Above this many changed files, the prompt search index is rebuilt in one pass.
-const BULK_THRESHOLD: usize = 2000;
+pub(super) const BULK_THRESHOLD: usize = 2000;
 
 /// A file read from disk.
 pub(super) enum Loaded {
@@ -30,7 +30,7 @@ pub(super) enum Loaded {
 
 /// The directory as it was just before clinvk changed files in it, and a watch over the change.
 pub(super) struct Before {
-    stamp: DirStamp,
+    pub(super) stamp: DirStamp,
     watch: Option<watch::Watch>,
 }
 
@@ -49,15 +49,6 @@ impl Before {
     /// removed one, at most one deletion of `<id>.json`. Anything more, even on the same name
     /// (a sync tool putting back a file we delete), means someone else changed the directory.
     fn only_ours(&self, dir: &Path, changes: &[Change<'_>]) -> bool {
-        let Some(watch) = &self.watch else {
-            // No way to watch here (not Linux, or no inotify left): trust the stamps, as the
-            // window is the few milliseconds of one write.
-            return !cfg!(target_os = "linux");
-        };
-        watch::Watch::barrier(dir);
-        let watch::Seen::Events(events) = watch.seen() else {
-            return false;
-        };
         // Sets: an import saves thousands of files in one write.
         let mut saved: HashSet<String> = HashSet::new();
         let mut removed: HashSet<String> = HashSet::new();
@@ -67,6 +58,25 @@ impl Before {
                 Change::Remove(stem) => removed.insert(format!("{stem}.json")),
             };
         }
+        self.only_these(dir, &saved, &removed)
+    }
+
+    /// `only_ours`, for the session files named `saved` written and `removed` deleted.
+    pub(super) fn only_these(
+        &self,
+        dir: &Path,
+        saved: &HashSet<String>,
+        removed: &HashSet<String>,
+    ) -> bool {
+        let Some(watch) = &self.watch else {
+            // No way to watch here (not Linux, or no inotify left): trust the stamps, as the
+            // window is the few milliseconds of one write.
+            return !cfg!(target_os = "linux");
+        };
+        watch::Watch::barrier(dir);
+        let watch::Seen::Events(events) = watch.seen() else {
+            return false;
+        };
         let pid = std::process::id();
         let ours_temp = |name: &str| {
             crate::fsio::temp_file_target(name).is_some_and(|target| {

@@ -354,6 +354,14 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
+    /// Hold at most `kib` KiB of the database in memory (a long import, whose memory is
+    /// bounded, rather than fast at any cost).
+    pub fn limit_cache(&self, kib: i64) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -kib)
+            .map_err(|e| self.err(e))
+    }
+
     /// Bring an index of an older schema up to date with the embedded migrations.
     pub fn migrate(mut self) -> Result<Index> {
         embedded::migrations::runner()

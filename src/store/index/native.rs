@@ -94,16 +94,7 @@ impl Index {
         backend: Backend,
         native_id: &str,
     ) -> Result<Option<String>> {
-        self.conn
-            .prepare_cached(
-                "SELECT id FROM sessions WHERE backend = ?1 AND backend_session_id = ?2
-                 ORDER BY origin = 'imported', id LIMIT 1",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_row(params![backend.as_str(), native_id], |r| r.get(0))
-                    .optional()
-            })
-            .map_err(|e| self.err(e))
+        session_by_backend_id(&self.conn, backend, native_id).map_err(|e| self.err(e))
     }
 
     /// Every session holding a conversation, by backend and the CLI's id for it (what
@@ -174,7 +165,32 @@ impl Index {
     }
 }
 
+/// A session holding the conversation: the one run through clinvk if there are several.
+fn session_by_backend_id(
+    conn: &rusqlite::Connection,
+    backend: Backend,
+    native_id: &str,
+) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached(
+        "SELECT id FROM sessions WHERE backend = ?1 AND backend_session_id = ?2
+         ORDER BY origin = 'imported', id LIMIT 1",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_row(params![backend.as_str(), native_id], |r| r.get(0))
+            .optional()
+    })
+}
+
 impl IndexTx<'_> {
+    /// `Index::session_by_backend_id`, seeing what this transaction wrote.
+    pub fn session_by_backend_id(
+        &self,
+        backend: Backend,
+        native_id: &str,
+    ) -> Result<Option<String>> {
+        session_by_backend_id(&self.tx, backend, native_id).map_err(|e| self.err(e))
+    }
+
     pub fn record_native_file(
         &self,
         path: &str,
