@@ -142,7 +142,7 @@ pub fn run(
     let size = options.batch.unwrap_or(BATCH).max(1);
     let batches: Vec<&[&Found]> = changed.chunks(size).collect();
     let several = batches.len() > 1;
-    let read_batch = |n: usize| {
+    let read_batch = |n: usize, observer: &dyn Observer| {
         let files = batches[n];
         let from: Vec<Option<&ReadPoint>> = files
             .iter()
@@ -154,23 +154,35 @@ pub fn run(
         )
     };
     // The first batch is read before the lock is taken: a catch-up holds it only to merge.
-    let mut first = (!batches.is_empty()).then(|| read_batch(0));
+    let mut first = (!batches.is_empty()).then(|| read_batch(0, observer));
     let merging = store.merge_native_batches(changed.len(), &forget, options.dry_run, |sink| {
-        // (Again from the start if the index had to be rebuilt.)
-        let mut merging = Merging::new(options);
-        let mut deferred = Vec::new();
-        for n in 0..batches.len() {
-            let batch = match first.take() {
-                Some(batch) if n == 0 => batch,
-                _ => read_batch(n),
-            };
-            deferred.extend(merging.merge(sink, batch, several)?);
-        }
-        if several {
-            // Subagents' files read in another batch than their conversation's own.
-            merging.merge(sink, Batch::combine(deferred), false)?;
-        }
-        Ok(merging)
+        std::thread::scope(|scope| {
+            // (Again from the start if the index had to be rebuilt.)
+            let mut merging = Merging::new(options);
+            let mut deferred = Vec::new();
+            let mut current = first.take();
+            let read_batch = &read_batch;
+            for n in 0..batches.len() {
+                let batch = current.take().unwrap_or_else(|| read_batch(n, observer));
+                // The next batch is read while this one is merged (its progress shown after).
+                let next = (n + 1 < batches.len())
+                    .then(|| scope.spawn(move || read_batch(n + 1, &crate::store::Quiet)));
+                deferred.extend(merging.merge(sink, batch, several)?);
+                if let Some(next) = next {
+                    let batch = next
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    let done = ((n + 2) * size).min(changed.len()) as u64;
+                    observer.progress(done, changed.len() as u64);
+                    current = Some(batch);
+                }
+            }
+            if several {
+                // Subagents' files read in another batch than their conversation's own.
+                merging.merge(sink, Batch::combine(deferred), false)?;
+            }
+            Ok(merging)
+        })
     })?;
     let (read_again, unreadable) = merging.finish(&mut report);
     // Forgotten, so that the next import reads them whole.
