@@ -21,6 +21,19 @@ pub struct NativeFile {
     pub session_id: Option<String>,
 }
 
+// The questions an import asks on every catch-up, by file or conversation: each answered from
+// an index (`tests` below checks the plans).
+const READ_POINT: &str = "SELECT n.read_offset, n.read_tail, n.read_state FROM native_files n
+     JOIN sessions s ON s.id = n.session_id
+     WHERE n.path = ?1 AND n.read_offset IS NOT NULL
+       AND n.read_tail IS NOT NULL AND n.read_state IS NOT NULL";
+const WALK: &str = "SELECT fingerprint FROM native_walks WHERE roots = ?1";
+const BY_BACKEND_ID: &str = "SELECT id FROM sessions WHERE backend = ?1 AND backend_session_id = ?2
+     ORDER BY origin = 'imported', id LIMIT 1";
+// Only for `--include-deleted`: every file read, each looked up by session id.
+const WITHOUT_SESSION: &str = "SELECT n.path FROM native_files n
+     LEFT JOIN sessions s ON s.id = n.session_id WHERE s.id IS NULL";
+
 /// Where the last read of a growing transcript stopped: the next read goes on from `offset`
 /// when the file still has `tail` just before it, with `state` (what the CLI's reader needs to
 /// go on; opaque to the store).
@@ -37,12 +50,7 @@ impl Index {
     pub fn read_points(&self, paths: &[&str]) -> Result<HashMap<String, ReadPoint>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT n.read_offset, n.read_tail, n.read_state FROM native_files n
-                 JOIN sessions s ON s.id = n.session_id
-                 WHERE n.path = ?1 AND n.read_offset IS NOT NULL
-                   AND n.read_tail IS NOT NULL AND n.read_state IS NOT NULL",
-            )
+            .prepare_cached(READ_POINT)
             .map_err(|e| self.err(e))?;
         let mut points = HashMap::new();
         for path in paths {
@@ -66,7 +74,7 @@ impl Index {
     /// The fingerprint of the last complete look at the directories `roots`.
     pub fn native_walk(&self, roots: &str) -> Result<Option<i64>> {
         self.conn
-            .prepare_cached("SELECT fingerprint FROM native_walks WHERE roots = ?1")
+            .prepare_cached(WALK)
             .and_then(|mut stmt| stmt.query_row([roots], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))
     }
@@ -76,10 +84,7 @@ impl Index {
     pub fn native_files_without_session(&self) -> Result<std::collections::HashSet<String>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT n.path FROM native_files n LEFT JOIN sessions s ON s.id = n.session_id
-                 WHERE s.id IS NULL",
-            )
+            .prepare_cached(WITHOUT_SESSION)
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| r.get::<_, String>(0))
@@ -171,11 +176,7 @@ fn session_by_backend_id(
     backend: Backend,
     native_id: &str,
 ) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached(
-        "SELECT id FROM sessions WHERE backend = ?1 AND backend_session_id = ?2
-         ORDER BY origin = 'imported', id LIMIT 1",
-    )
-    .and_then(|mut stmt| {
+    conn.prepare_cached(BY_BACKEND_ID).and_then(|mut stmt| {
         stmt.query_row(params![backend.as_str(), native_id], |r| r.get(0))
             .optional()
     })
@@ -237,5 +238,41 @@ impl IndexTx<'_> {
             .and_then(|mut stmt| stmt.execute([path]))
             .map(drop)
             .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(index: &Index, sql: &str) -> String {
+        let mut stmt = index
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        // Unbound parameters are NULL: the plan is the same.
+        let mut rows = stmt.raw_query();
+        let mut lines = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            lines.push(row.get::<_, String>(3).unwrap());
+        }
+        lines.join("\n")
+    }
+
+    #[test]
+    fn the_import_questions_are_answered_from_indexes() {
+        let index = Index::in_memory(std::path::Path::new("plans")).unwrap();
+        for (sql, uses) in [
+            (READ_POINT, "PRIMARY KEY (path=?)"),
+            (WALK, "PRIMARY KEY (roots=?)"),
+            (BY_BACKEND_ID, "sessions_by_backend_id"),
+        ] {
+            let plan = plan(&index, sql);
+            assert!(!plan.contains("SCAN"), "a scan:\n{plan}\n{sql}");
+            assert!(plan.contains(uses), "{uses}:\n{plan}");
+        }
+        // `--include-deleted` reads every file record once, each session by its key.
+        let plan = plan(&index, WITHOUT_SESSION);
+        assert!(!plan.contains("SCAN s"), "{plan}");
     }
 }
