@@ -291,16 +291,20 @@ fn seed(root: &Path, n: usize, padding: usize) -> PathBuf {
 
 fn clinvk(user: &Path, home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clinvk"));
-    cmd.args(args)
-        .env("HOME", user)
-        .env("CLINVK_HOME", home)
+    cmd.args(args).env("CLINVK_HOME", home);
+    as_user(&mut cmd, user);
+    cmd
+}
+
+/// Run as the user whose home is `user` (the CLIs' directories under it, in UTC), quietly.
+fn as_user(cmd: &mut Command, user: &Path) {
+    cmd.env("HOME", user)
         .env("TZ", "UTC")
         .env_remove("CLAUDE_CONFIG_DIR")
         .env_remove("CODEX_HOME")
         .env_remove("GEMINI_CLI_HOME")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    cmd
 }
 
 /// Median wall time of `runs` fresh processes, and the largest peak memory among them.
@@ -426,18 +430,11 @@ fn append_request(path: &Path) {
 /// ccusage's daily report over the user's three CLIs (`exec`: the figures are its own process's).
 fn ccusage_cmd(ccusage: &str, user: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new("bash");
-    c.arg("-c")
-        .arg(format!(
-            "exec {ccusage} daily --offline --json --by-agent {}",
-            extra.join(" ")
-        ))
-        .env("HOME", user)
-        .env("TZ", "UTC")
-        .env_remove("CLAUDE_CONFIG_DIR")
-        .env_remove("CODEX_HOME")
-        .env_remove("GEMINI_CLI_HOME")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    c.arg("-c").arg(format!(
+        "exec {ccusage} daily --offline --json --by-agent {}",
+        extra.join(" ")
+    ));
+    as_user(&mut c, user);
     c
 }
 

@@ -19,6 +19,19 @@ fn import(home: &Home, args: &[&str]) -> Value {
     home.ok(&all).json()
 }
 
+/// `sessions import --json`, its command adjusted first (environment, directory), parsed.
+fn import_adjusted(home: &Home, adjust: impl FnOnce(&mut assert_cmd::Command)) -> Value {
+    let mut cmd = home.cmd();
+    adjust(&mut cmd);
+    let out = cmd.args(["sessions", "import", "--json"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn stats(home: &Home, by: &[&str]) -> Value {
     let mut args = vec!["sessions", "stats", "--json"];
     for b in by {
@@ -673,19 +686,9 @@ fn the_same_directories_reached_another_way_are_not_read_again() {
         (parent, std::path::PathBuf::from(relative)),
         (home.path().to_path_buf(), link),
     ] {
-        let out = home
-            .cmd()
-            .current_dir(dir)
-            .env("HOME", &user)
-            .args(["sessions", "import", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = import_adjusted(&home, |c| {
+            c.current_dir(&dir).env("HOME", &user);
+        });
         assert_eq!(report["files_read"], 0, "HOME={}: {report}", user.display());
         assert_eq!(report["transcripts_gone"], 0, "{report}");
     }
@@ -702,18 +705,9 @@ fn an_import_in_small_batches_makes_the_same_sessions() {
     let whole = Home::new();
     copy_tree(home.user_home(), whole.user_home());
     let import_with = |h: &Home, batch: &str| -> Value {
-        let out = h
-            .cmd()
-            .env("CLINVK_IMPORT_BATCH", batch)
-            .args(["sessions", "import", "--json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        import_adjusted(h, |c| {
+            c.env("CLINVK_IMPORT_BATCH", batch);
+        })
     };
     let small = import_with(&home, "3");
     let big = import_with(&whole, "100000");
@@ -767,18 +761,9 @@ fn a_big_first_import_in_batches_counts_everything_once() {
     let home = Home::new();
     let mut store = NativeStore::new(home.user_home(), 37);
     store.generate(700);
-    let out = home
-        .cmd()
-        .env("CLINVK_IMPORT_BATCH", "7")
-        .args(["sessions", "import", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = import_adjusted(&home, |c| {
+        c.env("CLINVK_IMPORT_BATCH", "7");
+    });
     for cli in ["claude", "codex", "gemini"] {
         assert_eq!(report["backends"][cli]["new"], 700, "{cli}: {report}");
     }

@@ -434,23 +434,9 @@ mod tests {
         assert_eq!(Rollout::parse(&[0xff, 0xfe, b'\n']).counts, []);
     }
 
-    impl crate::transcripts::Resumable for Rollout {
-        fn fresh() -> Self {
-            Rollout::default()
-        }
-        fn feed(&mut self, line: &[u8]) {
-            self.line(line)
-        }
-        fn save(&self) -> Vec<u8> {
-            self.checkpoint()
-        }
-        fn restore(checkpoint: &[u8]) -> Option<Self> {
-            Rollout::resume(checkpoint)
-        }
-        fn conversation(self) -> Conversation {
-            Rollout::conversation(&self)
-        }
-    }
+    crate::transcripts::resumable!(Rollout, Rollout::default(), |r: Rollout| {
+        Rollout::conversation(&r)
+    });
 
     #[test]
     fn read_in_two_parts_as_whole() {

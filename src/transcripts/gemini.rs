@@ -426,23 +426,7 @@ mod tests {
         assert_eq!(c.requests[0].tokens.cached, 50);
     }
 
-    impl crate::transcripts::Resumable for Reader {
-        fn fresh() -> Self {
-            Reader::new()
-        }
-        fn feed(&mut self, line: &[u8]) {
-            self.line(line)
-        }
-        fn save(&self) -> Vec<u8> {
-            self.checkpoint()
-        }
-        fn restore(checkpoint: &[u8]) -> Option<Self> {
-            Reader::resume(checkpoint)
-        }
-        fn conversation(self) -> Conversation {
-            self.finish()
-        }
-    }
+    crate::transcripts::resumable!(Reader, Reader::new(), Reader::finish);
 
     #[test]
     fn read_in_two_parts_as_whole() {

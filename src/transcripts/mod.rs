@@ -119,6 +119,33 @@ pub(crate) trait Resumable: Sized {
     fn conversation(self) -> Conversation;
 }
 
+/// `Resumable` for a reader with `line`, `checkpoint` and `resume`, made by `$fresh` and
+/// finished by `$finish`.
+#[cfg(test)]
+macro_rules! resumable {
+    ($reader:ty, $fresh:expr, $finish:expr) => {
+        impl crate::transcripts::Resumable for $reader {
+            fn fresh() -> Self {
+                $fresh
+            }
+            fn feed(&mut self, line: &[u8]) {
+                self.line(line)
+            }
+            fn save(&self) -> Vec<u8> {
+                self.checkpoint()
+            }
+            fn restore(checkpoint: &[u8]) -> Option<Self> {
+                <$reader>::resume(checkpoint)
+            }
+            fn conversation(self) -> crate::transcripts::Conversation {
+                $finish(self)
+            }
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use resumable;
+
 /// Read `bytes` whole, and in two parts at every line boundary with a checkpoint between (what
 /// an import of a file that grew does): the requests of the two parts, a later figure of a
 /// request replacing the earlier one (as the import's merge does), are the whole read's.
