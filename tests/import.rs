@@ -775,3 +775,86 @@ fn a_big_first_import_in_batches_counts_everything_once() {
     assert_eq!(again["backends"]["claude"]["new"], 0, "{again}");
     assert_counts_match(&home, &store);
 }
+
+#[test]
+fn an_import_killed_half_way_loses_nothing_and_counts_nothing_twice() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 41);
+    store.generate(300);
+    let conversations = store.written.len();
+    // Small batches, each flushed before the next: kill it once some are on disk.
+    let mut child = home
+        .std_cmd()
+        .env("CLINVK_IMPORT_BATCH", "5")
+        .args(["sessions", "import"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while home.session_files().len() < 30 && started.elapsed().as_secs() < 60 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let _ = child.kill(); // SIGKILL
+    child.wait().unwrap();
+    let written = home.session_files().len();
+    assert!(
+        written > 0 && written < conversations,
+        "killed half-way: {written} of {conversations} session files"
+    );
+    // The files written are valid, and the next import finds them: one session each.
+    let report = import(&home, &[]);
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(home.list_json(&[]).len(), conversations);
+    assert_counts_match(&home, &store);
+    home.ok(&["sessions", "reindex", "--check"]);
+    let left: Vec<String> = std::fs::read_dir(home.sessions_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp") || n == ".import-writing")
+        .collect();
+    assert!(left.is_empty(), "the killed import's temp files: {left:?}");
+}
+
+#[test]
+fn two_imports_at_once_make_each_session_once() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 43);
+    store.generate(60);
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            home.std_cmd()
+                .env("CLINVK_IMPORT_BATCH", "25")
+                .args(["sessions", "import", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut new = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        new += ["claude", "codex", "gemini"]
+            .iter()
+            .map(|cli| report["backends"][cli]["new"].as_u64().unwrap_or(0))
+            .sum::<u64>();
+    }
+    assert_eq!(
+        new as usize,
+        store.written.len(),
+        "each made once, by one of them"
+    );
+    assert_eq!(home.list_json(&[]).len(), store.written.len());
+    assert_counts_match(&home, &store);
+}

@@ -24,6 +24,10 @@ use crate::error::{Error, Result};
 
 pub const DELETED_CONVERSATIONS: &str = ".deleted-conversations";
 
+/// Present while an import's batches are being written: one that finds it at the start knows an
+/// import was stopped half-way (a kill, a crash) and removes the temp files it left.
+pub const IMPORT_WRITING: &str = ".import-writing";
+
 /// Why a conversation made no session: the merge made none, and none held it.
 pub const NOTHING: &str = "nothing to import";
 
@@ -96,6 +100,8 @@ pub struct NativeMerge<'s, 't> {
     /// The session files written, for the directory's watch.
     saved: HashSet<String>,
     dry_run: bool,
+    /// `IMPORT_WRITING` is there (a batch of several files has been written).
+    marked: bool,
 }
 
 impl NativeMerge<'_, '_> {
@@ -169,6 +175,12 @@ impl NativeMerge<'_, '_> {
         }
         // The batch's files with one flush to disk, before the index records them.
         let store = self.store;
+        if written.len() > 1 && !self.marked {
+            let mark = store.dir.join(IMPORT_WRITING);
+            super::files::open_private(&mark, std::fs::OpenOptions::new().write(true).create(true))
+                .map_err(|e| Error::io(&mark, e))?;
+            self.marked = true;
+        }
         let paths: Vec<std::path::PathBuf> =
             written.iter().map(|s| store.session_path(&s.id)).collect();
         let metas =
@@ -274,6 +286,12 @@ impl Store {
         mut fill: impl FnMut(&mut NativeMerge<'_, '_>) -> Result<T>,
     ) -> Result<T> {
         self.write(|store, index| {
+            let mark = store.dir.join(IMPORT_WRITING);
+            if !dry_run && std::fs::symlink_metadata(&mark).is_ok() {
+                // Under the exclusive lock no write is under way: every temp file is stale.
+                super::files::remove_temp_files(&store.dir)?;
+                std::fs::remove_file(&mark).map_err(|e| Error::io(&mark, e))?;
+            }
             let deleted = store.deleted_conversations()?;
             let before = Before::take(&store.dir)?;
             let recorded = index.dir_stamp()?;
@@ -299,13 +317,18 @@ impl Store {
                 taken: Default::default(),
                 saved: Default::default(),
                 dry_run,
+                marked: false,
             };
             let result = fill(&mut batches)?;
             if dry_run {
                 return Ok(result);
             }
             let saved = std::mem::take(&mut batches.saved);
+            let marked = batches.marked;
             drop(batches);
+            if marked {
+                std::fs::remove_file(&mark).map_err(|e| Error::io(&mark, e))?;
+            }
             for path in gone {
                 tx.forget_native_file(path)?;
             }

@@ -89,7 +89,10 @@ impl Before {
             let name = name.to_string_lossy();
             // The delete journal and the record of deleted conversations are only ever written
             // under the exclusive lock: ours.
-            if is_journal_name(&name) || name == super::native::DELETED_CONVERSATIONS {
+            if is_journal_name(&name)
+                || name == super::native::DELETED_CONVERSATIONS
+                || name == super::native::IMPORT_WRITING
+            {
                 continue;
             }
             let expected = match kind {
