@@ -102,6 +102,49 @@ pub fn run(
         report.files_unchanged = found.len();
         return Ok(report);
     }
+    let look = compare(store, &found, &roots, options)?;
+    report.files_unchanged = found.len() - look.changed.len();
+    report.files_read = look.changed.len();
+    if look.changed.is_empty() && look.forget.is_empty() {
+        // Files touched, say: nothing to merge.
+        if !options.dry_run {
+            remember_walk(store, &walk);
+        }
+        return Ok(report);
+    }
+    let merging = merge_in_batches(store, &look, options, observer)?;
+    let (read_again, unreadable) = merging.finish(&mut report);
+    // Forgotten, so that the next import reads them whole.
+    if !read_again.is_empty() && !options.dry_run {
+        store.merge_native(&[], |_, _| Ok(None), &[], &read_again, false)?;
+    }
+    if !options.dry_run {
+        report.transcripts_gone = mark_gone(store, &look.gone);
+    }
+    // Everything found is recorded as it is now, unless some of it is to be read again.
+    if !options.dry_run && read_again.is_empty() && !unreadable && last_walk != Some(walk.1) {
+        remember_walk(store, &walk);
+    }
+    Ok(report)
+}
+
+/// What a look at the CLIs' files found against what the index remembers.
+struct Look<'f> {
+    /// The files to read (new, changed, or of a conversation to bring back).
+    changed: Vec<&'f Found>,
+    /// Where the reads of files that grew in place can start.
+    points: HashMap<String, ReadPoint>,
+    /// The file records to forget, and of those the files gone with their sessions.
+    forget: Vec<String>,
+    gone: Vec<(String, Option<String>)>,
+}
+
+fn compare<'f>(
+    store: &Store,
+    found: &'f [Found],
+    roots: &Roots,
+    options: &Options,
+) -> Result<Look<'f>> {
     let known = store.native_files()?;
     let keys: Vec<String> = found.iter().map(|f| path_key(&f.path)).collect();
     // Bringing deleted conversations back: their files are read again, changed or not.
@@ -118,8 +161,6 @@ pub fn run(
         })
         .map(|(f, _)| f)
         .collect();
-    report.files_unchanged = found.len() - changed.len();
-    report.files_read = changed.len();
     // A file that grew in place is read from where the last read stopped.
     let grown: Vec<&str> = changed
         .iter()
@@ -130,15 +171,23 @@ pub fn run(
         })
         .collect();
     let points = store.read_points(&grown)?;
-    let (forget, gone) = leftovers(known, &keys, &roots);
-    if changed.is_empty() && forget.is_empty() {
-        // Files touched, say: nothing to merge.
-        if !options.dry_run {
-            remember_walk(store, &walk);
-        }
-        return Ok(report);
-    }
+    let (forget, gone) = leftovers(known, &keys, roots);
+    Ok(Look {
+        changed,
+        points,
+        forget,
+        gone,
+    })
+}
 
+/// Read and merge `look`'s changed files in batches (see `BATCH`), and forget its leftovers.
+fn merge_in_batches<'o>(
+    store: &Store,
+    look: &Look<'_>,
+    options: &'o Options,
+    observer: &dyn Observer,
+) -> Result<Merging<'o>> {
+    let changed = &look.changed;
     let size = options.batch.unwrap_or(BATCH).max(1);
     let batches: Vec<&[&Found]> = changed.chunks(size).collect();
     let several = batches.len() > 1;
@@ -146,7 +195,7 @@ pub fn run(
         let files = batches[n];
         let from: Vec<Option<&ReadPoint>> = files
             .iter()
-            .map(|f| f.path.to_str().and_then(|p| points.get(p)))
+            .map(|f| f.path.to_str().and_then(|p| look.points.get(p)))
             .collect();
         gather(
             files,
@@ -155,7 +204,7 @@ pub fn run(
     };
     // The first batch is read before the lock is taken: a catch-up holds it only to merge.
     let mut first = (!batches.is_empty()).then(|| read_batch(0, observer));
-    let merging = store.merge_native_batches(changed.len(), &forget, options.dry_run, |sink| {
+    store.merge_native_batches(changed.len(), &look.forget, options.dry_run, |sink| {
         std::thread::scope(|scope| {
             // (Again from the start if the index had to be rebuilt.)
             let mut merging = Merging::new(options);
@@ -183,20 +232,7 @@ pub fn run(
             }
             Ok(merging)
         })
-    })?;
-    let (read_again, unreadable) = merging.finish(&mut report);
-    // Forgotten, so that the next import reads them whole.
-    if !read_again.is_empty() && !options.dry_run {
-        store.merge_native(&[], |_, _| Ok(None), &[], &read_again, false)?;
-    }
-    if !options.dry_run {
-        report.transcripts_gone = mark_gone(store, &gone);
-    }
-    // Everything found is recorded as it is now, unless some of it is to be read again.
-    if !options.dry_run && read_again.is_empty() && !unreadable && last_walk != Some(walk.1) {
-        remember_walk(store, &walk);
-    }
-    Ok(report)
+    })
 }
 
 /// Files read before that were not found now, under the CLIs looked in: gone (the CLI's

@@ -120,60 +120,69 @@ impl NativeMerge<'_, '_> {
         let mut outcomes = Vec::with_capacity(keys.len());
         let mut written: Vec<Session> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            let existing = match self.existing(key)? {
-                Ok(existing) => existing,
-                // Its file cannot be read (invalid, say): left as it is.
-                Err(e) => {
-                    outcomes.push(Merged::Skipped(e.to_string()));
-                    continue;
-                }
-            };
-            let was = existing.clone();
-            let input = MergeInput {
-                existing,
-                deleted: self.deleted.get(key),
-            };
-            let mut session = match merge(i, input) {
-                Err(why) => {
-                    outcomes.push(Merged::Skipped(why));
-                    continue;
-                }
-                Ok(None) => {
-                    outcomes.push(match was {
-                        Some(s) => Merged::Unchanged(s.id),
-                        None => Merged::Skipped(NOTHING.into()),
-                    });
-                    continue;
-                }
-                Ok(Some(session)) => session,
-            };
-            let outcome = match &was {
-                Some(old) if *old == session => {
-                    outcomes.push(Merged::Unchanged(old.id.clone()));
-                    continue;
-                }
-                Some(old) => {
-                    session.id = old.id.clone();
-                    Merged::Updated(old.id.clone())
-                }
-                None => {
-                    session.id = self.store.free_id(&key.native_id, &self.taken);
-                    if let Some(known) = &mut self.known {
-                        known.insert((key.backend, key.native_id.clone()), session.id.to_string());
-                    }
-                    Merged::Created(session.id.clone())
-                }
-            };
-            self.taken.insert(session.id.clone());
-            if !self.dry_run {
-                written.push(session);
-            }
+            let (outcome, session) = self.decide(key, |input| merge(i, input))?;
+            written.extend(session.filter(|_| !self.dry_run));
             outcomes.push(outcome);
         }
-        if self.dry_run {
-            return Ok(outcomes);
+        if !self.dry_run {
+            self.write(&written, files, &outcomes)?;
         }
-        // The batch's files with one flush to disk, before the index records them.
+        Ok(outcomes)
+    }
+
+    /// What becomes of one conversation: the outcome, and the session to write if any.
+    fn decide(
+        &mut self,
+        key: &NativeKey,
+        merge: impl FnOnce(MergeInput<'_>) -> std::result::Result<Option<Session>, String>,
+    ) -> Result<(Merged, Option<Session>)> {
+        let existing = match self.existing(key)? {
+            Ok(existing) => existing,
+            // Its file cannot be read (invalid, say): left as it is.
+            Err(e) => return Ok((Merged::Skipped(e.to_string()), None)),
+        };
+        let was = existing.clone();
+        let input = MergeInput {
+            existing,
+            deleted: self.deleted.get(key),
+        };
+        let mut session = match merge(input) {
+            Err(why) => return Ok((Merged::Skipped(why), None)),
+            Ok(None) => {
+                let outcome = match was {
+                    Some(s) => Merged::Unchanged(s.id),
+                    None => Merged::Skipped(NOTHING.into()),
+                };
+                return Ok((outcome, None));
+            }
+            Ok(Some(session)) => session,
+        };
+        let outcome = match &was {
+            Some(old) if *old == session => return Ok((Merged::Unchanged(old.id.clone()), None)),
+            Some(old) => {
+                session.id = old.id.clone();
+                Merged::Updated(old.id.clone())
+            }
+            None => {
+                session.id = self.store.free_id(&key.native_id, &self.taken);
+                if let Some(known) = &mut self.known {
+                    known.insert((key.backend, key.native_id.clone()), session.id.to_string());
+                }
+                Merged::Created(session.id.clone())
+            }
+        };
+        self.taken.insert(session.id.clone());
+        Ok((outcome, Some(session)))
+    }
+
+    /// The sessions' files with one flush to disk, then the index records them, and `files`
+    /// with the sessions their conversations went into (`outcomes`, by position).
+    fn write(
+        &mut self,
+        written: &[Session],
+        files: &[FileRecord],
+        outcomes: &[Merged],
+    ) -> Result<()> {
         let store = self.store;
         if written.len() > 1 && !self.marked {
             let mark = store.dir.join(IMPORT_WRITING);
@@ -202,7 +211,7 @@ impl NativeMerge<'_, '_> {
             self.tx
                 .record_native_file(&f.path, &file, f.point.as_ref())?;
         }
-        Ok(outcomes)
+        Ok(())
     }
 
     /// The session holding `key`'s conversation, if any; Err inside: its file cannot be read.
