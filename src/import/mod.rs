@@ -504,7 +504,10 @@ fn own_id(f: &Found, said: Option<&str>) -> Option<String> {
         // rollout-<time>-<thread id>.jsonl[.zst]: the id is the last 36 characters.
         Backend::Codex => {
             let stem = name.trim_end_matches(".zst").trim_end_matches(".jsonl");
-            (stem.len() > 36).then(|| stem[stem.len() - 36..].to_string())
+            // (Bytes, not characters: a name of other characters names no id, and no panic.)
+            stem.get(stem.len().saturating_sub(36)..)
+                .filter(|id| id.len() == 36 && id.len() < stem.len())
+                .map(str::to_string)
         }
         Backend::Gemini => None,
     };
@@ -606,4 +609,31 @@ fn mark_gone(store: &Store, gone: &[(String, Option<String>)]) -> usize {
         }
     }
     marked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codex(name: &str) -> Found {
+        Found {
+            backend: Backend::Codex,
+            path: std::path::PathBuf::from("/x").join(name),
+            parent: None,
+            workdir: None,
+            stamp: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_rollout_names_its_thread_or_nothing() {
+        let id = "01a2313a-0d07-7771-ad0b-6e3bccc3126b";
+        let name = format!("rollout-2026-12-01T10-50-17-{id}.jsonl.zst");
+        assert_eq!(own_id(&codex(&name), None).as_deref(), Some(id));
+        assert_eq!(own_id(&codex(&name), Some("said")).as_deref(), Some("said"));
+        // Multi-byte characters where the id would be: no id from the name, and no panic.
+        let odd = format!("rollout-\u{20ac}{}.jsonl", "a".repeat(35));
+        assert_eq!(own_id(&codex(&odd), None), None);
+        assert_eq!(own_id(&codex("rollout-short.jsonl"), None), None);
+    }
 }

@@ -22,7 +22,9 @@ use crate::transcripts::{claude, codex, gemini, Conversation};
 const MAX_LINE: usize = 64 << 20;
 /// A legacy Gemini `.json` record is read whole; bigger ones are skipped.
 const MAX_WHOLE_FILE: u64 = 256 << 20;
-/// How much of what comes before a read point is kept to recognise the file again.
+/// What recognises a file again at a read point: a hash of its first 4 KiB (a file rewritten
+/// or truncated and grown again differs there), and the 64 bytes just before the point.
+const HEAD: u64 = 4 << 10;
 const TAIL: u64 = 64;
 
 /// What one file holds.
@@ -82,21 +84,22 @@ pub fn read(found: &Found, from: Option<&ReadPoint>) -> Result<FileRead, String>
     Ok(reader.done(outcome, point, is_resumed))
 }
 
-/// Whether `file` still has, just before `p.offset`, the bytes it had there when it was read.
+/// Whether `file` is still the one read up to `p.offset` (see `HEAD`).
 fn has_tail(file: &File, p: &ReadPoint) -> bool {
-    let len = p.tail.len() as u64;
-    if len > p.offset || file.metadata().map_or(true, |m| m.len() < p.offset) {
-        return false;
-    }
-    let mut now = vec![0; p.tail.len()];
-    file.read_exact_at(&mut now, p.offset - len).is_ok() && now == p.tail
+    file.metadata().is_ok_and(|m| m.len() >= p.offset)
+        && tail(file, p.offset).is_some_and(|now| now == p.tail)
 }
 
-/// The bytes of `file` just before `end`.
+/// What recognises `file` read up to `end`: the hash of its first bytes, then the bytes just
+/// before `end`.
 fn tail(file: &File, end: u64) -> Option<Vec<u8>> {
+    let mut head = vec![0; end.min(HEAD) as usize];
+    file.read_exact_at(&mut head, 0).ok()?;
     let len = end.min(TAIL);
-    let mut bytes = vec![0; len as usize];
-    file.read_exact_at(&mut bytes, end - len).ok()?;
+    let mut bytes = crate::transcripts::fnv(&head).to_le_bytes().to_vec();
+    let at = bytes.len();
+    bytes.resize(at + len as usize, 0);
+    file.read_exact_at(&mut bytes[at..], end - len).ok()?;
     Some(bytes)
 }
 
@@ -395,6 +398,13 @@ mod tests {
         let r = read(&found(&path), Some(&point)).unwrap();
         assert!(!r.resumed);
         assert_eq!(outputs(&r).len(), 2);
+        // Rewritten with the same length and the same last line (its ending is all the bytes
+        // before the point look at): the start differs, so it is read whole.
+        let point = r.point.clone().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("\"r3\"", "\"r9\"", 1)).unwrap();
+        let r = read(&found(&path), Some(&point)).unwrap();
+        assert!(!r.resumed, "a rewrite of the start is noticed");
         // A checkpoint this build cannot read: whole too.
         let foreign = ReadPoint {
             state: b"{}x".to_vec(),

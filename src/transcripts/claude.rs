@@ -127,6 +127,9 @@ pub struct Reader {
 /// What a reader needs to go on reading a transcript from where it stopped.
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
+    /// `super::CHECKPOINT`: one of another build's making is not taken.
+    #[serde(default)]
+    v: u32,
     native_id: Option<String>,
     workdir: Option<String>,
     forked_from: Option<String>,
@@ -145,6 +148,7 @@ impl Reader {
     pub fn checkpoint(&self) -> Vec<u8> {
         let c = &self.conversation;
         let state = Checkpoint {
+            v: super::CHECKPOINT,
             native_id: c.native_id.clone(),
             workdir: c.workdir.clone(),
             forked_from: c.forked_from.clone(),
@@ -164,6 +168,9 @@ impl Reader {
     /// figures). None if the checkpoint is not one.
     pub fn resume(checkpoint: &[u8]) -> Option<Reader> {
         let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
+        if state.v != super::CHECKPOINT {
+            return None;
+        }
         Some(Reader {
             conversation: Conversation {
                 native_id: state.native_id,
@@ -288,7 +295,8 @@ impl Reader {
         sidechain: bool,
     ) {
         let requests = &mut self.conversation.requests;
-        let hash = super::key_hash(&key);
+        // The lowest bit is the sidechain flag's in a checkpoint: not part of the key's hash.
+        let hash = super::key_hash(&key) & !1;
         let new = |requests: &mut Vec<Request>, key, model| {
             requests.push(Request {
                 key,
@@ -442,7 +450,15 @@ mod tests {
         use crate::transcripts::assert_resumes_alike;
         assert_resumes_alike::<Reader>(&sample(RESUMED));
         assert_resumes_alike::<Reader>(&sample(FORK));
-        // Snapshots, a replay and a subagent's request, split anywhere.
+        // Snapshots, a replay and a subagent's request, split anywhere; keys whose hashes are
+        // even (m1:r1) and odd (m2:r1, m1:r2).
+        assert_eq!(
+            (
+                crate::transcripts::key_hash("m1:r1") & 1,
+                crate::transcripts::key_hash("m2:r1") & 1
+            ),
+            (0, 1)
+        );
         let lines = [
             assistant("m1", "r1", 3, ""),
             assistant("m1", "r1", 5, ""),
@@ -450,6 +466,10 @@ mod tests {
             assistant("m2", "r2", 4, r#","isSidechain":true"#),
             assistant("m2", "r2", 6, ""),
             assistant("m2", "r2", 8, r#","isSidechain":true"#),
+            assistant("m2", "r1", 5, ""),
+            assistant("m2", "r1", 9, r#","isSidechain":true"#),
+            assistant("m1", "r2", 2, r#","isSidechain":true"#),
+            assistant("m1", "r2", 3, r#","isSidechain":true"#),
         ];
         assert_resumes_alike::<Reader>(lines.join("\n").as_bytes());
     }

@@ -49,6 +49,11 @@ pub struct Rollout {
 /// What a rollout reader needs to go on from where it stopped.
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
+    /// `super::CHECKPOINT`: one of another build's making is not taken.
+    #[serde(default)]
+    v: u32,
+    /// For a count without a time of its own.
+    first_at: Option<chrono::DateTime<chrono::Utc>>,
     thread_id: Option<String>,
     forked_from: Option<String>,
     forked_from_ordinal: Option<u64>,
@@ -74,6 +79,8 @@ impl Rollout {
     /// What `resume` needs to go on after the lines read so far.
     pub fn checkpoint(&self) -> Vec<u8> {
         let state = Checkpoint {
+            v: super::CHECKPOINT,
+            first_at: self.first_at,
             thread_id: self.thread_id.clone(),
             forked_from: self.forked_from.clone(),
             forked_from_ordinal: self.forked_from_ordinal,
@@ -90,7 +97,11 @@ impl Rollout {
     /// checkpoint is not one.
     pub fn resume(checkpoint: &[u8]) -> Option<Rollout> {
         let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
+        if state.v != super::CHECKPOINT {
+            return None;
+        }
         Some(Rollout {
+            first_at: state.first_at,
             thread_id: state.thread_id,
             forked_from: state.forked_from,
             forked_from_ordinal: state.forked_from_ordinal,
@@ -445,5 +456,12 @@ mod tests {
             let bytes = std::fs::read(format!("{dir}{name}")).unwrap();
             crate::transcripts::assert_resumes_alike::<Rollout>(&bytes);
         }
+        // A count without a time of its own, after the checkpoint.
+        let lines = [
+            r#"{"timestamp":"2026-01-01T00:00:00Z","ordinal":0,"type":"session_meta","payload":{"id":"t1","cwd":"/w"}}"#,
+            r#"{"timestamp":"2026-01-01T00:00:01Z","ordinal":1,"type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":10,"output_tokens":1},"last_token_usage":{"input_tokens":10,"output_tokens":1}}}}"#,
+            r#"{"ordinal":2,"type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":25,"output_tokens":3},"last_token_usage":{"input_tokens":15,"output_tokens":2}}}}"#,
+        ];
+        crate::transcripts::assert_resumes_alike::<Rollout>(lines.join("\n").as_bytes());
     }
 }

@@ -35,11 +35,17 @@ pub struct Reader {
     subagent: bool,
     /// The first prompt has been read (it may be in the part before a checkpoint).
     prompt_done: bool,
+    /// The last time a message had: for a copy without one.
+    last_time: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a reader needs to go on reading a chat file from where it stopped.
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
+    /// `super::CHECKPOINT`: one of another build's making is not taken.
+    #[serde(default)]
+    v: u32,
+    last_time: Option<chrono::DateTime<chrono::Utc>>,
     native_id: Option<String>,
     workdir: Option<String>,
     subagent: bool,
@@ -56,6 +62,8 @@ impl Reader {
     /// What `resume` needs to go on after the lines read so far.
     pub fn checkpoint(&self) -> Vec<u8> {
         let state = Checkpoint {
+            v: super::CHECKPOINT,
+            last_time: self.last_time,
             native_id: self.conversation.native_id.clone(),
             workdir: self.conversation.workdir.clone(),
             subagent: self.subagent,
@@ -75,7 +83,11 @@ impl Reader {
     /// if the checkpoint is not one.
     pub fn resume(checkpoint: &[u8]) -> Option<Reader> {
         let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
+        if state.v != super::CHECKPOINT {
+            return None;
+        }
         Some(Reader {
+            last_time: state.last_time,
             conversation: Conversation {
                 native_id: state.native_id,
                 workdir: state.workdir,
@@ -161,6 +173,7 @@ impl Reader {
         let at = m.timestamp.as_deref().and_then(time);
         if let Some(at) = at {
             self.conversation.saw_time(at);
+            self.last_time = Some(at);
         }
         match m.kind.as_deref() {
             Some("user") if !self.prompt_done => {
@@ -192,8 +205,10 @@ impl Reader {
                     }
                     // Read before the checkpoint: given again, with these figures.
                     (Some(None), Some(tokens)) => {
-                        // Without its time it cannot be given; its figures were read before.
-                        let Some(at) = at else { return };
+                        // Its time does not matter: the session knows the request already.
+                        let Some(at) = at.or(self.last_time) else {
+                            return;
+                        };
                         self.seen
                             .insert(hash, Some(self.conversation.requests.len()));
                         self.conversation.requests.push(Request {
@@ -437,6 +452,8 @@ mod tests {
             r#"{"id":"g1","timestamp":"2026-01-01T00:00:02Z","type":"gemini","tokens":null,"model":"gemini-3-flash-preview"}"#,
             r#"{"id":"g1","type":"gemini","tokens":{"input":10,"output":2,"cached":4,"total":12}}"#,
             r#"{"$set":{"messages":[{"id":"g1","timestamp":"2026-01-01T00:00:02Z","type":"gemini"}]}}"#,
+            // Corrected by a copy without a time.
+            r#"{"id":"g1","type":"gemini","tokens":{"input":10,"output":7,"cached":4,"total":17}}"#,
         ];
         crate::transcripts::assert_resumes_alike::<Reader>(lines.join("\n").as_bytes());
     }

@@ -85,11 +85,20 @@ pub fn human_prompt(text: &str) -> Option<&str> {
     (!generated).then_some(text)
 }
 
+/// The version of the readers' checkpoints: a change to what they hold or mean bumps it, and
+/// files with older ones are read whole again.
+pub(crate) const CHECKPOINT: u32 = 1;
+
 /// A request key as a reader's checkpoint keeps it: 8 bytes however long the key, and the same
 /// in every build (FNV-1a), since checkpoints outlive the binary that wrote them.
 pub(crate) fn key_hash(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    fnv(key.as_bytes())
+}
+
+/// FNV-1a, 64 bits: small, and the same in every build.
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 

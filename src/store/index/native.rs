@@ -35,8 +35,8 @@ const WITHOUT_SESSION: &str = "SELECT n.path FROM native_files n
      LEFT JOIN sessions s ON s.id = n.session_id WHERE s.id IS NULL";
 
 /// Where the last read of a growing transcript stopped: the next read goes on from `offset`
-/// when the file still has `tail` just before it, with `state` (what the CLI's reader needs to
-/// go on; opaque to the store).
+/// when the file is still recognised by `tail` (what the reader keeps of the bytes before the
+/// offset), with `state` (what the CLI's reader needs to go on). Both opaque to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadPoint {
     pub offset: u64,
