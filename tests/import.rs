@@ -858,3 +858,58 @@ fn two_imports_at_once_make_each_session_once() {
     assert_eq!(home.list_json(&[]).len(), store.written.len());
     assert_counts_match(&home, &store);
 }
+
+#[test]
+fn a_deleted_conversation_that_goes_on_comes_back_with_its_subagents() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 47);
+    store.generate(30);
+    let with_subagents = |store: &NativeStore| {
+        store
+            .written
+            .iter()
+            .filter(|w| {
+                w.cli == Cli::Claude && w.path.with_extension("").join("subagents").is_dir()
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let picked = with_subagents(&store);
+    assert!(picked.len() >= 2, "the generator writes Task subagents");
+    let (caught_up, rebuilt) = (&picked[0], &picked[1]);
+    import(&home, &[]);
+    home.ok(&["sessions", "delete", &caught_up.id, &rebuilt.id]);
+    assert_eq!(import(&home, &[])["deleted"], 0);
+    // One goes on in the CLI: the catch-up reads the grown file, and its subagents' unchanged
+    // files with it.
+    store.claude_resume(caught_up);
+    let report = import(&home, &[]);
+    assert_eq!(report["backends"]["claude"]["new"], 1, "{report}");
+    let truth_now: Vec<Truth> = store
+        .truth
+        .iter()
+        .filter(|t| t.conversation != rebuilt.id)
+        .cloned()
+        .collect();
+    let listed = home
+        .list_json(&[])
+        .into_iter()
+        .find(|r| r["id"] == caught_up.id.as_str())
+        .expect("back");
+    let want: u64 = truth_now
+        .iter()
+        .filter(|t| t.conversation == caught_up.id)
+        .map(Truth::total)
+        .sum();
+    assert_eq!(listed["tokens"], want, "with its subagents' usage");
+    // The other goes on too, and everything is read again from scratch, one file at a time (a
+    // subagent's file comes before its conversation's).
+    store.claude_resume(rebuilt);
+    home.remove_index();
+    let report = import_adjusted(&home, |c| {
+        c.env("CLINVK_IMPORT_BATCH", "1");
+    });
+    assert_eq!(report["backends"]["claude"]["new"], 1, "{report}");
+    assert_counts_match(&home, &store);
+    assert_eq!(import(&home, &[])["files_read"], 0);
+}

@@ -127,6 +127,9 @@ pub fn apply(
         Some(existing) => Ok(Some(update(g, existing))),
         // Only the end of its files was read: not a session of its own.
         None if g.resumed => Err(READ_AGAIN.into()),
+        // A subagent's file alone: its session comes with its conversation's own file (read in
+        // another batch, say), which also says whether a deleted one comes back.
+        None if g.main.is_none() => Ok(None),
         None => {
             if let Some(d) = input.deleted {
                 let active_since = g.last_at.is_some_and(|t| t > d.last_used_at);

@@ -105,7 +105,7 @@ pub fn run(
     let look = compare(store, &found, &roots, options)?;
     report.files_unchanged = found.len() - look.changed.len();
     report.files_read = look.changed.len();
-    if look.changed.is_empty() && look.forget.is_empty() {
+    if look.changed.is_empty() && look.forget.is_empty() && look.gone.is_empty() {
         // Files touched, say: nothing to merge.
         if !options.dry_run {
             remember_walk(store, &walk);
@@ -117,9 +117,6 @@ pub fn run(
     // Forgotten, so that the next import reads them whole.
     if !read_again.is_empty() && !options.dry_run {
         store.merge_native(&[], |_, _| Ok(None), &[], &read_again, false)?;
-    }
-    if !options.dry_run {
-        report.transcripts_gone = mark_gone(store, &look.gone);
     }
     // Everything found is recorded as it is now, unless some of it is to be read again.
     if !options.dry_run && read_again.is_empty() && !unreadable && last_walk != Some(walk.1) {
@@ -153,7 +150,7 @@ fn compare<'f>(
     } else {
         Default::default()
     };
-    let changed: Vec<&Found> = found
+    let mut changed: Vec<&Found> = found
         .iter()
         .zip(&keys)
         .filter(|(f, key)| {
@@ -161,6 +158,7 @@ fn compare<'f>(
         })
         .map(|(f, _)| f)
         .collect();
+    with_subagents(store, found, &mut changed, orphans)?;
     // A file that grew in place is read from where the last read stopped.
     let grown: Vec<&str> = changed
         .iter()
@@ -178,6 +176,59 @@ fn compare<'f>(
         forget,
         gone,
     })
+}
+
+/// A conversation's own file read again while its session is gone (deleted, and now active
+/// again) makes the session anew: its subagents' files, unchanged, are read again with it.
+fn with_subagents<'f>(
+    store: &Store,
+    found: &'f [Found],
+    changed: &mut Vec<&'f Found>,
+    orphans: std::collections::HashSet<String>,
+) -> Result<()> {
+    let mut subagents: HashMap<&str, Vec<&Found>> = HashMap::new();
+    for f in found {
+        if let Some(parent) = &f.parent {
+            subagents.entry(parent.as_str()).or_default().push(f);
+        }
+    }
+    let stem = |f: &Found| -> Option<String> {
+        let name = f.path.file_name()?.to_str()?;
+        Some(name.strip_suffix(".jsonl")?.to_string())
+    };
+    let candidates: Vec<String> = changed
+        .iter()
+        .filter(|f| f.backend == Backend::Claude && f.parent.is_none())
+        .filter_map(|f| stem(f))
+        .filter(|id| subagents.contains_key(id.as_str()))
+        .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let orphans = if orphans.is_empty() {
+        store.native_files_without_session()?
+    } else {
+        orphans
+    };
+    let reading: std::collections::HashSet<&Path> =
+        changed.iter().map(|f| f.path.as_path()).collect();
+    let mut more = Vec::new();
+    for f in changed
+        .iter()
+        .filter(|f| f.backend == Backend::Claude && f.parent.is_none())
+    {
+        let Some(id) = stem(f) else { continue };
+        if !orphans.contains(&path_key(&f.path)) {
+            continue;
+        }
+        for sub in subagents.get(id.as_str()).into_iter().flatten() {
+            if !reading.contains(sub.path.as_path()) {
+                more.push(*sub);
+            }
+        }
+    }
+    changed.extend(more);
+    Ok(())
 }
 
 /// Read and merge `look`'s changed files in batches (see `BATCH`), and forget its leftovers.
@@ -204,7 +255,19 @@ fn merge_in_batches<'o>(
     };
     // The first batch is read before the lock is taken: a catch-up holds it only to merge.
     let mut first = (!batches.is_empty()).then(|| read_batch(0, observer));
-    store.merge_native_batches(changed.len(), &look.forget, options.dry_run, |sink| {
+    // Gone files are forgotten in the same transaction that marks their sessions.
+    let forget: Vec<String> = look
+        .forget
+        .iter()
+        .cloned()
+        .chain(look.gone.iter().map(|(path, _)| path.clone()))
+        .collect();
+    let gone: Vec<(String, String)> = look
+        .gone
+        .iter()
+        .filter_map(|(path, id)| Some((path.clone(), id.clone()?)))
+        .collect();
+    store.merge_native_batches(changed.len(), &forget, options.dry_run, |sink| {
         std::thread::scope(|scope| {
             // (Again from the start if the index had to be rebuilt.)
             let mut merging = Merging::new(options);
@@ -230,15 +293,18 @@ fn merge_in_batches<'o>(
                 // Subagents' files read in another batch than their conversation's own.
                 merging.merge(sink, Batch::combine(deferred), false)?;
             }
+            if !options.dry_run {
+                merging.transcripts_gone = sink.mark_gone(&gone)?;
+            }
             Ok(merging)
         })
     })
 }
 
 /// Files read before that were not found now, under the CLIs looked in: gone (the CLI's
-/// retention clean: their sessions are marked), or no longer under the roots (a source pointed
-/// elsewhere: only forgotten, so that they are not looked for on every catch-up). The paths to
-/// forget, and the gone ones with their sessions.
+/// retention clean: their sessions are marked, then they are forgotten), or no longer under the
+/// roots (a source pointed elsewhere: only forgotten, so that they are not looked for on every
+/// catch-up). The paths to forget, and the gone ones with their sessions.
 fn leftovers(
     known: HashMap<String, NativeFile>,
     found: &[String],
@@ -252,10 +318,14 @@ fn leftovers(
         if present.contains(path.as_str()) || !walked.contains(&file.backend) {
             continue;
         }
-        if std::fs::symlink_metadata(&path).is_err() {
-            gone.push((path.clone(), file.session_id));
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                gone.push((path, file.session_id))
+            }
+            // Cannot tell (a directory that cannot be read): asked again next time.
+            Err(_) => {}
+            Ok(_) => forget.push(path),
         }
-        forget.push(path);
     }
     (forget, gone)
 }
@@ -379,6 +449,8 @@ struct Merging<'a> {
     outcomes: HashMap<NativeKey, Outcome>,
     read_again: Vec<String>,
     read: ReadTally,
+    /// Sessions marked as having lost their transcript.
+    transcripts_gone: usize,
 }
 
 /// What became of a conversation, the strongest first.
@@ -397,6 +469,7 @@ impl<'a> Merging<'a> {
             outcomes: HashMap::new(),
             read_again: Vec::new(),
             read: ReadTally::default(),
+            transcripts_gone: 0,
         }
     }
 
@@ -479,6 +552,7 @@ impl<'a> Merging<'a> {
                 Outcome::Deleted => report.deleted += 1,
             }
         }
+        report.transcripts_gone = self.transcripts_gone;
         let read = self.read;
         report.skipped.extend(read.skipped);
         report.skipped_lines += read.skipped_lines;
@@ -590,25 +664,6 @@ fn read_all(
                 .unwrap_or_else(|| Err("not read".into()))
         })
         .collect()
-}
-
-/// Mark the sessions whose transcript is gone; how many were.
-fn mark_gone(store: &Store, gone: &[(String, Option<String>)]) -> usize {
-    let mut marked = 0;
-    for (path, session) in gone {
-        let Some(id) = session else { continue };
-        let changed = store.update(id, |s| {
-            let Some(native) = s.native.as_mut().filter(|n| n.path == *path && !n.gone) else {
-                return Ok((false, false));
-            };
-            native.gone = true;
-            Ok((true, true))
-        });
-        if matches!(changed, Ok((_, true))) {
-            marked += 1;
-        }
-    }
-    marked
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ pub struct NativeMerge<'s, 't> {
     /// The session files written, for the directory's watch.
     saved: HashSet<String>,
     dry_run: bool,
-    /// `IMPORT_WRITING` is there (a batch of several files has been written).
+    /// `IMPORT_WRITING` is there (session files have been written).
     marked: bool,
 }
 
@@ -184,7 +184,7 @@ impl NativeMerge<'_, '_> {
         outcomes: &[Merged],
     ) -> Result<()> {
         let store = self.store;
-        if written.len() > 1 && !self.marked {
+        if !written.is_empty() && !self.marked {
             let mark = store.dir.join(IMPORT_WRITING);
             super::files::open_private(&mark, std::fs::OpenOptions::new().write(true).create(true))
                 .map_err(|e| Error::io(&mark, e))?;
@@ -212,6 +212,34 @@ impl NativeMerge<'_, '_> {
                 .record_native_file(&f.path, &file, f.point.as_ref())?;
         }
         Ok(())
+    }
+
+    /// Mark the sessions whose transcript is gone (path, session id): `native.gone`, unless the
+    /// session has moved on to another transcript (a rollout archived or compressed). How many
+    /// were marked.
+    pub fn mark_gone(&mut self, gone: &[(String, String)]) -> Result<usize> {
+        let mut marked = Vec::new();
+        for (path, id) in gone {
+            let Ok(id) = SessionId::parse(id) else {
+                continue;
+            };
+            let Ok((mut session, _)) = self.store.read_session(&id) else {
+                continue;
+            };
+            let Some(native) = session
+                .native
+                .as_mut()
+                .filter(|n| n.path == *path && !n.gone)
+            else {
+                continue;
+            };
+            native.gone = true;
+            marked.push(session);
+        }
+        if !self.dry_run && !marked.is_empty() {
+            self.write(&marked, &[], &[])?;
+        }
+        Ok(marked.len())
     }
 
     /// The session holding `key`'s conversation, if any; Err inside: its file cannot be read.
