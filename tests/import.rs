@@ -913,3 +913,32 @@ fn a_deleted_conversation_that_goes_on_comes_back_with_its_subagents() {
     assert_counts_match(&home, &store);
     assert_eq!(import(&home, &[])["files_read"], 0);
 }
+
+#[test]
+fn a_rollout_seen_in_both_forms_is_not_gone_when_one_goes() {
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 53);
+    let w = plain(&mut store, Cli::Codex);
+    import(&home, &[]);
+    // Codex compressing it: the `.zst` is written before the `.jsonl` is removed, and an
+    // import sees both; then the `.jsonl` is touched and read last.
+    let packed = w.path.with_extension("jsonl.zst");
+    let bytes = zstd::stream::encode_all(&std::fs::read(&w.path).unwrap()[..], 3).unwrap();
+    std::fs::write(&packed, bytes).unwrap();
+    import(&home, &[]);
+    std::fs::File::options()
+        .append(true)
+        .open(&w.path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(9))
+        .unwrap();
+    import(&home, &[]);
+    std::fs::remove_file(&w.path).unwrap();
+    let report = import(&home, &[]);
+    assert_eq!(report["transcripts_gone"], 0, "{report}");
+    let show = home.ok(&["sessions", "show", &w.id]).stdout;
+    assert!(show.contains(&packed.display().to_string()), "{show}");
+    assert!(!show.contains("gone"), "{show}");
+    assert_eq!(home.list_json(&[]).len(), 1);
+    assert_counts_match(&home, &store);
+}

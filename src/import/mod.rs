@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use crate::domain::Backend;
 use crate::error::Result;
 use crate::store::index::native::{NativeFile, ReadPoint};
-use crate::store::native::{FileRecord, Merged, NativeKey, NativeMerge};
+use crate::store::native::{FileRecord, GoneTranscript, Merged, NativeKey, NativeMerge};
 use crate::store::{Observer, Store};
 use merge::Gathered;
 use sources::{Found, Roots, Skip};
@@ -131,9 +131,9 @@ struct Look<'f> {
     changed: Vec<&'f Found>,
     /// Where the reads of files that grew in place can start.
     points: HashMap<String, ReadPoint>,
-    /// The file records to forget, and of those the files gone with their sessions.
+    /// The file records to forget, and the files gone.
     forget: Vec<String>,
-    gone: Vec<(String, Option<String>)>,
+    gone: Vec<Gone>,
 }
 
 fn compare<'f>(
@@ -169,7 +169,7 @@ fn compare<'f>(
         })
         .collect();
     let points = store.read_points(&grown)?;
-    let (forget, gone) = leftovers(known, &keys, roots);
+    let (forget, gone) = leftovers(known, found, &keys, roots);
     Ok(Look {
         changed,
         points,
@@ -260,12 +260,18 @@ fn merge_in_batches<'o>(
         .forget
         .iter()
         .cloned()
-        .chain(look.gone.iter().map(|(path, _)| path.clone()))
+        .chain(look.gone.iter().map(|g| g.path.clone()))
         .collect();
-    let gone: Vec<(String, String)> = look
+    let gone: Vec<GoneTranscript> = look
         .gone
         .iter()
-        .filter_map(|(path, id)| Some((path.clone(), id.clone()?)))
+        .filter_map(|g| {
+            Some(GoneTranscript {
+                path: g.path.clone(),
+                session: g.session.clone()?,
+                instead: g.instead.clone(),
+            })
+        })
         .collect();
     store.merge_native_batches(changed.len(), &forget, options.dry_run, |sink| {
         std::thread::scope(|scope| {
@@ -304,30 +310,56 @@ fn merge_in_batches<'o>(
 /// Files read before that were not found now, under the CLIs looked in: gone (the CLI's
 /// retention clean: their sessions are marked, then they are forgotten), or no longer under the
 /// roots (a source pointed elsewhere: only forgotten, so that they are not looked for on every
-/// catch-up). The paths to forget, and the gone ones with their sessions.
+/// catch-up). The paths to forget, and the gone ones with their sessions and, when another file
+/// of the same conversation is still there (a rollout both compressed and not for a moment),
+/// that file.
 fn leftovers(
     known: HashMap<String, NativeFile>,
-    found: &[String],
+    found: &[Found],
+    keys: &[String],
     roots: &Roots,
-) -> (Vec<String>, Vec<(String, Option<String>)>) {
+) -> (Vec<String>, Vec<Gone>) {
     let walked = roots.backends();
-    let present: std::collections::HashSet<&str> = found.iter().map(String::as_str).collect();
+    let present: std::collections::HashSet<&str> = keys.iter().map(String::as_str).collect();
+    // A conversation's own files still there, by the session they went into.
+    let mut still: HashMap<&str, &str> = HashMap::new();
+    for (f, key) in found.iter().zip(keys) {
+        let session = known.get(key).and_then(|k| k.session_id.as_deref());
+        if let (None, Some(session)) = (&f.parent, session) {
+            still.insert(session, key);
+        }
+    }
     let mut forget = Vec::new();
     let mut gone = Vec::new();
-    for (path, file) in known {
+    for (path, file) in &known {
         if present.contains(path.as_str()) || !walked.contains(&file.backend) {
             continue;
         }
-        match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                gone.push((path, file.session_id))
-            }
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => gone.push(Gone {
+                path: path.clone(),
+                session: file.session_id.clone(),
+                instead: file
+                    .session_id
+                    .as_deref()
+                    .and_then(|s| still.get(s))
+                    .map(|p| p.to_string()),
+            }),
             // Cannot tell (a directory that cannot be read): asked again next time.
             Err(_) => {}
-            Ok(_) => forget.push(path),
+            Ok(_) => forget.push(path.clone()),
         }
     }
     (forget, gone)
+}
+
+/// A transcript file read before and gone now.
+struct Gone {
+    path: String,
+    /// The session its conversation went into.
+    session: Option<String>,
+    /// Another file of the conversation, still there, that the session now comes from.
+    instead: Option<String>,
 }
 
 /// Conversations gathered from a batch of files, and the files for the index to remember.

@@ -60,6 +60,16 @@ pub struct FileRecord {
     pub conversation: Option<usize>,
 }
 
+/// A transcript gone since the last import, for `NativeMerge::mark_gone`.
+#[derive(Debug, Clone)]
+pub struct GoneTranscript {
+    pub path: String,
+    /// The session its conversation went into.
+    pub session: String,
+    /// Another file of the conversation that is still there.
+    pub instead: Option<String>,
+}
+
 /// What `merge_native` did with one conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Merged {
@@ -214,13 +224,15 @@ impl NativeMerge<'_, '_> {
         Ok(())
     }
 
-    /// Mark the sessions whose transcript is gone (path, session id): `native.gone`, unless the
-    /// session has moved on to another transcript (a rollout archived or compressed). How many
-    /// were marked.
-    pub fn mark_gone(&mut self, gone: &[(String, String)]) -> Result<usize> {
-        let mut marked = Vec::new();
-        for (path, id) in gone {
-            let Ok(id) = SessionId::parse(id) else {
+    /// Mark the sessions whose transcript is gone: `native.gone`, or the other file of the
+    /// conversation still there (`instead`), unless the session has moved on to another
+    /// transcript already (a rollout archived or compressed, read in this import). How many were
+    /// marked gone.
+    pub fn mark_gone(&mut self, gone: &[GoneTranscript]) -> Result<usize> {
+        let mut changed = Vec::new();
+        let mut marked = 0;
+        for g in gone {
+            let Ok(id) = SessionId::parse(&g.session) else {
                 continue;
             };
             let Ok((mut session, _)) = self.store.read_session(&id) else {
@@ -229,17 +241,23 @@ impl NativeMerge<'_, '_> {
             let Some(native) = session
                 .native
                 .as_mut()
-                .filter(|n| n.path == *path && !n.gone)
+                .filter(|n| n.path == g.path && !n.gone)
             else {
                 continue;
             };
-            native.gone = true;
-            marked.push(session);
+            match &g.instead {
+                Some(path) => native.path = path.clone(),
+                None => {
+                    native.gone = true;
+                    marked += 1;
+                }
+            }
+            changed.push(session);
         }
-        if !self.dry_run && !marked.is_empty() {
-            self.write(&marked, &[], &[])?;
+        if !self.dry_run && !changed.is_empty() {
+            self.write(&changed, &[], &[])?;
         }
-        Ok(marked.len())
+        Ok(marked)
     }
 
     /// The session holding `key`'s conversation, if any; Err inside: its file cannot be read.
