@@ -35,7 +35,7 @@ pub use crate::store::native::NOTHING;
 
 /// The reason given for a conversation read in part (what was appended) whose session is gone:
 /// its files are read whole at the next import.
-pub const READ_AGAIN: &str = "its session went away during the import";
+pub use crate::store::native::READ_AGAIN;
 
 /// One conversation, gathered from the files of it that changed.
 #[derive(Debug, Clone, Default)]

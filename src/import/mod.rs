@@ -113,11 +113,8 @@ pub fn run(
         return Ok(report);
     }
     let merging = merge_in_batches(store, &look, options, observer)?;
+    // (Files to read again were not recorded as read: the next import reads them whole.)
     let (read_again, unreadable) = merging.finish(&mut report);
-    // Forgotten, so that the next import reads them whole.
-    if !read_again.is_empty() && !options.dry_run {
-        store.merge_native(&[], |_, _| Ok(None), &[], &read_again, false)?;
-    }
     // Everything found is recorded as it is now, unless some of it is to be read again.
     if !options.dry_run && read_again.is_empty() && !unreadable && last_walk != Some(walk.1) {
         remember_walk(store, &walk);

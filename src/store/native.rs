@@ -28,6 +28,10 @@ pub const DELETED_CONVERSATIONS: &str = ".deleted-conversations";
 /// import was stopped half-way (a kill, a crash) and removes the temp files it left.
 pub const IMPORT_WRITING: &str = ".import-writing";
 
+/// The reason a merge gives for a conversation whose files are to be read again (whole) at the
+/// next import: they are not recorded as read.
+pub const READ_AGAIN: &str = "its session went away during the import";
+
 /// Why a conversation made no session: the merge made none, and none held it.
 pub const NOTHING: &str = "nothing to import";
 
@@ -42,7 +46,7 @@ pub struct Deleted {
     pub last_used_at: DateTime<Utc>,
 }
 
-/// One conversation for `merge_native`: whose it is.
+/// One conversation for `NativeMerge::merge`: whose it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NativeKey {
     pub backend: Backend,
@@ -56,7 +60,7 @@ pub struct FileRecord {
     pub file: NativeFile,
     /// Where the next read of it can start.
     pub point: Option<ReadPoint>,
-    /// The conversation it went into, by position in `merge_native`'s keys.
+    /// The conversation it went into, by position in `NativeMerge::merge`'s keys.
     pub conversation: Option<usize>,
 }
 
@@ -70,7 +74,7 @@ pub struct GoneTranscript {
     pub instead: Option<String>,
 }
 
-/// What `merge_native` did with one conversation.
+/// What `NativeMerge::merge` did with one conversation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Merged {
     Created(SessionId),
@@ -209,9 +213,11 @@ impl NativeMerge<'_, '_> {
             self.tx.upsert(session, FileStamp::of(meta))?;
         }
         for f in files {
-            let session_id = f
-                .conversation
-                .and_then(|at| outcomes.get(at))
+            let outcome = f.conversation.and_then(|at| outcomes.get(at));
+            if matches!(outcome, Some(Merged::Skipped(why)) if why == READ_AGAIN) {
+                continue;
+            }
+            let session_id = outcome
                 .and_then(Merged::session_id)
                 .map(SessionId::to_string);
             let file = NativeFile {
@@ -310,21 +316,6 @@ impl Store {
             return Ok(HashMap::new());
         }
         self.read_index(|_, index| index.read_points(paths))
-    }
-
-    /// Merge conversations into their sessions under one exclusive lock (see
-    /// `NativeMerge::merge`), then forget the files `gone`.
-    pub fn merge_native(
-        &self,
-        keys: &[NativeKey],
-        mut merge: impl FnMut(usize, MergeInput<'_>) -> std::result::Result<Option<Session>, String>,
-        files: &[FileRecord],
-        gone: &[String],
-        dry_run: bool,
-    ) -> Result<Vec<Merged>> {
-        self.merge_native_batches(keys.len(), gone, dry_run, |batches| {
-            batches.merge(keys, &mut merge, files)
-        })
     }
 
     /// An import's merges, in batches, under one exclusive lock and in one index transaction:
