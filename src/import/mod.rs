@@ -114,9 +114,9 @@ pub fn run(
     }
     let merging = merge_in_batches(store, &look, options, observer)?;
     // (Files to read again were not recorded as read: the next import reads them whole.)
-    let (read_again, unreadable) = merging.finish(&mut report);
+    let (read_again, incomplete) = merging.finish(&mut report);
     // Everything found is recorded as it is now, unless some of it is to be read again.
-    if !options.dry_run && read_again.is_empty() && !unreadable && last_walk != Some(walk.1) {
+    if !options.dry_run && read_again.is_empty() && !incomplete && last_walk != Some(walk.1) {
         remember_walk(store, &walk);
     }
     Ok(report)
@@ -270,10 +270,14 @@ fn merge_in_batches<'o>(
             })
         })
         .collect();
+    let mut attempts = 0;
     store.merge_native_batches(changed.len(), &forget, options.dry_run, |sink| {
+        attempts += 1;
         std::thread::scope(|scope| {
-            // (Again from the start if the index had to be rebuilt.)
+            // Again from the start if the index had to be rebuilt: then it knows only the files
+            // read now, and the next import must compare every file, not trust the walk.
             let mut merging = Merging::new(options);
+            merging.rebuilt = attempts > 1;
             let mut deferred = Vec::new();
             let mut current = first.take();
             let read_batch = &read_batch;
@@ -480,6 +484,8 @@ struct Merging<'a> {
     read: ReadTally,
     /// Sessions marked as having lost their transcript.
     transcripts_gone: usize,
+    /// The index was rebuilt during the merge.
+    rebuilt: bool,
 }
 
 /// What became of a conversation, the strongest first.
@@ -499,6 +505,7 @@ impl<'a> Merging<'a> {
             read_again: Vec::new(),
             read: ReadTally::default(),
             transcripts_gone: 0,
+            rebuilt: false,
         }
     }
 
@@ -570,7 +577,8 @@ impl<'a> Merging<'a> {
             .collect())
     }
 
-    /// The counts into `report`; the files to read again, and whether some could not be read.
+    /// The counts into `report`; the files to read again, and whether the look is incomplete
+    /// (some could not be read, or the index was rebuilt meanwhile).
     fn finish(self, report: &mut Report) -> (Vec<String>, bool) {
         for (key, outcome) in self.outcomes {
             let counts = report.by_backend.entry(key.backend).or_default();
@@ -587,7 +595,7 @@ impl<'a> Merging<'a> {
         report.skipped_lines += read.skipped_lines;
         report.bytes_read += read.bytes_read;
         report.files_appended += read.files_appended;
-        (self.read_again, read.unreadable)
+        (self.read_again, read.unreadable || self.rebuilt)
     }
 }
 
