@@ -209,15 +209,7 @@ impl Reader {
                         let Some(at) = at.or(self.last_time) else {
                             return;
                         };
-                        self.seen
-                            .insert(hash, Some(self.conversation.requests.len()));
-                        self.conversation.requests.push(Request {
-                            key: id.to_string(),
-                            at,
-                            model,
-                            tokens,
-                            running_total: None,
-                        });
+                        self.push(hash, id, at, model, tokens);
                     }
                     // A copy without tokens (a `$set` of the history) keeps what was counted.
                     (Some(_), None) => {}
@@ -227,15 +219,8 @@ impl Reader {
                             self.conversation.skipped_lines += 1;
                             return;
                         };
-                        self.seen
-                            .insert(hash, Some(self.conversation.requests.len()));
-                        self.conversation.requests.push(Request {
-                            key: id.to_string(),
-                            at,
-                            model: model.or_else(|| pending.and_then(|p| p.1)),
-                            tokens,
-                            running_total: None,
-                        });
+                        let model = model.or_else(|| pending.and_then(|p| p.1));
+                        self.push(hash, id, at, model, tokens);
                     }
                     (None, None) => {
                         if let Some(at) = at {
@@ -246,6 +231,26 @@ impl Reader {
             }
             _ => {}
         }
+    }
+
+    /// A request for the answer `id`, seen now.
+    fn push(
+        &mut self,
+        hash: u64,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        model: Option<String>,
+        tokens: Tokens,
+    ) {
+        self.seen
+            .insert(hash, Some(self.conversation.requests.len()));
+        self.conversation.requests.push(Request {
+            key: id.to_string(),
+            at,
+            model,
+            tokens,
+            running_total: None,
+        });
     }
 
     /// Whether the file is a subagent's chat (its usage belongs to its parent session).
