@@ -83,8 +83,7 @@ impl Gathered {
             self.prompt = self.prompt.take().or(c.prompt);
             self.forked_from = self.forked_from.take().or(c.forked_from);
             for t in [c.first_at, c.last_at].into_iter().flatten() {
-                self.first_at = Some(self.first_at.map_or(t, |f| f.min(t)));
-                self.last_at = Some(self.last_at.map_or(t, |l| l.max(t)));
+                crate::transcripts::widen(&mut self.first_at, &mut self.last_at, t);
             }
             if let Some(total) = read.running_total {
                 self.running_total = Some(self.running_total.map_or(total, |t| t.max_each(&total)));

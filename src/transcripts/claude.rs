@@ -127,9 +127,6 @@ pub struct Reader {
 /// What a reader needs to go on reading a transcript from where it stopped.
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
-    /// `super::CHECKPOINT`: one of another build's making is not taken.
-    #[serde(default)]
-    v: u32,
     native_id: Option<String>,
     workdir: Option<String>,
     forked_from: Option<String>,
@@ -148,7 +145,6 @@ impl Reader {
     pub fn checkpoint(&self) -> Vec<u8> {
         let c = &self.conversation;
         let state = Checkpoint {
-            v: super::CHECKPOINT,
             native_id: c.native_id.clone(),
             workdir: c.workdir.clone(),
             forked_from: c.forked_from.clone(),
@@ -160,17 +156,14 @@ impl Reader {
                 .map(|(hash, (_, sidechain))| hash & !1 | u64::from(*sidechain))
                 .collect(),
         };
-        serde_json::to_vec(&state).expect("a checkpoint serializes")
+        super::save_checkpoint(&state)
     }
 
     /// A reader that goes on from `checkpoint`: the requests it gives are those of the lines
     /// read after it (a later snapshot of a request read before comes again, with its final
     /// figures). None if the checkpoint is not one.
     pub fn resume(checkpoint: &[u8]) -> Option<Reader> {
-        let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
-        if state.v != super::CHECKPOINT {
-            return None;
-        }
+        let state: Checkpoint = super::load_checkpoint(checkpoint)?;
         Some(Reader {
             conversation: Conversation {
                 native_id: state.native_id,

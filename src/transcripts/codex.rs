@@ -49,9 +49,6 @@ pub struct Rollout {
 /// What a rollout reader needs to go on from where it stopped.
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
-    /// `super::CHECKPOINT`: one of another build's making is not taken.
-    #[serde(default)]
-    v: u32,
     /// For a count without a time of its own.
     first_at: Option<chrono::DateTime<chrono::Utc>>,
     thread_id: Option<String>,
@@ -79,7 +76,6 @@ impl Rollout {
     /// What `resume` needs to go on after the lines read so far.
     pub fn checkpoint(&self) -> Vec<u8> {
         let state = Checkpoint {
-            v: super::CHECKPOINT,
             first_at: self.first_at,
             thread_id: self.thread_id.clone(),
             forked_from: self.forked_from.clone(),
@@ -89,17 +85,14 @@ impl Rollout {
             prompt_done: self.prompt_done,
             total: self.running_total(),
         };
-        serde_json::to_vec(&state).expect("a checkpoint serializes")
+        super::save_checkpoint(&state)
     }
 
     /// A reader that goes on from `checkpoint`: its requests are those of the lines read after
     /// it, each what it added to the running total the checkpoint had reached. None if the
     /// checkpoint is not one.
     pub fn resume(checkpoint: &[u8]) -> Option<Rollout> {
-        let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
-        if state.v != super::CHECKPOINT {
-            return None;
-        }
+        let state: Checkpoint = super::load_checkpoint(checkpoint)?;
         Some(Rollout {
             first_at: state.first_at,
             thread_id: state.thread_id,
@@ -141,8 +134,7 @@ impl Rollout {
         };
         let at = line.timestamp.as_deref().and_then(time);
         if let Some(at) = at {
-            self.first_at = Some(self.first_at.map_or(at, |t| t.min(at)));
-            self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
+            super::widen(&mut self.first_at, &mut self.last_at, at);
         }
         let Some(raw) = line.payload else { return };
         let payload = || serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);

@@ -42,9 +42,6 @@ pub struct Reader {
 /// What a reader needs to go on reading a chat file from where it stopped.
 #[derive(Serialize, Deserialize)]
 struct Checkpoint {
-    /// `super::CHECKPOINT`: one of another build's making is not taken.
-    #[serde(default)]
-    v: u32,
     last_time: Option<chrono::DateTime<chrono::Utc>>,
     native_id: Option<String>,
     workdir: Option<String>,
@@ -62,7 +59,6 @@ impl Reader {
     /// What `resume` needs to go on after the lines read so far.
     pub fn checkpoint(&self) -> Vec<u8> {
         let state = Checkpoint {
-            v: super::CHECKPOINT,
             last_time: self.last_time,
             native_id: self.conversation.native_id.clone(),
             workdir: self.conversation.workdir.clone(),
@@ -75,17 +71,14 @@ impl Reader {
                 .map(|(id, (at, model))| (id.clone(), *at, model.clone()))
                 .collect(),
         };
-        serde_json::to_vec(&state).expect("a checkpoint serializes")
+        super::save_checkpoint(&state)
     }
 
     /// A reader that goes on from `checkpoint`: the requests it gives are those of the lines
     /// read after it (an answer read before that comes again with tokens is given again). None
     /// if the checkpoint is not one.
     pub fn resume(checkpoint: &[u8]) -> Option<Reader> {
-        let state: Checkpoint = serde_json::from_slice(checkpoint).ok()?;
-        if state.v != super::CHECKPOINT {
-            return None;
-        }
+        let state: Checkpoint = super::load_checkpoint(checkpoint)?;
         Some(Reader {
             last_time: state.last_time,
             conversation: Conversation {

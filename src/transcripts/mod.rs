@@ -56,9 +56,39 @@ pub struct Conversation {
 impl Conversation {
     /// Widen the conversation's time span to include `at`.
     fn saw_time(&mut self, at: DateTime<Utc>) {
-        self.first_at = Some(self.first_at.map_or(at, |t| t.min(at)));
-        self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
+        widen(&mut self.first_at, &mut self.last_at, at);
     }
+}
+
+/// Widen the span `first..=last` to include `at`.
+pub(crate) fn widen(
+    first: &mut Option<DateTime<Utc>>,
+    last: &mut Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) {
+    *first = Some(first.map_or(at, |t| t.min(at)));
+    *last = Some(last.map_or(at, |t| t.max(at)));
+}
+
+/// A reader's checkpoint as bytes: the checkpoint version, then the reader's own state.
+pub(crate) fn save_checkpoint<T: serde::Serialize>(state: &T) -> Vec<u8> {
+    serde_json::to_vec(&Versioned {
+        v: CHECKPOINT,
+        state,
+    })
+    .expect("a checkpoint serializes")
+}
+
+/// The state in a checkpoint of this build's making (None: another version, or not one).
+pub(crate) fn load_checkpoint<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    let saved: Versioned<T> = serde_json::from_slice(bytes).ok()?;
+    (saved.v == CHECKPOINT).then_some(saved.state)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Versioned<T> {
+    v: u32,
+    state: T,
 }
 
 /// A transcript's timestamp (RFC 3339, as every CLI writes them); None for anything else.
@@ -87,7 +117,7 @@ pub fn human_prompt(text: &str) -> Option<&str> {
 
 /// The version of the readers' checkpoints: a change to what they hold or mean bumps it, and
 /// files with older ones are read whole again.
-pub(crate) const CHECKPOINT: u32 = 1;
+const CHECKPOINT: u32 = 2;
 
 /// A request key as a reader's checkpoint keeps it: 8 bytes however long the key, and the same
 /// in every build (FNV-1a), since checkpoints outlive the binary that wrote them.
