@@ -143,7 +143,7 @@ fn compare<'f>(
     let keys: Vec<String> = found.iter().map(|f| path_key(&f.path)).collect();
     // Bringing deleted conversations back: their files are read again, changed or not.
     let orphans = if options.include_deleted {
-        store.native_files_without_session()?
+        store.native_files_without_session(None)?
     } else {
         Default::default()
     };
@@ -189,41 +189,33 @@ fn with_subagents<'f>(
             subagents.entry(parent.as_str()).or_default().push(f);
         }
     }
-    let stem = |f: &Found| -> Option<String> {
-        let name = f.path.file_name()?.to_str()?;
-        Some(name.strip_suffix(".jsonl")?.to_string())
-    };
-    let candidates: Vec<String> = changed
+    // Claude's own files with subagents (Gemini's are named after a session id only the file
+    // says, read already).
+    let candidates: Vec<(String, &Vec<&Found>)> = changed
         .iter()
         .filter(|f| f.backend == Backend::Claude && f.parent.is_none())
-        .filter_map(|f| stem(f))
-        .filter(|id| subagents.contains_key(id.as_str()))
+        .filter_map(|f| {
+            let subs = subagents.get(own_id(f, None)?.as_str())?;
+            Some((path_key(&f.path), subs))
+        })
         .collect();
     if candidates.is_empty() {
         return Ok(());
     }
     let orphans = if orphans.is_empty() {
-        store.native_files_without_session()?
+        let paths: Vec<&str> = candidates.iter().map(|(p, _)| p.as_str()).collect();
+        store.native_files_without_session(Some(&paths))?
     } else {
         orphans
     };
     let reading: std::collections::HashSet<&Path> =
         changed.iter().map(|f| f.path.as_path()).collect();
-    let mut more = Vec::new();
-    for f in changed
+    let more: Vec<&Found> = candidates
         .iter()
-        .filter(|f| f.backend == Backend::Claude && f.parent.is_none())
-    {
-        let Some(id) = stem(f) else { continue };
-        if !orphans.contains(&path_key(&f.path)) {
-            continue;
-        }
-        for sub in subagents.get(id.as_str()).into_iter().flatten() {
-            if !reading.contains(sub.path.as_path()) {
-                more.push(*sub);
-            }
-        }
-    }
+        .filter(|(path, _)| orphans.contains(path))
+        .flat_map(|(_, subs)| subs.iter().copied())
+        .filter(|sub| !reading.contains(sub.path.as_path()))
+        .collect();
     changed.extend(more);
     Ok(())
 }

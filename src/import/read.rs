@@ -63,7 +63,7 @@ pub fn read(found: &Found, from: Option<&ReadPoint>) -> Result<FileRead, String>
     }
     let resumed = from.and_then(|p| {
         let reader = Reader::resume(found.backend, &p.state)?;
-        has_tail(&file, p).then_some((reader, p.offset))
+        (recognise(&file, p.offset).as_ref() == Some(&p.tail)).then_some((reader, p.offset))
     });
     let is_resumed = resumed.is_some();
     let (mut reader, start) = resumed.unwrap_or_else(|| (Reader::new(found.backend), 0));
@@ -74,7 +74,7 @@ pub fn read(found: &Found, from: Option<&ReadPoint>) -> Result<FileRead, String>
     });
     let end = start + outcome.complete;
     let point = (outcome.error.is_none() && end > 0)
-        .then(|| tail(&file, end))
+        .then(|| recognise(&file, end))
         .flatten()
         .map(|tail| ReadPoint {
             offset: end,
@@ -84,15 +84,9 @@ pub fn read(found: &Found, from: Option<&ReadPoint>) -> Result<FileRead, String>
     Ok(reader.done(outcome, point, is_resumed))
 }
 
-/// Whether `file` is still the one read up to `p.offset` (see `HEAD`).
-fn has_tail(file: &File, p: &ReadPoint) -> bool {
-    file.metadata().is_ok_and(|m| m.len() >= p.offset)
-        && tail(file, p.offset).is_some_and(|now| now == p.tail)
-}
-
-/// What recognises `file` read up to `end`: the hash of its first bytes, then the bytes just
-/// before `end`.
-fn tail(file: &File, end: u64) -> Option<Vec<u8>> {
+/// What recognises `file` read up to `end` (see `HEAD`): the hash of its first bytes, then the
+/// bytes just before `end`. None if it is shorter than that now.
+fn recognise(file: &File, end: u64) -> Option<Vec<u8>> {
     let mut head = vec![0; end.min(HEAD) as usize];
     file.read_exact_at(&mut head, 0).ok()?;
     let len = end.min(TAIL);

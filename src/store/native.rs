@@ -289,9 +289,12 @@ impl Store {
         self.read_index(|_, index| index.native_files())
     }
 
-    /// The transcript files read whose conversation has no session now.
-    pub fn native_files_without_session(&self) -> Result<std::collections::HashSet<String>> {
-        self.read_index(|_, index| index.native_files_without_session())
+    /// The transcript files read whose conversation has no session now (all, or `among`).
+    pub fn native_files_without_session(
+        &self,
+        among: Option<&[&str]>,
+    ) -> Result<std::collections::HashSet<String>> {
+        self.read_index(|_, index| index.native_files_without_session(among))
     }
 
     /// The fingerprint of the last complete look at the CLIs' directories `roots` (see

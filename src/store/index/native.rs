@@ -30,9 +30,12 @@ const READ_POINT: &str = "SELECT n.read_offset, n.read_tail, n.read_state FROM n
 const WALK: &str = "SELECT fingerprint FROM native_walks WHERE roots = ?1";
 const BY_BACKEND_ID: &str = "SELECT id FROM sessions WHERE backend = ?1 AND backend_session_id = ?2
      ORDER BY origin = 'imported', id LIMIT 1";
-// Only for `--include-deleted`: every file read, each looked up by session id.
+// For `--include-deleted`: every file read, each looked up by session id.
 const WITHOUT_SESSION: &str = "SELECT n.path FROM native_files n
      LEFT JOIN sessions s ON s.id = n.session_id WHERE s.id IS NULL";
+// One file's.
+const FILE_WITHOUT_SESSION: &str = "SELECT 1 FROM native_files n
+     LEFT JOIN sessions s ON s.id = n.session_id WHERE n.path = ?1 AND s.id IS NULL";
 
 /// Where the last read of a growing transcript stopped: the next read goes on from `offset`
 /// when the file is still recognised by `tail` (what the reader keeps of the bytes before the
@@ -80,30 +83,38 @@ impl Index {
     }
 
     /// The transcript files read whose conversation has no session now (deleted, or left out
-    /// because it had been).
-    pub fn native_files_without_session(&self) -> Result<std::collections::HashSet<String>> {
+    /// because it had been): all of them, or those `among` these paths.
+    pub fn native_files_without_session(
+        &self,
+        among: Option<&[&str]>,
+    ) -> Result<std::collections::HashSet<String>> {
+        let Some(paths) = among else {
+            let mut stmt = self
+                .conn
+                .prepare_cached(WITHOUT_SESSION)
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+            return rows
+                .collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e));
+        };
         let mut stmt = self
             .conn
-            .prepare_cached(WITHOUT_SESSION)
+            .prepare_cached(FILE_WITHOUT_SESSION)
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
-    }
-
-    /// The session holding the conversation `native_id` of `backend`, if any.
-    pub fn session_by_backend_id(
-        &self,
-        backend: Backend,
-        native_id: &str,
-    ) -> Result<Option<String>> {
-        session_by_backend_id(&self.conn, backend, native_id).map_err(|e| self.err(e))
+        let mut out = std::collections::HashSet::new();
+        for path in paths {
+            if stmt.exists([path]).map_err(|e| self.err(e))? {
+                out.insert(path.to_string());
+            }
+        }
+        Ok(out)
     }
 
     /// Every session holding a conversation, by backend and the CLI's id for it (what
-    /// `session_by_backend_id` answers one at a time, in one pass for many).
+    /// `IndexTx::session_by_backend_id` answers one at a time, in one pass for many).
     pub fn sessions_by_backend_id(&self) -> Result<HashMap<(Backend, String), String>> {
         let mut stmt = self
             .conn
@@ -183,7 +194,8 @@ fn session_by_backend_id(
 }
 
 impl IndexTx<'_> {
-    /// `Index::session_by_backend_id`, seeing what this transaction wrote.
+    /// The session holding the conversation `native_id` of `backend`, if any, seeing what this
+    /// transaction wrote.
     pub fn session_by_backend_id(
         &self,
         backend: Backend,
@@ -264,6 +276,7 @@ mod tests {
         let index = Index::in_memory(std::path::Path::new("plans")).unwrap();
         for (sql, uses) in [
             (READ_POINT, "PRIMARY KEY (path=?)"),
+            (FILE_WITHOUT_SESSION, "PRIMARY KEY (path=?)"),
             (WALK, "PRIMARY KEY (roots=?)"),
             (BY_BACKEND_ID, "sessions_by_backend_id"),
         ] {
