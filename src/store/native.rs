@@ -384,13 +384,13 @@ impl Store {
             if let Some(bulk) = bulk {
                 tx.end_bulk(bulk)?;
             }
-            // As for any write: the directory's stamp only if it saw nothing but these files.
-            let after = super::files::stable_dir_stamp(&store.dir)?;
-            if recorded.as_deref() == Some(before.stamp.key().as_str())
-                && before.only_these(&store.dir, &saved, &Default::default())
-            {
-                tx.set_dir_stamp(after)?;
-            }
+            before.record_stamp(
+                &tx,
+                &store.dir,
+                recorded.as_deref(),
+                &saved,
+                &Default::default(),
+            )?;
             tx.commit()?;
             Ok(result)
         })

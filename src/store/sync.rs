@@ -30,7 +30,7 @@ pub(super) enum Loaded {
 
 /// The directory as it was just before clinvk changed files in it, and a watch over the change.
 pub(super) struct Before {
-    pub(super) stamp: DirStamp,
+    stamp: DirStamp,
     watch: Option<watch::Watch>,
 }
 
@@ -44,30 +44,33 @@ impl Before {
         })
     }
 
-    /// True when the directory saw exactly the entry changes `changes` make and nothing else:
-    /// for each saved session, its temp file created and renamed onto `<id>.json`; for each
-    /// removed one, at most one deletion of `<id>.json`. Anything more, even on the same name
-    /// (a sync tool putting back a file we delete), means someone else changed the directory.
-    fn only_ours(&self, dir: &Path, changes: &[Change<'_>]) -> bool {
-        // Sets: an import saves thousands of files in one write.
-        let mut saved: HashSet<String> = HashSet::new();
-        let mut removed: HashSet<String> = HashSet::new();
-        for change in changes {
-            match change {
-                Change::Upsert(session, _) => saved.insert(session.id.file_name()),
-                Change::Remove(stem) => removed.insert(format!("{stem}.json")),
-            };
-        }
-        self.only_these(dir, &saved, &removed)
-    }
-
-    /// `only_ours`, for the session files named `saved` written and `removed` deleted.
-    pub(super) fn only_these(
+    /// After a write, in its transaction: record the directory's stamp as the index's, when it
+    /// was the one recorded before the write (`recorded`) and the directory saw nothing but the
+    /// write's own files (`only_these`); otherwise the next command reconciles.
+    pub(super) fn record_stamp(
         &self,
+        tx: &index::IndexTx<'_>,
         dir: &Path,
+        recorded: Option<&str>,
         saved: &HashSet<String>,
         removed: &HashSet<String>,
-    ) -> bool {
+    ) -> Result<()> {
+        // Stamp first, then (after a barrier) what the watch saw: anything that changed the
+        // directory before this stat has its event queued by then, and anything after it moves
+        // the stamp past the one recorded.
+        let after = files::stable_dir_stamp(dir)?;
+        if recorded == Some(self.stamp.key().as_str()) && self.only_these(dir, saved, removed) {
+            tx.set_dir_stamp(after)?;
+        }
+        Ok(())
+    }
+
+    /// True when the directory saw exactly the entry changes of a write that saved the session
+    /// files `saved` and deleted `removed`, and nothing else: for each saved session, its temp
+    /// file created and renamed onto `<id>.json`; for each removed one, at most one deletion of
+    /// `<id>.json`. Anything more, even on the same name (a sync tool putting back a file we
+    /// delete), means someone else changed the directory.
+    fn only_these(&self, dir: &Path, saved: &HashSet<String>, removed: &HashSet<String>) -> bool {
         let Some(watch) = &self.watch else {
             // No way to watch here (not Linux, or no inotify left): trust the stamps, as the
             // window is the few milliseconds of one write.
@@ -89,10 +92,7 @@ impl Before {
             let name = name.to_string_lossy();
             // The delete journal and the record of deleted conversations are only ever written
             // under the exclusive lock: ours.
-            if is_journal_name(&name)
-                || name == super::native::DELETED_CONVERSATIONS
-                || name == super::native::IMPORT_WRITING
-            {
+            if is_own_name(&name) {
                 continue;
             }
             let expected = match kind {
@@ -136,6 +136,14 @@ fn only_index_files_changed(dir: &Path, watch: Option<&watch::Watch>) -> bool {
 /// The journal or the temp file it is written through.
 fn is_journal_name(name: &str) -> bool {
     name == DELETE_JOURNAL || crate::fsio::temp_file_target(name) == Some(DELETE_JOURNAL)
+}
+
+/// The store's own files beside the sessions, only ever written under the exclusive lock: the
+/// delete journal, the record of deleted conversations, the mark of an import under way.
+fn is_own_name(name: &str) -> bool {
+    is_journal_name(name)
+        || name == super::native::DELETED_CONVERSATIONS
+        || name == super::native::IMPORT_WRITING
 }
 
 impl Store {
@@ -359,12 +367,7 @@ impl Store {
         more: impl FnOnce(&index::IndexTx<'_>) -> Result<()>,
     ) -> Result<()> {
         let result = (|| {
-            // Stamp first, then (after a barrier) what the watch saw: anything that changed the
-            // directory before this stat has its event queued by then, and anything after it
-            // moves the stamp past the one recorded.
-            let after = files::stable_dir_stamp(&self.dir)?;
-            let untouched = index.dir_stamp()?.as_deref() == Some(before.stamp.key().as_str())
-                && before.only_ours(&self.dir, changes);
+            let recorded = index.dir_stamp()?;
             let tx = index.transaction()?;
             // Thousands of sessions at once (an import): the search index and the secondary
             // indexes are rebuilt once at the end instead of updated row by row.
@@ -382,9 +385,16 @@ impl Store {
             if let Some(bulk) = bulk {
                 tx.end_bulk(bulk)?;
             }
-            if untouched {
-                tx.set_dir_stamp(after)?;
+            // Sets: an import saves thousands of files in one write.
+            let mut saved: HashSet<String> = HashSet::new();
+            let mut removed: HashSet<String> = HashSet::new();
+            for change in changes {
+                match change {
+                    Change::Upsert(session, _) => saved.insert(session.id.file_name()),
+                    Change::Remove(stem) => removed.insert(format!("{stem}.json")),
+                };
             }
+            before.record_stamp(&tx, &self.dir, recorded.as_deref(), &saved, &removed)?;
             more(&tx)?;
             tx.commit()
         })();
