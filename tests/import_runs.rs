@@ -32,28 +32,6 @@ fn import(f: &Fakes) -> Value {
         .json()
 }
 
-/// The fake CLI run directly, as a user would: clinvk does not see this run.
-fn outside(f: &Fakes, dir: &Path, cli: &str, args: &[&str]) {
-    let out = std::process::Command::new(format!("{FAKES_DIR}/{cli}"))
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", f.home.user_home())
-        .env("FAKE_CLI_STATE", f.state())
-        .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
-        .env_remove("CODEX_HOME")
-        .env_remove("GEMINI_CLI_HOME")
-        .env_remove("CLAUDE_CONFIG_DIR")
-        .env_remove("FAKE_CLI_SCENARIO")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -161,8 +139,8 @@ fn a_codex_thread_run_through_clinvk_and_continued_in_the_cli_counts_each_reques
         &thread,
         "outside",
     ];
-    outside(&f, &dir, "codex", &resume);
-    outside(&f, &dir, "codex", &resume);
+    f.outside(&dir, "codex", &resume);
+    f.outside(&dir, "codex", &resume);
     let report = import(&f);
     assert_eq!(report["backends"]["codex"]["updated"], 1, "{report}");
     assert_eq!(
@@ -177,7 +155,7 @@ fn a_codex_thread_run_through_clinvk_and_continued_in_the_cli_counts_each_reques
     // Once more in the CLI, and this time clinvk runs before any import: the run is charged
     // what the thread spent since the last run it saw, the CLI's request included; the import
     // afterwards must not add that request again.
-    outside(&f, &dir, "codex", &resume);
+    f.outside(&dir, "codex", &resume);
     clinvk(&f, &dir, &["resume", &id, "and again"]);
     import(&f);
     import(&f);
@@ -220,12 +198,7 @@ fn a_gemini_chat_run_through_clinvk_and_continued_in_the_cli_counts_each_answer_
     // In the CLI itself: the import adds what its chat gained.
     let before = gemini_truth(chat);
     let resume = format!("--resume={native}");
-    outside(
-        &f,
-        &dir,
-        "gemini",
-        &[&resume, "-p", "outside", "-o", "json"],
-    );
+    f.outside(&dir, "gemini", &[&resume, "-p", "outside", "-o", "json"]);
     let gained = gemini_truth(chat);
     truth = plus(truth, (gained.0 - before.0, gained.1 - before.1));
     let report = import(&f);
@@ -304,12 +277,12 @@ fn a_claude_conversation_run_through_clinvk_and_continued_in_the_cli_counts_each
         "--verbose",
         "outside",
     ];
-    outside(&f, &dir, "claude", &args);
+    f.outside(&dir, "claude", &args);
     let report = import(&f);
     assert_eq!(report["backends"]["claude"]["updated"], 1, "{report}");
     assert_eq!(usage_of(&f, &id), claude_truth(transcript));
     clinvk(&f, &dir, &["resume", &id, "again"]);
-    outside(&f, &dir, "claude", &args);
+    f.outside(&dir, "claude", &args);
     import(&f);
     import(&f);
     assert_eq!(usage_of(&f, &id), claude_truth(transcript));

@@ -690,27 +690,17 @@ fn the_codex_model_comes_from_the_rollout_and_is_none_without_one() {
 /// Resume Codex thread `thread` directly, as a user running `codex exec resume` would: clinvk
 /// does not see this run.
 fn codex_outside_clinvk(f: &Fakes, dir: &Path, thread: &str) {
-    let out = std::process::Command::new(format!("{FAKES_DIR}/codex"))
-        .args([
+    f.outside(
+        dir,
+        "codex",
+        &[
             "exec",
             "resume",
             "--json",
             "--skip-git-repo-check",
             thread,
             "outside",
-        ])
-        .current_dir(dir)
-        .env("HOME", f.home.user_home())
-        .env("FAKE_CLI_STATE", f.state())
-        .env_remove("CODEX_HOME")
-        .env_remove("FAKE_CLI_SCENARIO")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
 }
 

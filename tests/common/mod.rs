@@ -783,6 +783,30 @@ impl Default for Fakes {
 }
 
 impl Fakes {
+    /// The fake `cli` run directly in `dir`, as a user would (clinvk does not see this run),
+    /// with the CLIs' directories under the test's HOME; asserts it succeeded.
+    #[track_caller]
+    pub fn outside(&self, dir: &Path, cli: &str, args: &[&str]) {
+        let out = std::process::Command::new(format!("{FAKES_DIR}/{cli}"))
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", self.home.user_home())
+            .env("FAKE_CLI_STATE", self.state())
+            .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+            .env_remove("CODEX_HOME")
+            .env_remove("GEMINI_CLI_HOME")
+            .env_remove("CLAUDE_CONFIG_DIR")
+            .env_remove("FAKE_CLI_SCENARIO")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The one session file in the home, as JSON (asserting there is exactly one).
     #[track_caller]
     pub fn only_session(&self) -> Value {
