@@ -76,6 +76,24 @@ pub enum SessionsCommand {
     Import(cmd::import::ImportArgs),
 }
 
+/// The setting in the environment variable `name`, if set: `parse` reads it, and a value it
+/// cannot read is a usage error that says what `name` should be.
+fn env_setting<T>(
+    name: &str,
+    should_be: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>> {
+    match std::env::var(name) {
+        Ok(text) if !text.is_empty() => parse(&text).map(Some).ok_or_else(|| {
+            Error::usage(format!(
+                "{name}='{}' is not {should_be}",
+                text.escape_debug()
+            ))
+        }),
+        _ => Ok(None),
+    }
+}
+
 /// What every command gets: where things are, and a way to open the store.
 pub struct Context {
     pub paths: Paths,
@@ -87,35 +105,17 @@ pub struct Context {
 
 impl Context {
     fn from_env() -> Result<Context> {
-        let lock_timeout = match std::env::var("CLINVK_LOCK_TIMEOUT") {
-            Ok(text) if !text.is_empty() => Some(
-                text.parse::<f64>()
-                    .ok()
-                    // `try_`: 1e20 seconds is more than a Duration holds.
-                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                    .ok_or_else(|| {
-                        Error::usage(format!(
-                            "CLINVK_LOCK_TIMEOUT='{}' is not a number of seconds (e.g. 30)",
-                            text.escape_debug()
-                        ))
-                    })?,
-            ),
-            _ => None,
-        };
-        let import_batch = match std::env::var("CLINVK_IMPORT_BATCH") {
-            Ok(text) if !text.is_empty() => Some(
-                text.parse::<usize>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        Error::usage(format!(
-                            "CLINVK_IMPORT_BATCH='{}' is not a number of files (e.g. 1500)",
-                            text.escape_debug()
-                        ))
-                    })?,
-            ),
-            _ => None,
-        };
+        // `try_`: 1e20 seconds is more than a Duration holds.
+        let lock_timeout = env_setting(
+            "CLINVK_LOCK_TIMEOUT",
+            "a number of seconds (e.g. 30)",
+            |t| Duration::try_from_secs_f64(t.parse().ok()?).ok(),
+        )?;
+        let import_batch = env_setting(
+            "CLINVK_IMPORT_BATCH",
+            "a number of files (e.g. 5000)",
+            |t| t.parse::<usize>().ok().filter(|n| *n > 0),
+        )?;
         Ok(Context {
             paths: Paths::from_env()?,
             lock_timeout,
