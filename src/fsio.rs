@@ -182,13 +182,11 @@ pub fn write_atomic_batch(
             }
         }
     }
-    if let Err(e) = if each {
-        Ok(())
-    } else {
-        sync_contents(dir, &temps)
-    } {
-        cleanup(&temps);
-        return Err(Error::io(dir, e));
+    if !each {
+        if let Err(e) = sync_contents(dir, &temps) {
+            cleanup(&temps);
+            return Err(Error::io(dir, e));
+        }
     }
     for (i, (path, tmp)) in paths.iter().zip(&temps).enumerate() {
         if let Err(e) = fs::rename(tmp, path) {
