@@ -471,28 +471,42 @@ impl Store {
                     ids.push(id);
                 }
             }
-            if !force {
-                for id in &ids {
-                    if let Err(Error::InvalidSession { path, reason }) = store.read_session(id) {
+            // Each file read once: checked (unless forced), and what conversation it held.
+            let mut conversations = Vec::new();
+            for id in &ids {
+                match store.read_session(id) {
+                    Ok((session, _)) => conversations.extend(native::Deleted::of(
+                        session.backend,
+                        session.backend_session_id.as_deref(),
+                        session.last_used_at,
+                    )),
+                    Err(Error::InvalidSession { path, reason }) if !force => {
                         return Err(Error::InvalidNotDeleted {
                             id: id.to_string(),
                             path,
                             reason,
                         });
                     }
+                    Err(_) => {}
                 }
             }
-            store.remove_files(index, &ids)?;
+            store.remove_files(index, &ids, &conversations)?;
             Ok(ids.clone())
         })
     }
 
-    fn remove_files(&self, index: &mut Index, ids: &[SessionId]) -> Result<()> {
+    /// Delete the files of `ids`, which held the CLIs' `conversations`.
+    fn remove_files(
+        &self,
+        index: &mut Index,
+        ids: &[SessionId],
+        conversations: &[native::Deleted],
+    ) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
         // Their conversations stay deleted: an import must not bring them back.
-        self.record_deletions(ids)?;
+        self.append_deletions(conversations)?;
         let before = Before::take(&self.dir)?;
         // Several files go all or none, even across a crash: the journal lists them first.
         let journal = (ids.len() > 1).then(|| self.dir.join(sync::DELETE_JOURNAL));
@@ -567,7 +581,13 @@ impl Store {
         doomed.retain(|s| !unsettled.iter().any(|stem| stem == s.id.as_str()));
         if !dry_run {
             let ids: Vec<SessionId> = doomed.iter().map(|s| s.id.clone()).collect();
-            self.remove_files(index, &ids)?;
+            let conversations: Vec<native::Deleted> = doomed
+                .iter()
+                .filter_map(|s| {
+                    native::Deleted::of(s.backend, s.backend_session_id.as_deref(), s.last_used_at)
+                })
+                .collect();
+            self.remove_files(index, &ids, &conversations)?;
         }
         Ok(doomed)
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::files::{self, FileStamp};
 use super::index::native::{NativeFile, ReadPoint};
 use super::index::IndexTx;
-use super::sync::{load_file, Before, Loaded};
+use super::sync::Before;
 use super::{Session, SessionId, Store};
 use crate::domain::Backend;
 use crate::error::{Error, Result};
@@ -44,6 +44,21 @@ pub struct Deleted {
     /// activity after that.
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub last_used_at: DateTime<Utc>,
+}
+
+impl Deleted {
+    /// The deletion of a session that held the CLI's conversation `native_id`, if it held one.
+    pub fn of(
+        backend: Backend,
+        native_id: Option<&str>,
+        last_used_at: DateTime<Utc>,
+    ) -> Option<Deleted> {
+        Some(Deleted {
+            backend,
+            backend_session_id: native_id?.to_string(),
+            last_used_at,
+        })
+    }
 }
 
 /// One conversation for `NativeMerge::merge`: whose it is.
@@ -459,31 +474,8 @@ impl Store {
         }])
     }
 
-    /// Before the files of `ids` are deleted: record the conversations they held, so that an
-    /// import does not bring them back. Caller holds the exclusive lock.
-    pub(super) fn record_deletions(&self, ids: &[SessionId]) -> Result<()> {
-        let mut deleted = Vec::new();
-        for id in ids {
-            let entry = files::DirEntry {
-                id: id.to_string(),
-                path: self.session_path(id),
-                stamp: FileStamp::default(),
-            };
-            if let Loaded::Valid(session, _) = load_file(&entry) {
-                if let Some(native_id) = &session.backend_session_id {
-                    deleted.push(Deleted {
-                        backend: session.backend,
-                        backend_session_id: native_id.clone(),
-                        last_used_at: session.last_used_at,
-                    });
-                }
-            }
-        }
-        self.append_deletions(&deleted)
-    }
-
     /// Append to the record of deleted conversations, durably. Caller holds the exclusive lock.
-    fn append_deletions(&self, deleted: &[Deleted]) -> Result<()> {
+    pub(super) fn append_deletions(&self, deleted: &[Deleted]) -> Result<()> {
         if deleted.is_empty() {
             return Ok(());
         }
