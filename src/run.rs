@@ -698,16 +698,7 @@ fn record(
     // what an import of it reads, so that it finds this run already counted.
     if let Some(path) = &run.transcript {
         if s.backend_session_id == outcome.session_id {
-            let path = path.display().to_string();
-            if s.native.as_ref().map(|n| (n.path.as_str(), n.gone)) != Some((path.as_str(), false))
-            {
-                s.native = Some(crate::store::session::NativeSource {
-                    kind: s.backend.to_string(),
-                    path,
-                    gone: false,
-                    extra: Default::default(),
-                });
-            }
+            s.transcript_at(path);
         }
     }
     let usage = outcome.usage.map(|u| {

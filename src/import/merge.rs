@@ -21,7 +21,7 @@ use super::sources::Found;
 use crate::domain::{Backend, Origin, SessionId, Status, Tokens};
 use crate::store::index::native::ReadPoint;
 use crate::store::native::{MergeInput, NativeKey};
-use crate::store::session::{truncate_prompt, NativeSource, TokenUsage, Turn};
+use crate::store::session::{truncate_prompt, TokenUsage, Turn};
 use crate::store::Session;
 use crate::transcripts::Request;
 
@@ -167,7 +167,7 @@ fn create(g: &Gathered) -> Option<Session> {
         .chain(last_request)
         .max()
         .unwrap_or(created);
-    session.native = Some(source(backend, main));
+    session.transcript_at(main);
     session.turns = g.requests.iter().map(turn).collect();
     session.turns.sort_by_key(|t| t.at);
     session.model = g
@@ -260,11 +260,8 @@ fn update(g: &Gathered, mut s: Session) -> Session {
     {
         s.last_used_at = s.last_used_at.max(last);
     }
-    if let (Some(backend), Some(main)) = (g.backend, &g.main) {
-        let now = source(backend, main);
-        if s.native.as_ref().map(|n| (&n.path, n.gone)) != Some((&now.path, false)) {
-            s.native = Some(now);
-        }
+    if let Some(main) = &g.main {
+        s.transcript_at(main);
     }
     if s.workdir.is_empty() {
         s.workdir = g.workdir.clone().unwrap_or_default();
@@ -324,15 +321,6 @@ fn turn(r: &Request) -> Turn {
         cost_usd: None,
         error: None,
         request: Some(r.key.clone()),
-        extra: Default::default(),
-    }
-}
-
-fn source(backend: Backend, path: &std::path::Path) -> NativeSource {
-    NativeSource {
-        kind: backend.to_string(),
-        path: path.display().to_string(),
-        gone: false,
         extra: Default::default(),
     }
 }

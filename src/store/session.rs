@@ -260,6 +260,20 @@ struct RawSession {
 }
 
 impl Session {
+    /// The CLI keeps this session's transcript at `path` (there now): recorded, unless it is
+    /// already.
+    pub fn transcript_at(&mut self, path: &std::path::Path) {
+        let path = path.display().to_string();
+        if self.native.as_ref().map(|n| (n.path.as_str(), n.gone)) != Some((path.as_str(), false)) {
+            self.native = Some(NativeSource {
+                kind: self.backend.to_string(),
+                path,
+                gone: false,
+                extra: Default::default(),
+            });
+        }
+    }
+
     /// A new session, not yet saved.
     pub fn new(
         id: SessionId,
