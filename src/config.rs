@@ -56,11 +56,18 @@ impl Settings {
             .iter()
             .find(|s| s.backend == backend)
             .cloned()
-            .unwrap_or(ImportSource {
-                backend,
-                enabled: true,
-                dir: None,
-            })
+            .unwrap_or_else(|| ImportSource::usual(backend))
+    }
+}
+
+impl ImportSource {
+    /// Read, from the CLI's usual place.
+    fn usual(backend: Backend) -> ImportSource {
+        ImportSource {
+            backend,
+            enabled: true,
+            dir: None,
+        }
     }
 }
 
@@ -88,11 +95,8 @@ impl Default for Settings {
             import_auto: true,
             import_sources: Backend::ALL
                 .iter()
-                .map(|b| ImportSource {
-                    backend: *b,
-                    enabled: true,
-                    dir: None,
-                })
+                .copied()
+                .map(ImportSource::usual)
                 .collect(),
         }
     }
