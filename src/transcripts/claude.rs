@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{human_prompt, time, Conversation, Request};
+use super::{human_prompt, time, Conversation, Request, Role};
 use crate::domain::Tokens;
 
 #[derive(Deserialize)]
@@ -52,6 +52,8 @@ struct Assistant<'a> {
     model: Option<Cow<'a, str>>,
     #[serde(default)]
     usage: Option<Usage>,
+    #[serde(borrow, default)]
+    content: Option<Content<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -215,6 +217,13 @@ impl Reader {
                     self.conversation.skipped_lines += 1;
                     return;
                 };
+                // A subagent's answers are its parent's tool results, not the conversation; a
+                // fork's copy of its parent's is part of the fork's (as its prompts are).
+                if !sidechain && m.model.as_deref() != Some("<synthetic>") {
+                    for text in texts(m.content.as_ref()) {
+                        self.conversation.said(Role::Assistant, at, text);
+                    }
+                }
                 let foreign = match (&line.request_session_id, &line.session_id) {
                     (Some(request), Some(own)) => request != own,
                     _ => false,
@@ -251,29 +260,27 @@ impl Reader {
                 );
             }
             Some("user") if !sidechain && line.is_meta != Some(true) => {
-                if self.prompt_done {
-                    return;
-                }
                 let Ok(u) = serde_json::from_str::<User<'_>>(message.get()) else {
                     return;
                 };
-                self.conversation.prompt = match u.content {
-                    Some(Content::Text(text)) => human_prompt(&text).map(str::to_string),
-                    // A tool result is the CLI answering itself, not a person.
+                // A tool result is the CLI answering itself, not a person.
+                let typed: Vec<&str> = match &u.content {
                     Some(Content::Blocks(blocks))
-                        if !blocks
+                        if blocks
                             .iter()
                             .any(|b| b.kind.as_deref() == Some("tool_result")) =>
                     {
-                        blocks
-                            .iter()
-                            .filter(|b| b.kind.as_deref() == Some("text"))
-                            .find_map(|b| b.text.as_deref().and_then(human_prompt))
-                            .map(str::to_string)
+                        Vec::new()
                     }
-                    _ => None,
+                    content => texts(content.as_ref()).filter_map(human_prompt).collect(),
                 };
-                self.prompt_done = self.conversation.prompt.is_some();
+                for text in &typed {
+                    self.conversation.said(Role::User, at, text);
+                }
+                if !self.prompt_done {
+                    self.conversation.prompt = typed.first().map(|t| t.to_string());
+                    self.prompt_done = self.conversation.prompt.is_some();
+                }
             }
             _ => {}
         }
@@ -327,6 +334,21 @@ impl Reader {
     pub fn finish(self) -> Conversation {
         self.conversation
     }
+}
+
+/// The text of a message's content: the string, or its `text` blocks.
+fn texts<'c>(content: Option<&'c Content<'_>>) -> impl Iterator<Item = &'c str> {
+    let (whole, blocks) = match content {
+        Some(Content::Text(text)) => (Some(text.as_ref()), &[][..]),
+        Some(Content::Blocks(blocks)) => (None, blocks.as_slice()),
+        None => (None, &[][..]),
+    };
+    whole.into_iter().chain(
+        blocks
+            .iter()
+            .filter(|b| b.kind.as_deref() == Some("text"))
+            .filter_map(|b| b.text.as_deref()),
+    )
 }
 
 /// Read a whole transcript held in memory.
@@ -434,6 +456,66 @@ mod tests {
         assert_eq!(c.skipped_lines, 2);
         // The subagent's line is no activity of the conversation's own.
         assert_eq!(c.last_at, time("2026-01-01T00:00:05Z"));
+    }
+
+    #[test]
+    fn what_was_said() {
+        use crate::transcripts::said;
+        let c = parse(&sample(RESUMED));
+        assert_eq!(
+            said(&c),
+            ["u: hello", "a: MOCK_OK", "u: again", "a: MOCK_OK"]
+        );
+        // A fork holds its parent's conversation, then its own.
+        let c = parse(&sample(FORK));
+        assert_eq!(
+            said(&c),
+            [
+                "u: hello",
+                "a: MOCK_OK",
+                "u: again",
+                "a: MOCK_OK",
+                "u: forked",
+                "a: MOCK_OK"
+            ]
+        );
+        // The CLI's own error line is not an answer.
+        assert_eq!(said(&parse(&sample(FAILED))), ["u: hi"]);
+        let line = |kind: &str, extra: &str, content: &str| {
+            format!(
+                r#"{{"type":"{kind}","sessionId":"s1"{extra},"message":{{"id":"m","content":{content}}}}}"#
+            )
+        };
+        let lines = [
+            line(
+                "user",
+                r#","isMeta":true"#,
+                r#""<command-name>/init</command-name>""#,
+            ),
+            line(
+                "user",
+                "",
+                r#"[{"type":"tool_result","content":"file dump"}]"#,
+            ),
+            line(
+                "user",
+                "",
+                r#"[{"type":"text","text":"<system-reminder>x</system-reminder>"},{"type":"text","text":"two"},{"type":"text","text":"parts"}]"#,
+            ),
+            line(
+                "assistant",
+                "",
+                r#"[{"type":"thinking","thinking":"hmm"},{"type":"text","text":"the answer"},{"type":"tool_use","input":{"cmd":"ls"}}]"#,
+            ),
+            line(
+                "assistant",
+                r#","isSidechain":true"#,
+                r#"[{"type":"text","text":"a subagent's"}]"#,
+            ),
+            line("user", r#","isSidechain":true"#, r#""a task's prompt""#),
+        ];
+        let c = parse(lines.join("\n").as_bytes());
+        assert_eq!(said(&c), ["u: two", "u: parts", "a: the answer"]);
     }
 
     crate::transcripts::resumable!(Reader, Reader::new(), Reader::finish);

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{human_prompt, time, Conversation, Request};
+use super::{human_prompt, time, Conversation, Message, Request, Role};
 use crate::domain::Tokens;
 
 /// What a rollout says about its thread.
@@ -39,11 +39,32 @@ pub struct Rollout {
     pub last_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Lines that are not JSON (a torn last line): skipped.
     pub skipped_lines: u64,
+    /// What the user typed and the assistant answered, for search.
+    pub messages: Vec<Message>,
     /// Resumed from a checkpoint: the running total reached before it (what the first request
     /// read since added to).
     resumed_total: Option<Tokens>,
     /// The first prompt has been read (it may be in the part before a checkpoint).
     prompt_done: bool,
+}
+
+/// A `response_item` payload, as far as search reads it.
+#[derive(Deserialize)]
+struct Item<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    role: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    content: Option<Vec<Part<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Part<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
 }
 
 /// What a rollout reader needs to go on from where it stopped.
@@ -151,18 +172,38 @@ impl Rollout {
                     self.last_model = Some(m);
                 }
             }
-            Some("response_item") if !self.prompt_done => {
-                let payload = payload();
-                if payload["type"] == "message" && payload["role"] == "user" {
-                    self.prompt = payload["content"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter(|part| part["type"] == "input_text")
-                        .find_map(|part| part["text"].as_str().and_then(human_prompt))
-                        .map(str::to_string);
-                    self.prompt_done = self.prompt.is_some();
+            Some("response_item") => {
+                // Tool calls and their output (the big items) are read past by type.
+                let Ok(item) = serde_json::from_str::<Item<'_>>(raw.get()) else {
+                    return;
+                };
+                if item.kind.as_deref() != Some("message") {
+                    return;
                 }
+                let (role, part_kind) = match item.role.as_deref() {
+                    Some("user") => (Role::User, "input_text"),
+                    Some("assistant") => (Role::Assistant, "output_text"),
+                    _ => return,
+                };
+                let parts = item.content.unwrap_or_default();
+                let texts = parts
+                    .iter()
+                    .filter(|p| p.kind.as_deref() == Some(part_kind))
+                    .filter_map(|p| p.text.as_deref());
+                let mut said = Conversation::default();
+                for text in texts {
+                    let text = match role {
+                        Role::User => human_prompt(text),
+                        Role::Assistant => Some(text),
+                    };
+                    let Some(text) = text else { continue };
+                    said.said(role, at, text);
+                    if role == Role::User && !self.prompt_done {
+                        self.prompt = Some(text.to_string());
+                        self.prompt_done = true;
+                    }
+                }
+                self.messages.append(&mut said.messages);
             }
             Some("event_msg") => {
                 let Ok(event) = serde_json::from_str::<Event<'_>>(raw.get()) else {
@@ -239,6 +280,7 @@ impl Rollout {
             requests,
             forked_from: self.forked_from.clone(),
             skipped_lines: self.skipped_lines,
+            messages: self.messages.clone(),
         }
     }
 
@@ -332,6 +374,38 @@ mod tests {
         "codex-rollout-2026-12-01T10-50-17-01a2313a-0d07-7771-ad0b-6e3bccc3126b.jsonl";
     const FORK: &str =
         "codex-rollout-2026-12-01T10-50-28-01a2313a-35f8-7cb3-ac16-2a856813b495.jsonl";
+
+    #[test]
+    fn what_was_said() {
+        use crate::transcripts::said;
+        // The environment context and the developer's instructions are not; event copies of
+        // the same messages are not read again.
+        let c = sample(THREAD).conversation();
+        assert_eq!(
+            said(&c),
+            [
+                "u: hello",
+                "a: MOCK_OK",
+                "u: again",
+                "a: MOCK_OK",
+                "u: third",
+                "a: MOCK_OK"
+            ]
+        );
+        // A fork's rollout holds only its own lines.
+        assert_eq!(
+            said(&sample(FORK).conversation())
+                .first()
+                .map(String::as_str),
+            Some("u: forked")
+        );
+        let lines = [
+            r#"{"type":"response_item","payload":{"type":"function_call_output","output":"file dump"}}"#,
+            r#"{"type":"response_item","payload":{"type":"message","role":"user","content":[{"type":"input_image","image_url":"x"},{"type":"input_text","text":"look"}]}}"#,
+        ];
+        let c = Rollout::parse(lines.join("\n").as_bytes()).conversation();
+        assert_eq!(said(&c), ["u: look"]);
+    }
 
     #[test]
     fn a_thread_with_three_runs() {

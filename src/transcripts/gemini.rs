@@ -14,13 +14,13 @@
 //! top of the output and count as output and reasoning; tool-use prompt tokens are input.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::{human_prompt, time, Conversation, Request};
+use super::{human_prompt, time, Conversation, Request, Role};
 use crate::domain::Tokens;
 
 /// Reads one Gemini CLI chat file, line by line.
@@ -37,6 +37,9 @@ pub struct Reader {
     prompt_done: bool,
     /// The last time a message had: for a copy without one.
     last_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The messages whose text has been kept (by `key_hash` of their id): the history's
+    /// copies in `$set` patches are not kept again.
+    said: HashSet<u64>,
 }
 
 /// What a reader needs to go on reading a chat file from where it stopped.
@@ -49,6 +52,7 @@ struct Checkpoint {
     prompt_done: bool,
     seen: Vec<u64>,
     pending: Vec<(String, chrono::DateTime<chrono::Utc>, Option<String>)>,
+    said: Vec<u64>,
 }
 
 impl Reader {
@@ -70,6 +74,7 @@ impl Reader {
                 .iter()
                 .map(|(id, (at, model))| (id.clone(), *at, model.clone()))
                 .collect(),
+            said: self.said.iter().copied().collect(),
         };
         super::save_checkpoint(&state)
     }
@@ -94,6 +99,7 @@ impl Reader {
                 .collect(),
             subagent: state.subagent,
             prompt_done: state.prompt_done,
+            said: state.said.into_iter().collect(),
         })
     }
 
@@ -168,14 +174,41 @@ impl Reader {
             self.conversation.saw_time(at);
             self.last_time = Some(at);
         }
-        match m.kind.as_deref() {
-            Some("user") if !self.prompt_done => {
-                self.conversation.prompt = m
+        let role = match m.kind.as_deref() {
+            Some("user") => Some(Role::User),
+            Some("gemini") => Some(Role::Assistant),
+            _ => None,
+        };
+        if let Some(role) = role {
+            if self.said.insert(super::key_hash(id)) {
+                let content = m
                     .content
                     .and_then(|c| serde_json::from_str::<Value>(c.get()).ok())
-                    .and_then(|c| prompt_of(&c));
-                self.prompt_done = self.conversation.prompt.is_some();
+                    .unwrap_or(Value::Null);
+                let texts = texts_of(&content);
+                let mut kept = false;
+                for text in texts {
+                    let text = match role {
+                        Role::User => human_prompt(text),
+                        Role::Assistant => Some(text),
+                    };
+                    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+                        continue;
+                    };
+                    kept = true;
+                    self.conversation.said(role, at, text);
+                    if role == Role::User && !self.prompt_done {
+                        self.conversation.prompt = Some(text.to_string());
+                        self.prompt_done = true;
+                    }
+                }
+                // An answer written before its text: its later copy may have it.
+                if !kept && role == Role::Assistant {
+                    self.said.remove(&super::key_hash(id));
+                }
             }
+        }
+        match m.kind.as_deref() {
             Some("gemini") => {
                 let model = m
                     .model
@@ -326,15 +359,12 @@ fn text(v: &Value, key: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A user message's text, if a person typed it: a string, or parts with `text`.
-fn prompt_of(content: &Value) -> Option<String> {
+/// A message's text: a string, or parts with `text`.
+fn texts_of(content: &Value) -> Vec<&str> {
     match content {
-        Value::String(s) => human_prompt(s).map(str::to_string),
-        Value::Array(parts) => parts
-            .iter()
-            .find_map(|p| p["text"].as_str().and_then(human_prompt))
-            .map(str::to_string),
-        _ => None,
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -360,6 +390,31 @@ mod tests {
     use crate::transcripts::sample;
 
     const CHAT: &str = "gemini-session-2026-12-01T10-54-7a9ca440.jsonl";
+
+    #[test]
+    fn what_was_said() {
+        use crate::transcripts::said;
+        // Each message once, though every resume copies the history again.
+        let c = parse(&sample(CHAT));
+        assert_eq!(
+            said(&c),
+            [
+                "u: hello",
+                "a: MOCK_OK",
+                "u: again",
+                "a: MOCK_OK",
+                "u: third",
+                "a: MOCK_OK"
+            ]
+        );
+        // An answer written before its text has it from its later copy.
+        let lines = [
+            r#"{"id":"g1","timestamp":"2026-01-01T00:00:02Z","type":"gemini","content":""}"#,
+            r#"{"$set":{"messages":[{"id":"g1","type":"gemini","content":[{"text":"later"}]}]}}"#,
+            r#"{"id":"i1","type":"info","content":"not said"}"#,
+        ];
+        assert_eq!(said(&parse(lines.join("\n").as_bytes())), ["a: later"]);
+    }
 
     #[test]
     fn the_session_of_a_chat_file() {

@@ -51,6 +51,47 @@ pub struct Conversation {
     pub forked_from: Option<String>,
     /// Lines that could not be read (not JSON, wrong types, too long): skipped.
     pub skipped_lines: u64,
+    /// What a person typed and what the assistant answered, in the order read: what search
+    /// looks in. Tool calls, tool results and the CLIs' own context blocks are left out.
+    pub messages: Vec<Message>,
+}
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+/// One thing said in a conversation, for search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub at: Option<DateTime<Utc>>,
+    pub text: String,
+}
+
+/// The most of one message kept for search: a pasted log or a long generated answer is
+/// searchable by its beginning, and cannot grow the index without bound.
+pub const MESSAGE_MAX: usize = 16 * 1024;
+
+impl Conversation {
+    /// Keep `text` (trimmed, cut at `MESSAGE_MAX` bytes) as said by `role`; nothing if empty.
+    pub(crate) fn said(&mut self, role: Role, at: Option<DateTime<Utc>>, text: &str) {
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let mut end = text.len().min(MESSAGE_MAX);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.messages.push(Message {
+            role,
+            at,
+            text: text[..end].to_string(),
+        });
+    }
 }
 
 impl Conversation {
@@ -117,7 +158,7 @@ pub fn human_prompt(text: &str) -> Option<&str> {
 
 /// The version of the readers' checkpoints: a change to what they hold or mean bumps it, and
 /// files with older ones are read whole again.
-const CHECKPOINT: u32 = 2;
+const CHECKPOINT: u32 = 3;
 
 /// A request key as a reader's checkpoint keeps it: 8 bytes however long the key, and the same
 /// in every build (FNV-1a), since checkpoints outlive the binary that wrote them.
@@ -216,6 +257,12 @@ pub(crate) fn assert_resumes_alike<R: Resumable>(bytes: &[u8]) {
         figures(&first.requests, &mut got);
         figures(&second.requests, &mut got);
         assert_eq!(got, want, "split after line {split}");
+        let said: Vec<&Message> = first.messages.iter().chain(&second.messages).collect();
+        assert_eq!(
+            said,
+            whole.messages.iter().collect::<Vec<_>>(),
+            "messages, split after line {split}"
+        );
         if split > 0 {
             assert_eq!(
                 second.native_id, whole.native_id,
@@ -226,9 +273,32 @@ pub(crate) fn assert_resumes_alike<R: Resumable>(bytes: &[u8]) {
     assert_eq!(R::restore(b"not a checkpoint").map(|_| ()), None);
 }
 
+/// Each message as "u: text" or "a: text", for tests.
+#[cfg(test)]
+pub(crate) fn said(c: &Conversation) -> Vec<String> {
+    c.messages
+        .iter()
+        .map(|m| {
+            let who = if m.role == Role::User { "u" } else { "a" };
+            format!("{who}: {}", m.text)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_trimmed_and_cut_at_a_character() {
+        let mut c = Conversation::default();
+        c.said(Role::User, None, "  \n ");
+        c.said(Role::User, None, " hi \n");
+        c.said(Role::Assistant, None, &"é".repeat(MESSAGE_MAX));
+        assert_eq!(c.messages.len(), 2);
+        assert_eq!(c.messages[0].text, "hi");
+        assert_eq!(c.messages[1].text.len(), MESSAGE_MAX);
+    }
 
     #[test]
     fn what_a_person_typed() {
