@@ -246,6 +246,39 @@ impl Tokens {
     }
 }
 
+/// FNV-1a, 64 bits: small, and the same in every build (what is kept on disk, checkpoints and
+/// index rows, outlives the binary that wrote it).
+pub fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Who said a message of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One thing said in a conversation (a prompt a person typed, an assistant's answer): what
+/// search looks in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    pub text: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

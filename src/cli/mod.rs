@@ -59,6 +59,8 @@ pub enum SessionsCommand {
     List(cmd::list::ListArgs),
     /// Show one session (id or unique prefix of at least 4 characters)
     Show(cmd::show::ShowArgs),
+    /// Find sessions by what was said in them: prompts and answers, most relevant first
+    Search(cmd::search::SearchArgs),
     /// Delete sessions; if any id is unknown, nothing is deleted
     #[command(visible_alias = "rm")]
     Delete(cmd::delete::DeleteArgs),
@@ -310,7 +312,10 @@ fn run(ctx: &Context, cli: Cli) -> Result<i32> {
     if matches!(
         command,
         Command::Sessions(
-            SessionsCommand::List(_) | SessionsCommand::Show(_) | SessionsCommand::Stats(_)
+            SessionsCommand::List(_)
+                | SessionsCommand::Show(_)
+                | SessionsCommand::Search(_)
+                | SessionsCommand::Stats(_)
         )
     ) {
         ctx.catch_up();
@@ -321,6 +326,7 @@ fn run(ctx: &Context, cli: Cli) -> Result<i32> {
         Command::Sessions(s) => match s {
             SessionsCommand::List(args) => cmd::list::run(ctx, &args, now),
             SessionsCommand::Show(args) => cmd::show::run(ctx, &args, now),
+            SessionsCommand::Search(args) => cmd::search::run(ctx, &args, now),
             SessionsCommand::Delete(args) => cmd::delete::run(ctx, &args),
             SessionsCommand::Fork(args) => cmd::fork::run(ctx, args),
             SessionsCommand::Tag(args) => cmd::tag::run(ctx, &args),

@@ -70,6 +70,12 @@ pub fn unless_closed(result: Result<()>) -> Result<()> {
     }
 }
 
+/// Whether stdout may have colour and bold: a terminal, and no `NO_COLOR` (no-color.org:
+/// set and not empty).
+pub fn color_on_stdout() -> bool {
+    stdout_is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }

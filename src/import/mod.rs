@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use crate::domain::Backend;
 use crate::error::Result;
 use crate::store::index::native::{NativeFile, ReadPoint};
-use crate::store::native::{FileRecord, GoneTranscript, Merged, NativeKey, NativeMerge};
+use crate::store::native::{FileRecord, FileTexts, GoneTranscript, Merged, NativeKey, NativeMerge};
 use crate::store::{Observer, Store};
 use merge::Gathered;
 use sources::{Found, Roots, Skip};
@@ -415,7 +415,7 @@ fn gather(files: &[&Found], reads: Vec<std::result::Result<read::FileRead, Strin
     let tally = &mut batch.read;
     let mut at: HashMap<NativeKey, usize> = HashMap::new();
     for (f, read) in files.iter().zip(reads) {
-        let read = match read {
+        let mut read = match read {
             Ok(read) => read,
             Err(reason) => {
                 tally.unreadable = true;
@@ -460,8 +460,15 @@ fn gather(files: &[&Found], reads: Vec<std::result::Result<read::FileRead, Strin
             });
             batch.gathered.len() - 1
         });
+        let texts = (f.parent.is_none() && !read.subagent).then(|| FileTexts {
+            whole: !read.resumed,
+            messages: std::mem::take(&mut read.conversation.messages),
+        });
         let point = batch.gathered[i].add_file(f, read);
-        batch.files.push(record(f, point, Some(i)));
+        batch.files.push(FileRecord {
+            texts,
+            ..record(f, point, Some(i))
+        });
     }
     batch
 }
@@ -631,6 +638,7 @@ fn record(f: &Found, point: Option<ReadPoint>, conversation: Option<usize>) -> F
         },
         point,
         conversation,
+        texts: None,
     }
 }
 

@@ -31,7 +31,10 @@ pub use check::{CheckReport, Difference};
 pub use index::stats::{
     period_of, Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums,
 };
-pub use query::{Filter, InvalidFile, ListQuery, SessionSummary, TimeRange};
+pub use query::{
+    Filter, InvalidFile, ListQuery, SearchHit, SearchQuery, SearchTerms, SessionSummary, Snippet,
+    TimeRange,
+};
 pub use session::{Session, TokenUsage};
 use sync::{apply_loaded, load_file, Before, Change, Loaded};
 
@@ -326,13 +329,30 @@ impl Store {
     }
 
     pub fn list(&self, query: &ListQuery) -> Result<ListOutcome> {
+        let (sessions, invalid_files) = self.verified_read(|index| index.list(query))?;
+        Ok(ListOutcome {
+            sessions,
+            invalid_files,
+        })
+    }
+
+    /// `sessions search`: the sessions in which everything in `query.terms` was said, the
+    /// most relevant first.
+    pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>> {
+        Ok(self.verified_read(|index| index.search(query))?.0)
+    }
+
+    /// Rows from `run`, checked against the files they were read from (a file edited in
+    /// place is read again, under the exclusive lock, and `run` asked again), and the invalid
+    /// files.
+    fn verified_read<R: OfSession>(
+        &self,
+        run: impl Fn(&Index) -> Result<Vec<(R, FileStamp)>>,
+    ) -> Result<(Vec<R>, Vec<InvalidFile>)> {
         let fresh = self.read(|store, index| {
-            let rows = index.list(query)?;
+            let rows = run(index)?;
             if store.stale(index, &rows, VERIFY_ROWS)?.is_empty() {
-                Ok(Some(ListOutcome {
-                    sessions: summaries(rows),
-                    invalid_files: index.invalid_files()?,
-                }))
+                Ok(Some((unstamped(rows), index.invalid_files()?)))
             } else {
                 Ok(None)
             }
@@ -342,17 +362,12 @@ impl Store {
         }
         // Some files were edited in place: re-read them (under the exclusive lock), then answer.
         let verified = self.write(|store, index| {
-            Ok(ListOutcome {
-                sessions: store.query_verified(index, query, VERIFY_ROWS)?.0,
-                invalid_files: index.invalid_files()?,
-            })
+            let rows = store.rows_verified(index, &run, VERIFY_ROWS)?.0;
+            Ok((rows, index.invalid_files()?))
         });
         match verified {
             Err(e) if e.is_unwritable() => self.answer_from_files(&e, |_, index| {
-                Ok(ListOutcome {
-                    sessions: summaries(index.list(query)?),
-                    invalid_files: index.invalid_files()?,
-                })
+                Ok((unstamped(run(index)?), index.invalid_files()?))
             }),
             other => other,
         }
@@ -367,12 +382,22 @@ impl Store {
         query: &ListQuery,
         verify: usize,
     ) -> Result<(Vec<SessionSummary>, Vec<String>)> {
+        self.rows_verified(index, |index| index.list(query), verify)
+    }
+
+    /// `query_verified` for any rows of sessions.
+    fn rows_verified<R: OfSession>(
+        &self,
+        index: &mut Index,
+        run: impl Fn(&Index) -> Result<Vec<(R, FileStamp)>>,
+        verify: usize,
+    ) -> Result<(Vec<R>, Vec<String>)> {
         let mut rounds = 0;
         loop {
-            let rows = index.list(query)?;
+            let rows = run(index)?;
             let stale = self.stale(index, &rows, verify)?;
             if stale.is_empty() || rounds == 5 {
-                return Ok((summaries(rows), stale));
+                return Ok((unstamped(rows), stale));
             }
             rounds += 1;
             let entries: Vec<DirEntry> = stale
@@ -391,10 +416,10 @@ impl Store {
 
     /// File stems, among the first `verify` rows and the known-invalid files (there are few),
     /// whose file is no longer the version the index read: edited in place, or gone.
-    fn stale(
+    fn stale<R: OfSession>(
         &self,
         index: &Index,
-        rows: &[(SessionSummary, FileStamp)],
+        rows: &[(R, FileStamp)],
         verify: usize,
     ) -> Result<Vec<String>> {
         let on_disk = |stem: &str| {
@@ -404,8 +429,9 @@ impl Store {
         };
         let mut stale = Vec::new();
         for (row, stamp) in rows.iter().take(verify) {
-            if on_disk(row.id.as_str()) != Some(*stamp) {
-                stale.push(row.id.to_string());
+            let id = row.session_id();
+            if on_disk(id.as_str()) != Some(*stamp) {
+                stale.push(id.to_string());
             }
         }
         for (stem, stamp) in index.invalid_stamps()? {
@@ -683,8 +709,25 @@ impl Store {
     }
 }
 
-fn summaries(rows: Vec<(SessionSummary, FileStamp)>) -> Vec<SessionSummary> {
-    rows.into_iter().map(|(summary, _)| summary).collect()
+fn unstamped<R>(rows: Vec<(R, FileStamp)>) -> Vec<R> {
+    rows.into_iter().map(|(row, _)| row).collect()
+}
+
+/// A row about one session (checked against its file by `stale`).
+trait OfSession {
+    fn session_id(&self) -> &SessionId;
+}
+
+impl OfSession for SessionSummary {
+    fn session_id(&self) -> &SessionId {
+        &self.id
+    }
+}
+
+impl OfSession for SearchHit {
+    fn session_id(&self) -> &SessionId {
+        &self.session.id
+    }
 }
 
 #[cfg(test)]

@@ -77,6 +77,16 @@ pub struct FileRecord {
     pub point: Option<ReadPoint>,
     /// The conversation it went into, by position in `NativeMerge::merge`'s keys.
     pub conversation: Option<usize>,
+    /// What was said in it, for search (None: a file whose words are not the conversation's,
+    /// a subagent's).
+    pub texts: Option<FileTexts>,
+}
+
+/// What a transcript file said: all of it, or what was appended since the last read.
+#[derive(Debug, Clone, Default)]
+pub struct FileTexts {
+    pub whole: bool,
+    pub messages: Vec<crate::domain::Message>,
 }
 
 /// A transcript gone since the last import, for `NativeMerge::mark_gone`.
@@ -241,6 +251,10 @@ impl NativeMerge<'_, '_> {
             };
             self.tx
                 .record_native_file(&f.path, &file, f.point.as_ref())?;
+            if let (Some(texts), Some(session)) = (&f.texts, &file.session_id) {
+                self.tx
+                    .record_texts(session, &f.path, texts.whole, &texts.messages)?;
+            }
         }
         Ok(())
     }
@@ -267,7 +281,13 @@ impl NativeMerge<'_, '_> {
                 continue;
             };
             match &g.instead {
-                Some(path) => native.path = path.clone(),
+                // The other file says it all again.
+                Some(path) => {
+                    native.path = path.clone();
+                    if !self.dry_run {
+                        self.tx.forget_texts(&g.session, &g.path)?;
+                    }
+                }
                 None => {
                     native.gone = true;
                     marked += 1;

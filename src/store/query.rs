@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Backend, Origin, SessionId, Status};
+use crate::domain::{Backend, Origin, Role, SessionId, Status};
 use crate::store::session::{Session, TokenUsage};
 
 /// Which sessions: what `sessions list` and `sessions stats` both select by.
@@ -101,4 +101,61 @@ fn truncate_ms(t: DateTime<Utc>) -> DateTime<Utc> {
 pub struct InvalidFile {
     pub file_name: String,
     pub reason: String,
+}
+
+/// What `sessions search` looks for: words and quoted phrases, each a case-insensitive
+/// substring of something said in the session (all of them, each anywhere in it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTerms(Vec<String>);
+
+impl SearchTerms {
+    /// The words of `text`, and its `"quoted phrases"` as one term each (an unclosed quote
+    /// runs to the end); None when there is nothing to look for.
+    pub fn parse(text: &str) -> Option<SearchTerms> {
+        let mut terms: Vec<String> = Vec::new();
+        for (i, part) in text.split('"').enumerate() {
+            if i % 2 == 1 {
+                let phrase = part.split_whitespace().collect::<Vec<_>>().join(" ");
+                terms.push(phrase);
+            } else {
+                terms.extend(part.split_whitespace().map(str::to_string));
+            }
+        }
+        terms.retain(|t| !t.is_empty());
+        let mut seen = std::collections::HashSet::new();
+        terms.retain(|t| seen.insert(t.clone()));
+        (!terms.is_empty()).then_some(SearchTerms(terms))
+    }
+
+    pub fn terms(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// `sessions search`: the sessions selected as `select` selects them (its prompt search
+/// aside) in which every term was said, the most relevant first, then the most recent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    pub terms: SearchTerms,
+    pub select: ListQuery,
+}
+
+/// One session found by a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchHit {
+    pub session: SessionSummary,
+    /// How relevant: the number of the session's messages that say any of the terms.
+    pub score: u32,
+    pub snippet: Snippet,
+}
+
+/// A short piece of the message that matches best, with where the terms are in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snippet {
+    pub role: Role,
+    pub at: Option<DateTime<Utc>>,
+    /// On one line (runs of white space as one space), cut with `…` at either end.
+    pub text: String,
+    /// Byte ranges of `text` that match a term, in order, not overlapping.
+    pub marks: Vec<(usize, usize)>,
 }

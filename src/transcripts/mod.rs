@@ -18,7 +18,9 @@ pub mod locate;
 
 use chrono::{DateTime, Utc};
 
+pub(crate) use crate::domain::fnv;
 use crate::domain::Tokens;
+pub use crate::domain::{Message, Role};
 
 /// One API request, as its transcript records it, counted once.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,21 +56,6 @@ pub struct Conversation {
     /// What a person typed and what the assistant answered, in the order read: what search
     /// looks in. Tool calls, tool results and the CLIs' own context blocks are left out.
     pub messages: Vec<Message>,
-}
-
-/// Who said a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Assistant,
-}
-
-/// One thing said in a conversation, for search.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub role: Role,
-    pub at: Option<DateTime<Utc>>,
-    pub text: String,
 }
 
 /// The most of one message kept for search: a pasted log or a long generated answer is
@@ -164,13 +151,6 @@ const CHECKPOINT: u32 = 3;
 /// in every build (FNV-1a), since checkpoints outlive the binary that wrote them.
 pub(crate) fn key_hash(key: &str) -> u64 {
     fnv(key.as_bytes())
-}
-
-/// FNV-1a, 64 bits: small, and the same in every build.
-pub(crate) fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Feed `bytes` to `line` a line at a time (tests and small files).

@@ -9,6 +9,7 @@ pub mod list;
 pub mod reindex;
 pub mod resume;
 pub mod run;
+pub mod search;
 pub mod show;
 pub mod stats;
 pub mod tag;

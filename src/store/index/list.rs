@@ -18,6 +18,15 @@ const SEARCH_LOOKUP_MAX: i64 = 3000;
 /// How many of the newest sessions a one-page search tests directly before using the index.
 const SEARCH_WINDOW: i64 = 1000;
 
+/// The sessions a query selects, as SQL: `FROM`, the conditions and their arguments, and the
+/// order (newest first).
+pub(super) struct Selection {
+    pub from: &'static str,
+    pub conds: Vec<String>,
+    pub args: Vec<V>,
+    pub order: &'static str,
+}
+
 impl Index {
     /// Sessions matching `query`, newest activity first, each with the stamp of the file version
     /// the index read it from.
@@ -64,6 +73,32 @@ impl Index {
     /// The SQL for a query, or None when it cannot match anything (a tag nobody has).
     /// `window`: search only sessions last used at or after this time, by testing the text.
     fn list_sql(&self, query: &ListQuery, window: Option<i64>) -> Result<Option<(String, Vec<V>)>> {
+        let Some(Selection {
+            from,
+            conds,
+            mut args,
+            order,
+        }) = self.selection(query, window)?
+        else {
+            return Ok(None);
+        };
+        let where_clause = sql::where_clause(&conds);
+        let limit = query.limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+        args.push(V::Integer(limit));
+        args.push(V::Integer(query.offset.min(i64::MAX as u64) as i64));
+        let sql = format!(
+            "SELECT {} FROM {from} {where_clause} ORDER BY {order} LIMIT ? OFFSET ?",
+            *SELECT_SESSION
+        );
+        Ok(Some((sql, args)))
+    }
+
+    /// What a query selects (sessions `s`), or None when it cannot match anything.
+    pub(super) fn selection(
+        &self,
+        query: &ListQuery,
+        window: Option<i64>,
+    ) -> Result<Option<Selection>> {
         let f = &query.filter;
         let mut conds: Vec<String> = Vec::new();
         let mut args: Vec<V> = Vec::new();
@@ -110,15 +145,12 @@ impl Index {
                 return Ok(None);
             }
         }
-        let where_clause = sql::where_clause(&conds);
-        let limit = query.limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
-        args.push(V::Integer(limit));
-        args.push(V::Integer(query.offset.min(i64::MAX as u64) as i64));
-        let sql = format!(
-            "SELECT {} FROM {from} {where_clause} ORDER BY {order} LIMIT ? OFFSET ?",
-            *SELECT_SESSION
-        );
-        Ok(Some((sql, args)))
+        Ok(Some(Selection {
+            from,
+            conds,
+            args,
+            order,
+        }))
     }
 
     /// Conditions for sessions carrying every tag: walk the rarest tag's sessions (`t0`, newest

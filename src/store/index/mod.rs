@@ -9,6 +9,7 @@
 //! - `list.rs`: the listing (`sessions list`, `-c`, the picker);
 //! - `write.rs`: writes, one session at a time or a bulk load;
 //! - `turns.rs`: the per-run rows kept for each session, and the daily rollup they feed;
+//! - `texts.rs`: what was said in each session; `search.rs`: `sessions search` over it;
 //! - `native.rs`: what the import of the CLIs' transcripts remembers (files read, by stamp);
 //! - `stats.rs`: `sessions stats` over them.
 
@@ -18,7 +19,9 @@ mod list;
 pub mod native;
 mod row;
 mod schema;
+mod search;
 pub mod stats;
+mod texts;
 pub mod turns;
 mod write;
 
@@ -318,6 +321,8 @@ impl Index {
         // Case-insensitive substring test for search terms too short for the trigram index,
         // folding case beyond ASCII as the trigram index does (SQL LIKE folds ASCII only).
         // The needle comes in already folded (`fold_case`).
+        // `rarray(?)`: a list of values as a table (the search's candidate sessions).
+        rusqlite::vtab::array::load_module(&self.conn)?;
         self.conn.create_scalar_function(
             "clinvk_contains",
             2,

@@ -87,7 +87,8 @@ impl IndexTx<'_> {
             pk
         };
         self.insert_tags(pk, session, last_used)?;
-        self.insert_turns(pk, session)
+        self.insert_turns(pk, session)?;
+        self.session_texts(pk, session)
     }
 
     fn insert_tags(&self, pk: i64, session: &Session, last_used: i64) -> Result<()> {
@@ -148,7 +149,7 @@ impl IndexTx<'_> {
             .tx
             .prepare(
                 "SELECT type, name, sql FROM sqlite_master
-                 WHERE tbl_name IN ('sessions', 'session_tags', 'turns') AND sql IS NOT NULL
+                 WHERE tbl_name IN ('sessions', 'session_tags', 'turns', 'texts') AND sql IS NOT NULL
                    AND (type = 'trigger' OR type = 'index')
                    -- the load itself deletes a session's old tags through this one
                    AND name != 'session_tags_by_session'",
@@ -180,6 +181,7 @@ impl IndexTx<'_> {
                 "INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 67108864);
                  INSERT INTO prompts_fts (prompts_fts) VALUES ('rebuild');
                  INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 1048576);
+                 INSERT INTO texts_fts (texts_fts) VALUES ('rebuild');
                  DELETE FROM tag_counts;
                  INSERT INTO tag_counts (tag, n) SELECT tag, count(*) FROM session_tags GROUP BY tag;",
             )
@@ -195,6 +197,7 @@ impl IndexTx<'_> {
 
     /// Forget the file `<stem>.json`, valid or not.
     pub fn remove(&self, stem: &str) -> Result<()> {
+        self.forget_session_texts(stem)?;
         for sql in [
             "DELETE FROM sessions WHERE id = ?1",
             "DELETE FROM invalid_files WHERE name = ?1",
@@ -209,6 +212,7 @@ impl IndexTx<'_> {
 
     pub fn mark_invalid(&self, stem: &str, reason: &str, stamp: FileStamp) -> Result<()> {
         if !self.fresh {
+            self.forget_session_texts(stem)?;
             self.tx
                 .prepare_cached("DELETE FROM sessions WHERE id = ?1")
                 .and_then(|mut s| s.execute([stem]))

@@ -1,0 +1,503 @@
+//! `sessions search`: the sessions in which every term was said, the most relevant first.
+//!
+//! 1. Each term of three or more characters names its candidate messages through the trigram
+//!    index (`texts_fts`: all its trigrams, AND), by id alone: a message id carries its
+//!    session's pk, so candidates group by session without reading a row. Shorter terms (a
+//!    two-character CJK word, say) have no trigram: with no longer term beside them, every
+//!    message is tested.
+//! 2. The sessions with a candidate for every term, among those the filters select, are
+//!    ordered by how many candidate messages they have (an upper bound of their score), then
+//!    by recency.
+//! 3. In that order, each session's candidates are read and tested (the index knows trigrams,
+//!    not phrases): its score is the number of its messages that really say a term, and its
+//!    snippet comes from the one that says the most. The walk stops as soon as no session left
+//!    can rank among the first `limit`: a common word reads a page's worth of messages, not
+//!    every one that has it.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use rusqlite::types::Value as V;
+use rusqlite::{params, params_from_iter};
+
+use super::list::Selection;
+use super::row::{stamp_of, summary_from_row, SELECT_SESSION};
+use super::texts::{id_range, role_of, session_of};
+use super::Index;
+use crate::error::Result;
+use crate::store::files::FileStamp;
+use crate::store::query::{SearchHit, SearchQuery, Snippet};
+use crate::store::sql;
+
+/// Characters of context kept before the first match in a snippet, and its whole length.
+const BEFORE: usize = 40;
+const SNIPPET: usize = 160;
+
+/// A session that may match: its candidate messages, and what orders it.
+struct Candidate {
+    pk: i64,
+    last_used_at: i64,
+    id: String,
+    messages: Vec<i64>,
+}
+
+/// A message tested against the terms.
+struct Tested {
+    /// Which terms it says (bit i: term i).
+    says: u64,
+    role: i64,
+    at: Option<i64>,
+    body: String,
+}
+
+impl Index {
+    /// The sessions matching `query`, the most relevant first, each with the stamp of the file
+    /// version the index read it from.
+    pub fn search(&self, query: &SearchQuery) -> Result<Vec<(SearchHit, FileStamp)>> {
+        let terms: Vec<String> = query
+            .terms
+            .terms()
+            .iter()
+            .take(64)
+            .map(|t| super::fold_case(t))
+            .collect();
+        let long: Vec<usize> = (0..terms.len())
+            .filter(|&i| terms[i].chars().count() >= 3)
+            .collect();
+        // Candidate messages per session, for every term that has trigrams.
+        let mut by_session: HashMap<i64, (usize, HashSet<i64>)> = HashMap::new();
+        if long.is_empty() {
+            for id in self.messages_saying(&terms)? {
+                let entry = by_session.entry(session_of(id)).or_default();
+                entry.1.insert(id);
+            }
+            for entry in by_session.values_mut() {
+                entry.0 = long.len();
+            }
+        } else {
+            for (n, &i) in long.iter().enumerate() {
+                for id in self.candidates(&terms[i])? {
+                    let entry = by_session.entry(session_of(id)).or_default();
+                    // Only sessions with candidates for every term before this one go on.
+                    if entry.0 >= n {
+                        entry.0 = n + 1;
+                        entry.1.insert(id);
+                    }
+                }
+                by_session.retain(|_, (reached, _)| *reached == n + 1);
+            }
+        }
+        if by_session.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut candidates = self.selected(query, &by_session)?;
+        // Most candidate messages first, then newest, then by id (a stable order).
+        candidates.sort_by(|a, b| {
+            (b.messages.len(), b.last_used_at, &b.id).cmp(&(
+                a.messages.len(),
+                a.last_used_at,
+                &a.id,
+            ))
+        });
+        let limit = query.select.limit.map_or(usize::MAX, |n| n as usize);
+        let offset = query.select.offset as usize;
+        let wanted = limit.saturating_add(offset);
+        let all_terms: u64 = if terms.len() == 64 {
+            u64::MAX
+        } else {
+            (1 << terms.len()) - 1
+        };
+        let short_terms = long.len() < terms.len() && !long.is_empty();
+        let mut found: Vec<(u32, i64, String, i64, Tested)> = Vec::new();
+        for c in &candidates {
+            // No session from here on can rank above the last of a full page.
+            // (A short term's messages are not among the candidates: no bound then.)
+            if !short_terms && found.len() >= wanted {
+                let last = &found[wanted - 1];
+                let bound = (c.messages.len() as u32, c.last_used_at, &c.id);
+                if bound < (last.0, last.1, &last.2) {
+                    break;
+                }
+            }
+            // Short terms are not in the candidates: they may be in any message.
+            let ids = if short_terms {
+                self.session_messages(c.pk)?
+            } else {
+                c.messages.clone()
+            };
+            let Some((score, best)) = self.test(&ids, &terms, all_terms)? else {
+                continue;
+            };
+            let key = (score, c.last_used_at, c.id.clone());
+            let at = found.partition_point(|f| (f.0, f.1, &f.2) > (key.0, key.1, &key.2));
+            found.insert(at, (score, c.last_used_at, c.id.clone(), c.pk, best));
+        }
+        let mut hits = Vec::new();
+        for (score, _, _, pk, best) in found.into_iter().skip(offset).take(limit) {
+            let (session, stamp) = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {} FROM sessions s WHERE s.pk = ?1",
+                    *SELECT_SESSION
+                ))
+                .and_then(|mut s| s.query_row([pk], |r| Ok((summary_from_row(r)?, stamp_of(r)?))))
+                .map_err(|e| self.err(e))?;
+            hits.push((
+                SearchHit {
+                    session,
+                    score,
+                    snippet: snippet(&best, &terms),
+                },
+                stamp,
+            ));
+        }
+        Ok(hits)
+    }
+
+    /// The ids of the messages that have every trigram of `term`.
+    fn candidates(&self, term: &str) -> Result<Vec<i64>> {
+        let chars: Vec<char> = term.chars().collect();
+        let trigrams: HashSet<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+        let mut trigrams: Vec<String> = trigrams.into_iter().collect();
+        trigrams.sort();
+        let expression = trigrams
+            .iter()
+            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?1")
+            .map_err(|e| self.err(e))?;
+        let ids = stmt
+            .query_map([expression], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    /// Every message that says one of `terms`, tested one by one (terms too short for trigrams).
+    fn messages_saying(&self, terms: &[String]) -> Result<Vec<i64>> {
+        let test = vec!["clinvk_contains(body, ?)"; terms.len()].join(" OR ");
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT id FROM texts WHERE {test}"))
+            .map_err(|e| self.err(e))?;
+        let ids = stmt
+            .query_map(params_from_iter(terms), |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    fn session_messages(&self, pk: i64) -> Result<Vec<i64>> {
+        let (first, last) = id_range(pk);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id FROM texts WHERE id BETWEEN ?1 AND ?2")
+            .map_err(|e| self.err(e))?;
+        let ids = stmt
+            .query_map(params![first, last], |r| r.get(0))
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    /// The sessions of `by_session` that the query's filters select, with what orders them.
+    fn selected(
+        &self,
+        query: &SearchQuery,
+        by_session: &HashMap<i64, (usize, HashSet<i64>)>,
+    ) -> Result<Vec<Candidate>> {
+        let select = crate::store::query::ListQuery {
+            search: None,
+            limit: None,
+            offset: 0,
+            ..query.select.clone()
+        };
+        let Some(Selection {
+            from,
+            mut conds,
+            args,
+            ..
+        }) = self.selection(&select, None)?
+        else {
+            return Ok(Vec::new());
+        };
+        let pks: rusqlite::vtab::array::Array =
+            Rc::new(by_session.keys().map(|pk| V::Integer(*pk)).collect());
+        // (The last condition: its argument comes after the selection's.)
+        conds.push("s.pk IN rarray(?)".into());
+        let mut bound: Vec<&dyn rusqlite::ToSql> =
+            args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
+        bound.push(&pks);
+        let sql = format!(
+            "SELECT s.pk, s.last_used_at, s.id FROM {from} {}",
+            sql::where_clause(&conds)
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(&bound[..], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pk, last_used_at, id) = row.map_err(|e| self.err(e))?;
+            let mut messages: Vec<i64> = by_session[&pk].1.iter().copied().collect();
+            messages.sort_unstable();
+            out.push(Candidate {
+                pk,
+                last_used_at,
+                id,
+                messages,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Test messages `ids` against `terms`: None unless together they say all of them; else the
+    /// score (messages that say a term, the same text once) and the message that says most.
+    fn test(&self, ids: &[i64], terms: &[String], all: u64) -> Result<Option<(u32, Tested)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT role, at, body, source FROM texts WHERE id = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut said = 0u64;
+        // The session file's prompts are said again in the transcript: those count once.
+        let mut from_transcript = 0u32;
+        let mut transcript_texts = HashSet::new();
+        let mut file_texts = HashSet::new();
+        let mut best: Option<Tested> = None;
+        for id in ids {
+            let (role, at, body, source): (i64, Option<i64>, String, i64) = stmt
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(|e| self.err(e))?;
+            let folded = Folded::new(&body);
+            let says = terms
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| folded.text.contains(t.as_str()))
+                .fold(0u64, |m, (i, _)| m | 1 << i);
+            if says == 0 {
+                continue;
+            }
+            said |= says;
+            let hash = crate::domain::fnv(body.as_bytes());
+            if source == super::texts::SESSION_FILE {
+                file_texts.insert(hash);
+            } else {
+                from_transcript += 1;
+                transcript_texts.insert(hash);
+            }
+            if best
+                .as_ref()
+                .is_none_or(|b| says.count_ones() > b.says.count_ones())
+            {
+                best = Some(Tested {
+                    says,
+                    role,
+                    at,
+                    body,
+                });
+            }
+        }
+        let score = from_transcript + file_texts.difference(&transcript_texts).count() as u32;
+        Ok((said & all == all).then(|| (score, best.expect("a message said a term"))))
+    }
+}
+
+/// Text folded as the trigram index folds it (`fold_case`), with where each folded byte came
+/// from in the original.
+struct Folded {
+    text: String,
+    origin: Vec<usize>,
+}
+
+impl Folded {
+    fn new(original: &str) -> Folded {
+        let mut text = String::with_capacity(original.len());
+        let mut origin = Vec::with_capacity(original.len());
+        let mut buf = [0u8; 4];
+        for (at, c) in original.char_indices() {
+            for l in c.to_lowercase() {
+                let l = if l == 'ς' { 'σ' } else { l };
+                let s = l.encode_utf8(&mut buf);
+                text.push_str(s);
+                origin.extend(std::iter::repeat_n(at, s.len()));
+            }
+        }
+        origin.push(original.len());
+        Folded { text, origin }
+    }
+
+    /// Byte ranges of the original where `terms` are, in order, merged where they overlap.
+    fn marks(&self, original: &str, terms: &[String]) -> Vec<(usize, usize)> {
+        let mut marks: Vec<(usize, usize)> = Vec::new();
+        for t in terms {
+            for (at, m) in self.text.match_indices(t.as_str()) {
+                let start = self.origin[at];
+                // The end of the original character holding the match's last byte.
+                let last = self.origin[at + m.len() - 1];
+                let end = last + original[last..].chars().next().map_or(0, char::len_utf8);
+                marks.push((start, end));
+            }
+        }
+        marks.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::new();
+        for (s, e) in marks {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        merged
+    }
+}
+
+/// A snippet of `m` around its first match, on one line.
+fn snippet(m: &Tested, terms: &[String]) -> Snippet {
+    let body = &m.body;
+    let marks = Folded::new(body).marks(body, terms);
+    let first = marks.first().map_or(0, |m| m.0);
+    // Back up BEFORE characters, to the start of a word when one is near.
+    let mut start = body[..first]
+        .char_indices()
+        .rev()
+        .nth(BEFORE.saturating_sub(1))
+        .map_or(0, |(i, _)| i);
+    if start > 0 {
+        if let Some(space) = body[start..first].find(char::is_whitespace) {
+            start += space;
+        }
+    }
+    let end = body[start..]
+        .char_indices()
+        .nth(SNIPPET)
+        .map_or(body.len(), |(i, _)| start + i);
+    let mut text = String::new();
+    let mut out_marks = Vec::new();
+    if start > 0 {
+        text.push('…');
+    }
+    let mut in_space = false;
+    let mut open: Option<usize> = None;
+    let mut pending = marks.iter().filter(|m| m.1 > start && m.0 < end).peekable();
+    for (i, c) in body[start..end].char_indices() {
+        let at = start + i;
+        if let Some(m) = pending.peek() {
+            if open.is_none() && at >= m.0 {
+                open = Some(text.len());
+            }
+        }
+        if c.is_whitespace() {
+            if !in_space && !text.is_empty() && !text.ends_with('…') {
+                text.push(' ');
+            }
+            in_space = true;
+        } else {
+            text.push(c);
+            in_space = false;
+        }
+        if let (Some(o), Some(m)) = (open, pending.peek()) {
+            if at + c.len_utf8() >= m.1 {
+                out_marks.push((o, text.len()));
+                open = None;
+                pending.next();
+            }
+        }
+    }
+    if let Some(o) = open {
+        out_marks.push((o, text.len()));
+    }
+    let text_end = text.trim_end().len();
+    text.truncate(text_end);
+    for m in &mut out_marks {
+        m.1 = m.1.min(text_end);
+    }
+    out_marks.retain(|m| m.0 < m.1);
+    if end < body.len() {
+        text.push('…');
+    }
+    Snippet {
+        role: role_of(m.role),
+        at: m.at.and_then(chrono::DateTime::from_timestamp_millis),
+        text,
+        marks: out_marks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tested(body: &str) -> Tested {
+        Tested {
+            says: 1,
+            role: 0,
+            at: None,
+            body: body.to_string(),
+        }
+    }
+
+    fn marked(s: &Snippet) -> String {
+        let mut out = String::new();
+        let mut at = 0;
+        for (a, b) in &s.marks {
+            out.push_str(&s.text[at..*a]);
+            out.push('[');
+            out.push_str(&s.text[*a..*b]);
+            out.push(']');
+            at = *b;
+        }
+        out.push_str(&s.text[at..]);
+        out
+    }
+
+    #[test]
+    fn snippets_mark_every_term_on_one_line() {
+        let terms = vec!["retry".to_string(), "bug".to_string()];
+        let s = snippet(&tested("The Retry\n\nlogic has a bug; retry again"), &terms);
+        assert_eq!(marked(&s), "The [Retry] logic has a [bug]; [retry] again");
+        // Far into a long message: cut at a word before, and after.
+        let long = format!(
+            "{} the needle is here {}",
+            "word ".repeat(100),
+            "tail ".repeat(100)
+        );
+        let s = snippet(&tested(&long), &["needle".to_string()]);
+        assert!(
+            s.text.starts_with('…') && s.text.ends_with('…'),
+            "{}",
+            s.text
+        );
+        assert!(
+            marked(&s).contains("the [needle] is here"),
+            "{}",
+            marked(&s)
+        );
+        assert!(s.text.chars().count() <= SNIPPET + 2);
+    }
+
+    #[test]
+    fn snippets_of_other_scripts_and_folds() {
+        // CJK inside a sentence; a match whose folded form is longer than the original (İ).
+        let s = snippet(
+            &tested("我们昨天讨论了令牌桶算法的问题"),
+            &["令牌桶".to_string()],
+        );
+        assert_eq!(marked(&s), "我们昨天讨论了[令牌桶]算法的问题");
+        let s = snippet(
+            &tested("ПРИВЕТ мир İstanbul"),
+            &["привет".to_string(), "i̇stanbul".to_string()],
+        );
+        assert_eq!(marked(&s), "[ПРИВЕТ] мир [İstanbul]");
+    }
+}
