@@ -81,6 +81,172 @@ pub struct NativeStore {
     serial: u64,
     /// Bytes of tool output written with each request (real transcripts are mostly that).
     padding: usize,
+    /// Write prose (prompts and answers in Latin, Cyrillic or CJK script) instead of "ok".
+    prose: bool,
+    /// With prose: the percentage of conversations given a unique planted token.
+    plant_percent: u64,
+    /// The tokens planted, each in one message of one conversation.
+    pub planted: Vec<Planted>,
+    /// Tokens made so far (each one new).
+    tokens_made: u64,
+    /// The script of the conversation being written.
+    script: Script,
+}
+
+/// The writing system of a conversation's prose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Script {
+    Latin,
+    Cyrillic,
+    /// Chinese characters without spaces: words are inside sentences.
+    Cjk,
+}
+
+/// A token that occurs in one message of one conversation, and nowhere else.
+#[derive(Debug, Clone)]
+pub struct Planted {
+    pub conversation: String,
+    pub token: String,
+    pub script: Script,
+}
+
+const LATIN: &[&str] = &[
+    "the",
+    "retry",
+    "logic",
+    "fails",
+    "when",
+    "the",
+    "server",
+    "returns",
+    "a",
+    "timeout",
+    "we",
+    "should",
+    "add",
+    "backoff",
+    "and",
+    "log",
+    "the",
+    "error",
+    "before",
+    "giving",
+    "up",
+    "this",
+    "function",
+    "parses",
+    "config",
+    "file",
+    "into",
+    "struct",
+    "tests",
+    "cover",
+    "edge",
+    "cases",
+    "database",
+    "migration",
+    "index",
+    "query",
+    "plan",
+    "cache",
+    "invalidation",
+    "is",
+    "hard",
+    "let",
+    "me",
+    "check",
+    "module",
+    "build",
+    "pipeline",
+    "deploy",
+    "staging",
+    "review",
+    "patch",
+    "token",
+    "bucket",
+    "rate",
+    "limiter",
+    "worker",
+    "queue",
+    "message",
+    "handler",
+    "async",
+    "runtime",
+    "thread",
+    "pool",
+    "memory",
+    "leak",
+    "profile",
+    "benchmark",
+    "latency",
+    "request",
+    "response",
+    "header",
+    "parser",
+    "lexer",
+    "grammar",
+    "type",
+    "checker",
+    "compiler",
+    "warning",
+    "refactor",
+    "rename",
+    "variable",
+    "signature",
+    "trait",
+    "generic",
+    "lifetime",
+    "borrow",
+];
+const CYRILLIC: &[&str] = &[
+    "повтор",
+    "запроса",
+    "сервер",
+    "возвращает",
+    "ошибку",
+    "нужно",
+    "добавить",
+    "задержку",
+    "и",
+    "записать",
+    "в",
+    "журнал",
+    "функция",
+    "читает",
+    "файл",
+    "настроек",
+    "тесты",
+    "проверяют",
+    "база",
+    "данных",
+    "индекс",
+    "запрос",
+    "кэш",
+    "очередь",
+    "сообщений",
+    "обработчик",
+    "поток",
+    "память",
+    "утечка",
+    "профиль",
+    "задержка",
+    "ответ",
+    "заголовок",
+    "разбор",
+    "компилятор",
+];
+/// Common characters of technical Chinese; the planted tokens use others.
+const CJK: &str = "我们昨天讨论了重试逻辑服务器返回超时错误应该添加退避并记录日志这个函数解析配置文件测试覆盖边界情况数据库迁移索引查询计划缓存失效很难让我检查模块构建部署审查补丁令牌桶限流器工作队列消息处理异步运行时线程池内存泄漏性能分析延迟请求响应头部解析器编译警告重构变量签名";
+
+impl Script {
+    /// Planted tokens' characters: none of them in the prose's vocabulary.
+    fn token_alphabet(self) -> Vec<char> {
+        match self {
+            Script::Latin => "zqxjkvw".chars().collect(),
+            Script::Cyrillic => "щъыэюяфц".chars().collect(),
+            Script::Cjk => "鲸鹤麒麟凤凰龟蛟鳄蜥蝶蜂蚁螺蟹".chars().collect(),
+        }
+    }
 }
 
 impl NativeStore {
@@ -93,7 +259,102 @@ impl NativeStore {
             clock: "2026-10-01T08:00:00Z".parse().unwrap(),
             serial: 0,
             padding: 0,
+            prose: false,
+            plant_percent: 0,
+            planted: Vec::new(),
+            tokens_made: 0,
+            script: Script::Latin,
         }
+    }
+
+    /// Write prose in prompts and answers, and plant a unique token in `plant_percent` % of
+    /// the conversations (in one message each).
+    pub fn with_prose(mut self, plant_percent: u64) -> NativeStore {
+        self.prose = true;
+        self.plant_percent = plant_percent;
+        self
+    }
+
+    /// `words` words of prose in the current script.
+    fn prose_of(&mut self, words: u64) -> String {
+        let mut out = String::new();
+        match self.script {
+            Script::Latin | Script::Cyrillic => {
+                let vocabulary = if self.script == Script::Latin {
+                    LATIN
+                } else {
+                    CYRILLIC
+                };
+                for i in 0..words {
+                    if i > 0 {
+                        out.push(if self.chance(8) { '\n' } else { ' ' });
+                    }
+                    out.push_str(vocabulary[self.below(vocabulary.len() as u64) as usize]);
+                }
+                out.push('.');
+            }
+            Script::Cjk => {
+                let chars: Vec<char> = CJK.chars().collect();
+                for i in 0..words * 2 {
+                    out.push(chars[self.below(chars.len() as u64) as usize]);
+                    if i % 17 == 16 {
+                        out.push('，');
+                    }
+                }
+                out.push('。');
+            }
+        }
+        out
+    }
+
+    /// A conversation begins: its script, and which of its `messages` gets a planted token
+    /// (None: none does).
+    fn begin_prose(&mut self, messages: u64) -> Option<u64> {
+        if !self.prose {
+            return None;
+        }
+        self.script = match self.below(10) {
+            0..=5 => Script::Latin,
+            6 | 7 => Script::Cyrillic,
+            _ => Script::Cjk,
+        };
+        self.chance(self.plant_percent)
+            .then(|| self.below(messages))
+    }
+
+    /// The text of message `n` of conversation `id` (an answer of `words` words; "ok" without
+    /// prose), with the planted token in it when `plant` names it.
+    fn said(&mut self, id: &str, n: u64, plant: Option<u64>, words: u64) -> String {
+        if !self.prose {
+            return "ok".into();
+        }
+        let mut text = self.prose_of(words);
+        if plant == Some(n) {
+            let alphabet = self.script.token_alphabet();
+            self.tokens_made += 1;
+            let mut serial = self.tokens_made;
+            let mut token = String::new();
+            for _ in 0..6 {
+                token.push(alphabet[(serial % alphabet.len() as u64) as usize]);
+                serial /= alphabet.len() as u64;
+            }
+            // Inside the text: between words, or inside a CJK sentence.
+            let chars: Vec<char> = text.chars().collect();
+            let at = self.below(chars.len() as u64) as usize;
+            let (before, after): (String, String) =
+                (chars[..at].iter().collect(), chars[at..].iter().collect());
+            text = if self.script == Script::Cjk {
+                format!("{before}{token}{after}")
+            } else {
+                format!("{} {token} {}", before.trim_end(), after.trim_start())
+            };
+            self.planted.push(Planted {
+                conversation: id.to_string(),
+                token,
+                script: self.script,
+            });
+        }
+        text
     }
 
     /// Write about `bytes` of tool output with each request, as real transcripts hold.
@@ -220,6 +481,8 @@ impl NativeStore {
         let path = dir.join(format!("{id}.jsonl"));
         let mut lines: Vec<String> = Vec::new();
         if let Some(p) = &parent {
+            // The copy makes its parent's planted token no longer unique.
+            self.planted.retain(|t| t.conversation != p.id);
             // The fork's copy of its parent: user and assistant lines, sessionId rewritten,
             // assistant lines pointing back with requestSessionId.
             for line in std::fs::read_to_string(&p.path).unwrap().lines() {
@@ -248,11 +511,15 @@ impl NativeStore {
                 true,
             ));
         }
-        let prompt = format!(
+        let mut prompt = format!(
             "fix the {} in module {}",
             ["bug", "test", "docs"][self.below(3) as usize],
             self.below(100)
         );
+        let plant = self.begin_prose(6);
+        if self.prose {
+            prompt = format!("{prompt}: {}", self.said(&id, 0, plant, 12));
+        }
         lines.push(self.claude_user(&id, &workdir, t, &prompt, false));
         lines.push(json!({"type":"last-prompt","lastPrompt":prompt,"sessionId":id}).to_string());
         let model =
@@ -265,12 +532,20 @@ impl NativeStore {
             let usage = self.claude_usage();
             // A response in 1 to 3 lines: snapshots first, the final figures last.
             let blocks = 1 + self.below(3);
+            let words = 40 + if self.prose { self.below(80) } else { 0 };
+            let answer = self.said(&id, r + 1, plant, words);
             for b in 0..blocks {
                 let mut u = usage.clone();
-                if b + 1 < blocks {
+                // (Each line holds one block of the response: the text is in the last.)
+                let text = if b + 1 < blocks {
                     u["output_tokens"] = json!(1);
-                }
-                lines.push(self.claude_assistant(&id, &workdir, at, &msg, &req, model, &u, false));
+                    None
+                } else {
+                    Some(answer.as_str())
+                };
+                lines.push(
+                    self.claude_assistant(&id, &workdir, at, &msg, &req, model, &u, false, text),
+                );
             }
             self.truth.push(claude_truth(&id, at, model, &usage));
             main_requests.push((msg, req, usage));
@@ -290,7 +565,9 @@ impl NativeStore {
             // A sidechain replay of a main-chain request: counted once.
             let (msg, req, usage) = main_requests[0].clone();
             let at = self.seconds(1);
-            lines.push(self.claude_assistant(&id, &workdir, at, &msg, &req, model, &usage, true));
+            lines.push(
+                self.claude_assistant(&id, &workdir, at, &msg, &req, model, &usage, true, None),
+            );
         }
         if self.chance(20) {
             // The CLI's own error line.
@@ -305,6 +582,7 @@ impl NativeStore {
                 "<synthetic>",
                 &zero,
                 false,
+                Some("API Error: 500"),
             ));
         }
         if self.chance(10) {
@@ -331,6 +609,7 @@ impl NativeStore {
                     "claude-haiku-4-5",
                     &usage,
                     true,
+                    Some("a subagent's answer"),
                 ));
                 self.truth
                     .push(claude_truth(&id, at, "claude-haiku-4-5", &usage));
@@ -365,6 +644,7 @@ impl NativeStore {
             "claude-sonnet-4-6",
             &usage,
             false,
+            Some("ok"),
         ));
         append_lines(&w.path, &lines);
         let t = claude_truth(&w.id, at, "claude-sonnet-4-6", &usage);
@@ -414,11 +694,16 @@ impl NativeStore {
         model: &str,
         usage: &Value,
         sidechain: bool,
+        text: Option<&str>,
     ) -> String {
+        let content = match text {
+            Some(text) => json!([{"type": "text", "text": text}]),
+            None => json!([{"type": "thinking", "thinking": ""}]),
+        };
         json!({
             "parentUuid": self.uuid(), "isSidechain": sidechain,
             "message": {"id": msg, "type": "message", "role": "assistant", "model": model,
-                        "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn",
+                        "content": content, "stop_reason": "end_turn",
                         "usage": usage},
             "requestId": req, "type": "assistant", "uuid": self.uuid(), "timestamp": stamp(at),
             "cwd": cwd, "sessionId": id, "version": "2.1.328"
@@ -477,11 +762,21 @@ impl NativeStore {
         ];
         let model = ["gpt-5.1-codex", "gpt-6.1-sol"][self.below(2) as usize];
         lines.push(line(json!({"timestamp": stamp(t), "type": "turn_context", "payload": {"model": model, "cwd": workdir}}), &mut ordinal));
-        let prompt = format!("implement feature {}", self.below(1000));
+        let mut prompt = format!("implement feature {}", self.below(1000));
+        let plant = self.begin_prose(6);
+        if self.prose {
+            prompt = format!("{prompt}: {}", self.said(&id, 0, plant, 12));
+        }
         lines.push(line(json!({"timestamp": stamp(t), "type": "response_item", "payload": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}}), &mut ordinal));
         let mut total = base;
-        for _ in 0..1 + self.below(5) {
+        for r in 0..1 + self.below(5) {
             let at = self.pause(5, 60);
+            if self.prose {
+                let words = 40 + self.below(80);
+                let answer = self.said(&id, r + 1, plant, words);
+                lines.push(line(json!({"timestamp": stamp(at), "type": "response_item", "payload": {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": answer}]}}), &mut ordinal));
+                lines.push(line(json!({"timestamp": stamp(at), "type": "event_msg", "payload": {"type": "agent_message", "message": answer}}), &mut ordinal));
+            }
             let cached = self.below(30000);
             let last = [
                 cached + 1 + self.below(5000),
@@ -603,7 +898,11 @@ impl NativeStore {
         self.register_gemini_project(&workdir, &slug);
         let t = self.tick();
         let chats = self.gemini_root().join("tmp").join(&slug).join("chats");
-        let prompt = format!("explain {}", self.below(1000));
+        let mut prompt = format!("explain {}", self.below(1000));
+        let plant = self.begin_prose(5);
+        if self.prose {
+            prompt = format!("{prompt}: {}", self.said(&id, 0, plant, 12));
+        }
         let model = ["gemini-2.5-pro", "gemini-2.5-flash"][self.below(2) as usize];
         let legacy = self.chance(15);
         let mut messages: Vec<Value> = vec![
@@ -612,8 +911,10 @@ impl NativeStore {
         messages.push(json!({"id": self.uuid(), "timestamp": stamp(t), "type": "user", "content": [{"text": prompt}]}));
         let mut lines: Vec<String> = vec![json!({"sessionId": id, "projectHash": "x", "startTime": stamp(t), "lastUpdated": stamp(t), "kind": "main"}).to_string()];
         lines.extend(messages.iter().map(Value::to_string));
-        for _ in 0..1 + self.below(4) {
+        for r in 0..1 + self.below(4) {
             let at = self.pause(3, 30);
+            let words = 40 + if self.prose { self.below(80) } else { 0 };
+            let text = self.said(&id, r + 1, plant, words);
             let cached = self.below(3000);
             let (input, output, thoughts, tool) = (
                 cached + self.below(9000),
@@ -623,7 +924,7 @@ impl NativeStore {
             );
             let tokens = json!({"input": input, "output": output, "cached": cached, "thoughts": thoughts, "tool": tool, "total": input + output + thoughts + tool});
             let mid = self.uuid();
-            let mut answer = json!({"id": mid, "timestamp": stamp(at), "type": "gemini", "content": "ok", "thoughts": [], "tokens": tokens, "model": model});
+            let mut answer = json!({"id": mid, "timestamp": stamp(at), "type": "gemini", "content": text, "thoughts": [], "tokens": tokens, "model": model});
             if self.padding > 0 {
                 answer["toolCalls"] =
                     json!([{"name": "read_file", "result": [{"text": self.filler()}]}]);
