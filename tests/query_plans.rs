@@ -334,3 +334,68 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
         "{plan}"
     );
 }
+
+/// `sessions search`: candidates come from the trigram index, sessions and messages are looked
+/// up by their keys, whatever the filters; no statement reads a table through.
+#[test]
+fn search_reads_no_table_through() {
+    use clinvk::store::{SearchQuery, SearchTerms};
+    let (_dir, store) = store_with_sessions();
+    let search = |select: ListQuery| SearchQuery {
+        terms: SearchTerms::parse("auth").unwrap(),
+        select: ListQuery {
+            limit: Some(20),
+            ..select
+        },
+    };
+    let shapes = [
+        ("no filter", ListQuery::default()),
+        (
+            "backend",
+            of(Filter {
+                backend: Some(Backend::Codex),
+                ..Default::default()
+            }),
+        ),
+        (
+            "tags",
+            of(Filter {
+                tags: vec!["t1".into(), "u2".into()],
+                ..Default::default()
+            }),
+        ),
+        (
+            "since",
+            used(Some("2025-01-26T00:00:00Z".parse().unwrap()), None),
+        ),
+    ];
+    for (label, select) in shapes {
+        let plans = store.explain_search(&search(select)).unwrap();
+        assert_eq!(plans.len(), 3, "{label}: {plans:?}");
+        assert!(
+            plans[0].contains("VIRTUAL TABLE INDEX"),
+            "{label}: {}",
+            plans[0]
+        );
+        // The candidates outermost, each session by its pk (not a filter's index walked).
+        assert!(
+            plans[1].starts_with("selected: SCAN c VIRTUAL TABLE")
+                && plans[1].contains("SEARCH s USING INTEGER PRIMARY KEY"),
+            "{label}: {}",
+            plans[1]
+        );
+        assert!(
+            plans[2].contains("SEARCH texts USING INTEGER PRIMARY KEY"),
+            "{label}: {}",
+            plans[2]
+        );
+        for plan in &plans {
+            for step in plan.split(": ").nth(1).unwrap().split("; ") {
+                let full = step.starts_with("SCAN ")
+                    && !step.contains("USING")
+                    && !step.contains("VIRTUAL TABLE");
+                assert!(!full, "{label}: a table read through: {plan}");
+            }
+        }
+    }
+}

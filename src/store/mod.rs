@@ -703,6 +703,11 @@ impl Store {
         self.read(|_, index| index.explain_stats(query))
     }
 
+    /// The query plans of a search's statements (for `EXPLAIN QUERY PLAN` checks).
+    pub fn explain_search(&self, query: &SearchQuery) -> Result<Vec<String>> {
+        self.read(|_, index| index.explain_search(query))
+    }
+
     /// The query plan for a listing (for `EXPLAIN QUERY PLAN` checks in tests and benches).
     pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
         self.read(|_, index| index.explain(query))

@@ -29,6 +29,13 @@ use crate::store::files::FileStamp;
 use crate::store::query::{SearchHit, SearchQuery, Snippet};
 use crate::store::sql;
 
+/// The messages that have every trigram of a term (an FTS5 expression).
+const CANDIDATES: &str = "SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?1";
+/// One message, to test.
+const MESSAGE: &str = "SELECT role, at, body, source FROM texts WHERE id = ?1";
+/// Which of the candidate sessions the filters select (after the selection's conditions).
+const SELECTED: &str = "SELECT s.pk, s.last_used_at, s.id FROM";
+
 /// Characters of context kept before the first match in a snippet, and its whole length.
 const BEFORE: usize = 40;
 const SNIPPET: usize = 160;
@@ -167,7 +174,7 @@ impl Index {
             .join(" AND ");
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?1")
+            .prepare_cached(CANDIDATES)
             .map_err(|e| self.err(e))?;
         let ids = stmt
             .query_map([expression], |r| r.get(0))
@@ -206,12 +213,9 @@ impl Index {
         Ok(ids)
     }
 
-    /// The sessions of `by_session` that the query's filters select, with what orders them.
-    fn selected(
-        &self,
-        query: &SearchQuery,
-        by_session: &HashMap<i64, (usize, HashSet<i64>)>,
-    ) -> Result<Vec<Candidate>> {
+    /// The SQL that picks the candidate sessions (the first argument, not included: their pks
+    /// as an array) the query's filters select; None when none can be.
+    fn selected_sql(&self, query: &SearchQuery) -> Result<Option<(String, Vec<V>)>> {
         let select = crate::store::query::ListQuery {
             search: None,
             limit: None,
@@ -225,19 +229,54 @@ impl Index {
             ..
         }) = self.selection(&select, None)?
         else {
+            return Ok(None);
+        };
+        // The candidates drive the join (CROSS JOIN keeps them outermost): each is looked up
+        // by its pk, whatever the filters, rather than walking a filter's index.
+        conds.push("s.pk = c.value".into());
+        if from.contains("t0") {
+            conds.push("t0.session_pk = c.value".into());
+        }
+        let sql = format!(
+            "{SELECTED} rarray(?) AS c CROSS JOIN {from} {}",
+            sql::where_clause(&conds)
+        );
+        Ok(Some((sql, args)))
+    }
+
+    /// The query plans of a search's statements, each as "label: step; step".
+    pub fn explain_search(&self, query: &SearchQuery) -> Result<Vec<String>> {
+        let plan = |label: &str, sql: &str, args: &[V]| -> Result<String> {
+            let steps = sql::explain_plan(&self.conn, sql, args).map_err(|e| self.err(e))?;
+            Ok(format!("{label}: {}", steps.join("; ")))
+        };
+        let mut out = vec![plan(
+            "candidates",
+            CANDIDATES,
+            &[V::Text("\"abc\"".into())],
+        )?];
+        if let Some((sql, args)) = self.selected_sql(query)? {
+            let args: Vec<V> = std::iter::once(V::Null).chain(args).collect();
+            out.push(plan("selected", &sql, &args)?);
+        }
+        out.push(plan("message", MESSAGE, &[V::Integer(1)])?);
+        Ok(out)
+    }
+
+    /// The sessions of `by_session` that the query's filters select, with what orders them.
+    fn selected(
+        &self,
+        query: &SearchQuery,
+        by_session: &HashMap<i64, (usize, HashSet<i64>)>,
+    ) -> Result<Vec<Candidate>> {
+        let Some((sql, args)) = self.selected_sql(query)? else {
             return Ok(Vec::new());
         };
         let pks: rusqlite::vtab::array::Array =
             Rc::new(by_session.keys().map(|pk| V::Integer(*pk)).collect());
-        // (The last condition: its argument comes after the selection's.)
-        conds.push("s.pk IN rarray(?)".into());
-        let mut bound: Vec<&dyn rusqlite::ToSql> =
-            args.iter().map(|a| a as &dyn rusqlite::ToSql).collect();
-        bound.push(&pks);
-        let sql = format!(
-            "SELECT s.pk, s.last_used_at, s.id FROM {from} {}",
-            sql::where_clause(&conds)
-        );
+        // (The array's placeholder comes first.)
+        let mut bound: Vec<&dyn rusqlite::ToSql> = vec![&pks];
+        bound.extend(args.iter().map(|a| a as &dyn rusqlite::ToSql));
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(&bound[..], |r| {
@@ -266,10 +305,7 @@ impl Index {
     /// Test messages `ids` against `terms`: None unless together they say all of them; else the
     /// score (messages that say a term, the same text once) and the message that says most.
     fn test(&self, ids: &[i64], terms: &[String], all: u64) -> Result<Option<(u32, Tested)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT role, at, body, source FROM texts WHERE id = ?1")
-            .map_err(|e| self.err(e))?;
+        let mut stmt = self.conn.prepare_cached(MESSAGE).map_err(|e| self.err(e))?;
         let mut said = 0u64;
         // The session file's prompts are said again in the transcript: those count once.
         let mut from_transcript = 0u32;
