@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+mod common;
 #[path = "../tests/common/native.rs"]
 mod native;
+
+use common::{as_user, clinvk, dir_bytes, files, fmt, measure};
 
 /// `cargo bench --bench native -- [OPTIONS]`.
 #[derive(Debug, Parser)]
@@ -287,92 +290,6 @@ fn seed(root: &Path, n: usize, padding: usize) -> PathBuf {
         start.elapsed().as_secs_f64()
     );
     user
-}
-
-fn clinvk(user: &Path, home: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clinvk"));
-    cmd.args(args).env("CLINVK_HOME", home);
-    as_user(&mut cmd, user);
-    cmd
-}
-
-/// Run as the user whose home is `user` (the CLIs' directories under it, in UTC), quietly.
-fn as_user(cmd: &mut Command, user: &Path) {
-    cmd.env("HOME", user)
-        .env("TZ", "UTC")
-        .env_remove("CLAUDE_CONFIG_DIR")
-        .env_remove("CODEX_HOME")
-        .env_remove("GEMINI_CLI_HOME")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-}
-
-/// Median wall time of `runs` fresh processes, and the largest peak memory among them.
-fn measure(runs: usize, mut make: impl FnMut() -> Command) -> (Duration, u64) {
-    let mut times = Vec::new();
-    let mut peak = 0;
-    let mut what = String::new();
-    for _ in 0..runs.max(1) {
-        let mut cmd = make();
-        what = format!("{:?}", cmd.get_args().collect::<Vec<_>>());
-        let start = Instant::now();
-        let child = cmd.spawn().expect("run");
-        let (status, rss) = wait_with_rss(child);
-        times.push(start.elapsed());
-        assert!(status == 0, "{cmd:?} failed");
-        peak = peak.max(rss);
-    }
-    times.sort();
-    let ms = |d: &Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
-    eprintln!(
-        "{} runs, {} to {}: {what}",
-        times.len(),
-        ms(&times[0]),
-        ms(&times[times.len() - 1]),
-    );
-    (times[times.len() / 2], peak)
-}
-
-/// Wait for `child`; its exit status and its own peak resident memory (kB), from wait4(2).
-fn wait_with_rss(child: std::process::Child) -> (i32, u64) {
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: wait4 on our own child, with buffers it fills; the Child is not waited again
-    // (it is forgotten, and std does not reap on drop).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    std::mem::forget(child);
-    (status, usage.ru_maxrss as u64)
-}
-
-fn fmt(d: Duration, rss_kb: u64) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    let t = if ms >= 1000.0 {
-        format!("{:.2} s", ms / 1000.0)
-    } else {
-        format!("{ms:.0} ms")
-    };
-    format!("{t}, {} MB", rss_kb / 1024)
-}
-
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut all = Vec::new();
-    files(dir, &mut all);
-    all.iter()
-        .filter_map(|p| p.metadata().ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 fn serde_floor(user: &Path) -> u64 {

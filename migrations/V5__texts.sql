@@ -1,24 +1,31 @@
 -- What was said in each session, for `sessions search`: one row per message (a prompt a person
 -- typed, an assistant's answer), from the session file (its runs' prompts) and from the CLI's
--- transcript. Like the rest of the index, rebuilt from those files.
---
--- id is the session's pk * 2^24 + the message's number in the session, so that a search groups
--- its matches by session from the text index alone, and a session's messages are one range.
--- source: the file a message came from (0: the session file; else a hash of the transcript's
--- path), so that a transcript read again whole replaces its own messages. role: 0 a person,
--- 1 the assistant. at: Unix milliseconds, when known.
+-- transcript. Like the rest of the index, rebuilt from those files. role: 0 a person, 1 the
+-- assistant. at: Unix milliseconds, when known.
 CREATE TABLE texts (
-    id     INTEGER PRIMARY KEY,
-    source INTEGER NOT NULL,
-    role   INTEGER NOT NULL,
-    at     INTEGER,
-    body   TEXT    NOT NULL
+    id   INTEGER PRIMARY KEY,
+    role INTEGER NOT NULL,
+    at   INTEGER,
+    body TEXT    NOT NULL
 );
+
+-- Whose messages are where: each write of a session's messages takes the next ids in one run,
+-- first..=last. source: the file they came from (0: the session file; else a hash of the
+-- transcript's path), so that a transcript read again whole replaces its own. Ids are dense,
+-- not derived from the session, because the trigram index stores each id as the difference
+-- from the one before: sessions' ids spread apart made that index half as large again.
+CREATE TABLE text_runs (
+    first      INTEGER PRIMARY KEY,
+    last       INTEGER NOT NULL,
+    session_pk INTEGER NOT NULL,
+    source     INTEGER NOT NULL
+);
+CREATE INDEX text_runs_by_session ON text_runs (session_pk, source);
 
 -- Trigrams of every message: any substring of three or more characters, in any script, is
 -- found without reading the text. No positions (detail=none) and no copy of the text (external
 -- content): the index is smaller than the text it covers; phrases and words are confirmed
--- against the text of the few messages it names.
+-- against the text of the messages it names.
 CREATE VIRTUAL TABLE texts_fts USING fts5 (
     body, content = 'texts', content_rowid = 'id', tokenize = 'trigram', detail = 'none',
     columnsize = 0

@@ -335,8 +335,8 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
     );
 }
 
-/// `sessions search`: candidates come from the trigram index, sessions and messages are looked
-/// up by their keys, whatever the filters; no statement reads a table through.
+/// `sessions search`: candidates come from the trigram index, their runs, sessions and messages
+/// are looked up by their keys, whatever the filters; no statement reads a table through.
 #[test]
 fn search_reads_no_table_through() {
     use clinvk::store::{SearchQuery, SearchTerms};
@@ -371,7 +371,7 @@ fn search_reads_no_table_through() {
     ];
     for (label, select) in shapes {
         let plans = store.explain_search(&search(select)).unwrap();
-        assert_eq!(plans.len(), 3, "{label}: {plans:?}");
+        assert_eq!(plans.len(), 4, "{label}: {plans:?}");
         assert!(
             plans[0].contains("VIRTUAL TABLE INDEX"),
             "{label}: {}",
@@ -385,9 +385,14 @@ fn search_reads_no_table_through() {
             plans[1]
         );
         assert!(
-            plans[2].contains("SEARCH texts USING INTEGER PRIMARY KEY"),
+            plans[2].contains("SEARCH text_runs USING INTEGER PRIMARY KEY (rowid<?)"),
             "{label}: {}",
             plans[2]
+        );
+        assert!(
+            plans[3].contains("SEARCH texts USING INTEGER PRIMARY KEY"),
+            "{label}: {}",
+            plans[3]
         );
         for plan in &plans {
             for step in plan.split(": ").nth(1).unwrap().split("; ") {

@@ -332,11 +332,14 @@ impl NativeStore {
         if plant == Some(n) {
             let alphabet = self.script.token_alphabet();
             self.tokens_made += 1;
-            let mut serial = self.tokens_made;
+            // Spread over the alphabet (an odd multiplier coprime with every base used is a
+            // bijection), so that tokens do not share long runs of one letter.
+            let base = alphabet.len() as u64;
+            let mut serial = (self.tokens_made * 40507) % base.pow(6);
             let mut token = String::new();
             for _ in 0..6 {
-                token.push(alphabet[(serial % alphabet.len() as u64) as usize]);
-                serial /= alphabet.len() as u64;
+                token.push(alphabet[(serial % base) as usize]);
+                serial /= base;
             }
             // Inside the text: between words, or inside a CJK sentence.
             let chars: Vec<char> = text.chars().collect();

@@ -1,10 +1,9 @@
 //! `sessions search`: the sessions in which every term was said, the most relevant first.
 //!
 //! 1. Each term of three or more characters names its candidate messages through the trigram
-//!    index (`texts_fts`: all its trigrams, AND), by id alone: a message id carries its
-//!    session's pk, so candidates group by session without reading a row. Shorter terms (a
-//!    two-character CJK word, say) have no trigram: with no longer term beside them, every
-//!    message is tested.
+//!    index (`texts_fts`: all its trigrams, AND), by id alone; the runs of ids (`text_runs`)
+//!    say whose they are, without reading a message. Shorter terms (a two-character CJK word,
+//!    say) have no trigram: with no longer term beside them, every message is tested.
 //! 2. The sessions with a candidate for every term, among those the filters select, are
 //!    ordered by how many candidate messages they have (an upper bound of their score), then
 //!    by recency.
@@ -18,11 +17,11 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use rusqlite::types::Value as V;
-use rusqlite::{params, params_from_iter};
+use rusqlite::{params_from_iter, OptionalExtension};
 
 use super::list::Selection;
 use super::row::{stamp_of, summary_from_row, SELECT_SESSION};
-use super::texts::{id_range, role_of, session_of};
+use super::texts::role_of;
 use super::Index;
 use crate::error::Result;
 use crate::store::files::FileStamp;
@@ -32,7 +31,12 @@ use crate::store::sql;
 /// The messages that have every trigram of a term (an FTS5 expression).
 const CANDIDATES: &str = "SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?1";
 /// One message, to test.
-const MESSAGE: &str = "SELECT role, at, body, source FROM texts WHERE id = ?1";
+const MESSAGE: &str = "SELECT role, at, body FROM texts WHERE id = ?1";
+/// The run of ids an id is in.
+const RUN_OF: &str = "SELECT first, last, session_pk, source FROM text_runs
+                      WHERE first <= ?1 ORDER BY first DESC LIMIT 1";
+/// Beyond this many candidate ids, all runs are read in order instead of one lookup each.
+const RUN_LOOKUPS_MAX: usize = 2000;
 /// Which of the candidate sessions the filters select (after the selection's conditions).
 const SELECTED: &str = "SELECT s.pk, s.last_used_at, s.id FROM";
 
@@ -40,13 +44,16 @@ const SELECTED: &str = "SELECT s.pk, s.last_used_at, s.id FROM";
 const BEFORE: usize = 40;
 const SNIPPET: usize = 160;
 
-/// A session that may match: its candidate messages, and what orders it.
+/// A session that may match: its candidate messages (id, source), and what orders it.
 struct Candidate {
     pk: i64,
     last_used_at: i64,
     id: String,
-    messages: Vec<i64>,
+    messages: Vec<(i64, i64)>,
 }
+
+/// Candidate messages (id, source) of a session, and how many terms they were found for.
+type BySession = HashMap<i64, (usize, HashSet<(i64, i64)>)>;
 
 /// A message tested against the terms.
 struct Tested {
@@ -72,23 +79,21 @@ impl Index {
             .filter(|&i| terms[i].chars().count() >= 3)
             .collect();
         // Candidate messages per session, for every term that has trigrams.
-        let mut by_session: HashMap<i64, (usize, HashSet<i64>)> = HashMap::new();
+        let mut by_session: BySession = HashMap::new();
         if long.is_empty() {
-            for id in self.messages_saying(&terms)? {
-                let entry = by_session.entry(session_of(id)).or_default();
-                entry.1.insert(id);
-            }
-            for entry in by_session.values_mut() {
-                entry.0 = long.len();
+            let ids = self.messages_saying(&terms)?;
+            for (id, (pk, source)) in ids.iter().zip(self.owners(&ids)?) {
+                by_session.entry(pk).or_default().1.insert((*id, source));
             }
         } else {
             for (n, &i) in long.iter().enumerate() {
-                for id in self.candidates(&terms[i])? {
-                    let entry = by_session.entry(session_of(id)).or_default();
+                let ids = self.candidates(&terms[i])?;
+                for (id, (pk, source)) in ids.iter().zip(self.owners(&ids)?) {
+                    let entry = by_session.entry(pk).or_default();
                     // Only sessions with candidates for every term before this one go on.
                     if entry.0 >= n {
                         entry.0 = n + 1;
-                        entry.1.insert(id);
+                        entry.1.insert((*id, source));
                     }
                 }
                 by_session.retain(|_, (reached, _)| *reached == n + 1);
@@ -199,18 +204,80 @@ impl Index {
         Ok(ids)
     }
 
-    fn session_messages(&self, pk: i64) -> Result<Vec<i64>> {
-        let (first, last) = id_range(pk);
+    /// Every message of session `pk`, with its source.
+    fn session_messages(&self, pk: i64) -> Result<Vec<(i64, i64)>> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id FROM texts WHERE id BETWEEN ?1 AND ?2")
+            .prepare_cached("SELECT first, last, source FROM text_runs WHERE session_pk = ?1")
             .map_err(|e| self.err(e))?;
-        let ids = stmt
-            .query_map(params![first, last], |r| r.get(0))
+        let runs = stmt
+            .query_map([pk], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+            })
             .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<Vec<i64>>>()
+            .collect::<rusqlite::Result<Vec<(i64, i64, i64)>>>()
             .map_err(|e| self.err(e))?;
-        Ok(ids)
+        Ok(runs
+            .into_iter()
+            .flat_map(|(first, last, source)| (first..=last).map(move |id| (id, source)))
+            .collect())
+    }
+
+    /// Whose each of `ids` (ascending) is: (session pk, source), from the runs of ids. An id in
+    /// no run (none should be) is owned by pk 0, which no session has.
+    fn owners(&self, ids: &[i64]) -> Result<Vec<(i64, i64)>> {
+        self.owners_by(ids, ids.len() <= RUN_LOOKUPS_MAX)
+    }
+
+    /// `owners`, by one lookup per id, or by one walk over all runs.
+    fn owners_by(&self, ids: &[i64], lookups: bool) -> Result<Vec<(i64, i64)>> {
+        let mut out = Vec::with_capacity(ids.len());
+        if lookups {
+            let mut stmt = self.conn.prepare_cached(RUN_OF).map_err(|e| self.err(e))?;
+            for &id in ids {
+                let run: Option<(i64, i64, i64, i64)> = stmt
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .optional()
+                    .map_err(|e| self.err(e))?;
+                out.push(match run {
+                    Some((_, last, pk, source)) if id <= last => (pk, source),
+                    _ => (0, 0),
+                });
+            }
+            return Ok(out);
+        }
+        // Many: one walk over all runs, beside the ids.
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT first, last, session_pk, source FROM text_runs ORDER BY first")
+            .map_err(|e| self.err(e))?;
+        let mut runs = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut run: Option<(i64, i64, i64, i64)> = None;
+        for &id in ids {
+            while run.is_none_or(|r| r.1 < id) {
+                match runs.next() {
+                    Some(r) => run = Some(r.map_err(|e| self.err(e))?),
+                    None => {
+                        run = None;
+                        break;
+                    }
+                }
+            }
+            out.push(match run {
+                Some((first, _, pk, source)) if first <= id => (pk, source),
+                _ => (0, 0),
+            });
+        }
+        Ok(out)
     }
 
     /// The SQL that picks the candidate sessions (the first argument, not included: their pks
@@ -259,16 +326,13 @@ impl Index {
             let args: Vec<V> = std::iter::once(V::Null).chain(args).collect();
             out.push(plan("selected", &sql, &args)?);
         }
+        out.push(plan("run", RUN_OF, &[V::Integer(1)])?);
         out.push(plan("message", MESSAGE, &[V::Integer(1)])?);
         Ok(out)
     }
 
     /// The sessions of `by_session` that the query's filters select, with what orders them.
-    fn selected(
-        &self,
-        query: &SearchQuery,
-        by_session: &HashMap<i64, (usize, HashSet<i64>)>,
-    ) -> Result<Vec<Candidate>> {
+    fn selected(&self, query: &SearchQuery, by_session: &BySession) -> Result<Vec<Candidate>> {
         let Some((sql, args)) = self.selected_sql(query)? else {
             return Ok(Vec::new());
         };
@@ -290,7 +354,7 @@ impl Index {
         let mut out = Vec::new();
         for row in rows {
             let (pk, last_used_at, id) = row.map_err(|e| self.err(e))?;
-            let mut messages: Vec<i64> = by_session[&pk].1.iter().copied().collect();
+            let mut messages: Vec<(i64, i64)> = by_session[&pk].1.iter().copied().collect();
             messages.sort_unstable();
             out.push(Candidate {
                 pk,
@@ -304,7 +368,12 @@ impl Index {
 
     /// Test messages `ids` against `terms`: None unless together they say all of them; else the
     /// score (messages that say a term, the same text once) and the message that says most.
-    fn test(&self, ids: &[i64], terms: &[String], all: u64) -> Result<Option<(u32, Tested)>> {
+    fn test(
+        &self,
+        ids: &[(i64, i64)],
+        terms: &[String],
+        all: u64,
+    ) -> Result<Option<(u32, Tested)>> {
         let mut stmt = self.conn.prepare_cached(MESSAGE).map_err(|e| self.err(e))?;
         let mut said = 0u64;
         // The session file's prompts are said again in the transcript: those count once.
@@ -312,9 +381,9 @@ impl Index {
         let mut transcript_texts = HashSet::new();
         let mut file_texts = HashSet::new();
         let mut best: Option<Tested> = None;
-        for id in ids {
-            let (role, at, body, source): (i64, Option<i64>, String, i64) = stmt
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        for &(id, source) in ids {
+            let (role, at, body): (i64, Option<i64>, String) = stmt
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(|e| self.err(e))?;
             let folded = Folded::new(&body);
             let says = terms
@@ -473,6 +542,62 @@ fn snippet(m: &Tested, terms: &[String]) -> Snippet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Backend, Message, Role};
+    use crate::store::files::FileStamp;
+    use crate::store::index::fixtures::{session, turn};
+
+    #[test]
+    fn runs_say_whose_each_message_is_by_lookups_or_one_walk() {
+        let mut index = Index::in_memory(std::path::Path::new("runs")).unwrap();
+        let tx = index.transaction().unwrap();
+        let said = |n: usize| -> Vec<Message> {
+            (0..n)
+                .map(|i| Message {
+                    role: Role::Assistant,
+                    at: None,
+                    text: format!("message {i}"),
+                })
+                .collect()
+        };
+        for (i, id) in ["s1", "s2", "s3"].iter().enumerate() {
+            let s = session(
+                id,
+                Backend::Claude,
+                vec![turn("2025-01-01T00:00:00Z", None, 1, 1, None)],
+            );
+            tx.upsert(&s, FileStamp::default()).unwrap();
+            tx.record_texts(id, &format!("/t/{id}"), true, &said(3 + i))
+                .unwrap();
+        }
+        // Appended, then one transcript read again whole: its run goes, a new one comes.
+        tx.record_texts("s1", "/t/s1", false, &said(2)).unwrap();
+        tx.record_texts("s2", "/t/s2", true, &said(1)).unwrap();
+        tx.commit().unwrap();
+        let ids: Vec<i64> = index
+            .conn
+            .prepare("SELECT id FROM texts ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        // s1: its prompt, 3 + 2 said; s2: its prompt, 1; s3: its prompt, 5.
+        assert_eq!(ids.len(), 1 + 5 + 1 + 1 + 1 + 5);
+        let by_lookups = index.owners_by(&ids, true).unwrap();
+        assert_eq!(index.owners_by(&ids, false).unwrap(), by_lookups);
+        let pk = |id: &str| -> i64 {
+            index
+                .conn
+                .query_row("SELECT pk FROM sessions WHERE id = ?1", [id], |r| r.get(0))
+                .unwrap()
+        };
+        let count = |id: &str| by_lookups.iter().filter(|(p, _)| *p == pk(id)).count();
+        assert_eq!((count("s1"), count("s2"), count("s3")), (6, 2, 6));
+        assert!(by_lookups.iter().all(|(p, _)| *p != 0));
+        // An id in no run is nobody's.
+        assert_eq!(index.owners_by(&[i64::MAX], true).unwrap(), [(0, 0)]);
+        assert_eq!(index.owners_by(&[i64::MAX], false).unwrap(), [(0, 0)]);
+    }
 
     fn tested(body: &str) -> Tested {
         Tested {

@@ -1,29 +1,16 @@
 //! What was said in each session (`texts`, and its trigram index `texts_fts`): written with the
 //! session (its runs' prompts, source 0) and by the import (a transcript's messages, by source).
-//! A message's id is its session's pk shifted left by `SHIFT`, plus its number in the session.
+//! Each write takes the next ids in one run (`text_runs`: first..=last, whose, from where).
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::IndexTx;
 use crate::domain::{Message, Role};
 use crate::error::Result;
 use crate::store::session::Session;
 
-/// Bits of a message id that number the message within its session (16M messages each).
-pub(crate) const SHIFT: u32 = 24;
-
 /// The source of what a session file itself says.
 pub(crate) const SESSION_FILE: i64 = 0;
-
-/// A session's message ids: `first..=last`.
-pub(crate) fn id_range(pk: i64) -> (i64, i64) {
-    (pk << SHIFT, (pk << SHIFT) | ((1 << SHIFT) - 1))
-}
-
-/// The session pk a message id belongs to.
-pub(crate) fn session_of(id: i64) -> i64 {
-    id >> SHIFT
-}
 
 /// The source number of a transcript (never `SESSION_FILE`).
 fn source_of(path: &str) -> i64 {
@@ -102,21 +89,15 @@ impl IndexTx<'_> {
         }
     }
 
-    /// Forget everything said in the session `pk` (it is removed from the index).
+    /// Forget everything said in the session `stem` (it is removed from the index).
     pub(super) fn forget_session_texts(&self, stem: &str) -> Result<()> {
-        let Some(pk) = self.session_pk(stem)? else {
-            return Ok(());
-        };
-        let (first, last) = id_range(pk);
-        self.tx
-            .prepare_cached("DELETE FROM texts WHERE id BETWEEN ?1 AND ?2")
-            .and_then(|mut s| s.execute(params![first, last]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+        match self.session_pk(stem)? {
+            Some(pk) => self.forget_runs(pk, None),
+            None => Ok(()),
+        }
     }
 
     fn session_pk(&self, id: &str) -> Result<Option<i64>> {
-        use rusqlite::OptionalExtension;
         self.tx
             .prepare_cached("SELECT pk FROM sessions WHERE id = ?1")
             .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
@@ -124,50 +105,71 @@ impl IndexTx<'_> {
     }
 
     fn forget_source(&self, pk: i64, source: i64) -> Result<()> {
-        let (first, last) = id_range(pk);
-        self.tx
-            .prepare_cached("DELETE FROM texts WHERE id BETWEEN ?1 AND ?2 AND source = ?3")
-            .and_then(|mut s| s.execute(params![first, last, source]))
-            .map(drop)
-            .map_err(|e| self.err(e))
+        self.forget_runs(pk, Some(source))
     }
 
-    fn insert_texts(&self, pk: i64, source: i64, messages: &[Message]) -> Result<()> {
-        let (first, last) = id_range(pk);
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let mut next: i64 = if self.fresh && source == SESSION_FILE {
-            first
-        } else {
-            self.tx
-                .prepare_cached("SELECT max(id) FROM texts WHERE id BETWEEN ?1 AND ?2")
-                .and_then(|mut s| s.query_row(params![first, last], |r| r.get::<_, Option<i64>>(0)))
-                .map_err(|e| self.err(e))?
-                .map_or(first, |id| id + 1)
-        };
-        let mut insert = self
+    /// Forget the session's runs (of one source, or all) and their messages.
+    fn forget_runs(&self, pk: i64, source: Option<i64>) -> Result<()> {
+        let runs: Vec<(i64, i64)> = self
             .tx
             .prepare_cached(
-                "INSERT INTO texts (id, source, role, at, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "SELECT first, last FROM text_runs
+                 WHERE session_pk = ?1 AND (?2 IS NULL OR source = ?2)",
             )
+            .and_then(|mut s| {
+                s.query_map(params![pk, source], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
             .map_err(|e| self.err(e))?;
-        for m in messages.iter().filter(|m| !m.text.trim().is_empty()) {
-            // A session of more messages than its range holds: the rest is not searchable.
-            if next > last {
-                break;
+        for (first, last) in runs {
+            for sql in [
+                "DELETE FROM texts WHERE id BETWEEN ?1 AND ?2",
+                "DELETE FROM text_runs WHERE first = ?1 AND last = ?2",
+            ] {
+                self.tx
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute(params![first, last]))
+                    .map_err(|e| self.err(e))?;
             }
+        }
+        Ok(())
+    }
+
+    /// The messages as the next run of ids.
+    fn insert_texts(&self, pk: i64, source: i64, messages: &[Message]) -> Result<()> {
+        let said: Vec<&Message> = messages
+            .iter()
+            .filter(|m| !m.text.trim().is_empty())
+            .collect();
+        if said.is_empty() {
+            return Ok(());
+        }
+        let first: i64 = self
+            .tx
+            .prepare_cached("SELECT coalesce(max(last), 0) + 1 FROM text_runs")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        let mut insert = self
+            .tx
+            .prepare_cached("INSERT INTO texts (id, role, at, body) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(|e| self.err(e))?;
+        for (n, m) in said.iter().enumerate() {
             insert
                 .execute(params![
-                    next,
-                    source,
+                    first + n as i64,
                     role_code(m.role),
                     m.at.map(|t| t.timestamp_millis()),
                     m.text
                 ])
                 .map_err(|e| self.err(e))?;
-            next += 1;
         }
-        Ok(())
+        let last = first + said.len() as i64 - 1;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO text_runs (first, last, session_pk, source) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![first, last, pk, source]))
+            .map(drop)
+            .map_err(|e| self.err(e))
     }
 }
