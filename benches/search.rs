@@ -218,7 +218,11 @@ fn fast_resume(
         col,
         format!("{:.2} s", start.elapsed().as_secs_f64()),
     );
-    let rare = planted[0].1.clone();
+    let rare = planted
+        .iter()
+        .find(|p| p.2 == native::Script::Latin)
+        .map(|p| p.1.clone())
+        .expect("a planted token");
     let mut queries: Vec<(String, Vec<String>)> =
         vec![(format!("a rare word (a planted token, {rare})"), vec![rare])];
     queries.extend(
@@ -285,7 +289,7 @@ fn is_gemini(dir: &Path, id: &str) -> bool {
 fn seed(root: &Path, n: usize, padding: usize) -> (PathBuf, Vec<(String, String, native::Script)>) {
     let dir = root.join(format!("{n}-{padding}"));
     let user = dir.join("user");
-    let marker = dir.join("seeded-v2");
+    let marker = dir.join("seeded-v3");
     if !marker.exists() {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&user).unwrap();

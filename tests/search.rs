@@ -194,6 +194,10 @@ fn cjk_and_cyrillic_inside_sentences() {
     // Two characters (no trigram), inside a sentence.
     assert_eq!(search_ids(&home, &["移転"]), [uuid(1)]);
     assert_eq!(search_ids(&home, &["大阪"]), [uuid(2)]);
+    // One character, inside and at the end of a message.
+    assert_eq!(search_ids(&home, &["阪"]), [uuid(2)]);
+    assert_eq!(search_ids(&home, &["話"]), [uuid(2)]);
+    assert_eq!(search_ids(&home, &["話", "大"]), [uuid(2)]);
     assert_eq!(search_ids(&home, &["ПОПЫТКА"]), [uuid(1)]);
     let rows = search(&home, &["попытка"]);
     assert_eq!(rows[0]["snippet"], "Повторная попытка запроса помогла.");

@@ -235,8 +235,72 @@ const CYRILLIC: &[&str] = &[
     "разбор",
     "компилятор",
 ];
-/// Common characters of technical Chinese; the planted tokens use others.
-const CJK: &str = "我们昨天讨论了重试逻辑服务器返回超时错误应该添加退避并记录日志这个函数解析配置文件测试覆盖边界情况数据库迁移索引查询计划缓存失效很难让我检查模块构建部署审查补丁令牌桶限流器工作队列消息处理异步运行时线程池内存泄漏性能分析延迟请求响应头部解析器编译警告重构变量签名";
+/// Words of technical Chinese, written without spaces; the planted tokens use other characters.
+const CJK: &[&str] = &[
+    "我们",
+    "昨天",
+    "讨论",
+    "了",
+    "重试",
+    "逻辑",
+    "服务器",
+    "返回",
+    "超时",
+    "错误",
+    "应该",
+    "添加",
+    "退避",
+    "并",
+    "记录",
+    "日志",
+    "这个",
+    "函数",
+    "解析",
+    "配置",
+    "文件",
+    "测试",
+    "覆盖",
+    "边界",
+    "情况",
+    "数据库",
+    "迁移",
+    "索引",
+    "查询",
+    "计划",
+    "缓存",
+    "失效",
+    "很难",
+    "让我",
+    "检查",
+    "模块",
+    "构建",
+    "部署",
+    "审查",
+    "补丁",
+    "令牌桶",
+    "限流器",
+    "工作",
+    "队列",
+    "消息",
+    "处理",
+    "异步",
+    "运行时",
+    "线程池",
+    "内存",
+    "泄漏",
+    "性能",
+    "分析",
+    "延迟",
+    "请求",
+    "响应",
+    "头部",
+    "解析器",
+    "编译",
+    "警告",
+    "重构",
+    "变量",
+    "签名",
+];
 
 impl Script {
     /// Planted tokens' characters: none of them in the prose's vocabulary.
@@ -294,10 +358,9 @@ impl NativeStore {
                 out.push('.');
             }
             Script::Cjk => {
-                let chars: Vec<char> = CJK.chars().collect();
-                for i in 0..words * 2 {
-                    out.push(chars[self.below(chars.len() as u64) as usize]);
-                    if i % 17 == 16 {
+                for i in 0..words {
+                    out.push_str(CJK[self.below(CJK.len() as u64) as usize]);
+                    if i % 9 == 8 {
                         out.push('，');
                     }
                 }

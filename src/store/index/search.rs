@@ -1,9 +1,10 @@
 //! `sessions search`: the sessions in which every term was said, the most relevant first.
 //!
-//! 1. Each term of three or more characters names its candidate messages through the trigram
-//!    index (`texts_fts`: all its trigrams, AND), by id alone; the runs of ids (`text_runs`)
-//!    say whose they are, without reading a message. Shorter terms (a two-character CJK word,
-//!    say) have no trigram: with no longer term beside them, every message is tested.
+//! 1. Each term names its candidate messages through the trigram index (`texts_fts`), by id
+//!    alone: a term of three or more characters by all its trigrams (AND), a shorter one (a
+//!    two-character CJK word) by any trigram that begins with it (the index's vocabulary
+//!    says which there are). The runs of ids (`text_runs`) say whose they are, without reading
+//!    a message.
 //! 2. The sessions with a candidate for every term, among those the filters select, are
 //!    ordered by how many candidate messages they have (an upper bound of their score), then
 //!    by recency.
@@ -17,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use rusqlite::types::Value as V;
-use rusqlite::{params_from_iter, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
 use super::list::Selection;
 use super::row::{stamp_of, summary_from_row, SELECT_SESSION};
@@ -32,6 +33,8 @@ use crate::store::sql;
 const CANDIDATES: &str = "SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?1";
 /// One message, to test.
 const MESSAGE: &str = "SELECT role, at, body FROM texts WHERE id = ?1";
+/// The trigrams that begin with a term of one or two characters.
+const TRIGRAMS_FROM: &str = "SELECT term FROM texts_trigrams WHERE term >= ?1 AND term < ?2";
 /// The run of ids an id is in.
 const RUN_OF: &str = "SELECT first, last, session_pk, source FROM text_runs
                       WHERE first <= ?1 ORDER BY first DESC LIMIT 1";
@@ -75,29 +78,19 @@ impl Index {
             .take(64)
             .map(|t| super::fold_case(t))
             .collect();
-        let long: Vec<usize> = (0..terms.len())
-            .filter(|&i| terms[i].chars().count() >= 3)
-            .collect();
-        // Candidate messages per session, for every term that has trigrams.
+        // Candidate messages per session, for every term.
         let mut by_session: BySession = HashMap::new();
-        if long.is_empty() {
-            let ids = self.messages_saying(&terms)?;
+        for (n, term) in terms.iter().enumerate() {
+            let ids = self.candidates(term)?;
             for (id, (pk, source)) in ids.iter().zip(self.owners(&ids)?) {
-                by_session.entry(pk).or_default().1.insert((*id, source));
-            }
-        } else {
-            for (n, &i) in long.iter().enumerate() {
-                let ids = self.candidates(&terms[i])?;
-                for (id, (pk, source)) in ids.iter().zip(self.owners(&ids)?) {
-                    let entry = by_session.entry(pk).or_default();
-                    // Only sessions with candidates for every term before this one go on.
-                    if entry.0 >= n {
-                        entry.0 = n + 1;
-                        entry.1.insert((*id, source));
-                    }
+                let entry = by_session.entry(pk).or_default();
+                // Only sessions with candidates for every term before this one go on.
+                if entry.0 >= n {
+                    entry.0 = n + 1;
+                    entry.1.insert((*id, source));
                 }
-                by_session.retain(|_, (reached, _)| *reached == n + 1);
             }
+            by_session.retain(|_, (reached, _)| *reached == n + 1);
         }
         if by_session.is_empty() {
             return Ok(Vec::new());
@@ -119,25 +112,17 @@ impl Index {
         } else {
             (1 << terms.len()) - 1
         };
-        let short_terms = long.len() < terms.len() && !long.is_empty();
         let mut found: Vec<(u32, i64, String, i64, Tested)> = Vec::new();
         for c in &candidates {
             // No session from here on can rank above the last of a full page.
-            // (A short term's messages are not among the candidates: no bound then.)
-            if !short_terms && found.len() >= wanted {
+            if found.len() >= wanted {
                 let last = &found[wanted - 1];
                 let bound = (c.messages.len() as u32, c.last_used_at, &c.id);
                 if bound < (last.0, last.1, &last.2) {
                     break;
                 }
             }
-            // Short terms are not in the candidates: they may be in any message.
-            let ids = if short_terms {
-                self.session_messages(c.pk)?
-            } else {
-                c.messages.clone()
-            };
-            let Some((score, best)) = self.test(&ids, &terms, all_terms)? else {
+            let Some((score, best)) = self.test(&c.messages, &terms, all_terms)? else {
                 continue;
             };
             let key = (score, c.last_used_at, c.id.clone());
@@ -166,17 +151,49 @@ impl Index {
         Ok(hits)
     }
 
-    /// The ids of the messages that have every trigram of `term`.
+    /// The ids (ascending) of the messages that may say `term`: those with every trigram of
+    /// it, or for a term of one or two characters, those with a trigram that begins with it.
     fn candidates(&self, term: &str) -> Result<Vec<i64>> {
         let chars: Vec<char> = term.chars().collect();
-        let trigrams: HashSet<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
-        let mut trigrams: Vec<String> = trigrams.into_iter().collect();
-        trigrams.sort();
-        let expression = trigrams
-            .iter()
-            .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let quote = |t: &str| format!("\"{}\"", t.replace('"', "\"\""));
+        if chars.len() >= 3 {
+            let mut trigrams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+            trigrams.sort();
+            trigrams.dedup();
+            let all = trigrams
+                .iter()
+                .map(|t| quote(t))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            return self.matching(&all);
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(TRIGRAMS_FROM)
+            .map_err(|e| self.err(e))?;
+        let trigrams = stmt
+            .query_map(params![term, format!("{term}\u{10ffff}")], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<String>>>()
+            .map_err(|e| self.err(e))?;
+        let mut ids = Vec::new();
+        for some in trigrams.chunks(200) {
+            let any = some
+                .iter()
+                .map(|t| quote(t))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            ids.extend(self.matching(&any)?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The ids of the messages matching an FTS5 expression, ascending.
+    fn matching(&self, expression: &str) -> Result<Vec<i64>> {
         let mut stmt = self
             .conn
             .prepare_cached(CANDIDATES)
@@ -187,40 +204,6 @@ impl Index {
             .collect::<rusqlite::Result<Vec<i64>>>()
             .map_err(|e| self.err(e))?;
         Ok(ids)
-    }
-
-    /// Every message that says one of `terms`, tested one by one (terms too short for trigrams).
-    fn messages_saying(&self, terms: &[String]) -> Result<Vec<i64>> {
-        let test = vec!["clinvk_contains(body, ?)"; terms.len()].join(" OR ");
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT id FROM texts WHERE {test}"))
-            .map_err(|e| self.err(e))?;
-        let ids = stmt
-            .query_map(params_from_iter(terms), |r| r.get(0))
-            .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<Vec<i64>>>()
-            .map_err(|e| self.err(e))?;
-        Ok(ids)
-    }
-
-    /// Every message of session `pk`, with its source.
-    fn session_messages(&self, pk: i64) -> Result<Vec<(i64, i64)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT first, last, source FROM text_runs WHERE session_pk = ?1")
-            .map_err(|e| self.err(e))?;
-        let runs = stmt
-            .query_map([pk], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<rusqlite::Result<Vec<(i64, i64, i64)>>>()
-            .map_err(|e| self.err(e))?;
-        Ok(runs
-            .into_iter()
-            .flat_map(|(first, last, source)| (first..=last).map(move |id| (id, source)))
-            .collect())
     }
 
     /// Whose each of `ids` (ascending) is: (session pk, source), from the runs of ids. An id in
@@ -326,6 +309,11 @@ impl Index {
             let args: Vec<V> = std::iter::once(V::Null).chain(args).collect();
             out.push(plan("selected", &sql, &args)?);
         }
+        out.push(plan(
+            "trigrams",
+            TRIGRAMS_FROM,
+            &[V::Text("ab".into()), V::Text("ab\u{10ffff}".into())],
+        )?);
         out.push(plan("run", RUN_OF, &[V::Integer(1)])?);
         out.push(plan("message", MESSAGE, &[V::Integer(1)])?);
         Ok(out)
