@@ -196,7 +196,9 @@ fn cjk_and_cyrillic_inside_sentences() {
     assert_eq!(search_ids(&home, &["大阪"]), [uuid(2)]);
     // One character, inside and at the end of a message.
     assert_eq!(search_ids(&home, &["阪"]), [uuid(2)]);
-    assert_eq!(search_ids(&home, &["話"]), [uuid(2)]);
+    let mut both = search_ids(&home, &["話"]);
+    both.sort();
+    assert_eq!(both, [uuid(1), uuid(2)]);
     assert_eq!(search_ids(&home, &["話", "大"]), [uuid(2)]);
     assert_eq!(search_ids(&home, &["ПОПЫТКА"]), [uuid(1)]);
     let rows = search(&home, &["попытка"]);
