@@ -123,6 +123,10 @@ pub enum Error {
     #[error("{0}")]
     NothingToResume(String),
 
+    /// `sessions pick` found no session its filters select.
+    #[error("no session to pick from{0}: `clinvk sessions list` shows the sessions there are")]
+    NothingToPick(String),
+
     #[error("{backend} is not installed: {detail}")]
     BackendMissing { backend: String, detail: String },
 
@@ -143,7 +147,8 @@ impl Error {
             | Error::PrefixTooShort { .. }
             | Error::Ambiguous { .. }
             | Error::NotResumable { .. }
-            | Error::NothingToResume(_) => exit::NOT_FOUND,
+            | Error::NothingToResume(_)
+            | Error::NothingToPick(_) => exit::NOT_FOUND,
             Error::BackendMissing { .. } => exit::BACKEND_MISSING,
             // The program vanished after it was found, or a script's interpreter is missing (the
             // kernel says ENOENT for both); anything else (too long a command line, no

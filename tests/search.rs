@@ -7,9 +7,7 @@
 #[allow(unused_macros)]
 mod common;
 
-use std::path::PathBuf;
-
-use common::native::{NativeStore, Script};
+use common::native::{claude_chat, claude_lines, uuid, NativeStore, Script};
 use common::*;
 use serde_json::{json, Value};
 
@@ -21,41 +19,6 @@ fn search(home: &Home, args: &[&str]) -> Vec<Value> {
 
 fn search_ids(home: &Home, args: &[&str]) -> Vec<String> {
     ids_of(&search(home, args))
-}
-
-/// A Claude Code transcript of `said` ((role, text) in order, a minute apart from `start`),
-/// in the CLI's own layout under the test's HOME. Returns its path.
-fn claude_chat(home: &Home, id: &str, start: &str, said: &[(&str, &str)]) -> PathBuf {
-    let dir = home.user_home().join(".claude/projects/-w");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{id}.jsonl"));
-    std::fs::write(&path, claude_lines(id, start, said)).unwrap();
-    path
-}
-
-fn claude_lines(id: &str, start: &str, said: &[(&str, &str)]) -> String {
-    let start: chrono::DateTime<chrono::Utc> = start.parse().unwrap();
-    let mut out = String::new();
-    for (n, (role, text)) in said.iter().enumerate() {
-        let at = (start + chrono::Duration::minutes(n as i64)).to_rfc3339();
-        let line = if *role == "user" {
-            json!({"type": "user", "sessionId": id, "cwd": "/w", "timestamp": at,
-                   "message": {"role": "user", "content": text}})
-        } else {
-            json!({"type": "assistant", "sessionId": id, "cwd": "/w", "timestamp": at,
-                   "requestId": format!("r{n}"),
-                   "message": {"id": format!("m{n}"), "model": "claude-sonnet-4-6",
-                               "content": [{"type": "text", "text": text}],
-                               "usage": {"input_tokens": 10, "output_tokens": 5}}})
-        };
-        out.push_str(&line.to_string());
-        out.push('\n');
-    }
-    out
-}
-
-fn uuid(n: u32) -> String {
-    format!("00000000-0000-4000-8000-{n:012}")
 }
 
 #[test]
@@ -74,7 +37,7 @@ fn every_planted_token_is_found_first_in_every_script() {
         let rows = search(&home, &[&p.token]);
         assert_eq!(
             ids_of(&rows),
-            [p.conversation.clone()],
+            std::slice::from_ref(&p.conversation),
             "{:?} token {}",
             p.script,
             p.token
@@ -95,7 +58,7 @@ fn ranked_by_matching_messages_then_recency() {
     let home = Home::new();
     // Older, but says it three times.
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(1),
         "2025-01-20T10:00:00Z",
         &[
@@ -105,19 +68,19 @@ fn ranked_by_matching_messages_then_recency() {
         ],
     );
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(2),
         "2025-01-22T10:00:00Z",
         &[("user", "a flaky one")],
     );
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(3),
         "2025-01-24T10:00:00Z",
         &[("assistant", "not flaky here")],
     );
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(4),
         "2025-01-25T10:00:00Z",
         &[("user", "unrelated")],
@@ -134,14 +97,14 @@ fn ranked_by_matching_messages_then_recency() {
 fn phrases_words_and_short_terms() {
     let home = Home::new();
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(1),
         "2025-01-20T10:00:00Z",
         &[("user", "use a token bucket for the limiter")],
     );
     // Both words, apart, in different messages.
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(2),
         "2025-01-21T10:00:00Z",
         &[
@@ -150,7 +113,7 @@ fn phrases_words_and_short_terms() {
         ],
     );
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(3),
         "2025-01-22T10:00:00Z",
         &[("user", "token only")],
@@ -173,7 +136,7 @@ fn phrases_words_and_short_terms() {
 fn cjk_and_cyrillic_inside_sentences() {
     let home = Home::new();
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(1),
         "2025-01-20T10:00:00Z",
         &[
@@ -185,7 +148,7 @@ fn cjk_and_cyrillic_inside_sentences() {
         ],
     );
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(2),
         "2025-01-21T10:00:00Z",
         &[("user", "大阪の話")],
@@ -226,7 +189,7 @@ fn tool_output_and_context_blocks_are_not_searched() {
     ];
     let text: String = lines.iter().map(|l| l.to_string() + "\n").collect();
     std::fs::write(dir.join(format!("{id}.jsonl")), text).unwrap();
-    assert_eq!(search_ids(&home, &["here they"]), [id.clone()]);
+    assert_eq!(search_ids(&home, &["here they"]), std::slice::from_ref(&id));
     for hidden in ["dumpedsecret", "reminderword", "toolcallword"] {
         assert!(search_ids(&home, &[hidden]).is_empty(), "{hidden}");
     }
@@ -284,7 +247,7 @@ fn prompts_of_sessions_run_through_clinvk_and_a_rebuilt_index() {
     assert!(home.list_ids(&["--search", "lexer"]).is_empty());
     // An imported conversation too, and then without the index.
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(7),
         "2025-01-20T10:00:00Z",
         &[("assistant", "the lexer is fine")],
@@ -312,12 +275,15 @@ fn appended_rewritten_and_deleted_transcripts() {
     let home = Home::new();
     let id = uuid(1);
     let path = claude_chat(
-        &home,
+        home.user_home(),
         &id,
         "2025-01-20T10:00:00Z",
         &[("user", "first words")],
     );
-    assert_eq!(search_ids(&home, &["first words"]), [id.clone()]);
+    assert_eq!(
+        search_ids(&home, &["first words"]),
+        std::slice::from_ref(&id)
+    );
     // Appended (read from where the last read stopped): the new words, the old ones once.
     let more = claude_lines(
         &id,
@@ -335,7 +301,7 @@ fn appended_rewritten_and_deleted_transcripts() {
     .unwrap();
     drop(file);
     let rows = search(&home, &["words"]);
-    assert_eq!(ids_of(&rows), [id.clone()]);
+    assert_eq!(ids_of(&rows), std::slice::from_ref(&id));
     assert_eq!(rows[0]["score"], 2);
     // Rewritten: what it says now (and the session's first prompt, which it keeps).
     std::fs::write(
@@ -345,7 +311,10 @@ fn appended_rewritten_and_deleted_transcripts() {
     .unwrap();
     assert!(search_ids(&home, &["second words"]).is_empty());
     assert_eq!(search(&home, &["words"])[0]["score"], 1);
-    assert_eq!(search_ids(&home, &["other text"]), [id.clone()]);
+    assert_eq!(
+        search_ids(&home, &["other text"]),
+        std::slice::from_ref(&id)
+    );
     // A deleted session's words go with it, and a new session does not inherit them.
     home.ok(&["sessions", "delete", &id]);
     assert!(search_ids(&home, &["other text"]).is_empty());
@@ -357,7 +326,7 @@ fn appended_rewritten_and_deleted_transcripts() {
 fn output_for_people_and_for_pipes() {
     let home = Home::new();
     claude_chat(
-        &home,
+        home.user_home(),
         &uuid(1),
         "2025-01-20T10:00:00Z",
         &[("user", "why does the\nretry\x1b[31m loop spin")],

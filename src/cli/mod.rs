@@ -61,6 +61,8 @@ pub enum SessionsCommand {
     Show(cmd::show::ShowArgs),
     /// Find sessions by what was said in them: prompts and answers, most relevant first
     Search(cmd::search::SearchArgs),
+    /// Choose a session in the picker (type to search) and print its id
+    Pick(cmd::pick::PickArgs),
     /// Delete sessions; if any id is unknown, nothing is deleted
     #[command(visible_alias = "rm")]
     Delete(cmd::delete::DeleteArgs),
@@ -315,6 +317,7 @@ fn run(ctx: &Context, cli: Cli) -> Result<i32> {
             SessionsCommand::List(_)
                 | SessionsCommand::Show(_)
                 | SessionsCommand::Search(_)
+                | SessionsCommand::Pick(_)
                 | SessionsCommand::Stats(_)
         )
     ) {
@@ -327,6 +330,7 @@ fn run(ctx: &Context, cli: Cli) -> Result<i32> {
             SessionsCommand::List(args) => cmd::list::run(ctx, &args, now),
             SessionsCommand::Show(args) => cmd::show::run(ctx, &args, now),
             SessionsCommand::Search(args) => cmd::search::run(ctx, &args, now),
+            SessionsCommand::Pick(args) => cmd::pick::run(ctx, &args, now),
             SessionsCommand::Delete(args) => cmd::delete::run(ctx, &args),
             SessionsCommand::Fork(args) => cmd::fork::run(ctx, args),
             SessionsCommand::Tag(args) => cmd::tag::run(ctx, &args),

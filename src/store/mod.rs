@@ -342,6 +342,13 @@ impl Store {
         Ok(self.verified_read(|index| index.search(query))?.0)
     }
 
+    /// What was said in session `id` (for a preview): the messages that say any of `terms`, or
+    /// without terms the last ones; at most `max`, oldest first. A session's own prompts are
+    /// left out when its transcript says them (only a session without one shows them).
+    pub fn said_in(&self, id: &SessionId, terms: &[String], max: usize) -> Result<Vec<Snippet>> {
+        self.read(|_, index| index.said_in(id.as_str(), terms, max))
+    }
+
     /// Rows from `run`, checked against the files they were read from (a file edited in
     /// place is read again, under the exclusive lock, and `run` asked again), and the invalid
     /// files.

@@ -208,54 +208,52 @@ impl Reader {
                 }
             }
         }
-        match m.kind.as_deref() {
-            Some("gemini") => {
-                let model = m
-                    .model
-                    .as_deref()
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string);
-                let tokens = m
-                    .tokens
-                    .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
-                    .filter(Value::is_object)
-                    .map(|t| tokens(&t));
-                let hash = super::key_hash(id);
-                match (self.seen.get(&hash).copied(), tokens) {
-                    (Some(Some(at_index)), Some(tokens)) => {
-                        let r = &mut self.conversation.requests[at_index];
-                        r.tokens = tokens;
-                        if model.is_some() {
-                            r.model = model;
-                        }
-                    }
-                    // Read before the checkpoint: given again, with these figures.
-                    (Some(None), Some(tokens)) => {
-                        // Its time does not matter: the session knows the request already.
-                        let Some(at) = at.or(self.last_time) else {
-                            return;
-                        };
-                        self.push(hash, id, at, model, tokens);
-                    }
-                    // A copy without tokens (a `$set` of the history) keeps what was counted.
-                    (Some(_), None) => {}
-                    (None, Some(tokens)) => {
-                        let pending = self.pending.remove(id);
-                        let Some(at) = at.or(pending.as_ref().map(|p| p.0)) else {
-                            self.conversation.skipped_lines += 1;
-                            return;
-                        };
-                        let model = model.or_else(|| pending.and_then(|p| p.1));
-                        self.push(hash, id, at, model, tokens);
-                    }
-                    (None, None) => {
-                        if let Some(at) = at {
-                            self.pending.entry(id.to_string()).or_insert((at, model));
-                        }
-                    }
+        if m.kind.as_deref() != Some("gemini") {
+            return;
+        }
+        let model = m
+            .model
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        let tokens = m
+            .tokens
+            .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
+            .filter(Value::is_object)
+            .map(|t| tokens(&t));
+        let hash = super::key_hash(id);
+        match (self.seen.get(&hash).copied(), tokens) {
+            (Some(Some(at_index)), Some(tokens)) => {
+                let r = &mut self.conversation.requests[at_index];
+                r.tokens = tokens;
+                if model.is_some() {
+                    r.model = model;
                 }
             }
-            _ => {}
+            // Read before the checkpoint: given again, with these figures.
+            (Some(None), Some(tokens)) => {
+                // Its time does not matter: the session knows the request already.
+                let Some(at) = at.or(self.last_time) else {
+                    return;
+                };
+                self.push(hash, id, at, model, tokens);
+            }
+            // A copy without tokens (a `$set` of the history) keeps what was counted.
+            (Some(_), None) => {}
+            (None, Some(tokens)) => {
+                let pending = self.pending.remove(id);
+                let Some(at) = at.or(pending.as_ref().map(|p| p.0)) else {
+                    self.conversation.skipped_lines += 1;
+                    return;
+                };
+                let model = model.or_else(|| pending.and_then(|p| p.1));
+                self.push(hash, id, at, model, tokens);
+            }
+            (None, None) => {
+                if let Some(at) = at {
+                    self.pending.entry(id.to_string()).or_insert((at, model));
+                }
+            }
         }
     }
 

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 pub mod native;
+pub mod pty;
 
 /// The frozen "now" every command sees (`CLINVK_NOW`), unless a test says otherwise.
 pub const NOW: &str = "2025-01-27T12:00:00Z";

@@ -1174,3 +1174,39 @@ fn append_lines(path: &Path, lines: &[String]) {
     let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
     f.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
 }
+
+/// A Claude Code transcript of `said` ((role, text) in order, a minute apart from `start`),
+/// in the CLI's own layout under `user_home` (HOME). Returns its path.
+pub fn claude_chat(user_home: &Path, id: &str, start: &str, said: &[(&str, &str)]) -> PathBuf {
+    let dir = user_home.join(".claude/projects/-w");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{id}.jsonl"));
+    std::fs::write(&path, claude_lines(id, start, said)).unwrap();
+    path
+}
+
+pub fn claude_lines(id: &str, start: &str, said: &[(&str, &str)]) -> String {
+    let start: chrono::DateTime<chrono::Utc> = start.parse().unwrap();
+    let mut out = String::new();
+    for (n, (role, text)) in said.iter().enumerate() {
+        let at = (start + chrono::Duration::minutes(n as i64)).to_rfc3339();
+        let line = if *role == "user" {
+            json!({"type": "user", "sessionId": id, "cwd": "/w", "timestamp": at,
+                   "message": {"role": "user", "content": text}})
+        } else {
+            json!({"type": "assistant", "sessionId": id, "cwd": "/w", "timestamp": at,
+                   "requestId": format!("r{n}"),
+                   "message": {"id": format!("m{n}"), "model": "claude-sonnet-4-6",
+                               "content": [{"type": "text", "text": text}],
+                               "usage": {"input_tokens": 10, "output_tokens": 5}}})
+        };
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// A session id shaped like the CLIs' (a UUID), numbered.
+pub fn uuid(n: u32) -> String {
+    format!("00000000-0000-4000-8000-{n:012}")
+}

@@ -6,6 +6,7 @@ pub mod delete;
 pub mod fork;
 pub mod import;
 pub mod list;
+pub mod pick;
 pub mod reindex;
 pub mod resume;
 pub mod run;

@@ -7,8 +7,8 @@ use clap::Args;
 
 use crate::cli::args::{normalize_dir, parse_arg, RunOptions};
 use crate::cli::output;
-use crate::cli::picker::pick;
-use crate::cli::running::{execute, last, read_prompt, resumable};
+use crate::cli::picker::{pick, Purpose};
+use crate::cli::running::{execute, last, nothing_to_resume, read_prompt, resumable};
 use crate::cli::Context;
 use crate::domain::Backend;
 use crate::error::{exit, Error, Result};
@@ -70,11 +70,18 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         let key = if args.last {
             last(&store, query, &scope)?
         } else {
-            match pick(&store, query, &scope)? {
+            let purpose = Purpose {
+                prompt: "Resume:",
+                enter: "resume",
+            };
+            let backend = args.backend;
+            match pick(&store, query, purpose, || {
+                nothing_to_resume(backend, &scope)
+            })? {
                 Some(key) => key,
                 None => {
                     output::message("No session chosen.");
-                    return Ok(exit::FAILURE);
+                    return Ok(exit::INTERRUPTED);
                 }
             }
         };

@@ -206,6 +206,72 @@ impl Index {
         Ok(ids)
     }
 
+    /// What was said in session `id`, for a preview: the messages that say any of `terms`
+    /// (each a snippet around its match), or without terms the last messages; at most `max`,
+    /// in the order they were said.
+    pub fn said_in(&self, id: &str, terms: &[String], max: usize) -> Result<Vec<Snippet>> {
+        let pk: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT pk FROM sessions WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        let Some(pk) = pk else {
+            return Ok(Vec::new());
+        };
+        let terms: Vec<String> = terms.iter().map(|t| super::fold_case(t)).collect();
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT t.role, t.at, t.body, r.source FROM text_runs r
+                 JOIN texts t ON t.id BETWEEN r.first AND r.last
+                 WHERE r.session_pk = ?1
+                 ORDER BY coalesce(t.at, 0), t.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([pk], |r| {
+                let m = Tested {
+                    says: 0,
+                    role: r.get(0)?,
+                    at: r.get(1)?,
+                    body: r.get(2)?,
+                };
+                Ok((m, r.get::<_, i64>(3)? == super::texts::SESSION_FILE))
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<rusqlite::Result<Vec<(Tested, bool)>>>()
+            .map_err(|e| self.err(e))?;
+        // The session file's prompts are the transcript's again, when there is one.
+        let transcribed = rows.iter().any(|(_, own)| !own);
+        let messages: Vec<Tested> = rows
+            .into_iter()
+            .filter(|(_, own)| !(transcribed && *own))
+            .map(|(m, _)| m)
+            .collect();
+        let mut out: Vec<Snippet> = if terms.is_empty() {
+            messages
+                .iter()
+                .rev()
+                .take(max)
+                .map(|m| snippet(m, &[]))
+                .collect()
+        } else {
+            messages
+                .iter()
+                .filter(|m| {
+                    let folded = Folded::new(&m.body);
+                    terms.iter().any(|t| folded.text.contains(t.as_str()))
+                })
+                .take(max)
+                .map(|m| snippet(m, &terms))
+                .collect()
+        };
+        if terms.is_empty() {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
     /// Whose each of `ids` (ascending) is: (session pk, source), from the runs of ids. An id in
     /// no run (none should be) is owned by pk 0, which no session has.
     fn owners(&self, ids: &[i64]) -> Result<Vec<(i64, i64)>> {
