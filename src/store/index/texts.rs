@@ -146,7 +146,10 @@ impl IndexTx<'_> {
         }
         let first: i64 = self
             .tx
-            .prepare_cached("SELECT coalesce(max(last), 0) + 1 FROM text_runs")
+            // (Runs do not overlap: the one that starts last ends last.)
+            .prepare_cached(
+                "SELECT coalesce((SELECT last FROM text_runs ORDER BY first DESC LIMIT 1), 0) + 1",
+            )
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(|e| self.err(e))?;
         let mut insert = self

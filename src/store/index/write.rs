@@ -181,7 +181,9 @@ impl IndexTx<'_> {
                 "INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 67108864);
                  INSERT INTO prompts_fts (prompts_fts) VALUES ('rebuild');
                  INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 1048576);
+                 INSERT INTO texts_fts (texts_fts, rank) VALUES ('hashsize', 16777216);
                  INSERT INTO texts_fts (texts_fts) VALUES ('rebuild');
+                 INSERT INTO texts_fts (texts_fts, rank) VALUES ('hashsize', 1048576);
                  DELETE FROM tag_counts;
                  INSERT INTO tag_counts (tag, n) SELECT tag, count(*) FROM session_tags GROUP BY tag;",
             )
