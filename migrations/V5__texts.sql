@@ -41,3 +41,11 @@ CREATE TRIGGER texts_fts_delete AFTER DELETE ON texts BEGIN
     INSERT INTO texts_fts (texts_fts, rowid, body)
         VALUES ('delete', old.id, old.body || char(10, 10));
 END;
+
+-- An index of the previous schema holds no texts: forget its rows and the transcripts it read
+-- (a cache), so that the next use reads every file again and fills the text index too.
+DELETE FROM sessions;
+DELETE FROM invalid_files;
+DELETE FROM native_files;
+DELETE FROM native_walks;
+DELETE FROM store_state WHERE key = 'dir_stamp';

@@ -357,3 +357,29 @@ fn output_for_people_and_for_pipes() {
         run.stderr
     );
 }
+
+#[test]
+fn an_index_of_the_previous_schema_is_filled_with_what_was_said() {
+    let home = Home::new();
+    claude_chat(
+        home.user_home(),
+        &uuid(1),
+        "2025-01-20T10:00:00Z",
+        &[("assistant", "the answer mentions zeppelins")],
+    );
+    home.add(&session("run1").prompt("a prompt about gondolas"));
+    assert_eq!(search_ids(&home, &["zeppelins"]), [uuid(1)]);
+    // What the previous build left: schema 4, its sessions and transcripts read, no texts.
+    {
+        let db = rusqlite::Connection::open(home.index_path()).unwrap();
+        db.execute_batch(
+            "DROP TABLE texts_fts; DROP TABLE texts_trigrams; DROP VIEW texts_indexed;
+             DROP TABLE texts; DROP TABLE text_runs;
+             DELETE FROM refinery_schema_history WHERE version >= 5;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+    assert_eq!(search_ids(&home, &["zeppelins"]), [uuid(1)]);
+    assert_eq!(search_ids(&home, &["gondolas"]), ["run1"]);
+}

@@ -1853,12 +1853,15 @@ fn an_index_of_the_previous_schema_is_refilled_from_the_files() {
     assert!(before[0]["totals"]["total"].as_u64().unwrap() > 100_000);
 
     // What an older build left: schema version 1, without the usage tables (V2) or the
-    // imported conversations' column and table (V3), or where reads of them stopped (V4).
+    // imported conversations' column and table (V3), where reads of them stopped (V4), or
+    // what was said (V5).
     {
         let db = rusqlite::Connection::open(home.index_path()).unwrap();
         db.execute_batch(
             "DROP TABLE usage_daily; DROP TABLE turns;
              DROP TABLE native_files; DROP INDEX sessions_by_backend_id;
+             DROP TABLE texts_fts; DROP TABLE texts_trigrams; DROP VIEW texts_indexed;
+             DROP TABLE texts; DROP TABLE text_runs; DROP TABLE native_walks;
              ALTER TABLE sessions DROP COLUMN origin;
              DELETE FROM refinery_schema_history WHERE version >= 2;
              PRAGMA user_version = 1;",
@@ -1877,7 +1880,7 @@ fn an_index_of_the_previous_schema_is_refilled_from_the_files() {
     let version: i64 = db
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4, "migrated to the latest schema");
+    assert_eq!(version, 5, "migrated to the latest schema");
     let days: i64 = db
         .query_row("SELECT count(*) FROM usage_daily", [], |r| r.get(0))
         .unwrap();

@@ -31,8 +31,8 @@ use crate::store::sql;
 
 /// The messages that have every trigram of a term (an FTS5 expression).
 const CANDIDATES: &str = "SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?1";
-/// One message, to test.
-const MESSAGE: &str = "SELECT role, at, body FROM texts WHERE id = ?1";
+/// Messages, to test.
+const MESSAGES: &str = "SELECT id, role, at, body FROM texts WHERE id IN rarray(?1)";
 /// The trigrams that begin with a term of one or two characters.
 const TRIGRAMS_FROM: &str = "SELECT term FROM texts_trigrams WHERE term >= ?1 AND term < ?2";
 /// The run of ids an id is in.
@@ -113,21 +113,32 @@ impl Index {
             (1 << terms.len()) - 1
         };
         let mut found: Vec<(u32, i64, String, i64, Tested)> = Vec::new();
-        for c in &candidates {
-            // No session from here on can rank above the last of a full page.
-            if found.len() >= wanted {
-                let last = &found[wanted - 1];
-                let bound = (c.messages.len() as u32, c.last_used_at, &c.id);
-                if bound < (last.0, last.1, &last.2) {
-                    break;
+        // Sessions are tested a chunk at a time (their messages read in one statement), the
+        // chunks growing, so that a common word reads little past the first page and a rare
+        // phrase with many candidates does not pay a statement per message.
+        let (mut next, mut chunk) = (0, 16);
+        'chunks: while next < candidates.len() {
+            let these = &candidates[next..(next + chunk).min(candidates.len())];
+            next += these.len();
+            chunk *= 2;
+            let mut bodies =
+                self.bodies(these.iter().flat_map(|c| c.messages.iter().map(|m| m.0)))?;
+            for c in these {
+                // No session from here on can rank above the last of a full page.
+                if found.len() >= wanted {
+                    let last = &found[wanted - 1];
+                    let bound = (c.messages.len() as u32, c.last_used_at, &c.id);
+                    if bound < (last.0, last.1, &last.2) {
+                        break 'chunks;
+                    }
                 }
+                let Some((score, best)) = test(&c.messages, &mut bodies, &terms, all_terms) else {
+                    continue;
+                };
+                let key = (score, c.last_used_at, c.id.clone());
+                let at = found.partition_point(|f| (f.0, f.1, &f.2) > (key.0, key.1, &key.2));
+                found.insert(at, (score, c.last_used_at, c.id.clone(), c.pk, best));
             }
-            let Some((score, best)) = self.test(&c.messages, &terms, all_terms)? else {
-                continue;
-            };
-            let key = (score, c.last_used_at, c.id.clone());
-            let at = found.partition_point(|f| (f.0, f.1, &f.2) > (key.0, key.1, &key.2));
-            found.insert(at, (score, c.last_used_at, c.id.clone(), c.pk, best));
         }
         let mut hits = Vec::new();
         for (score, _, _, pk, best) in found.into_iter().skip(offset).take(limit) {
@@ -259,8 +270,9 @@ impl Index {
             messages
                 .iter()
                 .filter(|m| {
-                    let folded = Folded::new(&m.body);
-                    terms.iter().any(|t| folded.text.contains(t.as_str()))
+                    let mut folded = String::new();
+                    fold_into(&m.body, &mut folded);
+                    terms.iter().any(|t| folded.contains(t.as_str()))
                 })
                 .take(max)
                 .map(|m| snippet(m, &terms))
@@ -381,7 +393,7 @@ impl Index {
             &[V::Text("ab".into()), V::Text("ab\u{10ffff}".into())],
         )?);
         out.push(plan("run", RUN_OF, &[V::Integer(1)])?);
-        out.push(plan("message", MESSAGE, &[V::Integer(1)])?);
+        out.push(plan("messages", MESSAGES, &[V::Null])?);
         Ok(out)
     }
 
@@ -420,56 +432,87 @@ impl Index {
         Ok(out)
     }
 
-    /// Test messages `ids` against `terms`: None unless together they say all of them; else the
-    /// score (messages that say a term, the same text once) and the message that says most.
-    fn test(
-        &self,
-        ids: &[(i64, i64)],
-        terms: &[String],
-        all: u64,
-    ) -> Result<Option<(u32, Tested)>> {
-        let mut stmt = self.conn.prepare_cached(MESSAGE).map_err(|e| self.err(e))?;
-        let mut said = 0u64;
-        // The session file's prompts are said again in the transcript: those count once.
-        let mut from_transcript = 0u32;
-        let mut transcript_texts = HashSet::new();
-        let mut file_texts = HashSet::new();
-        let mut best: Option<Tested> = None;
-        for &(id, source) in ids {
-            let (role, at, body): (i64, Option<i64>, String) = stmt
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .map_err(|e| self.err(e))?;
-            let folded = Folded::new(&body);
-            let says = terms
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| folded.text.contains(t.as_str()))
-                .fold(0u64, |m, (i, _)| m | 1 << i);
-            if says == 0 {
-                continue;
-            }
-            said |= says;
-            let hash = crate::domain::fnv(body.as_bytes());
-            if source == super::texts::SESSION_FILE {
-                file_texts.insert(hash);
-            } else {
-                from_transcript += 1;
-                transcript_texts.insert(hash);
-            }
-            if best
-                .as_ref()
-                .is_none_or(|b| says.count_ones() > b.says.count_ones())
-            {
-                best = Some(Tested {
-                    says,
-                    role,
-                    at,
-                    body,
-                });
-            }
+    /// The messages `ids`, read in one statement: id -> (role, at, body).
+    fn bodies(&self, ids: impl Iterator<Item = i64>) -> Result<HashMap<i64, Tested>> {
+        let ids: rusqlite::vtab::array::Array = Rc::new(ids.map(V::Integer).collect());
+        let mut stmt = self
+            .conn
+            .prepare_cached(MESSAGES)
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([&ids], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Tested {
+                        says: 0,
+                        role: r.get(1)?,
+                        at: r.get(2)?,
+                        body: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Test a session's messages `ids` (taken out of `bodies`) against `terms`: None unless
+/// together they say all of them; else the score (messages that say a term, the same text
+/// said by the session file and its transcript once) and the message that says most.
+fn test(
+    ids: &[(i64, i64)],
+    bodies: &mut HashMap<i64, Tested>,
+    terms: &[String],
+    all: u64,
+) -> Option<(u32, Tested)> {
+    let mut said = 0u64;
+    let mut from_transcript = 0u32;
+    let mut transcript_texts = HashSet::new();
+    let mut file_texts = HashSet::new();
+    let mut best: Option<Tested> = None;
+    let mut folded = String::new();
+    for &(id, source) in ids {
+        let Some(mut m) = bodies.remove(&id) else {
+            continue;
+        };
+        fold_into(&m.body, &mut folded);
+        m.says = terms
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| folded.contains(t.as_str()))
+            .fold(0u64, |bits, (i, _)| bits | 1 << i);
+        if m.says == 0 {
+            continue;
         }
-        let score = from_transcript + file_texts.difference(&transcript_texts).count() as u32;
-        Ok((said & all == all).then(|| (score, best.expect("a message said a term"))))
+        said |= m.says;
+        let hash = crate::domain::fnv(m.body.as_bytes());
+        if source == super::texts::SESSION_FILE {
+            file_texts.insert(hash);
+        } else {
+            from_transcript += 1;
+            transcript_texts.insert(hash);
+        }
+        if best
+            .as_ref()
+            .is_none_or(|b| m.says.count_ones() > b.says.count_ones())
+        {
+            best = Some(m);
+        }
+    }
+    let score = from_transcript + file_texts.difference(&transcript_texts).count() as u32;
+    (said & all == all).then(|| (score, best.expect("a message said a term")))
+}
+
+/// `text` folded as the trigram index folds it (`fold_case`) into `out`: ASCII (most text) by
+/// a plain lowercase copy, the rest character by character.
+fn fold_into(text: &str, out: &mut String) {
+    out.clear();
+    if text.is_ascii() {
+        out.push_str(text);
+        out.make_ascii_lowercase();
+    } else {
+        out.push_str(&super::fold_case(text));
     }
 }
 
