@@ -255,7 +255,8 @@ pub fn fnv(bytes: &[u8]) -> u64 {
 }
 
 /// Who said a message of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
     Assistant,
@@ -272,9 +273,10 @@ impl Role {
 
 /// One thing said in a conversation (a prompt a person typed, an assistant's answer): what
 /// search looks in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
     pub text: String,
 }

@@ -383,3 +383,33 @@ fn an_index_of_the_previous_schema_is_filled_with_what_was_said() {
     assert_eq!(search_ids(&home, &["zeppelins"]), [uuid(1)]);
     assert_eq!(search_ids(&home, &["gondolas"]), ["run1"]);
 }
+
+#[test]
+fn what_a_deleted_transcript_said_is_kept_in_the_session_file() {
+    let home = Home::new();
+    let path = claude_chat(
+        home.user_home(),
+        &uuid(1),
+        "2025-01-20T10:00:00Z",
+        &[
+            ("user", "plan the migration of the ledger"),
+            ("assistant", "Start with a shadow table for the ledger."),
+        ],
+    );
+    assert_eq!(search_ids(&home, &["shadow table"]), [uuid(1)]);
+    // The CLI's retention clean deletes it; the next catch-up notices.
+    std::fs::remove_file(&path).unwrap();
+    home.ok(&["sessions", "list"]);
+    let file = home.read_session(&uuid(1));
+    assert_eq!(file["native"]["gone"], true);
+    let kept = &file["native"]["messages"];
+    assert_eq!(kept[0]["role"], "user");
+    assert_eq!(kept[1]["text"], "Start with a shadow table for the ledger.");
+    // Still found, also once the index is rebuilt from the files alone.
+    assert_eq!(search_ids(&home, &["shadow table"]), [uuid(1)]);
+    home.remove_index();
+    let rows = search(&home, &["shadow table"]);
+    assert_eq!(ids_of(&rows), [uuid(1)]);
+    assert_eq!(rows[0]["snippet_role"], "assistant");
+    assert_eq!(rows[0]["score"], 1);
+}

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::files::{self, FileStamp};
 use super::index::native::{NativeFile, ReadPoint};
 use super::index::IndexTx;
+use super::session::KEPT_MAX;
 use super::sync::Before;
 use super::{Session, SessionId, Store};
 use crate::domain::Backend;
@@ -288,8 +289,10 @@ impl NativeMerge<'_, '_> {
                         self.tx.forget_texts(&g.session, &g.path)?;
                     }
                 }
+                // What it said stays searchable: kept in the session file.
                 None => {
                     native.gone = true;
+                    native.messages = self.tx.texts_of(&g.session, &g.path, KEPT_MAX)?;
                     marked += 1;
                 }
             }

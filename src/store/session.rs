@@ -150,9 +150,16 @@ pub struct NativeSource {
     /// The CLI deleted it (its retention clean): the session keeps what was read.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gone: bool,
+    /// What the transcript said (prompts and answers: what search looks in), kept here when
+    /// the CLI deleted it, up to `KEPT_MAX` bytes of text from its start.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<crate::domain::Message>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+/// The most text a session file keeps of a deleted transcript's messages.
+pub const KEPT_MAX: usize = 1 << 20;
 
 impl NativeSource {
     /// Whether the transcript is still there.
@@ -269,6 +276,7 @@ impl Session {
                 kind: self.backend.to_string(),
                 path,
                 gone: false,
+                messages: Vec::new(),
                 extra: Default::default(),
             });
         }

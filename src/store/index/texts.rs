@@ -34,10 +34,19 @@ pub(crate) fn role_of(code: i64) -> Role {
 }
 
 impl IndexTx<'_> {
-    /// What the session file says was typed: each run's prompt, else the session's.
+    /// What the session file says was said: what it kept of a transcript the CLI deleted,
+    /// else each run's prompt, else the session's.
     pub(super) fn session_texts(&self, pk: i64, session: &Session) -> Result<()> {
         if !self.fresh {
             self.forget_source(pk, SESSION_FILE)?;
+        }
+        if let Some(kept) = session
+            .native
+            .as_ref()
+            .map(|n| &n.messages)
+            .filter(|m| !m.is_empty())
+        {
+            return self.insert_texts(pk, SESSION_FILE, kept);
         }
         let runs: Vec<Message> = session
             .turns
@@ -78,6 +87,43 @@ impl IndexTx<'_> {
             self.forget_source(pk, source)?;
         }
         self.insert_texts(pk, source, messages)
+    }
+
+    /// What a transcript of session `session_id` said, in order, up to `max` bytes of text.
+    pub fn texts_of(&self, session_id: &str, path: &str, max: usize) -> Result<Vec<Message>> {
+        let Some(pk) = self.session_pk(session_id)? else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT t.role, t.at, t.body FROM text_runs r
+                 JOIN texts t ON t.id BETWEEN r.first AND r.last
+                 WHERE r.session_pk = ?1 AND r.source = ?2 ORDER BY t.id",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![pk, source_of(path)], |r| {
+                Ok(Message {
+                    role: role_of(r.get(0)?),
+                    at: r
+                        .get::<_, Option<i64>>(1)?
+                        .and_then(chrono::DateTime::from_timestamp_millis),
+                    text: r.get(2)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        let mut kept = Vec::new();
+        let mut bytes = 0;
+        for m in rows {
+            let m = m.map_err(|e| self.err(e))?;
+            bytes += m.text.len();
+            if bytes > max {
+                break;
+            }
+            kept.push(m);
+        }
+        Ok(kept)
     }
 
     /// Forget what a transcript of session `session_id` said (it is gone, and another file of
