@@ -22,6 +22,8 @@ use clap::Parser;
 mod common;
 #[path = "../tests/common/native.rs"]
 mod native;
+#[path = "../tests/common/pty.rs"]
+mod pty;
 
 use common::{as_user, clinvk, dir_bytes, fmt, measure};
 
@@ -145,6 +147,19 @@ fn main() {
             );
         }
 
+        // The picker's first screen, in a real terminal: from the start of the process until
+        // the list, the preview of the first session and the keys line are all drawn.
+        let first_screen = first_screen(
+            runs,
+            |_| clinvk(&user, &home, &["sessions", "pick"]),
+            |s| s.contains("Esc cancel") && s.contains("Last said") && s.contains(" 1 of "),
+        );
+        put(
+            "picker (sessions pick): first screen, 100x30",
+            col,
+            first_screen,
+        );
+
         // Recall, script by script.
         for script in [
             native::Script::Latin,
@@ -189,6 +204,44 @@ fn main() {
     for (name, cells) in &rows {
         println!("| {name} | {} |", cells.join(" | "));
     }
+}
+
+/// The median time from starting `make`'s process on a 100x30 terminal until `drawn` holds of
+/// its screen (then it is sent Esc), over `runs` runs.
+fn first_screen(
+    runs: usize,
+    mut make: impl FnMut(usize) -> Command,
+    drawn: impl Fn(&str) -> bool,
+) -> String {
+    let mut times = Vec::new();
+    for run in 0..runs.max(1) {
+        // The terminal is its stdin, stdout and stderr.
+        let cmd = make(run);
+        let start = Instant::now();
+        let mut terminal = pty::Pty::on_terminal_stdout(cmd, 100, 30);
+        loop {
+            if drawn(&terminal.screen()) {
+                break;
+            }
+            assert!(
+                start.elapsed().as_secs() < 10,
+                "no first screen:\n{}",
+                terminal.screen()
+            );
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+        times.push(start.elapsed());
+        terminal.send(pty::ESC);
+        let _ = terminal.finish();
+    }
+    times.sort();
+    eprintln!(
+        "{} runs, {:.0} to {:.0} ms: first screen",
+        times.len(),
+        times[0].as_secs_f64() * 1000.0,
+        times[times.len() - 1].as_secs_f64() * 1000.0
+    );
+    format!("{:.0} ms", times[times.len() / 2].as_secs_f64() * 1000.0)
 }
 
 /// fast-resume over the same store: its index built, then the same queries and the recall of
@@ -239,6 +292,12 @@ fn fast_resume(
             fmt(t, rss),
         );
     }
+    let tui = first_screen(
+        args.runs,
+        |_| cmd(&[]),
+        |s| s.contains("Esc  quit") && s.contains("» "),
+    );
+    put("fast-resume: fr (its TUI): first screen, 100x30", col, tui);
     let (t, rss) = measure(args.runs, || {
         cmd(&["--no-refresh", "--json", "--limit", "20", "retry"])
     });
