@@ -153,6 +153,7 @@ fn main() {
             runs,
             |_| clinvk(&user, &home, &["sessions", "pick"]),
             |s| s.contains("Esc cancel") && s.contains("Last said") && s.contains(" 1 of "),
+            pty::ESC,
         );
         put(
             "picker (sessions pick): first screen, 100x30",
@@ -207,11 +208,12 @@ fn main() {
 }
 
 /// The median time from starting `make`'s process on a 100x30 terminal until `drawn` holds of
-/// its screen (then it is sent Esc), over `runs` runs.
+/// its screen (then it is sent `quit`), over `runs` runs.
 fn first_screen(
     runs: usize,
     mut make: impl FnMut(usize) -> Command,
     drawn: impl Fn(&str) -> bool,
+    quit: &str,
 ) -> String {
     let mut times = Vec::new();
     for run in 0..runs.max(1) {
@@ -231,8 +233,10 @@ fn first_screen(
             std::thread::sleep(std::time::Duration::from_micros(500));
         }
         times.push(start.elapsed());
-        terminal.send(pty::ESC);
-        let _ = terminal.finish();
+        // Asked to quit, then killed if it has not (dropped).
+        terminal.send(quit);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(terminal);
     }
     times.sort();
     eprintln!(
@@ -292,12 +296,21 @@ fn fast_resume(
             fmt(t, rss),
         );
     }
-    let tui = first_screen(
-        args.runs,
-        |_| cmd(&[]),
-        |s| s.contains("Esc  quit") && s.contains("» "),
-    );
-    put("fast-resume: fr (its TUI): first screen, 100x30", col, tui);
+    // Its TUI as it starts by default (it asks the terminal which image protocol it speaks,
+    // and waits for the answer), and without images.
+    for (label, argv) in [("", &[][..]), (" --no-images", &["--no-images"][..])] {
+        let tui = first_screen(
+            args.runs,
+            |_| cmd(argv),
+            |s| s.contains("Esc  quit") && s.contains("» "),
+            "\x03",
+        );
+        put(
+            &format!("fast-resume: fr{label} (its TUI): first screen, 100x30"),
+            col,
+            tui,
+        );
+    }
     let (t, rss) = measure(args.runs, || {
         cmd(&["--no-refresh", "--json", "--limit", "20", "retry"])
     });

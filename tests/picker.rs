@@ -110,6 +110,7 @@ fn pick_filters_as_one_types_and_prints_the_chosen_id() {
     pty.wait_for(" 1 of 3 ");
     pty.send(DOWN);
     pty.send(DOWN);
+    pty.wait_for(" 3 of 3 ");
     pty.send(UP);
     pty.wait_for(" 2 of 3 ");
     pty.send(ENTER);
@@ -130,6 +131,40 @@ fn esc_cancels_with_130_and_prints_nothing() {
     let (enter, leave) = (raw.find("\x1b[?1049h"), raw.rfind("\x1b[?1049l"));
     assert!(enter.is_some() && leave > enter, "{raw:?}");
     assert!(raw[leave.unwrap()..].contains("\x1b[?25h"), "{raw:?}");
+    assert!(pty.cooked(), "the terminal is left in raw mode");
+}
+
+#[test]
+fn a_signal_while_open_puts_the_terminal_back() {
+    let home = three_chats();
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
+        let mut pty = pick(&home, 80, 24);
+        pty.wait_for("Esc cancel");
+        assert!(!pty.cooked(), "raw while open");
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(pty.pid() as i32, signal) };
+        let (got, out) = pty.finish();
+        assert_eq!((got, out.as_str()), (code, ""), "signal {signal}");
+        pty.wait_raw("\x1b[?1049l");
+        assert!(pty.cooked(), "raw mode left after signal {signal}");
+    }
+}
+
+#[test]
+fn a_paste_is_typed_text_and_chooses_nothing() {
+    let home = three_chats();
+    let mut pty = pick(&home, 80, 24);
+    pty.wait_for("Esc cancel");
+    // Asked of the terminal (so that it marks pastes), and a paste as terminals then send it:
+    // the newline in it is not Enter.
+    assert!(String::from_utf8_lossy(&pty.raw()).contains("\x1b[?2004h"));
+    pty.send("\x1b[200~token\nbucket\x1b[201~");
+    pty.wait_until(
+        |s| s.contains("Pick: token bucket") && s.contains(" 1 of 1 "),
+        "the pasted words as the query",
+    );
+    pty.send(ENTER);
+    assert_eq!(pty.finish(), (0, format!("{}\n", uuid(1))));
 }
 
 #[test]

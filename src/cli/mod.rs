@@ -310,14 +310,14 @@ fn run(ctx: &Context, cli: Cli) -> Result<i32> {
     };
     let now = crate::clock::now()?;
     // Commands that read sessions see the conversations held directly in the CLIs too.
-    // (`resume` catches up itself, once its arguments are checked.)
+    // (`resume` and `sessions pick` catch up themselves, once their arguments and the terminal
+    // are checked.)
     if matches!(
         command,
         Command::Sessions(
             SessionsCommand::List(_)
                 | SessionsCommand::Show(_)
                 | SessionsCommand::Search(_)
-                | SessionsCommand::Pick(_)
                 | SessionsCommand::Stats(_)
         )
     ) {

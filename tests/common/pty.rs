@@ -122,23 +122,25 @@ impl Pty {
         let parser = self.parser.lock().unwrap();
         let screen = parser.screen();
         let (rows, cols) = screen.size();
-        let width = text.chars().count() as u16;
         let mut out = Vec::new();
+        if text.is_empty() {
+            return out;
+        }
+        let n = text.chars().count();
         for row in 0..rows.get() {
-            // One character per cell (the second cell of a wide character is empty).
-            let cells: Vec<String> = (0..cols.get())
-                .map(|c| {
-                    screen
-                        .cell(row, c)
-                        .map_or(String::new(), |x| x.contents().to_string())
-                })
+            // A character per cell; a wide character's second cell is empty and joins it.
+            let cells: Vec<(String, bool)> = (0..cols.get())
+                .filter_map(|c| screen.cell(row, c))
+                .map(|x| (x.contents().to_string(), x.bold()))
+                .filter(|(text, _)| !text.is_empty())
                 .collect();
-            for col in 0..cols.get().saturating_sub(width - 1) {
-                let here: String = cells[usize::from(col)..usize::from(col + width)].concat();
+            for start in 0..cells.len().saturating_sub(n - 1) {
+                let here: String = cells[start..start + n]
+                    .iter()
+                    .map(|c| c.0.as_str())
+                    .collect();
                 if here == text {
-                    out.push(
-                        (col..col + width).all(|c| screen.cell(row, c).is_some_and(|x| x.bold())),
-                    );
+                    out.push(cells[start..start + n].iter().all(|c| c.1));
                 }
             }
         }
@@ -178,15 +180,29 @@ impl Pty {
 
     /// Resize the terminal (the child gets SIGWINCH), and the emulator with it.
     pub fn resize(&mut self, cols: u16, rows: u16) {
+        // The emulator first, and held, so that nothing drawn at the new size lands in a
+        // screen of the old one.
+        let mut parser = self.parser.lock().unwrap();
+        parser
+            .screen_mut()
+            .set_size(rows.try_into().unwrap(), cols.try_into().unwrap());
         let size = winsize(cols, rows);
         // SAFETY: TIOCSWINSZ on our own terminal's master with a valid winsize.
         let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ as _, &size) };
         assert_eq!(rc, 0);
-        self.parser
-            .lock()
-            .unwrap()
-            .screen_mut()
-            .set_size(rows.try_into().unwrap(), cols.try_into().unwrap());
+    }
+
+    /// Whether the terminal is back in its usual mode: lines edited and echoed (not raw).
+    pub fn cooked(&self) -> bool {
+        // SAFETY: tcgetattr on the master reads the terminal's settings into a termios we own.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut t) };
+        rc == 0 && t.c_lflag & libc::ICANON != 0 && t.c_lflag & libc::ECHO != 0
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the child wrote to the terminal so far.
@@ -222,7 +238,10 @@ impl Pty {
                 if let Some(s) = stdout.as_mut() {
                     s.read_to_string(&mut out).unwrap();
                 }
-                return (status.code().unwrap_or(-1), out);
+                // Ended by a signal: 128 + its number, as a shell says.
+                use std::os::unix::process::ExitStatusExt;
+                let code = status.code().or(status.signal().map(|s| 128 + s));
+                return (code.unwrap_or(-1), out);
             }
             if start.elapsed() > Duration::from_secs(10) {
                 let _ = self.child.kill();

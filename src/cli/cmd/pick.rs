@@ -30,6 +30,10 @@ pub fn run(ctx: &Context, args: &PickArgs, now: DateTime<Utc>) -> Result<i32> {
         last_used: args.last_used.to_range(now, &Zone::Local)?,
         ..ListQuery::default()
     };
+    crate::cli::picker::require_terminal(
+        "`clinvk sessions list` or `clinvk sessions search` choose sessions without one",
+    )?;
+    ctx.catch_up();
     let store = ctx.store()?;
     let purpose = Purpose {
         prompt: "Pick:",

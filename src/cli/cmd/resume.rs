@@ -49,6 +49,12 @@ pub fn run(ctx: &Context, args: ResumeArgs) -> Result<i32> {
         // Before the store is opened (and its directory made).
         crate::domain::SessionId::parse(id)?;
     }
+    let picking = !args.last && (args.interactive || args.id.is_none());
+    if picking {
+        crate::cli::picker::require_terminal(
+            "give a session id, or use --last (`clinvk sessions list` shows the ids)",
+        )?;
+    }
     ctx.catch_up();
     let settings = ctx.settings()?;
     let store = ctx.store()?;

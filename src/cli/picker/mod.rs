@@ -5,8 +5,10 @@
 //! terminal to read keys from and draw on; without one it refuses at once rather than wait.
 //!
 //! - `state.rs`: the query, the rows, the cursor, and what each key does (pure);
-//! - `view.rs`: the screen, from the state.
+//! - `view.rs`: the screen, from the state;
+//! - `screen.rs`: the terminal while the picker is open, put back however it ends.
 
+mod screen;
 mod state;
 mod view;
 
@@ -14,14 +16,12 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 
 use chrono::{DateTime, Utc};
-use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event};
-use ratatui::crossterm::{execute, terminal};
-use ratatui::Terminal;
 
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::store::{ListQuery, SearchQuery, SearchTerms, SessionId, Store};
+use screen::{terminal_error, Screen, Term};
 use state::{Action, Row, State};
 use view::Preview;
 
@@ -37,19 +37,27 @@ pub struct Purpose<'a> {
     pub enter: &'a str,
 }
 
+/// The picker needs a terminal to read keys from and draw on (stdin and stderr): without one,
+/// this says so and what to do instead (`instead`), at once, before anything else is done.
+pub fn require_terminal(instead: &str) -> Result<()> {
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "the session picker needs a terminal: {instead}"
+        )))
+    }
+}
+
 /// Pick one of the sessions `query` selects: Some(id), or None when cancelled (Esc, Ctrl-C).
-/// `none` is the error when there is nothing to pick from.
+/// `none` is the error when there is nothing to pick from. (The caller has checked for a
+/// terminal with `require_terminal`.)
 pub fn pick(
     store: &Store,
     query: ListQuery,
     purpose: Purpose<'_>,
     none: impl FnOnce() -> Error,
 ) -> Result<Option<String>> {
-    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
-        return Err(Error::usage(
-            "the session picker needs a terminal: give a session id, or use --last (`clinvk sessions list` shows the ids)",
-        ));
-    }
     let now = clock::now()?;
     let mut picker = Picker {
         store,
@@ -57,6 +65,7 @@ pub fn pick(
         now,
         state: State::default(),
         previews: HashMap::new(),
+        trouble: None,
     };
     picker.search()?;
     if picker.state.rows.is_empty() {
@@ -74,36 +83,64 @@ struct Picker<'s> {
     now: DateTime<Utc>,
     state: State,
     previews: HashMap<String, Preview>,
+    /// What went wrong with the last search (shown instead of the keys; the rows stay).
+    trouble: Option<String>,
 }
 
 impl Picker<'_> {
-    fn run(
-        &mut self,
-        terminal: &mut Terminal<CrosstermBackend<std::io::Stderr>>,
-        purpose: &Purpose<'_>,
-    ) -> Result<Option<String>> {
+    fn run(&mut self, terminal: &mut Term, purpose: &Purpose<'_>) -> Result<Option<String>> {
+        let mut pending: Option<Event> = None;
         loop {
-            self.load_preview()?;
+            if let Err(e) = self.load_preview() {
+                self.trouble = Some(e.to_string());
+            }
             let preview = self.state.current().and_then(|r| self.previews.get(&r.id));
             let state = &mut self.state;
+            let trouble = self.trouble.as_deref();
             terminal
-                .draw(|f| view::draw(f, state, preview, purpose.prompt, purpose.enter, self.now))
+                .draw(|f| {
+                    view::draw(f, state, preview, purpose, trouble, self.now);
+                })
                 .map_err(terminal_error)?;
             let page = terminal
                 .size()
                 .map(|s| view::list_height(view::layout(s.into()).1))
                 .unwrap_or(10);
-            match event::read().map_err(terminal_error)? {
-                Event::Key(key) => match self.state.key(key, page) {
-                    Action::Nothing | Action::Redraw => {}
-                    Action::Search => self.search()?,
-                    Action::Choose(id) => return Ok(Some(id)),
-                    Action::Cancel => return Ok(None),
-                },
-                // Drawn again at the new size by the next draw.
-                Event::Resize(..) => terminal.autoresize().map_err(terminal_error)?,
-                _ => {}
+            let event = match pending.take() {
+                Some(event) => event,
+                None => event::read().map_err(terminal_error)?,
+            };
+            match self.on(&event, page) {
+                Action::Nothing | Action::Redraw => {}
+                Action::Search => {
+                    // Typed ahead: one search for all of it; a key that is not typing waits
+                    // for the rows of what was typed before it.
+                    while event::poll(std::time::Duration::ZERO).map_err(terminal_error)? {
+                        let next = event::read().map_err(terminal_error)?;
+                        if !typing(&next) {
+                            pending = Some(next);
+                            break;
+                        }
+                        self.on(&next, page);
+                    }
+                    // A search that fails (the store busy, say) leaves the rows as they were.
+                    self.trouble = self.search().err().map(|e| e.to_string());
+                }
+                Action::Resized => terminal.autoresize().map_err(terminal_error)?,
+                Action::Choose(id) => return Ok(Some(id)),
+                Action::Cancel => return Ok(None),
             }
+        }
+    }
+
+    /// What `event` does to the state.
+    fn on(&mut self, event: &Event, page: usize) -> Action {
+        match event {
+            Event::Key(key) => self.state.key(*key, page),
+            Event::Paste(text) => self.state.paste(text),
+            // Drawn again at the new size by the next draw.
+            Event::Resize(..) => Action::Resized,
+            _ => Action::Nothing,
         }
     }
 
@@ -175,39 +212,13 @@ impl Picker<'_> {
     }
 }
 
-/// The terminal in raw mode on the alternate screen, drawn on through stderr; put back as it
-/// was when dropped (also on an error or a panic's unwinding).
-struct Screen {
-    terminal: Terminal<CrosstermBackend<std::io::Stderr>>,
-}
-
-impl Screen {
-    fn open() -> Result<Screen> {
-        terminal::enable_raw_mode().map_err(terminal_error)?;
-        // Listen for keys and resizes from now on: a resize before the first read of events
-        // would otherwise be lost (crossterm starts watching SIGWINCH at its first poll).
-        let _ = event::poll(std::time::Duration::ZERO);
-        let entered = execute!(std::io::stderr(), terminal::EnterAlternateScreen);
-        let terminal = entered
-            .and_then(|()| Terminal::new(CrosstermBackend::new(std::io::stderr())))
-            .map_err(|e| {
-                let _ = terminal::disable_raw_mode();
-                terminal_error(e)
-            })?;
-        Ok(Screen { terminal })
+/// Whether `event` only edits the query (what can be taken in before one search).
+fn typing(event: &Event) -> bool {
+    match event {
+        Event::Paste(_) => true,
+        Event::Key(key) => state::edits_query(key),
+        _ => false,
     }
-}
-
-impl Drop for Screen {
-    fn drop(&mut self) {
-        let _ = terminal::disable_raw_mode();
-        let _ = execute!(self.terminal.backend_mut(), terminal::LeaveAlternateScreen);
-        let _ = self.terminal.show_cursor();
-    }
-}
-
-fn terminal_error(e: std::io::Error) -> Error {
-    Error::io("<terminal>", e)
 }
 
 /// The first line of a prompt with text, for a title.

@@ -26,6 +26,8 @@ pub enum Action {
     Redraw,
     /// The query changed: look again, then draw.
     Search,
+    /// The terminal changed size.
+    Resized,
     /// This session.
     Choose(String),
     /// Esc or Ctrl-C.
@@ -74,7 +76,7 @@ impl State {
         let before = self.selected;
         match key.code {
             KeyCode::Esc => return Action::Cancel,
-            KeyCode::Char('c') | KeyCode::Char('d') if ctrl => return Action::Cancel,
+            KeyCode::Char('c') | KeyCode::Char('d') if ctrl && !alt(&key) => return Action::Cancel,
             KeyCode::Enter => {
                 return match self.current() {
                     Some(row) => Action::Choose(row.id.clone()),
@@ -89,25 +91,7 @@ impl State {
             KeyCode::PageDown => self.selected = (self.selected + page.max(1)).min(last),
             KeyCode::Home => self.selected = 0,
             KeyCode::End => self.selected = last,
-            KeyCode::Backspace => {
-                return if self.query.pop().is_some() {
-                    Action::Search
-                } else {
-                    Action::Nothing
-                };
-            }
-            KeyCode::Char('u') if ctrl => {
-                return if self.query.is_empty() {
-                    Action::Nothing
-                } else {
-                    self.query.clear();
-                    Action::Search
-                };
-            }
-            KeyCode::Char(c) if !ctrl && !c.is_control() => {
-                self.query.push(c);
-                return Action::Search;
-            }
+            _ if edits_query(&key) => return self.edit(key),
             _ => return Action::Nothing,
         }
         if self.selected == before {
@@ -115,6 +99,58 @@ impl State {
         } else {
             Action::Redraw
         }
+    }
+
+    fn edit(&mut self, key: KeyEvent) -> Action {
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL) && !alt(&key);
+        let changed = match key.code {
+            // (Ctrl-H is what many terminals send for Backspace.)
+            KeyCode::Backspace => self.query.pop().is_some(),
+            KeyCode::Char('h') if ctrl => self.query.pop().is_some(),
+            KeyCode::Char('u') if ctrl => !std::mem::take(&mut self.query).is_empty(),
+            KeyCode::Char(c) => {
+                self.query.push(c);
+                true
+            }
+            _ => false,
+        };
+        if changed {
+            Action::Search
+        } else {
+            Action::Nothing
+        }
+    }
+
+    /// Pasted text, into the query (on one line).
+    pub fn paste(&mut self, text: &str) -> Action {
+        let text: String = text
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        if text.is_empty() {
+            return Action::Nothing;
+        }
+        self.query.push_str(&text);
+        Action::Search
+    }
+}
+
+fn alt(key: &KeyEvent) -> bool {
+    key.modifiers.contains(KeyModifiers::ALT)
+}
+
+/// Whether `key` edits the query: a character typed (AltGr's, which come as Ctrl+Alt, too;
+/// not Alt+letter, nor other control keys), Backspace, Ctrl-H, Ctrl-U.
+pub fn edits_query(key: &KeyEvent) -> bool {
+    if key.kind == KeyEventKind::Release {
+        return false;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Backspace => true,
+        KeyCode::Char('h') | KeyCode::Char('u') if ctrl && !alt(key) => true,
+        KeyCode::Char(c) => !c.is_control() && ctrl == alt(key),
+        _ => false,
     }
 }
 
@@ -163,6 +199,23 @@ mod tests {
         assert_eq!(s.key(ctrl('u'), 10), Action::Search);
         assert_eq!(s.key(key(KeyCode::Backspace), 10), Action::Nothing);
         assert_eq!(s.query, "");
+        // Ctrl-H is Backspace; Alt+letter types nothing; AltGr (Ctrl+Alt) types its character.
+        s.key(key(KeyCode::Char('h')), 10);
+        assert_eq!(s.query, "h");
+        assert_eq!(s.key(ctrl('h'), 10), Action::Search);
+        assert_eq!(s.query, "");
+        let alt_x = KeyEvent::new(KeyCode::Char('x'), KeyModifiers::ALT);
+        assert_eq!(s.key(alt_x, 10), Action::Nothing);
+        let alt_gr = KeyEvent::new(
+            KeyCode::Char('@'),
+            KeyModifiers::CONTROL | KeyModifiers::ALT,
+        );
+        assert_eq!(s.key(alt_gr, 10), Action::Search);
+        assert_eq!(s.query, "@");
+        // A paste, on one line.
+        assert_eq!(s.paste("token\nbucket"), Action::Search);
+        assert_eq!(s.query, "@token bucket");
+        s.query.clear();
         s.selected = 3;
         assert_eq!(s.key(key(KeyCode::Enter), 10), Action::Choose("s3".into()));
         assert_eq!(s.key(key(KeyCode::Esc), 10), Action::Cancel);

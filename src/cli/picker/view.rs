@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row as TableRow, Table, 
 use ratatui::Frame;
 
 use super::state::State;
+use super::Purpose;
 use crate::cli::output::escape_controls;
 use crate::cli::render::relative;
 use crate::store::{Session, Snippet};
@@ -130,23 +131,34 @@ pub fn draw(
     frame: &mut Frame,
     state: &mut State,
     preview: Option<&Preview>,
-    prompt: &str,
-    enter: &str,
+    purpose: &Purpose<'_>,
+    trouble: Option<&str>,
     now: DateTime<Utc>,
 ) {
     let (query_area, list_area, preview_area, keys_area) = layout(frame.area());
-    let query = Line::from(vec![
-        Span::styled(
-            format!("{prompt} "),
-            Style::default().add_modifier(Modifier::BOLD),
-        ),
-        Span::raw(escape_controls(&state.query)),
-    ]);
-    frame.render_widget(Paragraph::new(query), query_area);
-    let cursor_x = query_area.x
-        + (prompt.chars().count() + 1 + escape_controls(&state.query).chars().count())
-            .min(usize::from(query_area.width.saturating_sub(1))) as u16;
-    frame.set_cursor_position(Position::new(cursor_x, query_area.y));
+    // The query's end stays in view (a long one shows its tail); widths are the terminal's
+    // columns (a CJK character takes two).
+    let prompt = Span::styled(
+        format!("{} ", purpose.prompt),
+        Style::default().add_modifier(Modifier::BOLD),
+    );
+    let room = usize::from(query_area.width).saturating_sub(prompt.width() + 1);
+    let typed = escape_controls(&state.query);
+    let mut shown = typed.as_str();
+    while Span::raw(shown).width() > room {
+        let mut chars = shown.chars();
+        chars.next();
+        shown = chars.as_str();
+    }
+    let cursor_x = query_area.x + (prompt.width() + Span::raw(shown).width()) as u16;
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![prompt, Span::raw(shown.to_string())])),
+        query_area,
+    );
+    frame.set_cursor_position(Position::new(
+        cursor_x.min(query_area.right().saturating_sub(1)),
+        query_area.y,
+    ));
 
     let height = list_height(list_area);
     state.scroll_into_view(height);
@@ -206,14 +218,20 @@ pub fn draw(
             .block(Block::default().borders(Borders::ALL).title(" Preview ")),
         preview_area,
     );
-    let keys = format!("type to search  ↑↓ move  Enter {enter}  Esc cancel");
-    frame.render_widget(
-        Paragraph::new(Span::styled(
-            keys,
+    let keys = match trouble {
+        Some(why) => Span::styled(
+            format!("search failed: {}", escape_controls(why)),
+            Style::default().add_modifier(Modifier::BOLD),
+        ),
+        None => Span::styled(
+            format!(
+                "type to search  ↑↓ move  Enter {}  Esc cancel",
+                purpose.enter
+            ),
             Style::default().add_modifier(Modifier::DIM),
-        )),
-        keys_area,
-    );
+        ),
+    };
+    frame.render_widget(Paragraph::new(keys), keys_area);
 }
 
 /// `id` in at most `width` characters (the whole id is in the preview).
@@ -239,8 +257,12 @@ mod tests {
     fn screen(width: u16, height: u16, state: &mut State) -> Vec<String> {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         let now: DateTime<Utc> = "2025-01-27T12:00:00Z".parse().unwrap();
+        let purpose = Purpose {
+            prompt: "Resume:",
+            enter: "resume",
+        };
         terminal
-            .draw(|f| draw(f, state, None, "Resume:", "resume", now))
+            .draw(|f| draw(f, state, None, &purpose, None, now))
             .unwrap();
         let buffer = terminal.backend().buffer().clone();
         (0..height)

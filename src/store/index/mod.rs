@@ -317,10 +317,6 @@ impl Index {
         self.conn.pragma_update(None, "temp_store", "MEMORY")?;
         // 64 MiB at most, and only used as needed: bulk loads and big listings stay in memory.
         self.conn.pragma_update(None, "cache_size", -65536)?;
-        // Reads map the file rather than copy it page by page: a search that tests a few
-        // thousand messages took a third of its time in pread and page-cache allocations. The
-        // file is never truncated under a reader (a rebuild renames a new one into place).
-        self.conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
         self.conn.busy_timeout(std::time::Duration::from_secs(30))?;
         // Case-insensitive substring test for search terms too short for the trigram index,
         // folding case beyond ASCII as the trigram index does (SQL LIKE folds ASCII only).
