@@ -25,21 +25,23 @@ CREATE INDEX text_runs_by_session ON text_runs (session_pk, source);
 -- Trigrams of every message: any substring of three or more characters, in any script, is
 -- found without reading the text. No positions (detail=none) and no copy of the text (external
 -- content): the index is smaller than the text it covers; phrases and words are confirmed
--- against the text of the messages it names. It indexes each message with two newlines after
--- it, so that every character starts a trigram: a term of one or two characters (a two-
--- character CJK word) is found through the trigrams that begin with it (`texts_trigrams`).
-CREATE VIEW texts_indexed AS SELECT id, body || char(10, 10) AS body FROM texts;
+-- against the text of the messages it names. It indexes each message with its runs of white
+-- space as one space (`clinvk_flat`, a function of clinvk's: a phrase matches across a line
+-- break) and two newlines after it, so that every character starts a trigram: a term of one or
+-- two characters (a two-character CJK word) is found through the trigrams that begin with it
+-- (`texts_trigrams`).
+CREATE VIEW texts_indexed AS SELECT id, clinvk_flat(body) || char(10, 10) AS body FROM texts;
 CREATE VIRTUAL TABLE texts_fts USING fts5 (
     body, content = 'texts_indexed', content_rowid = 'id', tokenize = 'trigram',
     detail = 'none', columnsize = 0
 );
 CREATE VIRTUAL TABLE texts_trigrams USING fts5vocab (texts_fts, 'row');
 CREATE TRIGGER texts_fts_insert AFTER INSERT ON texts BEGIN
-    INSERT INTO texts_fts (rowid, body) VALUES (new.id, new.body || char(10, 10));
+    INSERT INTO texts_fts (rowid, body) VALUES (new.id, clinvk_flat(new.body) || char(10, 10));
 END;
 CREATE TRIGGER texts_fts_delete AFTER DELETE ON texts BEGIN
     INSERT INTO texts_fts (texts_fts, rowid, body)
-        VALUES ('delete', old.id, old.body || char(10, 10));
+        VALUES ('delete', old.id, clinvk_flat(old.body) || char(10, 10));
 END;
 
 -- An index of the previous schema holds no texts: forget its rows and the transcripts it read

@@ -281,6 +281,34 @@ pub struct Message {
     pub text: String,
 }
 
+/// The most of one message kept for search: a pasted log or a long generated answer is
+/// searchable by its beginning, and cannot grow the index without bound.
+pub const MESSAGE_MAX: usize = 16 * 1024;
+
+impl Message {
+    /// `text` as search keeps it: trimmed, cut at `MESSAGE_MAX` bytes (at a character), NULs
+    /// as spaces; None if nothing is left.
+    pub fn of(
+        role: Role,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        text: &str,
+    ) -> Option<Message> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let mut end = text.len().min(MESSAGE_MAX);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Some(Message {
+            role,
+            at,
+            text: text[..end].replace('\0', " "),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

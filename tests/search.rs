@@ -413,3 +413,46 @@ fn what_a_deleted_transcript_said_is_kept_in_the_session_file() {
     assert_eq!(rows[0]["snippet_role"], "assistant");
     assert_eq!(rows[0]["score"], 1);
 }
+
+#[test]
+fn a_transcript_moved_elsewhere_counts_once() {
+    let home = Home::new();
+    let path = claude_chat(
+        home.user_home(),
+        &uuid(1),
+        "2025-01-20T10:00:00Z",
+        &[
+            ("user", "the kestrel flies"),
+            ("assistant", "a kestrel hovers"),
+        ],
+    );
+    assert_eq!(search(&home, &["kestrel"])[0]["score"], 2);
+    // The same conversation's file, now in another project directory.
+    let moved = home.user_home().join(".claude/projects/-elsewhere");
+    std::fs::create_dir_all(&moved).unwrap();
+    std::fs::rename(&path, moved.join(path.file_name().unwrap())).unwrap();
+    let rows = search(&home, &["kestrel"]);
+    assert_eq!(ids_of(&rows), [uuid(1)]);
+    assert_eq!(rows[0]["score"], 2, "each message once");
+}
+
+#[test]
+fn phrases_across_lines_and_the_limits_of_a_query() {
+    let home = Home::new();
+    claude_chat(
+        home.user_home(),
+        &uuid(1),
+        "2025-01-20T10:00:00Z",
+        &[("assistant", "use a token\n   bucket here")],
+    );
+    let rows = search(&home, &["token bucket"]);
+    assert_eq!(ids_of(&rows), [uuid(1)]);
+    assert_eq!(rows[0]["snippet"], "use a token bucket here");
+    assert!(search(&home, &["token", "-n", "0"]).is_empty());
+    let many: Vec<String> = (0..65).map(|i| format!("w{i}")).collect();
+    let mut args = vec!["sessions", "search"];
+    args.extend(many.iter().map(String::as_str));
+    let run = home.run(&args);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.error_line().contains("at most 64"), "{}", run.stderr);
+}

@@ -282,13 +282,7 @@ impl NativeMerge<'_, '_> {
                 continue;
             };
             match &g.instead {
-                // The other file says it all again.
-                Some(path) => {
-                    native.path = path.clone();
-                    if !self.dry_run {
-                        self.tx.forget_texts(&g.session, &g.path)?;
-                    }
-                }
+                Some(path) => native.path = path.clone(),
                 // What it said stays searchable: kept in the session file.
                 None => {
                     native.gone = true;
@@ -392,7 +386,7 @@ impl Store {
             };
             let tx = index.transaction()?;
             let bulk = if bulky && !dry_run {
-                Some(tx.begin_bulk()?)
+                Some(tx.begin_bulk(true)?)
             } else {
                 None
             };

@@ -272,11 +272,14 @@ impl Session {
     pub fn transcript_at(&mut self, path: &std::path::Path) {
         let path = path.display().to_string();
         if self.native.as_ref().map(|n| (n.path.as_str(), n.gone)) != Some((path.as_str(), false)) {
+            // What an earlier transcript said, kept when the CLI deleted it, stays kept: the
+            // new file may hold only part of the conversation.
+            let messages = self.native.take().map(|n| n.messages).unwrap_or_default();
             self.native = Some(NativeSource {
                 kind: self.backend.to_string(),
                 path,
                 gone: false,
-                messages: Vec::new(),
+                messages,
                 extra: Default::default(),
             });
         }

@@ -276,7 +276,11 @@ impl Store {
             tx.assume_empty();
         }
         let bulky = full || changed.len() > BULK_THRESHOLD;
-        let bulk = if bulky { Some(tx.begin_bulk()?) } else { None };
+        let bulk = if bulky {
+            Some(tx.begin_bulk(full)?)
+        } else {
+            None
+        };
         self.load_streaming(&changed, |batch| apply_loaded(&tx, batch))?;
         for stem in known.keys() {
             tx.remove(stem)?;
@@ -372,7 +376,7 @@ impl Store {
             // Thousands of sessions at once (an import): the search index and the secondary
             // indexes are rebuilt once at the end instead of updated row by row.
             let bulk = if changes.len() > BULK_THRESHOLD {
-                Some(tx.begin_bulk()?)
+                Some(tx.begin_bulk(false)?)
             } else {
                 None
             };

@@ -38,6 +38,9 @@ struct Line<'a> {
     is_sidechain: Option<bool>,
     #[serde(rename = "isMeta", default)]
     is_meta: Option<bool>,
+    /// The CLI's summary of the conversation so far, written when it compacts the context.
+    #[serde(rename = "isCompactSummary", default)]
+    is_compact_summary: Option<bool>,
     #[serde(rename = "requestId", borrow, default)]
     request_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -259,7 +262,11 @@ impl Reader {
                     sidechain,
                 );
             }
-            Some("user") if !sidechain && line.is_meta != Some(true) => {
+            Some("user")
+                if !sidechain
+                    && line.is_meta != Some(true)
+                    && line.is_compact_summary != Some(true) =>
+            {
                 let Ok(u) = serde_json::from_str::<User<'_>>(message.get()) else {
                     return;
                 };
@@ -496,6 +503,11 @@ mod tests {
                 "user",
                 "",
                 r#"[{"type":"tool_result","content":"file dump"}]"#,
+            ),
+            line(
+                "user",
+                r#","isCompactSummary":true"#,
+                r#""This session is being continued from a previous conversation""#,
             ),
             line(
                 "user",

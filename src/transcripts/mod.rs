@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 pub(crate) use crate::domain::fnv;
 use crate::domain::Tokens;
-pub use crate::domain::{Message, Role};
+pub use crate::domain::{Message, Role, MESSAGE_MAX};
 
 /// One API request, as its transcript records it, counted once.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,26 +58,10 @@ pub struct Conversation {
     pub messages: Vec<Message>,
 }
 
-/// The most of one message kept for search: a pasted log or a long generated answer is
-/// searchable by its beginning, and cannot grow the index without bound.
-pub const MESSAGE_MAX: usize = 16 * 1024;
-
 impl Conversation {
-    /// Keep `text` (trimmed, cut at `MESSAGE_MAX` bytes) as said by `role`; nothing if empty.
+    /// Keep `text` as said by `role`, as search keeps it (`Message::of`).
     pub(crate) fn said(&mut self, role: Role, at: Option<DateTime<Utc>>, text: &str) {
-        let text = text.trim();
-        if text.is_empty() {
-            return;
-        }
-        let mut end = text.len().min(MESSAGE_MAX);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.messages.push(Message {
-            role,
-            at,
-            text: text[..end].to_string(),
-        });
+        self.messages.extend(Message::of(role, at, text));
     }
 }
 
@@ -135,12 +119,27 @@ pub fn human_prompt(text: &str) -> Option<&str> {
     if text.is_empty() {
         return None;
     }
-    let generated = text.starts_with('<')
-        && text[1..].starts_with(|c: char| c.is_ascii_alphabetic())
+    let generated = context_block(text)
         || text.starts_with("# AGENTS.md")
         || text.starts_with("Caveat: The messages below were generated")
         || text.starts_with("[Request interrupted");
     (!generated).then_some(text)
+}
+
+/// Whether `text` opens with one of the CLIs' context tags: `<environment_context>`,
+/// `<system-reminder>`, `<command-name>`, ... (their names join words with `_` or `-`); not a
+/// pasted `<div>` or `<Button>`, which a person may well have typed.
+fn context_block(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix('<') else {
+        return false;
+    };
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.contains(['_', '-'])
+        && rest[name.len()..].starts_with(['>', ' '])
 }
 
 /// The version of the readers' checkpoints: a change to what they hold or mean bumps it, and
@@ -284,6 +283,12 @@ mod tests {
     fn what_a_person_typed() {
         assert_eq!(human_prompt("  fix the bug\n"), Some("fix the bug"));
         assert_eq!(human_prompt("<2 lines"), Some("<2 lines"));
+        // Pasted markup is what a person typed.
+        assert_eq!(
+            human_prompt("<div>why is this</div>"),
+            Some("<div>why is this</div>")
+        );
+        assert_eq!(human_prompt("<Button onClick>"), Some("<Button onClick>"));
         for generated in [
             "<environment_context>\n  <cwd>/x</cwd>",
             "<session_context>\nThis is the Gemini CLI.",

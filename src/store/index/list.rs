@@ -253,11 +253,19 @@ impl Index {
 }
 
 /// Case folding as FTS5's trigram index does it, so that both search paths agree: each
-/// character on its own (no context rules: Rust's `to_lowercase` turns a final Σ into ς), and
-/// ς as σ.
+/// character on its own, to one character (see `fold_char`).
 pub fn fold_case(text: &str) -> String {
-    text.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if c == 'ς' { 'σ' } else { c })
-        .collect()
+    text.chars().map(fold_char).collect()
+}
+
+/// One character folded as FTS5 folds it: its lower case when that is one character (no
+/// context rules: Rust's `to_lowercase` of a final Σ is ς, folded as σ), else itself (FTS5
+/// never makes one character two, as `to_lowercase` does of İ).
+pub fn fold_char(c: char) -> char {
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some('ς'), None) => 'σ',
+        (Some(l), None) => l,
+        _ => c,
+    }
 }

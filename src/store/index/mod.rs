@@ -37,10 +37,15 @@ use crate::error::{Error, Result};
 use crate::store::files::{open_private, remove_if_exists, FileStamp};
 use crate::store::query::InvalidFile;
 use crate::timespec::Zone;
-pub use list::fold_case;
+pub use list::{fold_case, fold_char};
 use row::stamp_at;
 use schema::{embedded, latest_version, schema_fingerprint};
 pub use write::{BulkLoad, IndexTx};
+
+/// `text` with every run of white space as one space, and none at either end.
+pub fn flatten(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
 
 /// Where a rebuild builds the new index, beside the one it replaces (see `install`).
 pub const NEW_INDEX_FILE: &str = ".index.db.new";
@@ -323,6 +328,16 @@ impl Index {
         // The needle comes in already folded (`fold_case`).
         // `rarray(?)`: a list of values as a table (the search's candidate sessions).
         rusqlite::vtab::array::load_module(&self.conn)?;
+        // What the text index sees of a message: its runs of white space as one space, so
+        // that a phrase matches across a line break (`texts_indexed`, its triggers).
+        self.conn.create_scalar_function(
+            "clinvk_flat",
+            1,
+            FunctionFlags::SQLITE_UTF8
+                | FunctionFlags::SQLITE_DETERMINISTIC
+                | FunctionFlags::SQLITE_INNOCUOUS,
+            |ctx| Ok(flatten(ctx.get_raw(0).as_str().unwrap_or(""))),
+        )?;
         self.conn.create_scalar_function(
             "clinvk_contains",
             2,

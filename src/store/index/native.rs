@@ -244,7 +244,19 @@ impl IndexTx<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Forget a transcript file, and what it said in its session's texts (a session whose
+    /// transcript the CLI deleted has those in its file by now: `NativeMerge::mark_gone`; one
+    /// whose conversation moved to another file has them from that file).
     pub fn forget_native_file(&self, path: &str) -> Result<()> {
+        let session: Option<String> = self
+            .tx
+            .prepare_cached("SELECT session_id FROM native_files WHERE path = ?1")
+            .and_then(|mut stmt| stmt.query_row([path], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?
+            .flatten();
+        if let Some(session) = session {
+            self.forget_texts(&session, path)?;
+        }
         self.tx
             .prepare_cached("DELETE FROM native_files WHERE path = ?1")
             .and_then(|mut stmt| stmt.execute([path]))

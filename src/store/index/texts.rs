@@ -48,23 +48,15 @@ impl IndexTx<'_> {
         {
             return self.insert_texts(pk, SESSION_FILE, kept);
         }
+        // (As a transcript's messages are kept, so that the same prompt is the same text.)
         let runs: Vec<Message> = session
             .turns
             .iter()
-            .filter(|t| !t.prompt.trim().is_empty())
-            .map(|t| Message {
-                role: Role::User,
-                at: Some(t.at),
-                text: t.prompt.clone(),
-            })
+            .filter_map(|t| Message::of(Role::User, Some(t.at), &t.prompt))
             .collect();
         if runs.is_empty() {
-            let first = Message {
-                role: Role::User,
-                at: Some(session.created_at),
-                text: session.prompt.clone(),
-            };
-            self.insert_texts(pk, SESSION_FILE, std::slice::from_ref(&first))
+            let first = Message::of(Role::User, Some(session.created_at), &session.prompt);
+            self.insert_texts(pk, SESSION_FILE, first.as_slice())
         } else {
             self.insert_texts(pk, SESSION_FILE, &runs)
         }
@@ -198,20 +190,25 @@ impl IndexTx<'_> {
             )
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(|e| self.err(e))?;
-        let mut insert = self
-            .tx
-            .prepare_cached("INSERT INTO texts (id, role, at, body) VALUES (?1, ?2, ?3, ?4)")
-            .map_err(|e| self.err(e))?;
-        for (n, m) in said.iter().enumerate() {
-            insert
-                .execute(params![
-                    first + n as i64,
+        // One statement for the run: the text index's trigger flushes at the end of each.
+        let rows: Vec<serde_json::Value> = said
+            .iter()
+            .map(|m| {
+                serde_json::json!([
                     role_code(m.role),
                     m.at.map(|t| t.timestamp_millis()),
                     m.text
                 ])
-                .map_err(|e| self.err(e))?;
-        }
+            })
+            .collect();
+        let rows = serde_json::to_string(&rows).expect("rows serialize");
+        self.tx
+            .prepare_cached(
+                "INSERT INTO texts (id, role, at, body)
+                 SELECT ?1 + key, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?2)",
+            )
+            .and_then(|mut s| s.execute(params![first, rows]))
+            .map_err(|e| self.err(e))?;
         let last = first + said.len() as i64 - 1;
         self.tx
             .prepare_cached(

@@ -17,6 +17,8 @@ use crate::timespec::Zone;
 #[must_use = "end_bulk restores the triggers and indexes"]
 pub struct BulkLoad {
     lifted: Vec<String>,
+    /// The text index's triggers are among them.
+    texts: bool,
 }
 
 /// A write transaction on the index; dropped without `commit`, it rolls back.
@@ -144,18 +146,21 @@ impl IndexTx<'_> {
     /// once at the end, from the SQL saved here (the migrations stay their only source).
     /// Row-by-row maintenance is what makes bulk loads slow: FTS5 flushes its pending terms at
     /// every statement savepoint, and each index is a random-order B-tree insert per row.
-    pub fn begin_bulk(&self) -> Result<BulkLoad> {
+    /// `with_texts`: the text index too (rebuilt whole at the end: for a load that brings
+    /// most of its text, a rebuild or an import, not for many sessions' own prompts).
+    pub fn begin_bulk(&self, with_texts: bool) -> Result<BulkLoad> {
         let lifted: Vec<(String, String, String)> = self
             .tx
             .prepare(
                 "SELECT type, name, sql FROM sqlite_master
-                 WHERE tbl_name IN ('sessions', 'session_tags', 'turns', 'texts') AND sql IS NOT NULL
-                   AND (type = 'trigger' OR type = 'index')
+                 WHERE (tbl_name IN ('sessions', 'session_tags', 'turns')
+                        OR (tbl_name = 'texts' AND ?1))
+                   AND sql IS NOT NULL AND (type = 'trigger' OR type = 'index')
                    -- the load itself deletes a session's old tags through this one
                    AND name != 'session_tags_by_session'",
             )
             .and_then(|mut stmt| {
-                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                stmt.query_map([with_texts], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<rusqlite::Result<_>>()
             })
             .map_err(|e| self.err(e))?;
@@ -171,6 +176,7 @@ impl IndexTx<'_> {
         }
         Ok(BulkLoad {
             lifted: lifted.into_iter().map(|(_, _, sql)| sql).collect(),
+            texts: with_texts,
         })
     }
 
@@ -181,13 +187,19 @@ impl IndexTx<'_> {
                 "INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 67108864);
                  INSERT INTO prompts_fts (prompts_fts) VALUES ('rebuild');
                  INSERT INTO prompts_fts (prompts_fts, rank) VALUES ('hashsize', 1048576);
-                 INSERT INTO texts_fts (texts_fts, rank) VALUES ('hashsize', 16777216);
-                 INSERT INTO texts_fts (texts_fts) VALUES ('rebuild');
-                 INSERT INTO texts_fts (texts_fts, rank) VALUES ('hashsize', 1048576);
                  DELETE FROM tag_counts;
                  INSERT INTO tag_counts (tag, n) SELECT tag, count(*) FROM session_tags GROUP BY tag;",
             )
             .map_err(|e| self.err(e))?;
+        if bulk.texts {
+            self.tx
+                .execute_batch(
+                    "INSERT INTO texts_fts (texts_fts, rank) VALUES ('hashsize', 16777216);
+                     INSERT INTO texts_fts (texts_fts) VALUES ('rebuild');
+                     INSERT INTO texts_fts (texts_fts, rank) VALUES ('hashsize', 1048576);",
+                )
+                .map_err(|e| self.err(e))?;
+        }
         self.tx
             .execute_batch(turns::REFILL_ROLLUP)
             .map_err(|e| self.err(e))?;
