@@ -16,7 +16,7 @@
 //! checked day by day and CLI by CLI against the truth.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -25,7 +25,7 @@ mod common;
 #[path = "../tests/common/native.rs"]
 mod native;
 
-use common::{as_user, clinvk, dir_bytes, files, fmt, measure};
+use common::{as_user, clinvk, dir_bytes, files, fmt, measure, output, Table};
 
 /// `cargo bench --bench native -- [OPTIONS]`.
 #[derive(Debug, Parser)]
@@ -51,15 +51,9 @@ struct Args {
 fn main() {
     let args = Args::parse();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench-native");
-    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    let mut put = |name: &str, col: usize, value: String, cols: usize| {
-        if let Some(r) = rows.iter_mut().find(|(n, _)| n == name) {
-            r.1[col] = value;
-        } else {
-            let mut cells = vec!["-".to_string(); cols];
-            cells[col] = value;
-            rows.push((name.to_string(), cells));
-        }
+    let mut table = Table::new(&args.sizes);
+    let mut put = |name: &str, col: usize, value: String, _cols: usize| {
+        table.put(name, col, value);
     };
     let cols = args.sizes.len();
     if remove_first_imports(&root) {
@@ -220,18 +214,7 @@ fn main() {
         }
     }
     remove_first_imports(&root);
-    println!(
-        "\n| operation | {} |",
-        args.sizes
-            .iter()
-            .map(|n| format!("{n} conversations"))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(cols));
-    for (name, cells) in &rows {
-        println!("| {name} | {} |", cells.join(" | "));
-    }
+    table.print();
 }
 
 /// Remove the clinvk homes of first imports left under `root`; whether there were any.
@@ -353,11 +336,6 @@ fn ccusage_cmd(ccusage: &str, user: &Path, extra: &[&str]) -> Command {
     ));
     as_user(&mut c, user);
     c
-}
-
-fn output(mut cmd: Command) -> serde_json::Value {
-    let out = cmd.stdout(Stdio::piped()).output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
 type ByDay = std::collections::BTreeMap<(String, String), u64>;

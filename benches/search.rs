@@ -14,7 +14,7 @@
 //! result. The text index's size is read from SQLite's own page accounting (dbstat).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
@@ -25,7 +25,7 @@ mod native;
 #[path = "../tests/common/pty.rs"]
 mod pty;
 
-use common::{as_user, clinvk, dir_bytes, fmt, measure};
+use common::{as_user, clinvk, dir_bytes, fmt, measure, output, Table};
 
 #[derive(Debug, Parser)]
 #[command(about = "Whole-process benchmark of sessions search (see BENCHMARKS.md)")]
@@ -63,17 +63,8 @@ const QUERIES: &[(&str, &[&str])] = &[
 fn main() {
     let args = Args::parse();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../bench-search");
-    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
-    let cols = args.sizes.len();
-    let mut put = |name: &str, col: usize, value: String| {
-        if let Some(r) = rows.iter_mut().find(|(n, _)| n == name) {
-            r.1[col] = value;
-        } else {
-            let mut cells = vec!["-".to_string(); cols];
-            cells[col] = value;
-            rows.push((name.to_string(), cells));
-        }
-    };
+    let mut table = Table::new(&args.sizes);
+    let mut put = |name: &str, col: usize, value: String| table.put(name, col, value);
     for (col, &n) in args.sizes.iter().enumerate() {
         let (user, planted) = seed(&root, n, args.padding);
         let dir = user.parent().unwrap().to_path_buf();
@@ -119,21 +110,7 @@ fn main() {
         );
         put("whole index file (MB)", col, format!("{:.1}", mb(db)));
 
-        let token = |script: native::Script| {
-            planted
-                .iter()
-                .find(|p| p.2 == script)
-                .map(|p| p.1.clone())
-                .expect("a planted token")
-        };
-        let rare = token(native::Script::Latin);
-        let mut queries: Vec<(String, Vec<String>)> =
-            vec![(format!("a rare word (a planted token, {rare})"), vec![rare])];
-        queries.extend(
-            QUERIES
-                .iter()
-                .map(|(label, q)| (label.to_string(), q.iter().map(|s| s.to_string()).collect())),
-        );
+        let queries = queries(&planted);
         for (label, q) in &queries {
             let mut argv = vec!["sessions", "search"];
             argv.extend(q.iter().map(String::as_str));
@@ -162,30 +139,22 @@ fn main() {
         );
 
         // Recall, script by script.
-        for script in [
-            native::Script::Latin,
-            native::Script::Cyrillic,
-            native::Script::Cjk,
-        ] {
-            let mine: Vec<&(String, String, native::Script)> = planted
-                .iter()
-                .filter(|p| p.2 == script)
-                .take(args.recall)
-                .collect();
-            let first = mine
-                .iter()
-                .filter(|(id, token, _)| {
-                    first_id(clinvk(
-                        &user,
-                        &home,
-                        &["sessions", "search", token, "--json", "-n", "1"],
-                    )) == Some(id.clone())
-                })
-                .count();
+        for script in SCRIPTS {
+            let found = recall(
+                &planted,
+                script,
+                args.recall,
+                |_| true,
+                |token| {
+                    let argv = ["sessions", "search", token, "--json", "-n", "1"];
+                    let out = output(clinvk(&user, &home, &argv));
+                    out[0]["id"].as_str().map(str::to_string)
+                },
+            );
             put(
                 &format!("recall, {script:?}: planted tokens ranked first"),
                 col,
-                format!("{first}/{}", mine.len()),
+                found,
             );
         }
 
@@ -193,18 +162,7 @@ fn main() {
             fast_resume(fr, &user, &dir, &planted, &args, col, &mut put);
         }
     }
-    println!(
-        "\n| operation | {} |",
-        args.sizes
-            .iter()
-            .map(|n| format!("{n} conversations"))
-            .collect::<Vec<_>>()
-            .join(" | ")
-    );
-    println!("|---|{}", "---|".repeat(cols));
-    for (name, cells) in &rows {
-        println!("| {name} | {} |", cells.join(" | "));
-    }
+    table.print();
 }
 
 /// The median time from starting `make`'s process on a 100x30 terminal until `drawn` holds of
@@ -248,6 +206,22 @@ fn first_screen(
     format!("{:.0} ms", times[times.len() / 2].as_secs_f64() * 1000.0)
 }
 
+/// What is searched for: a planted Latin token (a rare word), then `QUERIES`, with their labels.
+fn queries(planted: &[(String, String, native::Script)]) -> Vec<(String, Vec<String>)> {
+    let rare = planted
+        .iter()
+        .find(|p| p.2 == native::Script::Latin)
+        .map(|p| p.1.clone())
+        .expect("a planted token");
+    let mut queries = vec![(format!("a rare word (a planted token, {rare})"), vec![rare])];
+    queries.extend(
+        QUERIES
+            .iter()
+            .map(|(label, q)| (label.to_string(), q.iter().map(|s| s.to_string()).collect())),
+    );
+    queries
+}
+
 /// fast-resume over the same store: its index built, then the same queries and the recall of
 /// the tokens planted in the CLIs it reads (Claude Code and Codex).
 fn fast_resume(
@@ -275,18 +249,7 @@ fn fast_resume(
         col,
         format!("{:.2} s", start.elapsed().as_secs_f64()),
     );
-    let rare = planted
-        .iter()
-        .find(|p| p.2 == native::Script::Latin)
-        .map(|p| p.1.clone())
-        .expect("a planted token");
-    let mut queries: Vec<(String, Vec<String>)> =
-        vec![(format!("a rare word (a planted token, {rare})"), vec![rare])];
-    queries.extend(
-        QUERIES
-            .iter()
-            .map(|(label, q)| (label.to_string(), q.iter().map(|s| s.to_string()).collect())),
-    );
+    let queries = queries(planted);
     for (label, q) in &queries {
         let query = q.join(" ");
         let (t, rss) = measure(args.runs, || cmd(&["--json", "--limit", "20", &query]));
@@ -319,35 +282,51 @@ fn fast_resume(
         col,
         fmt(t, rss),
     );
-    for script in [
-        native::Script::Latin,
-        native::Script::Cyrillic,
-        native::Script::Cjk,
-    ] {
-        // Only the CLIs it reads: Claude ids and Codex ids are told apart by the generator's
-        // record of what it wrote; planted.json keeps the CLI too.
-        let mine: Vec<&(String, String, native::Script)> = planted
-            .iter()
-            .filter(|p| p.2 == script && !is_gemini(dir, &p.0))
-            .take(args.recall)
-            .collect();
-        let first = mine
-            .iter()
-            .filter(|(id, token, _)| {
-                let out = cmd(&["--no-refresh", "--json", "--limit", "1", token])
-                    .stdout(Stdio::piped())
-                    .output()
-                    .unwrap();
-                let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-                v["sessions"][0]["id"].as_str() == Some(id.as_str())
-            })
-            .count();
+    // Only the CLIs it reads: the generator recorded which conversations are Gemini's.
+    for script in SCRIPTS {
+        let found = recall(
+            planted,
+            script,
+            args.recall,
+            |id| !is_gemini(dir, id),
+            |token| {
+                let out = output(cmd(&["--no-refresh", "--json", "--limit", "1", token]));
+                out["sessions"][0]["id"].as_str().map(str::to_string)
+            },
+        );
         put(
             &format!("fast-resume: recall, {script:?} (Claude and Codex tokens)"),
             col,
-            format!("{first}/{}", mine.len()),
+            found,
         );
     }
+}
+
+const SCRIPTS: [native::Script; 3] = [
+    native::Script::Latin,
+    native::Script::Cyrillic,
+    native::Script::Cjk,
+];
+
+/// How many of (up to `max`) tokens planted in `script`, in conversations `keep` keeps, have
+/// their conversation first in `first`'s answer: "found/searched".
+fn recall(
+    planted: &[(String, String, native::Script)],
+    script: native::Script,
+    max: usize,
+    keep: impl Fn(&str) -> bool,
+    first: impl Fn(&str) -> Option<String>,
+) -> String {
+    let mine: Vec<_> = planted
+        .iter()
+        .filter(|p| p.2 == script && keep(&p.0))
+        .take(max)
+        .collect();
+    let found = mine
+        .iter()
+        .filter(|(id, token, _)| first(token).as_deref() == Some(id.as_str()))
+        .count();
+    format!("{found}/{}", mine.len())
 }
 
 fn is_gemini(dir: &Path, id: &str) -> bool {
@@ -442,18 +421,7 @@ fn count_matches(user: &Path, home: &Path, q: &[String]) -> usize {
     let mut argv = vec!["sessions", "search"];
     argv.extend(q.iter().map(String::as_str));
     argv.extend(["--json", "-n", "1000000"]);
-    let out = clinvk(user, home, &argv)
-        .stdout(Stdio::piped())
-        .output()
-        .unwrap();
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v.as_array().map(Vec::len))
-        .unwrap_or(0)
-}
-
-fn first_id(mut cmd: Command) -> Option<String> {
-    let out = cmd.stdout(Stdio::piped()).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v[0]["id"].as_str().map(str::to_string)
+    output(clinvk(user, home, &argv))
+        .as_array()
+        .map_or(0, Vec::len)
 }

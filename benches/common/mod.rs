@@ -92,3 +92,50 @@ pub fn dir_bytes(dir: &Path) -> u64 {
         .map(|m| m.len())
         .sum()
 }
+
+/// What `cmd` prints on stdout, as JSON (null if it is not).
+pub fn output(mut cmd: Command) -> serde_json::Value {
+    let out = cmd.stdout(Stdio::piped()).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// A table of figures: a row per operation, a column per store size; printed as Markdown.
+pub struct Table {
+    sizes: Vec<usize>,
+    rows: Vec<(String, Vec<String>)>,
+}
+
+impl Table {
+    pub fn new(sizes: &[usize]) -> Table {
+        Table {
+            sizes: sizes.to_vec(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// `value` in row `name`, column `col` (a size's place).
+    pub fn put(&mut self, name: &str, col: usize, value: String) {
+        if let Some(r) = self.rows.iter_mut().find(|(n, _)| n == name) {
+            r.1[col] = value;
+        } else {
+            let mut cells = vec!["-".to_string(); self.sizes.len()];
+            cells[col] = value;
+            self.rows.push((name.to_string(), cells));
+        }
+    }
+
+    pub fn print(&self) {
+        println!(
+            "\n| operation | {} |",
+            self.sizes
+                .iter()
+                .map(|n| format!("{n} conversations"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        println!("|---|{}", "---|".repeat(self.sizes.len()));
+        for (name, cells) in &self.rows {
+            println!("| {name} | {} |", cells.join(" | "));
+        }
+    }
+}

@@ -468,24 +468,12 @@ mod tests {
     #[test]
     fn what_was_said() {
         use crate::transcripts::said;
-        let c = parse(&sample(RESUMED));
-        assert_eq!(
-            said(&c),
-            ["u: hello", "a: MOCK_OK", "u: again", "a: MOCK_OK"]
-        );
+        let resumed = &crate::transcripts::THREE_RUNS_SAID[..4];
+        assert_eq!(said(&parse(&sample(RESUMED))), resumed);
         // A fork holds its parent's conversation, then its own.
-        let c = parse(&sample(FORK));
-        assert_eq!(
-            said(&c),
-            [
-                "u: hello",
-                "a: MOCK_OK",
-                "u: again",
-                "a: MOCK_OK",
-                "u: forked",
-                "a: MOCK_OK"
-            ]
-        );
+        let mut fork = resumed.to_vec();
+        fork.extend(["u: forked", "a: MOCK_OK"]);
+        assert_eq!(said(&parse(&sample(FORK))), fork);
         // The CLI's own error line is not an answer.
         assert_eq!(said(&parse(&sample(FAILED))), ["u: hi"]);
         let line = |kind: &str, extra: &str, content: &str| {

@@ -381,17 +381,7 @@ mod tests {
         // The environment context and the developer's instructions are not; event copies of
         // the same messages are not read again.
         let c = sample(THREAD).conversation();
-        assert_eq!(
-            said(&c),
-            [
-                "u: hello",
-                "a: MOCK_OK",
-                "u: again",
-                "a: MOCK_OK",
-                "u: third",
-                "a: MOCK_OK"
-            ]
-        );
+        assert_eq!(said(&c), crate::transcripts::THREE_RUNS_SAID);
         // A fork's rollout holds only its own lines.
         assert_eq!(
             said(&sample(FORK).conversation())

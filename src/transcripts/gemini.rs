@@ -394,17 +394,7 @@ mod tests {
         use crate::transcripts::said;
         // Each message once, though every resume copies the history again.
         let c = parse(&sample(CHAT));
-        assert_eq!(
-            said(&c),
-            [
-                "u: hello",
-                "a: MOCK_OK",
-                "u: again",
-                "a: MOCK_OK",
-                "u: third",
-                "a: MOCK_OK"
-            ]
-        );
+        assert_eq!(said(&c), crate::transcripts::THREE_RUNS_SAID);
         // An answer written before its text has it from its later copy.
         let lines = [
             r#"{"id":"g1","timestamp":"2026-01-01T00:00:02Z","type":"gemini","content":""}"#,

@@ -252,6 +252,17 @@ pub(crate) fn assert_resumes_alike<R: Resumable>(bytes: &[u8]) {
     assert_eq!(R::restore(b"not a checkpoint").map(|_| ()), None);
 }
 
+/// What the samples of three runs say (hello, again, third), as `said` shows it.
+#[cfg(test)]
+pub(crate) const THREE_RUNS_SAID: [&str; 6] = [
+    "u: hello",
+    "a: MOCK_OK",
+    "u: again",
+    "a: MOCK_OK",
+    "u: third",
+    "a: MOCK_OK",
+];
+
 /// Each message as "u: text" or "a: text", for tests.
 #[cfg(test)]
 pub(crate) fn said(c: &Conversation) -> Vec<String> {
