@@ -205,6 +205,17 @@ fn sessions_list_titles() {
     snap("list_empty_store", &empty, &["sessions", "list"]).success();
 }
 
+// ----- sessions search -------------------------------------------------------------------------
+
+#[rstest]
+#[case::words("search_auth", &["sessions", "search", "auth"])]
+#[case::json("search_json", &["sessions", "search", "auth", "--backend", "claude", "-n", "1", "--json"])]
+#[case::nothing("search_no_match", &["sessions", "search", "zzqx"])]
+fn sessions_search(#[case] name: &str, #[case] args: &[&str]) {
+    let home = standard_home();
+    snap(name, &home, args).success();
+}
+
 // ----- sessions show ---------------------------------------------------------------------------
 
 /// Sessions written as files: the guide's example, a fork, one with turns and reported costs,
