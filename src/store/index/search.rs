@@ -529,19 +529,30 @@ fn test(
 /// of white space as one space (`flatten`); ASCII (most text) by a plain lowercase copy.
 fn fold_into(text: &str, out: &mut String) {
     out.clear();
-    let mut space = false;
-    for word in text.split_whitespace() {
-        if space {
+    if text.is_ascii() {
+        // Most text, and the hot loop of a search with many candidates: the words copied
+        // whole, then lowercased in place.
+        let mut bytes = std::mem::take(out).into_bytes();
+        for word in text
+            .as_bytes()
+            .split(u8::is_ascii_whitespace)
+            .filter(|w| !w.is_empty())
+        {
+            if !bytes.is_empty() {
+                bytes.push(b' ');
+            }
+            bytes.extend_from_slice(word);
+        }
+        bytes.make_ascii_lowercase();
+        *out = String::from_utf8(bytes).expect("ASCII in, ASCII out");
+        return;
+    }
+    for (n, word) in text.split_whitespace().enumerate() {
+        if n > 0 {
             out.push(' ');
         }
-        space = true;
-        if word.is_ascii() {
-            out.push_str(word);
-        } else {
-            out.extend(word.chars().map(super::fold_char));
-        }
+        out.extend(word.chars().map(super::fold_char));
     }
-    out.make_ascii_lowercase();
 }
 
 /// The index file mapped into memory while this lives.
