@@ -234,9 +234,11 @@ impl NativeMerge<'_, '_> {
             written.iter().map(|s| store.session_path(&s.id)).collect();
         let metas =
             crate::fsio::write_atomic_batch(&store.dir, &paths, |i| written[i].to_file_bytes())?;
+        let mut pks: HashMap<&str, i64> = HashMap::with_capacity(written.len());
         for (session, meta) in written.iter().zip(&metas) {
             self.saved.insert(session.id.file_name());
-            self.tx.upsert(session, FileStamp::of(meta))?;
+            let pk = self.tx.upsert(session, FileStamp::of(meta))?;
+            pks.insert(session.id.as_str(), pk);
         }
         for f in files {
             let outcome = f.conversation.and_then(|at| outcomes.get(at));
@@ -253,8 +255,9 @@ impl NativeMerge<'_, '_> {
             self.tx
                 .record_native_file(&f.path, &file, f.point.as_ref())?;
             if let (Some(texts), Some(session)) = (&f.texts, &file.session_id) {
+                let pk = pks.get(session.as_str()).copied();
                 self.tx
-                    .record_texts(session, &f.path, texts.whole, &texts.messages)?;
+                    .record_texts(session, pk, &f.path, texts.whole, &texts.messages)?;
             }
         }
         Ok(())

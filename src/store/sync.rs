@@ -382,7 +382,9 @@ impl Store {
             };
             for change in changes {
                 match change {
-                    Change::Upsert(session, stamp) => tx.upsert(session, *stamp)?,
+                    Change::Upsert(session, stamp) => {
+                        tx.upsert(session, *stamp)?;
+                    }
                     Change::Remove(stem) => tx.remove(stem)?,
                 }
             }
@@ -423,7 +425,9 @@ impl Store {
 pub(super) fn apply_loaded(tx: &index::IndexTx<'_>, loaded: &[Loaded]) -> Result<()> {
     for item in loaded {
         match item {
-            Loaded::Valid(session, stamp) => tx.upsert(session, *stamp)?,
+            Loaded::Valid(session, stamp) => {
+                tx.upsert(session, *stamp)?;
+            }
             Loaded::Invalid {
                 stem,
                 reason,

@@ -56,7 +56,7 @@ struct Assistant<'a> {
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(borrow, default)]
-    content: Option<Content<'a>>,
+    content: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -97,14 +97,25 @@ impl Usage {
 #[derive(Deserialize)]
 struct User<'a> {
     #[serde(borrow, default)]
-    content: Option<Content<'a>>,
+    content: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A message's content: a string, or blocks. (Read from the raw JSON by its first character:
+/// an untagged enum would copy every tool result whole before trying each form.)
 enum Content<'a> {
-    Text(#[serde(borrow)] Cow<'a, str>),
-    Blocks(#[serde(borrow)] Vec<Block<'a>>),
+    Text(Cow<'a, str>),
+    Blocks(Vec<Block<'a>>),
+}
+
+impl<'a> Content<'a> {
+    fn of(raw: Option<&'a RawValue>) -> Option<Content<'a>> {
+        let raw = raw?.get();
+        match raw.trim_start().as_bytes().first()? {
+            b'"' => serde_json::from_str(raw).ok().map(Content::Text),
+            b'[' => serde_json::from_str(raw).ok().map(Content::Blocks),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -223,7 +234,7 @@ impl Reader {
                 // A subagent's answers are its parent's tool results, not the conversation; a
                 // fork's copy of its parent's is part of the fork's (as its prompts are).
                 if !sidechain && m.model.as_deref() != Some("<synthetic>") {
-                    for text in texts(m.content.as_ref()) {
+                    for text in texts(Content::of(m.content).as_ref()) {
                         self.conversation.said(Role::Assistant, at, text);
                     }
                 }
@@ -271,7 +282,8 @@ impl Reader {
                     return;
                 };
                 // A tool result is the CLI answering itself, not a person.
-                let typed: Vec<&str> = match &u.content {
+                let content = Content::of(u.content);
+                let typed: Vec<&str> = match &content {
                     Some(Content::Blocks(blocks))
                         if blocks
                             .iter()

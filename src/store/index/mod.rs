@@ -409,6 +409,7 @@ impl Index {
             path,
             fresh: false,
             rollup_zone: self.rollup_zone,
+            next_text: std::cell::Cell::new(None),
         })
     }
 

@@ -726,12 +726,14 @@ mod tests {
                 vec![turn("2025-01-01T00:00:00Z", None, 1, 1, None)],
             );
             tx.upsert(&s, FileStamp::default()).unwrap();
-            tx.record_texts(id, &format!("/t/{id}"), true, &said(3 + i))
+            tx.record_texts(id, None, &format!("/t/{id}"), true, &said(3 + i))
                 .unwrap();
         }
         // Appended, then one transcript read again whole: its run goes, a new one comes.
-        tx.record_texts("s1", "/t/s1", false, &said(2)).unwrap();
-        tx.record_texts("s2", "/t/s2", true, &said(1)).unwrap();
+        tx.record_texts("s1", None, "/t/s1", false, &said(2))
+            .unwrap();
+        tx.record_texts("s2", None, "/t/s2", true, &said(1))
+            .unwrap();
         tx.commit().unwrap();
         let ids: Vec<i64> = index
             .conn

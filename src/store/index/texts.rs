@@ -64,15 +64,21 @@ impl IndexTx<'_> {
 
     /// What a transcript of session `session_id` said: all of it (`whole`: replacing what an
     /// earlier read of it gave), or what was appended since the last read.
+    /// (`pk`: the session's row, when the caller knows it.)
     pub fn record_texts(
         &self,
         session_id: &str,
+        pk: Option<i64>,
         path: &str,
         whole: bool,
         messages: &[Message],
     ) -> Result<()> {
-        let Some(pk) = self.session_pk(session_id)? else {
-            return Ok(());
+        let pk = match pk {
+            Some(pk) => pk,
+            None => match self.session_pk(session_id)? {
+                Some(pk) => pk,
+                None => return Ok(()),
+            },
         };
         let source = source_of(path);
         if whole {
@@ -182,14 +188,18 @@ impl IndexTx<'_> {
         if said.is_empty() {
             return Ok(());
         }
-        let first: i64 = self
-            .tx
-            // (Runs do not overlap: the one that starts last ends last.)
-            .prepare_cached(
-                "SELECT coalesce((SELECT last FROM text_runs ORDER BY first DESC LIMIT 1), 0) + 1",
-            )
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(|e| self.err(e))?;
+        let first: i64 = match self.next_text.get() {
+            Some(next) => next,
+            None => self
+                .tx
+                // (Runs do not overlap: the one that starts last ends last.)
+                .prepare_cached(
+                    "SELECT coalesce((SELECT last FROM text_runs ORDER BY first DESC LIMIT 1), 0) + 1",
+                )
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(|e| self.err(e))?,
+        };
+        self.next_text.set(Some(first + said.len() as i64));
         // One statement for the run: the text index's trigger flushes at the end of each.
         let rows: Vec<serde_json::Value> = said
             .iter()

@@ -27,6 +27,8 @@ pub struct IndexTx<'a> {
     pub(super) path: PathBuf,
     pub(super) fresh: bool,
     pub(super) rollup_zone: Zone,
+    /// The next free message id, once known in this transaction (ids only grow in it).
+    pub(super) next_text: std::cell::Cell<Option<i64>>,
 }
 
 impl IndexTx<'_> {
@@ -40,7 +42,8 @@ impl IndexTx<'_> {
         self.fresh = true;
     }
 
-    pub fn upsert(&self, session: &Session, stamp: FileStamp) -> Result<()> {
+    /// Index `session` (read from a file of `stamp`); its row's pk.
+    pub fn upsert(&self, session: &Session, stamp: FileStamp) -> Result<i64> {
         let tags_json = serde_json::to_string(&session.tags).expect("tags serialize");
         let last_used = session.last_used_at.timestamp_millis();
         let values = named_params! {
@@ -90,7 +93,8 @@ impl IndexTx<'_> {
         };
         self.insert_tags(pk, session, last_used)?;
         self.insert_turns(pk, session)?;
-        self.session_texts(pk, session)
+        self.session_texts(pk, session)?;
+        Ok(pk)
     }
 
     fn insert_tags(&self, pk: i64, session: &Session, last_used: i64) -> Result<()> {
