@@ -135,8 +135,8 @@ impl Index {
             let these = &candidates[next..(next + chunk).min(candidates.len())];
             next += these.len();
             chunk *= 2;
-            let mut bodies =
-                self.bodies(these.iter().flat_map(|c| c.messages.iter().map(|m| m.0)))?;
+            let ids = these.iter().flat_map(|c| c.messages.iter().map(|m| m.0));
+            let mut saying = self.saying(ids, &terms)?;
             for c in these {
                 // No session from here on can rank above the last of a full page.
                 if found.len() >= wanted {
@@ -146,7 +146,7 @@ impl Index {
                         break 'chunks;
                     }
                 }
-                let Some((score, best)) = test(&c.messages, &mut bodies, &terms, all_terms) else {
+                let Some((score, best)) = test(&c.messages, &mut saying, all_terms) else {
                     continue;
                 };
                 let key = (score, c.last_used_at, c.id.clone());
@@ -453,59 +453,60 @@ impl Index {
         Ok(out)
     }
 
-    /// The messages `ids`, read in one statement: id -> (role, at, body).
-    fn bodies(&self, ids: impl Iterator<Item = i64>) -> Result<HashMap<i64, Tested>> {
+    /// The messages among `ids` that say any of `terms`, read in one statement and tested as
+    /// they are read (the others, most of a phrase's candidates, are never copied out).
+    fn saying(
+        &self,
+        ids: impl Iterator<Item = i64>,
+        terms: &[String],
+    ) -> Result<HashMap<i64, Tested>> {
         let ids: rusqlite::vtab::array::Array = Rc::new(ids.map(V::Integer).collect());
         let mut stmt = self
             .conn
             .prepare_cached(MESSAGES)
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([&ids], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    Tested {
-                        says: 0,
-                        role: r.get(1)?,
-                        at: r.get(2)?,
-                        body: r.get(3)?,
-                    },
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.err(e))
+        let mut rows = stmt.query([&ids]).map_err(|e| self.err(e))?;
+        let mut out = HashMap::new();
+        let mut folded = String::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let body = r
+                .get_ref(3)
+                .and_then(|v| Ok(v.as_str()?))
+                .map_err(|e| self.err(e))?;
+            fold_into(body, &mut folded);
+            let says = terms
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| folded.contains(t.as_str()))
+                .fold(0u64, |bits, (i, _)| bits | 1 << i);
+            if says == 0 {
+                continue;
+            }
+            let m = Tested {
+                says,
+                role: r.get(1).map_err(|e| self.err(e))?,
+                at: r.get(2).map_err(|e| self.err(e))?,
+                body: body.to_string(),
+            };
+            out.insert(r.get(0).map_err(|e| self.err(e))?, m);
+        }
+        Ok(out)
     }
 }
 
-/// Test a session's messages `ids` (taken out of `bodies`) against `terms`: None unless
-/// together they say all of them; else the score (messages that say a term, the same text
-/// said by the session file and its transcript once) and the message that says most.
-fn test(
-    ids: &[(i64, i64)],
-    bodies: &mut HashMap<i64, Tested>,
-    terms: &[String],
-    all: u64,
-) -> Option<(u32, Tested)> {
+/// A session's messages `ids` (those that say a term taken out of `saying`): None unless
+/// together they say all the terms (`all`); else the score (messages that say a term, the same
+/// text said by the session file and its transcript once) and the message that says most.
+fn test(ids: &[(i64, i64)], saying: &mut HashMap<i64, Tested>, all: u64) -> Option<(u32, Tested)> {
     let mut said = 0u64;
     let mut from_transcript = 0u32;
     let mut transcript_texts = HashSet::new();
     let mut file_texts = HashSet::new();
     let mut best: Option<Tested> = None;
-    let mut folded = String::new();
     for &(id, source) in ids {
-        let Some(mut m) = bodies.remove(&id) else {
+        let Some(m) = saying.remove(&id) else {
             continue;
         };
-        fold_into(&m.body, &mut folded);
-        m.says = terms
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| folded.contains(t.as_str()))
-            .fold(0u64, |bits, (i, _)| bits | 1 << i);
-        if m.says == 0 {
-            continue;
-        }
         said |= m.says;
         let hash = crate::domain::fnv(m.body.as_bytes());
         if source == super::texts::SESSION_FILE {
