@@ -18,6 +18,7 @@ use std::io::IsTerminal;
 use chrono::{DateTime, Utc};
 use ratatui::crossterm::event::{self, Event};
 
+use super::render::title;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::store::{ListQuery, SearchQuery, SearchTerms, SessionId, Store};
@@ -90,27 +91,28 @@ struct Picker<'s> {
 impl Picker<'_> {
     fn run(&mut self, terminal: &mut Term, purpose: &Purpose<'_>) -> Result<Option<String>> {
         let mut pending: Option<Event> = None;
+        // Drawn again only when a key or a resize changed something.
+        let (mut stale, mut page) = (true, 10);
         loop {
-            if let Err(e) = self.load_preview() {
-                self.trouble = Some(e.to_string());
+            if stale {
+                if let Err(e) = self.load_preview() {
+                    self.trouble = Some(e.to_string());
+                }
+                let preview = self.state.current().and_then(|r| self.previews.get(&r.id));
+                let state = &mut self.state;
+                let trouble = self.trouble.as_deref();
+                let frame = terminal
+                    .draw(|f| view::draw(f, state, preview, purpose, trouble, self.now))
+                    .map_err(terminal_error)?;
+                page = view::list_height(view::layout(frame.area).1);
             }
-            let preview = self.state.current().and_then(|r| self.previews.get(&r.id));
-            let state = &mut self.state;
-            let trouble = self.trouble.as_deref();
-            terminal
-                .draw(|f| {
-                    view::draw(f, state, preview, purpose, trouble, self.now);
-                })
-                .map_err(terminal_error)?;
-            let page = terminal
-                .size()
-                .map(|s| view::list_height(view::layout(s.into()).1))
-                .unwrap_or(10);
             let event = match pending.take() {
                 Some(event) => event,
                 None => event::read().map_err(terminal_error)?,
             };
-            match self.on(&event, page) {
+            let action = self.on(&event, page);
+            stale = action != Action::Nothing;
+            match action {
                 Action::Nothing | Action::Redraw => {}
                 Action::Search => {
                     // Typed ahead: one search for all of it; a key that is not typing waits
@@ -159,7 +161,7 @@ impl Picker<'_> {
                     id: s.id.to_string(),
                     backend: s.backend,
                     last_used: s.last_used_at,
-                    title: first_line(&s.prompt),
+                    title: title(&s.prompt, usize::MAX),
                     snippet: None,
                 })
                 .collect(),
@@ -177,7 +179,7 @@ impl Picker<'_> {
                     id: h.session.id.to_string(),
                     backend: h.session.backend,
                     last_used: h.session.last_used_at,
-                    title: first_line(&h.session.prompt),
+                    title: title(&h.session.prompt, usize::MAX),
                     snippet: Some(h.snippet),
                 })
                 .collect(),
@@ -219,10 +221,4 @@ fn typing(event: &Event) -> bool {
         Event::Key(key) => state::edits_query(key),
         _ => false,
     }
-}
-
-/// The first line of a prompt with text, for a title.
-fn first_line(prompt: &str) -> String {
-    let line = prompt.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
 }
