@@ -66,6 +66,28 @@ pub struct TimeRangeArgs {
     pub until: Option<String>,
 }
 
+/// `--since` / `--until` of when a session was last used (`list`, `search`, `pick`).
+#[derive(Debug, Args)]
+pub struct LastUsedArgs {
+    /// Last used at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Last used before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+}
+
+impl LastUsedArgs {
+    /// The range, with bare days in the local zone (as `TimeRangeArgs::to_range`).
+    pub fn to_range(&self, now: DateTime<Utc>) -> Result<TimeRange> {
+        TimeRangeArgs {
+            since: self.since.clone(),
+            until: self.until.clone(),
+        }
+        .to_range(now, &Zone::Local)
+    }
+}
+
 impl TimeRangeArgs {
     pub fn is_given(&self) -> bool {
         self.since.is_some() || self.until.is_some()

@@ -3,24 +3,19 @@
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use crate::cli::args::{SessionFilterArgs, TimeRangeArgs};
+use crate::cli::args::{LastUsedArgs, SessionFilterArgs};
 use crate::cli::output::{self, print, print_json, terminal_width, warn_invalid};
 use crate::cli::render::{self, JsonRow};
 use crate::cli::Context;
 use crate::error::{exit, Result};
 use crate::store::ListQuery;
-use crate::timespec::Zone;
 
 #[derive(Debug, Args)]
-#[command(
-    mut_arg("since", |a| a.help("Last used at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d")),
-    mut_arg("until", |a| a.help("Last used before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d"))
-)]
 pub struct ListArgs {
     #[command(flatten)]
     pub select: SessionFilterArgs,
     #[command(flatten)]
-    pub last_used: TimeRangeArgs,
+    pub last_used: LastUsedArgs,
     /// Only sessions whose prompt contains TEXT (case-insensitive)
     #[arg(long, value_name = "TEXT")]
     pub search: Option<String>,
@@ -40,7 +35,7 @@ impl ListArgs {
     pub fn to_query(&self, now: DateTime<Utc>) -> Result<ListQuery> {
         Ok(ListQuery {
             filter: self.select.to_filter()?,
-            last_used: self.last_used.to_range(now, &Zone::Local)?,
+            last_used: self.last_used.to_range(now)?,
             search: self.search.clone().filter(|s| !s.is_empty()),
             resumable: false,
             limit: self.limit,

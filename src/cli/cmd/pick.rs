@@ -4,30 +4,25 @@
 use chrono::{DateTime, Utc};
 use clap::Args;
 
-use crate::cli::args::{SessionFilterArgs, TimeRangeArgs};
+use crate::cli::args::{LastUsedArgs, SessionFilterArgs};
 use crate::cli::output::{self, print};
 use crate::cli::picker::{pick, Purpose};
 use crate::cli::Context;
 use crate::error::{exit, Error, Result};
 use crate::store::ListQuery;
-use crate::timespec::Zone;
 
 #[derive(Debug, Args)]
-#[command(
-    mut_arg("since", |a| a.help("Last used at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d")),
-    mut_arg("until", |a| a.help("Last used before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d"))
-)]
 pub struct PickArgs {
     #[command(flatten)]
     pub select: SessionFilterArgs,
     #[command(flatten)]
-    pub last_used: TimeRangeArgs,
+    pub last_used: LastUsedArgs,
 }
 
 pub fn run(ctx: &Context, args: &PickArgs, now: DateTime<Utc>) -> Result<i32> {
     let query = ListQuery {
         filter: args.select.to_filter()?,
-        last_used: args.last_used.to_range(now, &Zone::Local)?,
+        last_used: args.last_used.to_range(now)?,
         ..ListQuery::default()
     };
     crate::cli::picker::require_terminal(

@@ -5,22 +5,17 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
 
-use crate::cli::args::{SessionFilterArgs, TimeRangeArgs};
+use crate::cli::args::{LastUsedArgs, SessionFilterArgs};
 use crate::cli::output::{self, print, print_json, terminal_width};
 use crate::cli::render::{self, JsonRow};
 use crate::cli::Context;
 use crate::error::{exit, Error, Result};
 use crate::store::{ListQuery, SearchHit, SearchQuery, SearchTerms, Snippet};
-use crate::timespec::Zone;
 
 /// How many sessions a search shows unless told (`-n`).
 pub const DEFAULT_LIMIT: u64 = 20;
 
 #[derive(Debug, Args)]
-#[command(
-    mut_arg("since", |a| a.help("Last used at or after: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 24h, 7d")),
-    mut_arg("until", |a| a.help("Last used before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d"))
-)]
 pub struct SearchArgs {
     /// Words that must all have been said in the session (case-insensitive substrings, any
     /// script); an argument with spaces, or text in "double quotes", is one phrase
@@ -29,7 +24,7 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub select: SessionFilterArgs,
     #[command(flatten)]
-    pub last_used: TimeRangeArgs,
+    pub last_used: LastUsedArgs,
     /// Show at most N sessions
     #[arg(long, short = 'n', value_name = "N", default_value_t = DEFAULT_LIMIT)]
     pub limit: u64,
@@ -45,7 +40,7 @@ impl SearchArgs {
             terms: terms_of(&self.query)?,
             select: ListQuery {
                 filter: self.select.to_filter()?,
-                last_used: self.last_used.to_range(now, &Zone::Local)?,
+                last_used: self.last_used.to_range(now)?,
                 limit: Some(self.limit),
                 ..ListQuery::default()
             },
