@@ -145,7 +145,10 @@ impl Reader {
         }
         let (mut conversation, running_total, subagent) = match self {
             Reader::Claude(r) => (r.finish(), None, false),
-            Reader::Codex(r) => (r.conversation(), r.running_total(), false),
+            Reader::Codex(r) => {
+                let total = r.running_total();
+                (r.conversation(), total, false)
+            }
             Reader::Gemini(r) => {
                 let subagent = r.is_subagent();
                 (r.finish(), None, subagent)

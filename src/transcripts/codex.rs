@@ -242,9 +242,10 @@ impl Rollout {
         }
     }
 
-    /// The thread as a conversation: each request's usage is what it added to the running
-    /// total; counts that add nothing (emitted again) are no request.
-    pub fn conversation(&self) -> Conversation {
+    /// The thread as a conversation (what it said moved in, not copied): each request's usage
+    /// is what it added to the running total; counts that add nothing (emitted again) are no
+    /// request.
+    pub fn conversation(self) -> Conversation {
         let mut requests = Vec::new();
         let mut before = self
             .resumed_total
@@ -272,15 +273,15 @@ impl Rollout {
             });
         }
         Conversation {
-            native_id: self.thread_id.clone(),
-            workdir: self.cwd.clone(),
-            prompt: self.prompt.clone(),
+            native_id: self.thread_id,
+            workdir: self.cwd,
+            prompt: self.prompt,
             first_at: self.first_at,
             last_at: self.last_at,
             requests,
-            forked_from: self.forked_from.clone(),
+            forked_from: self.forked_from,
             skipped_lines: self.skipped_lines,
-            messages: self.messages.clone(),
+            messages: self.messages,
         }
     }
 
@@ -502,7 +503,7 @@ mod tests {
     }
 
     crate::transcripts::resumable!(Rollout, Rollout::default(), |r: Rollout| {
-        Rollout::conversation(&r)
+        Rollout::conversation(r)
     });
 
     #[test]
