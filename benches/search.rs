@@ -283,12 +283,14 @@ fn fast_resume(
         fmt(t, rss),
     );
     // Only the CLIs it reads: the generator recorded which conversations are Gemini's.
+    let gemini = std::fs::read_to_string(dir.join("gemini-ids.txt")).unwrap_or_default();
+    let gemini: std::collections::HashSet<&str> = gemini.lines().collect();
     for script in SCRIPTS {
         let found = recall(
             planted,
             script,
             args.recall,
-            |id| !is_gemini(dir, id),
+            |id| !gemini.contains(id),
             |token| {
                 let out = output(cmd(&["--no-refresh", "--json", "--limit", "1", token]));
                 out["sessions"][0]["id"].as_str().map(str::to_string)
@@ -327,13 +329,6 @@ fn recall(
         .filter(|(id, token, _)| first(token).as_deref() == Some(id.as_str()))
         .count();
     format!("{found}/{}", mine.len())
-}
-
-fn is_gemini(dir: &Path, id: &str) -> bool {
-    std::fs::read_to_string(dir.join("gemini-ids.txt"))
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l == id)
 }
 
 /// The store, seeded once: its user home and the planted tokens (conversation, token, script).

@@ -158,14 +158,16 @@ impl Index {
             }
         }
         let mut hits = Vec::new();
+        let mut row = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {} FROM sessions s WHERE s.pk = ?1",
+                *SELECT_SESSION
+            ))
+            .map_err(|e| self.err(e))?;
         for (score, _, _, pk, best) in found.into_iter().skip(offset).take(limit) {
-            let (session, stamp) = self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT {} FROM sessions s WHERE s.pk = ?1",
-                    *SELECT_SESSION
-                ))
-                .and_then(|mut s| s.query_row([pk], |r| Ok((summary_from_row(r)?, stamp_of(r)?))))
+            let (session, stamp) = row
+                .query_row([pk], |r| Ok((summary_from_row(r)?, stamp_of(r)?)))
                 .map_err(|e| self.err(e))?;
             hits.push((
                 SearchHit {
