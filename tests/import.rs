@@ -24,12 +24,7 @@ fn import_adjusted(home: &Home, adjust: impl FnOnce(&mut assert_cmd::Command)) -
     let mut cmd = home.cmd();
     adjust(&mut cmd);
     let out = cmd.args(["sessions", "import", "--json"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    Run::from_output(out).success().json()
 }
 
 fn stats(home: &Home, by: &[&str]) -> Value {
@@ -838,13 +833,9 @@ fn two_imports_at_once_make_each_session_once() {
         .collect();
     let mut new = 0;
     for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let report = Run::from_output(child.wait_with_output().unwrap())
+            .success()
+            .json();
         new += ["claude", "codex", "gemini"]
             .iter()
             .map(|cli| report["backends"][cli]["new"].as_u64().unwrap_or(0))

@@ -200,7 +200,7 @@ fn filters_select_as_list_does() {
     let home = Home::new();
     let mut store = NativeStore::new(home.user_home(), 43).with_prose(0);
     store.generate(6);
-    // "retry" is common in the Latin prose: many sessions of every CLI.
+    // "the" is common in the Latin prose: many sessions of every CLI.
     let all = search(&home, &["the", "-n", "1000"]);
     let backends: std::collections::BTreeSet<&str> =
         all.iter().map(|r| r["backend"].as_str().unwrap()).collect();

@@ -801,11 +801,7 @@ impl Fakes {
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        Run::from_output(out).success();
     }
 
     /// The one session file in the home, as JSON (asserting there is exactly one).
