@@ -13,7 +13,7 @@ use ratatui::Frame;
 use super::state::State;
 use super::Purpose;
 use crate::cli::output::escape_controls;
-use crate::cli::render::relative;
+use crate::cli::render::{relative, title};
 use crate::store::{Session, Snippet};
 
 /// From this width on, the preview goes beside the list.
@@ -178,7 +178,8 @@ pub fn draw(
         .enumerate()
         .map(|(i, (r, used))| {
             let row = TableRow::new(vec![
-                Cell::from(short(&r.id, id_width)),
+                // (Cut to its column: the whole id is in the preview.)
+                Cell::from(title(&r.id, id_width)),
                 Cell::from(r.backend.as_str()),
                 Cell::from(used.clone()),
                 Cell::from(escape_controls(&r.title)),
@@ -232,18 +233,6 @@ pub fn draw(
         ),
     };
     frame.render_widget(Paragraph::new(keys), keys_area);
-}
-
-/// `id` in at most `width` characters (the whole id is in the preview).
-fn short(id: &str, width: usize) -> String {
-    if id.chars().count() <= width {
-        id.to_string()
-    } else {
-        id.chars()
-            .take(width.saturating_sub(1))
-            .chain(['…'])
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -550,12 +550,7 @@ fn fold_into(text: &str, out: &mut String) {
         *out = String::from_utf8(bytes).expect("ASCII in, ASCII out");
         return;
     }
-    for (n, word) in text.split_whitespace().enumerate() {
-        if n > 0 {
-            out.push(' ');
-        }
-        out.extend(word.chars().map(super::fold_char));
-    }
+    out.push_str(&super::fold_case(&super::flatten(text)));
 }
 
 /// The index file mapped into memory while this lives.
