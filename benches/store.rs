@@ -672,6 +672,9 @@ struct BenchArgs {
     /// Leave out the jq comparisons
     #[arg(long)]
     no_jq: bool,
+    /// Only seed the stores (for measuring by hand)
+    #[arg(long)]
+    seed_only: bool,
     /// Internal: scan DIR's files for BACKEND's sessions (the parallel-scan comparison)
     #[arg(long, num_args = 2, value_names = ["DIR", "BACKEND"], hide = true)]
     scan: Vec<String>,
@@ -1044,6 +1047,9 @@ fn main() {
     };
     for (col, &n) in args.sizes.iter().enumerate() {
         let home = seed(&root, n);
+        if args.seed_only {
+            continue;
+        }
         let sessions = home.join("sessions");
         let bench = Bench {
             store: Store::open(&sessions, Box::new(Quiet)).unwrap(),

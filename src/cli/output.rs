@@ -191,6 +191,9 @@ impl Observer for StderrObserver {
             Notice::AnsweredFromFiles { why } => warning(&format!(
                 "read the session files directly, as the index cannot be updated: {why}"
             )),
+            Notice::WaitingForRebuild => {
+                message("clinvk: waiting for another clinvk to finish rebuilding the index")
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod files;
 pub mod index;
 pub mod native;
 pub mod query;
+mod rebuild;
 pub mod session;
 mod sql;
 mod sync;
@@ -35,6 +36,8 @@ pub use query::{
     Filter, InvalidFile, ListQuery, SearchHit, SearchQuery, SearchTerms, SessionSummary, Snippet,
     TimeRange,
 };
+pub use rebuild::new_index_path;
+use rebuild::Rebuild;
 pub use session::{Session, TokenUsage};
 use sync::{apply_loaded, load_file, Before, Change, Loaded};
 
@@ -69,6 +72,15 @@ pub enum Notice {
     /// The index could not be brought up to date (`why`: a full disk, a read-only store), so the
     /// answer was read from the files.
     AnsweredFromFiles { why: String },
+    /// Another clinvk is rebuilding the index; this one waits for it.
+    WaitingForRebuild,
+}
+
+/// What `prepare_existing` found.
+enum Prepared {
+    Ready(Index),
+    /// The index has to be rebuilt from every file (why).
+    Rebuild(String),
 }
 
 pub struct ListOutcome {
@@ -148,21 +160,16 @@ impl Store {
             Err(e) if e.is_unwritable() => return self.answer_from_files(&e, f),
             Err(e) => return Err(e),
         }
-        let _exclusive = match self.lock(LockMode::Exclusive) {
-            Ok(guard) => guard,
-            Err(e) if e.is_unwritable() => return self.answer_from_files(&e, f),
-            Err(e) => return Err(e),
-        };
-        let mut index = match self.prepare() {
-            Ok(index) => index,
+        let (exclusive, mut index) = match self.exclusive_prepared() {
+            Ok(prepared) => prepared,
             Err(e) if e.is_unwritable() => return self.answer_from_files(&e, f),
             Err(e) => return Err(e),
         };
         match f(self, &mut index) {
             Err(e) if index::is_corruption(&e) => {
-                drop(index);
-                match self.rebuild_announced(format!("the index was unreadable ({e})")) {
-                    Ok(mut index) => f(self, &mut index),
+                drop((index, exclusive));
+                match self.rebuild_damaged(&e) {
+                    Ok((_exclusive, mut index)) => f(self, &mut index),
                     Err(e) if e.is_unwritable() => self.answer_from_files(&e, f),
                     Err(e) => Err(e),
                 }
@@ -203,23 +210,45 @@ impl Store {
     }
 
     /// Run `f` under the exclusive lock on an up-to-date index.
-    fn write<T>(&self, f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
-        let _exclusive = self.lock(LockMode::Exclusive)?;
-        self.with_prepared(f)
-    }
-
-    /// Caller holds the exclusive lock.
-    fn with_prepared<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
-        let mut index = self.prepare()?;
+    fn write<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
+        let (exclusive, mut index) = self.exclusive_prepared()?;
         match f(self, &mut index) {
             Err(e) if index::is_corruption(&e) => {
-                drop(index);
-                let mut index =
-                    self.rebuild_announced(format!("the index was unreadable ({e})"))?;
+                drop((index, exclusive));
+                let (_exclusive, mut index) = self.rebuild_damaged(&e)?;
                 f(self, &mut index)
             }
             other => other,
         }
+    }
+
+    /// The exclusive lock and an up-to-date index. An index that has to be rebuilt from every
+    /// file is rebuilt beside the live one without the lock (`rebuild_beside`), so that other
+    /// commands are not held up by it, then brought up to date under the lock.
+    fn exclusive_prepared(&self) -> Result<(lock::LockGuard, Index)> {
+        let exclusive = self.lock(LockMode::Exclusive)?;
+        let why = match self.prepare_existing() {
+            Ok(Prepared::Ready(index)) => return Ok((exclusive, index)),
+            Ok(Prepared::Rebuild(why)) => why,
+            Err(e) if index::is_corruption(&e) => format!("the index was unreadable ({e})"),
+            Err(e) => return Err(e),
+        };
+        let seen = rebuild::index_stamp(&self.index_path);
+        drop(exclusive);
+        self.rebuild_beside(Rebuild::Unusable { why, seen })?;
+        let exclusive = self.lock(LockMode::Exclusive)?;
+        Ok((exclusive, self.prepare()?))
+    }
+
+    /// After a command met damage in the index (`e`): rebuild it beside, then the exclusive lock
+    /// and the index brought up to date.
+    fn rebuild_damaged(&self, e: &Error) -> Result<(lock::LockGuard, Index)> {
+        self.rebuild_beside(Rebuild::Unusable {
+            why: format!("the index was unreadable ({e})"),
+            seen: rebuild::index_stamp(&self.index_path),
+        })?;
+        let exclusive = self.lock(LockMode::Exclusive)?;
+        Ok((exclusive, self.prepare()?))
     }
 
     /// The index, if it can answer as it is (caller holds a lock).
@@ -238,34 +267,40 @@ impl Store {
 
     /// Bring the index up to date: rebuild it if missing, unreadable or of an unknown schema,
     /// migrate it if older, and reconcile it with the files if the directory changed.
-    /// Caller holds the exclusive lock.
+    /// Caller holds the exclusive lock (and keeps it through a rebuild: `exclusive_prepared`
+    /// rebuilds without it).
     fn prepare(&self) -> Result<Index> {
         match self.prepare_existing() {
+            Ok(Prepared::Ready(index)) => Ok(index),
+            Ok(Prepared::Rebuild(why)) => self.rebuild_announced(why),
             Err(e) if index::is_corruption(&e) => {
                 self.rebuild_announced(format!("the index was unreadable ({e})"))
             }
-            other => other,
+            Err(e) => Err(e),
         }
     }
 
-    /// `prepare`, leaving the answer to corruption found on the way to the caller.
-    fn prepare_existing(&self) -> Result<Index> {
+    /// `prepare`, leaving a rebuild, and the answer to corruption found on the way, to the
+    /// caller.
+    fn prepare_existing(&self) -> Result<Prepared> {
         self.finish_deletion()?;
         let mut index = match Index::open_existing(&self.index_path)? {
             Ok(index) => index,
             Err(Unusable::Outdated(old)) => match old.migrate() {
                 Ok(index) => index,
                 Err(e) => {
-                    return self.rebuild_announced(format!("the index could not be migrated ({e})"))
+                    return Ok(Prepared::Rebuild(format!(
+                        "the index could not be migrated ({e})"
+                    )))
                 }
             },
-            Err(why) => return self.rebuild_announced(why.to_string()),
+            Err(why) => return Ok(Prepared::Rebuild(why.to_string())),
         };
         let current = DirStamp::of(&self.dir)?.key();
         if index.dir_stamp()?.as_deref() != Some(current.as_str()) {
             self.reconcile(&mut index, false)?;
         }
-        Ok(index)
+        Ok(Prepared::Ready(index))
     }
 
     // ----- ids ---------------------------------------------------------------------------
@@ -626,15 +661,10 @@ impl Store {
     }
 
     /// Rebuild the index from the files, and remove temp files left by interrupted writes.
+    /// Other commands go on meanwhile, answered from the live index (see `rebuild.rs`).
     pub fn reindex(&self) -> Result<ReindexReport> {
-        let _exclusive = self.lock(LockMode::Exclusive)?;
-        // Every write holds this lock while its temp file exists, so none is in use now.
-        let removed_temp_files = files::remove_temp_files(&self.dir)?;
-        let (_, report) = self.rebuild(None)?;
-        Ok(ReindexReport {
-            removed_temp_files,
-            ..report
-        })
+        let report = self.rebuild_beside(Rebuild::Asked)?;
+        Ok(report.expect("an asked-for rebuild always runs"))
     }
 
     /// Usage of the selected sessions' runs, grouped and summed in the index (`sessions stats`).
@@ -674,35 +704,34 @@ impl Store {
         }
     }
 
-    /// `stats` when the question would move the rollup to its zone: under the exclusive lock.
+    /// `stats` when the question would move the rollup to its zone: the index is rebuilt with
+    /// its rollup there (beside the live one, which answers meanwhile), then asked.
     fn stats_in_zone(
         &self,
         query: &StatsQuery,
         wants_zone: &dyn Fn(&Index) -> Result<bool>,
     ) -> Result<(StatsResult, Vec<InvalidFile>)> {
         let answer = |index: &mut Index| Ok((index.stats(query)?, index.invalid_files()?));
-        let _exclusive = self.lock(LockMode::Exclusive)?;
         // Decide on the index as it is: a move rebuilds it anyway, so bringing it up to date
-        // first would read changed files twice. (An unusable one is rebuilt by `prepare`, in
-        // the local zone, which is the zone a question asks to move to.)
+        // first would read changed files twice. (An unusable one is rebuilt by `read`, in the
+        // local zone, which is the zone a question asks to move to.)
         let old_zone = match Index::open_existing(&self.index_path)? {
             Ok(index) => wants_zone(&index)?.then(|| index.rollup_zone()),
             Err(_) => None,
         };
-        let mut index = match (old_zone, query.adopt_zone_at) {
-            (Some(old), Some(now)) => {
-                let why = format!(
-                    "the index's usage rollup counted days in {}, not {}",
-                    old.name(),
-                    query.zone.name()
-                );
-                let index = self.rebuild_announced_in(why, Some(query.zone))?;
-                index.set_rollup_zone_moved_at(now)?;
-                index
-            }
-            _ => self.prepare()?,
-        };
-        answer(&mut index)
+        if let (Some(old), Some(at)) = (old_zone, query.adopt_zone_at) {
+            let why = format!(
+                "the index's usage rollup counted days in {}, not {}",
+                old.name(),
+                query.zone.name()
+            );
+            self.rebuild_beside(Rebuild::Zone {
+                zone: query.zone,
+                at,
+                why,
+            })?;
+        }
+        self.read(|_, index| answer(index))
     }
 
     /// The query plans of `stats` for `query` (`EXPLAIN QUERY PLAN`, for tests and benches).

@@ -105,6 +105,8 @@ impl Before {
                     (removed.contains(name.as_ref()) && deleted.insert(name.to_string()))
                         || ours_temp(&name)
                 }
+                // Not asked for by this watch.
+                watch::Kind::Written => false,
             };
             if !expected {
                 return false;
@@ -122,13 +124,14 @@ pub(super) const DELETE_JOURNAL: &str = ".delete-journal";
 
 /// True when the watch saw no entry of the directory come or go but the index's own (which only
 /// ever change under the exclusive lock). Without a watch, nobody can tell: false.
-fn only_index_files_changed(dir: &Path, watch: Option<&watch::Watch>) -> bool {
+pub(super) fn only_index_files_changed(dir: &Path, watch: Option<&watch::Watch>) -> bool {
     let Some(watch) = watch else { return false };
     watch::Watch::barrier(dir);
     match watch.seen() {
-        watch::Seen::Events(events) => events
-            .iter()
-            .all(|(_, name)| name.to_string_lossy().starts_with(super::INDEX_FILE)),
+        watch::Seen::Events(events) => events.iter().all(|(_, name)| {
+            let name = name.to_string_lossy();
+            name.starts_with(super::INDEX_FILE) || name == super::rebuild::REBUILD_DIR
+        }),
         watch::Seen::Unknown => false,
     }
 }
@@ -170,13 +173,17 @@ pub(super) enum Change<'a> {
 }
 
 impl Store {
-    /// Rebuild from the files, and say so if there was anything to rebuild.
+    /// Rebuild from the files, and say so if there was anything to rebuild. Caller holds the
+    /// exclusive lock (a damaged index found half-way through a command; elsewhere
+    /// `rebuild_beside` does it without holding everyone up).
     pub(super) fn rebuild_announced(&self, why: String) -> Result<Index> {
-        self.rebuild_announced_in(why, None)
+        let (index, report) = self.rebuild(None)?;
+        self.announce_rebuilt(why, &report);
+        Ok(index)
     }
-    /// `rebuild_announced`, with the usage rollup in `zone` (None: the local zone).
-    pub(super) fn rebuild_announced_in(&self, why: String, zone: Option<Zone>) -> Result<Index> {
-        let (index, report) = self.rebuild(zone)?;
+
+    /// Tell the observer about a rebuild it did not ask for, if there was anything to rebuild.
+    pub(super) fn announce_rebuilt(&self, why: String, report: &ReindexReport) {
         let why = match report.moved_aside.as_slice() {
             [] => why,
             moved => format!(
@@ -196,13 +203,14 @@ impl Store {
                 invalid: report.invalid_files.len(),
             });
         }
-        Ok(index)
     }
+
     /// `zone`: the usage rollup's; None keeps the old index's (and when it moved there), so that
     /// a `reindex` in a cron job's `TZ` does not undo the user's, else the local zone.
     ///
     /// The new index is built beside the old one and swapped in only once complete, so that a
     /// rebuild that fails (a full disk, a kill) leaves the old index as it was, still answering.
+    /// Caller holds the exclusive lock.
     pub(super) fn rebuild(&self, zone: Option<Zone>) -> Result<(Index, ReindexReport)> {
         let start = Instant::now();
         let (zone, moved_at) = match zone {
@@ -220,36 +228,51 @@ impl Store {
                 index.set_rollup_zone_moved_at(at)?;
             }
             self.reconcile(&mut index, true)?;
-            let report = ReindexReport {
-                sessions: index.count()?,
-                invalid_files: index.invalid_files()?,
-                elapsed: Duration::ZERO,
-                removed_temp_files: 0,
-                moved_aside: Vec::new(),
-            };
-            Ok((index, report))
+            Ok(index)
         })();
-        let (index, mut report) = built.inspect_err(|_| Index::discard(&new_path))?;
-        report.moved_aside = index.install(&self.index_path)?;
-        let mut index = match Index::open_existing(&self.index_path)? {
-            Ok(index) => index,
-            Err(why) => {
-                return Err(Error::Migration {
-                    path: self.index_path.clone(),
-                    message: format!("the rebuilt index cannot be opened ({why})"),
-                })
-            }
+        let index = built.inspect_err(|_| Index::discard(&new_path))?;
+        let mut report = self.install_rebuilt(index, watch.as_ref())?;
+        report.elapsed = start.elapsed();
+        let index = self.open_installed()?;
+        Ok((index, report))
+    }
+
+    /// Put a complete new index in the live one's place (caller holds the exclusive lock).
+    /// `watch`: started before the directory stamp the index recorded was taken.
+    pub(super) fn install_rebuilt(
+        &self,
+        index: Index,
+        watch: Option<&watch::Watch>,
+    ) -> Result<ReindexReport> {
+        let mut report = ReindexReport {
+            sessions: index.count()?,
+            invalid_files: index.invalid_files()?,
+            elapsed: Duration::ZERO,
+            removed_temp_files: 0,
+            moved_aside: Vec::new(),
         };
-        // The swap moved the directory's mtime past the stamp the load recorded. If nothing but
+        // The swap moves the directory's mtime past the stamp the index recorded. If nothing but
         // the index's own files came or went meanwhile, the stamp after it can be recorded, and
-        // the next command need not rescan.
-        if only_index_files_changed(&self.dir, watch.as_ref()) {
+        // the next command need not compare the files.
+        report.moved_aside = index.install(&self.index_path)?;
+        if only_index_files_changed(&self.dir, watch) {
+            let mut index = self.open_installed()?;
             let tx = index.transaction()?;
             tx.set_dir_stamp(files::stable_dir_stamp(&self.dir)?)?;
             tx.commit()?;
         }
-        report.elapsed = start.elapsed();
-        Ok((index, report))
+        Ok(report)
+    }
+
+    /// The index just installed.
+    fn open_installed(&self) -> Result<Index> {
+        match Index::open_existing(&self.index_path)? {
+            Ok(index) => Ok(index),
+            Err(why) => Err(Error::Migration {
+                path: self.index_path.clone(),
+                message: format!("the rebuilt index cannot be opened ({why})"),
+            }),
+        }
     }
     /// Make the index agree with the directory: read files whose stamp changed, forget files
     /// that are gone. `full`: the index is empty and this completes it. Caller holds the

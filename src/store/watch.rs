@@ -20,6 +20,8 @@ pub enum Kind {
     Deleted,
     MovedFrom,
     MovedTo,
+    /// A file opened for writing was closed (only with `Watch::start_with_writes`).
+    Written,
 }
 
 /// What a watch saw.
@@ -31,8 +33,18 @@ pub enum Seen {
 }
 
 impl Watch {
-    #[cfg(target_os = "linux")]
+    /// Entries created, deleted or renamed in `dir`.
     pub fn start(dir: &Path) -> Option<Watch> {
+        Watch::with_mask(dir, false)
+    }
+
+    /// `start`, and files written in place too (a hand edit that keeps the directory as it is).
+    pub fn start_with_writes(dir: &Path) -> Option<Watch> {
+        Watch::with_mask(dir, true)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn with_mask(dir: &Path, writes: bool) -> Option<Watch> {
         use std::ffi::CString;
         use std::os::fd::{FromRawFd, OwnedFd};
         use std::os::unix::ffi::OsStrExt;
@@ -44,7 +56,10 @@ impl Watch {
             return None;
         }
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mask = libc::IN_CREATE | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_MOVED_TO;
+        let mut mask = libc::IN_CREATE | libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_MOVED_TO;
+        if writes {
+            mask |= libc::IN_CLOSE_WRITE;
+        }
         let wd = unsafe {
             libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), path.as_ptr(), mask)
         };
@@ -52,7 +67,7 @@ impl Watch {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn start(_dir: &Path) -> Option<Watch> {
+    fn with_mask(_dir: &Path, _writes: bool) -> Option<Watch> {
         None
     }
 
@@ -94,6 +109,8 @@ impl Watch {
                     Kind::MovedFrom
                 } else if event.mask & libc::IN_MOVED_TO != 0 {
                     Kind::MovedTo
+                } else if event.mask & libc::IN_CLOSE_WRITE != 0 {
+                    Kind::Written
                 } else {
                     // IN_IGNORED and the like: the watch itself went away.
                     return Seen::Unknown;

@@ -1,0 +1,263 @@
+//! Rebuilding the index while commands go on. The new index is built from the files beside the
+//! live one (in `.index-rebuild/`) without the store lock: readers answer from the live
+//! index, writers write as always. A watch on the directory names every session file that
+//! changed meanwhile; under the exclusive lock, just before the new index takes the live one's
+//! place, those are read again (or, if the watch lost count, every file's stamp is compared), so
+//! that no write made during the build is missing from it. The lock is held for that catch-up
+//! and the swap only: milliseconds, not the minutes a million files take.
+//!
+//! One rebuild at a time (`.index-rebuild/rebuild.lock`). A command that finds the index unusable
+//! while another rebuilds it waits for that rebuild rather than starting its own, or failing.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::files::{self, DirEntry, FileStamp};
+use super::index::{Index, Unusable};
+use super::sync::apply_loaded;
+use super::{watch, Notice, ReindexReport, Store};
+use crate::error::Result;
+use crate::lock::{self, LockMode};
+use crate::timespec::Zone;
+
+/// Where a rebuild builds the new index, and the lock that lets one rebuild run at a time.
+/// Inside a directory of its own, so that the new index's files coming and going do not move
+/// the sessions directory's mtime (which would send every command to compare every file).
+pub const REBUILD_DIR: &str = ".index-rebuild";
+const REBUILD_LOCK: &str = "rebuild.lock";
+const NEW_INDEX: &str = "index.db";
+
+/// How long a command waits for another's rebuild (a million files take about a minute).
+const REBUILD_WAIT: Duration = Duration::from_secs(15 * 60);
+/// How often the watch is read during the build, so that its kernel queue never overflows.
+const WATCH_POLL: Duration = Duration::from_millis(50);
+
+/// Why an index is rebuilt, which says whether another process's rebuild does instead.
+pub(super) enum Rebuild {
+    /// `sessions reindex`: always, and stale temp files are removed first.
+    Asked,
+    /// The index could not be used (`why`); `seen` is the file found then (None: missing). If
+    /// another rebuild replaced it meanwhile with a usable one, that one is used.
+    Unusable {
+        why: String,
+        seen: Option<FileStamp>,
+    },
+    /// A question moved the usage rollup to `zone` at `at`; not if it is there already.
+    Zone {
+        zone: Zone,
+        at: DateTime<Utc>,
+        why: String,
+    },
+}
+
+/// Session files the watch saw change during a build (by stem), or that it lost count.
+#[derive(Default)]
+struct Changed {
+    stems: Mutex<HashSet<String>>,
+    lost: AtomicBool,
+}
+
+impl Changed {
+    fn poll(&self, watch: Option<&watch::Watch>) {
+        let Some(watch) = watch else {
+            self.lost.store(true, Ordering::Relaxed);
+            return;
+        };
+        match watch.seen() {
+            watch::Seen::Events(events) => {
+                let mut stems = self.stems.lock().unwrap_or_else(|e| e.into_inner());
+                for (_, name) in events {
+                    let name = name.to_string_lossy();
+                    if let Some(stem) = name.strip_suffix(".json").filter(|s| !s.starts_with('.')) {
+                        stems.insert(stem.to_string());
+                    }
+                }
+            }
+            watch::Seen::Unknown => self.lost.store(true, Ordering::Relaxed),
+        }
+    }
+}
+
+/// The stamp of the index file at `path`, if there is one (to tell a replaced index apart).
+pub(super) fn index_stamp(path: &Path) -> Option<FileStamp> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| FileStamp::of(&m))
+}
+
+impl Store {
+    /// Rebuild the index from the files beside the live one (see the module's comment). None
+    /// when another process's rebuild made this one unnecessary.
+    pub(super) fn rebuild_beside(&self, why: Rebuild) -> Result<Option<ReindexReport>> {
+        let start = Instant::now();
+        let work = self.dir.join(REBUILD_DIR);
+        self.make_rebuild_dir(&work)?;
+        let _one = self.wait_for_rebuild_lock(&work.join(REBUILD_LOCK))?;
+        if self.rebuilt_meanwhile(&why)? {
+            return Ok(None);
+        }
+        // What only the exclusive lock allows: no write is under way, so temp files are stale
+        // and a deletion the journal lists is left half done.
+        let (removed_temp_files, zone, moved_at) = {
+            let _exclusive = self.lock(LockMode::Exclusive)?;
+            self.finish_deletion()?;
+            let removed = match why {
+                Rebuild::Asked => files::remove_temp_files(&self.dir)?,
+                _ => 0,
+            };
+            let (zone, moved_at) = match &why {
+                Rebuild::Zone { zone, at, .. } => (Some(*zone), Some(*at)),
+                _ => Index::recorded_rollup(&self.index_path)
+                    .map_or((None, None), |(zone, at)| (Some(zone), at)),
+            };
+            (removed, zone, moved_at)
+        };
+
+        let new_path = work.join(NEW_INDEX);
+        let watch = watch::Watch::start_with_writes(&self.dir);
+        let changed = Changed::default();
+        let done = AtomicBool::new(false);
+        let built = std::thread::scope(|scope| {
+            let (watch, changed, done_ref) = (watch.as_ref(), &changed, &done);
+            scope.spawn(move || {
+                while !done_ref.load(Ordering::Relaxed) {
+                    changed.poll(watch);
+                    std::thread::sleep(WATCH_POLL);
+                }
+            });
+            let built = (|| {
+                let mut index = Index::create_fresh(&new_path, zone)?;
+                if let Some(at) = moved_at {
+                    index.set_rollup_zone_moved_at(at)?;
+                }
+                self.reconcile(&mut index, true)?;
+                Ok(index)
+            })();
+            done.store(true, Ordering::Relaxed);
+            built
+        });
+        let mut index = built.inspect_err(|_| Index::discard(&new_path))?;
+
+        let _exclusive = self.lock(LockMode::Exclusive)?;
+        // From here on only the index's own files should come and go (see `install_rebuilt`).
+        let swap_watch = watch::Watch::start(&self.dir);
+        let caught_up = (|| {
+            self.finish_deletion()?;
+            self.catch_up(&mut index, watch.as_ref(), &changed)
+        })();
+        caught_up.inspect_err(|_| Index::discard(&new_path))?;
+        let mut report = self.install_rebuilt(index, swap_watch.as_ref())?;
+        report.removed_temp_files = removed_temp_files;
+        report.elapsed = start.elapsed();
+        self.announce(&why, &report);
+        Ok(Some(report))
+    }
+
+    /// Read again what changed during the build (caller holds the exclusive lock).
+    fn catch_up(
+        &self,
+        index: &mut Index,
+        watch: Option<&watch::Watch>,
+        changed: &Changed,
+    ) -> Result<()> {
+        // The stamp first: a change after it moves the directory past it, and the next command
+        // compares the files; a change before it is in the watch's queue after the barrier.
+        let stamp = files::stable_dir_stamp(&self.dir)?;
+        watch::Watch::barrier(&self.dir);
+        changed.poll(watch);
+        if changed.lost.load(Ordering::Relaxed) {
+            return self.reconcile(index, false);
+        }
+        let stems = std::mem::take(&mut *changed.stems.lock().unwrap_or_else(|e| e.into_inner()));
+        let entries: Vec<DirEntry> = stems
+            .into_iter()
+            .map(|stem| DirEntry {
+                path: files::path_of(&self.dir, &stem),
+                id: stem,
+                stamp: FileStamp::default(),
+            })
+            .collect();
+        let tx = index.transaction()?;
+        self.load_streaming(&entries, |batch| apply_loaded(&tx, batch))?;
+        tx.set_dir_stamp(stamp)?;
+        tx.commit()
+    }
+
+    /// Whether the rebuild `why` asks for was done by someone else while this one waited.
+    fn rebuilt_meanwhile(&self, why: &Rebuild) -> Result<bool> {
+        match why {
+            Rebuild::Asked => Ok(false),
+            Rebuild::Unusable { seen, .. } => {
+                if index_stamp(&self.index_path) == *seen {
+                    return Ok(false);
+                }
+                Ok(matches!(
+                    Index::open_existing(&self.index_path)?,
+                    Ok(_) | Err(Unusable::Outdated(_))
+                ))
+            }
+            Rebuild::Zone { zone, .. } => Ok(match Index::open_existing(&self.index_path)? {
+                Ok(index) => index.rollup_zone() == *zone,
+                Err(_) => false,
+            }),
+        }
+    }
+
+    /// The one-rebuild-at-a-time lock, saying so if another rebuild makes this one wait.
+    fn wait_for_rebuild_lock(&self, path: &Path) -> Result<lock::LockGuard> {
+        match lock::acquire(path, LockMode::Exclusive, Duration::ZERO) {
+            Ok(guard) => Ok(guard),
+            Err(crate::error::Error::LockTimeout { .. }) => {
+                self.observer.notice(&Notice::WaitingForRebuild);
+                lock::acquire(path, LockMode::Exclusive, REBUILD_WAIT)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The rebuild's directory, made once. Under the exclusive lock, so that making it (which
+    /// moves the sessions directory's mtime) does not make the live index look out of date.
+    fn make_rebuild_dir(&self, work: &Path) -> Result<()> {
+        if std::fs::symlink_metadata(work).is_ok_and(|m| m.is_dir()) {
+            return Ok(());
+        }
+        let _exclusive = self.lock(LockMode::Exclusive)?;
+        let live = Index::open_existing(&self.index_path)?.ok();
+        let fresh = match &live {
+            Some(index) => {
+                index.dir_stamp()?.as_deref()
+                    == Some(files::DirStamp::of(&self.dir)?.key().as_str())
+            }
+            None => false,
+        };
+        let watch = watch::Watch::start(&self.dir);
+        crate::fsio::ensure_private_dir(work, true)?;
+        if let (Some(mut index), true) = (live, fresh) {
+            if super::sync::only_index_files_changed(&self.dir, watch.as_ref()) {
+                let tx = index.transaction()?;
+                tx.set_dir_stamp(files::stable_dir_stamp(&self.dir)?)?;
+                tx.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Say what was rebuilt and why, unless it was asked for (`reindex` reports it itself).
+    fn announce(&self, why: &Rebuild, report: &ReindexReport) {
+        let why = match why {
+            Rebuild::Asked => return,
+            Rebuild::Unusable { why, .. } | Rebuild::Zone { why, .. } => why.clone(),
+        };
+        self.announce_rebuilt(why, report);
+    }
+}
+
+/// The new index's place (for tests that stop a rebuild half-way).
+pub fn new_index_path(sessions: &Path) -> PathBuf {
+    sessions.join(REBUILD_DIR).join(NEW_INDEX)
+}
