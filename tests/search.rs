@@ -11,10 +11,20 @@ use common::native::{claude_chat, claude_lines, uuid, NativeStore, Script};
 use common::*;
 use serde_json::{json, Value};
 
+/// `sessions search --json ARGS`, checked against `--ndjson` (the same rows, one per line).
 fn search(home: &Home, args: &[&str]) -> Vec<Value> {
     let mut all = vec!["sessions", "search", "--json"];
     all.extend_from_slice(args);
-    home.ok(&all).json().as_array().unwrap().clone()
+    let rows = home.ok(&all).json().as_array().unwrap().clone();
+    all[2] = "--ndjson";
+    let lines: Vec<Value> = home
+        .ok(&all)
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, rows, "--ndjson {args:?}");
+    rows
 }
 
 fn search_ids(home: &Home, args: &[&str]) -> Vec<String> {

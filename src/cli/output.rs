@@ -27,6 +27,43 @@ pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
         .map_err(|e| Error::io("<stdout>", e))
 }
 
+/// A row's JSON form, borrowed from it.
+pub trait AsJson {
+    type Json<'a>: serde::Serialize
+    where
+        Self: 'a;
+    fn as_json(&self) -> Self::Json<'_>;
+}
+
+/// Rows written to stdout as `produce` hands them over, never all in memory: one JSON array
+/// (exactly what `print_json` writes for them collected) or, with `ndjson`, one compact object
+/// per line (for `jq --stream`-free pipelines and warehouses).
+pub fn json_rows<T: AsJson, R>(
+    ndjson: bool,
+    produce: impl FnOnce(&mut dyn FnMut(&T) -> Result<()>) -> Result<R>,
+) -> Result<R> {
+    use serde::ser::{SerializeSeq, Serializer};
+    let stdout_err = |e: std::io::Error| Error::io("<stdout>", e);
+    let json_err = |e: serde_json::Error| stdout_err(std::io::Error::from(e));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if ndjson {
+        let result = produce(&mut |row| {
+            serde_json::to_writer(&mut out, &row.as_json()).map_err(json_err)?;
+            out.write_all(b"\n").map_err(stdout_err)
+        })?;
+        out.flush().map_err(stdout_err)?;
+        return Ok(result);
+    }
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    let mut seq = ser.serialize_seq(None).map_err(json_err)?;
+    let result = produce(&mut |row| seq.serialize_element(&row.as_json()).map_err(json_err))?;
+    seq.end().map_err(json_err)?;
+    out.write_all(b"\n")
+        .and_then(|()| out.flush())
+        .map_err(stdout_err)?;
+    Ok(result)
+}
+
 /// A line on stderr. A closed stderr is no reason to fail (or panic, as `eprintln!` would).
 /// Control characters are escaped, so that a message quoting user text (`--since $'5d\nx'`)
 /// or a file's stays one line and cannot drive the terminal.

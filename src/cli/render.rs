@@ -173,6 +173,13 @@ impl Serialize for JsonRow<'_> {
     }
 }
 
+impl crate::cli::output::AsJson for SessionSummary {
+    type Json<'a> = JsonRow<'a>;
+    fn as_json(&self) -> JsonRow<'_> {
+        JsonRow(self)
+    }
+}
+
 /// `sessions show` in the guide's layout.
 ///
 /// Every text from the file (model, directory, tags, prompt, ...) has its control and bidi

@@ -47,6 +47,8 @@ pub const LOCK_FILE: &str = ".lock";
 /// How many listed rows are checked against their files (a stat each) before being shown, so that
 /// a file edited in place is shown as it is now even when the directory did not change.
 const VERIFY_ROWS: usize = 1000;
+/// Rows a streamed listing reads at once (`list_pages`): a few MB.
+const STREAM_PAGE: usize = 2000;
 
 /// What the store tells its user while it works; the CLI prints these on stderr.
 pub trait Observer {
@@ -368,6 +370,63 @@ impl Store {
         Ok(ListOutcome {
             sessions,
             invalid_files,
+        })
+    }
+
+    /// `list`, a page of rows at a time (`Listing::pages`): in bounded memory (8 bytes a
+    /// session, and one page), and without holding the lock between pages, so that a slow
+    /// reader at the other end of a pipe holds nobody up. The listing is the one the index
+    /// gives now: a session changed since is shown as it is when its page is read, one deleted
+    /// since is left out, one created since is not in it. If the index is rebuilt meanwhile
+    /// (its rows numbered anew), the listing goes on in the new one after the last row shown.
+    pub fn listing(&self, query: &ListQuery) -> Result<Listing<'_>> {
+        let (keys, generation, invalid_files) = self.read(|_, index| {
+            Ok((
+                index.list_keys(query, None)?,
+                index.generation()?,
+                index.invalid_files()?,
+            ))
+        })?;
+        Ok(Listing {
+            store: self,
+            query: query.clone(),
+            keys,
+            generation,
+            invalid_files,
+        })
+    }
+
+    /// The sessions of `pks` (a page of a streamed listing), the first `verify` checked against
+    /// their files; None if the index is no longer of `generation`.
+    fn page_of(
+        &self,
+        pks: &[i64],
+        generation: Option<&str>,
+        verify: usize,
+    ) -> Result<Option<Vec<SessionSummary>>> {
+        let same =
+            |index: &Index| -> Result<bool> { Ok(index.generation()?.as_deref() == generation) };
+        let fresh = self.read(|store, index| {
+            if !same(index)? {
+                return Ok(Some(None));
+            }
+            let rows = index.rows_by_pk(pks)?;
+            if store.stale(index, &rows, verify)?.is_empty() {
+                Ok(Some(Some(unstamped(rows))))
+            } else {
+                Ok(None)
+            }
+        })?;
+        if let Some(page) = fresh {
+            return Ok(page);
+        }
+        // Files edited in place among the first rows: read again, under the exclusive lock.
+        self.write(|store, index| {
+            if !same(index)? {
+                return Ok(None);
+            }
+            let rows = store.rows_verified(index, |index| index.rows_by_pk(pks), verify)?;
+            Ok(Some(rows.0))
         })
     }
 
@@ -747,6 +806,63 @@ impl Store {
     /// The query plan for a listing (for `EXPLAIN QUERY PLAN` checks in tests and benches).
     pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
         self.read(|_, index| index.explain(query))
+    }
+}
+
+/// A listing under way (`Store::listing`).
+pub struct Listing<'a> {
+    store: &'a Store,
+    query: ListQuery,
+    /// The pks of its sessions in the index of `generation`, in order.
+    keys: Vec<i64>,
+    generation: Option<String>,
+    invalid_files: Vec<InvalidFile>,
+}
+
+impl Listing<'_> {
+    /// Files skipped because they are not valid sessions.
+    pub fn invalid_files(&self) -> &[InvalidFile] {
+        &self.invalid_files
+    }
+
+    /// Hand the rows to `page`, a page at a time, in order.
+    pub fn pages(mut self, mut page: impl FnMut(Vec<SessionSummary>) -> Result<()>) -> Result<()> {
+        let store = self.store;
+        let mut shown: u64 = 0;
+        let mut last: Option<(i64, String)> = None;
+        let mut at = 0;
+        let mut shown_since_keys = true;
+        while at < self.keys.len() {
+            let pks = &self.keys[at..(at + STREAM_PAGE).min(self.keys.len())];
+            let verify = VERIFY_ROWS.saturating_sub(shown as usize);
+            if let Some(rows) = store.page_of(pks, self.generation.as_deref(), verify)? {
+                at += pks.len();
+                shown += rows.len() as u64;
+                shown_since_keys = true;
+                if let Some(row) = rows.last() {
+                    last = Some((row.last_used_at.timestamp_millis(), row.id.to_string()));
+                }
+                page(rows)?;
+                continue;
+            }
+            // Rebuilt: the rest, from the new index, after the last row shown.
+            let rest = ListQuery {
+                limit: self.query.limit.map(|n| n.saturating_sub(shown)),
+                offset: if last.is_some() { 0 } else { self.query.offset },
+                ..self.query.clone()
+            };
+            let after = last.as_ref().map(|(t, id)| (*t, id.as_str()));
+            if !shown_since_keys {
+                // Rebuilt again before a page could be read: an index built in memory for each
+                // read (the store cannot be written). The rest in one go, then.
+                return page(store.read(|_, index| index.list_after(&rest, after))?);
+            }
+            (self.keys, self.generation) =
+                store.read(|_, index| Ok((index.list_keys(&rest, after)?, index.generation()?)))?;
+            at = 0;
+            shown_since_keys = false;
+        }
+        Ok(())
     }
 }
 

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use crate::cli::args::{LastUsedArgs, SessionFilterArgs};
-use crate::cli::output::{self, print, print_json, terminal_width, warn_invalid};
-use crate::cli::render::{self, JsonRow};
+use crate::cli::output::{self, json_rows, print, terminal_width, warn_invalid};
+use crate::cli::render;
 use crate::cli::Context;
 use crate::error::{exit, Result};
 use crate::store::ListQuery;
@@ -26,8 +26,11 @@ pub struct ListArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub offset: u64,
     /// Print a JSON array instead of a table
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ndjson")]
     pub json: bool,
+    /// Print one JSON object per line instead of a table
+    #[arg(long)]
+    pub ndjson: bool,
 }
 
 impl ListArgs {
@@ -46,12 +49,20 @@ impl ListArgs {
 
 pub fn run(ctx: &Context, args: &ListArgs, now: DateTime<Utc>) -> Result<i32> {
     let query = args.to_query(now)?;
-    let outcome = ctx.store()?.list(&query)?;
+    let store = ctx.store()?;
+    if args.json || args.ndjson {
+        // Streamed: a page of rows at a time, whatever the size of the store. Nothing is
+        // printed before the listing has begun (a failure to begin prints nothing on stdout).
+        let listing = store.listing(&query)?;
+        warn_invalid(listing.invalid_files());
+        json_rows(args.ndjson, |emit| {
+            listing.pages(|rows| rows.iter().try_for_each(&mut *emit))
+        })?;
+        return Ok(exit::OK);
+    }
+    let outcome = store.list(&query)?;
     warn_invalid(&outcome.invalid_files);
-    if args.json {
-        let rows: Vec<JsonRow> = outcome.sessions.iter().map(JsonRow).collect();
-        print_json(&rows)?;
-    } else if outcome.sessions.is_empty() {
+    if outcome.sessions.is_empty() {
         output::message("No sessions found.");
     } else {
         print(&render::session_table(

@@ -6,7 +6,7 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::cli::args::{LastUsedArgs, SessionFilterArgs};
-use crate::cli::output::{self, print, print_json, terminal_width};
+use crate::cli::output::{self, json_rows, print, terminal_width, AsJson};
 use crate::cli::render::{self, JsonRow};
 use crate::cli::Context;
 use crate::error::{exit, Error, Result};
@@ -29,8 +29,11 @@ pub struct SearchArgs {
     #[arg(long, short = 'n', value_name = "N", default_value_t = DEFAULT_LIMIT)]
     pub limit: u64,
     /// Print a JSON array (each row with its snippet and score) instead of a table
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ndjson")]
     pub json: bool,
+    /// Print one JSON object per line (as `--json`'s rows) instead of a table
+    #[arg(long)]
+    pub ndjson: bool,
 }
 
 impl SearchArgs {
@@ -70,9 +73,8 @@ pub fn terms_of(args: &[String]) -> Result<SearchTerms> {
 pub fn run(ctx: &Context, args: &SearchArgs, now: DateTime<Utc>) -> Result<i32> {
     let query = args.to_query(now)?;
     let hits = ctx.store()?.search(&query)?;
-    if args.json {
-        let rows: Vec<JsonHit> = hits.iter().map(JsonHit::of).collect();
-        print_json(&rows)?;
+    if args.json || args.ndjson {
+        json_rows(args.ndjson, |emit| hits.iter().try_for_each(emit))?;
     } else if hits.is_empty() {
         output::message("No sessions found.");
     } else {
@@ -84,7 +86,7 @@ pub fn run(ctx: &Context, args: &SearchArgs, now: DateTime<Utc>) -> Result<i32> 
 
 /// One `sessions search --json` row: the listing's fields, and the search's.
 #[derive(Serialize)]
-struct JsonHit<'a> {
+pub struct JsonHit<'a> {
     #[serde(flatten)]
     row: JsonRow<'a>,
     score: u32,
@@ -93,13 +95,14 @@ struct JsonHit<'a> {
     snippet_role: &'static str,
 }
 
-impl<'a> JsonHit<'a> {
-    fn of(hit: &'a SearchHit) -> JsonHit<'a> {
+impl AsJson for SearchHit {
+    type Json<'a> = JsonHit<'a>;
+    fn as_json(&self) -> JsonHit<'_> {
         JsonHit {
-            row: JsonRow(&hit.session),
-            score: hit.score,
-            snippet: &hit.snippet.text,
-            snippet_role: hit.snippet.role.as_str(),
+            row: JsonRow(&self.session),
+            score: self.score,
+            snippet: &self.snippet.text,
+            snippet_role: self.snippet.role.as_str(),
         }
     }
 }

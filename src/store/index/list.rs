@@ -31,18 +31,76 @@ impl Index {
     /// Sessions matching `query`, newest activity first, each with the stamp of the file version
     /// the index read it from.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<(SessionSummary, FileStamp)>> {
+        self.listing(query, &SELECT_SESSION, None, |r| {
+            Ok((summary_from_row(r)?, stamp_of(r)?))
+        })
+    }
+
+    /// The pks of the sessions `list` would give, in its order: a streamed listing takes
+    /// these first (8 bytes a session), then fetches the rows a page at a time
+    /// (`rows_by_pk`). `after`: only the sessions after this one (last used, in Unix ms, and
+    /// id) in that order.
+    pub fn list_keys(&self, query: &ListQuery, after: Option<(i64, &str)>) -> Result<Vec<i64>> {
+        self.listing(query, "s.pk", after, |r| r.get(0))
+    }
+
+    /// `list` after the session `after` (see `list_keys`), without the stamps.
+    pub fn list_after(
+        &self,
+        query: &ListQuery,
+        after: Option<(i64, &str)>,
+    ) -> Result<Vec<SessionSummary>> {
+        self.listing(query, &SELECT_SESSION, after, summary_from_row)
+    }
+
+    /// The sessions of these pks, in this order, each with its file's stamp; pks that are gone
+    /// are left out.
+    pub fn rows_by_pk(&self, pks: &[i64]) -> Result<Vec<(SessionSummary, FileStamp)>> {
+        // Looked up in storage order, for the B-tree's sake; handed back in the listing's.
+        let mut sorted = pks.to_vec();
+        sorted.sort_unstable();
+        let values: Vec<V> = sorted.into_iter().map(V::Integer).collect();
+        let sql = format!(
+            "SELECT {}, s.pk FROM sessions s WHERE s.pk IN rarray(?1)",
+            *SELECT_SESSION
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let mut found: std::collections::HashMap<i64, (SessionSummary, FileStamp)> = stmt
+            .query_map([std::rc::Rc::new(values)], |r| {
+                let pk = r.get(super::row::SESSION_COLUMNS.len())?;
+                Ok((pk, (summary_from_row(r)?, stamp_of(r)?)))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(pks.iter().filter_map(|pk| found.remove(pk)).collect())
+    }
+
+    /// `query`'s listing with `columns` of each row, read by `map`.
+    fn listing<T>(
+        &self,
+        query: &ListQuery,
+        columns: &str,
+        after: Option<(i64, &str)>,
+        map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
         // A prompt search for one page first looks at the newest sessions only, testing the
         // text directly: if that fills the page, it is the answer (every other session is
         // older). Common words answer here in a few ms whatever the store's size; rarer ones
         // go on to the trigram index, whose cost grows with the number of matches.
         if let (Some(_), Some(limit)) = (&query.search, query.limit) {
             let cutoff = self.recent_cutoff()?;
-            let rows = self.run_list(query, Some(cutoff.unwrap_or(i64::MIN)))?;
+            let rows = self.run_list(
+                query,
+                Some(cutoff.unwrap_or(i64::MIN)),
+                columns,
+                after,
+                &map,
+            )?;
             if cutoff.is_none() || rows.len() as u64 >= limit {
                 return Ok(rows);
             }
         }
-        self.run_list(query, None)
+        self.run_list(query, None, columns, after, &map)
     }
     /// The last activity of the SEARCH_WINDOW-th newest session (None: fewer sessions).
     fn recent_cutoff(&self) -> Result<Option<i64>> {
@@ -53,42 +111,57 @@ impl Index {
             .and_then(|mut stmt| stmt.query_row([SEARCH_WINDOW - 1], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))
     }
-    fn run_list(
+    fn run_list<T>(
         &self,
         query: &ListQuery,
         window: Option<i64>,
-    ) -> Result<Vec<(SessionSummary, FileStamp)>> {
-        let Some((sql, args)) = self.list_sql(query, window)? else {
+        columns: &str,
+        after: Option<(i64, &str)>,
+        map: &impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let Some((sql, args)) = self.list_sql(query, window, columns, after)? else {
             return Ok(Vec::new());
         };
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params_from_iter(args.iter()), |r| {
-                Ok((summary_from_row(r)?, stamp_of(r)?))
-            })
+            .query_map(params_from_iter(args.iter()), map)
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<_>>()
             .map_err(|e| self.err(e))
     }
     /// The SQL for a query, or None when it cannot match anything (a tag nobody has).
     /// `window`: search only sessions last used at or after this time, by testing the text.
-    fn list_sql(&self, query: &ListQuery, window: Option<i64>) -> Result<Option<(String, Vec<V>)>> {
+    fn list_sql(
+        &self,
+        query: &ListQuery,
+        window: Option<i64>,
+        columns: &str,
+        after: Option<(i64, &str)>,
+    ) -> Result<Option<(String, Vec<V>)>> {
         let Some(Selection {
             from,
-            conds,
+            mut conds,
             mut args,
             order,
         }) = self.selection(query, window)?
         else {
             return Ok(None);
         };
+        if let Some((last_used, id)) = after {
+            let time_col = order.split(' ').next().unwrap_or("s.last_used_at");
+            conds.push(format!("({time_col} < ? OR ({time_col} = ? AND s.id < ?))"));
+            args.extend([
+                V::Integer(last_used),
+                V::Integer(last_used),
+                V::Text(id.into()),
+            ]);
+        }
         let where_clause = sql::where_clause(&conds);
         let limit = query.limit.map_or(-1, |n| n.min(i64::MAX as u64) as i64);
         args.push(V::Integer(limit));
         args.push(V::Integer(query.offset.min(i64::MAX as u64) as i64));
         let sql = format!(
-            "SELECT {} FROM {from} {where_clause} ORDER BY {order} LIMIT ? OFFSET ?",
-            *SELECT_SESSION
+            "SELECT {columns} FROM {from} {where_clause} ORDER BY {order} LIMIT ? OFFSET ?"
         );
         Ok(Some((sql, args)))
     }
@@ -245,7 +318,7 @@ impl Index {
 
     /// The query plan SQLite picks for `query`, one line per step (for tests and benchmarks).
     pub fn explain(&self, query: &ListQuery) -> Result<Vec<String>> {
-        let Some((sql, args)) = self.list_sql(query, None)? else {
+        let Some((sql, args)) = self.list_sql(query, None, &SELECT_SESSION, None)? else {
             return Ok(vec!["(no tag match: nothing to run)".into()]);
         };
         sql::explain_plan(&self.conn, &sql, &args).map_err(|e| self.err(e))

@@ -57,6 +57,9 @@ const AUTO_CLEAN_KEY: &str = "last_auto_clean";
 const ROLLUP_ZONE_KEY: &str = "rollup_zone";
 /// When a `sessions stats` question last moved the rollup to its zone (Unix ms).
 const ROLLUP_MOVED_KEY: &str = "rollup_zone_moved_at";
+/// A random number drawn when the index is created: its rows' pks mean nothing in another one
+/// (a streamed listing that fetches its rows by pk tells a rebuilt index by it).
+const GENERATION_KEY: &str = "generation";
 pub struct Index {
     conn: Connection,
     path: PathBuf,
@@ -201,7 +204,15 @@ impl Index {
             .run(&mut index.conn)
             .map_err(|e| migration_error(path, &e))?;
         index.save_rollup_zone()?;
+        let mut draw = [0u8; 8];
+        getrandom::fill(&mut draw).expect("the operating system has no random source");
+        index.set_state(GENERATION_KEY, &u64::from_le_bytes(draw).to_string())?;
         Ok(index)
+    }
+
+    /// Which build of the index this is (see `GENERATION_KEY`; None: made before it existed).
+    pub fn generation(&self) -> Result<Option<String>> {
+        self.state(GENERATION_KEY).map_err(|e| self.err(e))
     }
 
     /// Put the complete index built at `new` in the place of the one at `path` (which may be

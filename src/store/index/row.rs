@@ -1,6 +1,6 @@
 //! A session's row in the index: the `sessions` columns that mirror its file, named once here
 //! for the INSERT, the upsert and the reader (the migrations create them; a test holds the two
-//! to each other), and read back by name.
+//! to each other), and read back by position.
 
 use chrono::{DateTime, Utc};
 use std::sync::LazyLock;
@@ -66,13 +66,38 @@ pub(super) static UPSERT_SESSION: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A file stamp from the row's `file_ino`, `file_size` and `file_mtime_ns`.
+/// Where a column of `SESSION_COLUMNS` is in a row that starts with `SELECT_SESSION`. Rows are
+/// read by position, not by name: finding a column by its name costs more than reading it, and
+/// a listing reads millions.
+const fn at(column: &str) -> usize {
+    let mut i = 0;
+    while i < SESSION_COLUMNS.len() {
+        if const_eq(SESSION_COLUMNS[i], column) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("not a session column");
+}
+
+const fn const_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The file stamp of a row that starts with `SELECT_SESSION`.
 pub(super) fn stamp_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileStamp> {
-    Ok(FileStamp {
-        ino: r.get("file_ino")?,
-        size: r.get("file_size")?,
-        mtime_ns: r.get("file_mtime_ns")?,
-    })
+    stamp_at(r, at("file_ino"))
 }
 
 /// A file stamp from three columns (ino, size, mtime) starting at `at`.
@@ -84,51 +109,44 @@ pub(super) fn stamp_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Fil
     })
 }
 
-/// A listing row as a summary.
+/// A listing row (one that starts with `SELECT_SESSION`) as a summary.
 pub(super) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
-    let text_err = |column: &str, e: Error| {
-        let at = SESSION_COLUMNS
-            .iter()
-            .position(|c| *c == column)
-            .unwrap_or(0);
-        rusqlite::Error::FromSqlConversionFailure(at, rusqlite::types::Type::Text, Box::new(e))
+    let text_err = |column: usize, e: Error| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     };
-    let time = |column: &str| -> rusqlite::Result<DateTime<Utc>> {
+    let parsed = |column: usize| -> rusqlite::Result<String> { r.get(column) };
+    let time = |column: usize| -> rusqlite::Result<DateTime<Utc>> {
         let ms: i64 = r.get(column)?;
         Ok(DateTime::from_timestamp_millis(ms).unwrap_or_default())
     };
-    let tags: String = r.get("tags")?;
+    let count = |column: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(column)? as u64) };
+    let tags: String = r.get(at("tags"))?;
+    const ID: usize = at("id");
+    const BACKEND: usize = at("backend");
+    const STATUS: usize = at("status");
+    const ORIGIN: usize = at("origin");
     Ok(SessionSummary {
-        id: SessionId::parse(&r.get::<_, String>("id")?).map_err(|e| text_err("id", e))?,
-        backend: r
-            .get::<_, String>("backend")?
-            .parse()
-            .map_err(|e| text_err("backend", e))?,
-        backend_session_id: r.get("backend_session_id")?,
-        model: r.get("model")?,
-        status: r
-            .get::<_, String>("status")?
-            .parse()
-            .map_err(|e| text_err("status", e))?,
-        created_at: time("created_at")?,
-        last_used_at: time("last_used_at")?,
-        workdir: r.get("workdir")?,
-        prompt: r.get("prompt")?,
+        id: SessionId::parse(&parsed(ID)?).map_err(|e| text_err(ID, e))?,
+        backend: parsed(BACKEND)?.parse().map_err(|e| text_err(BACKEND, e))?,
+        backend_session_id: r.get(at("backend_session_id"))?,
+        model: r.get(at("model"))?,
+        status: parsed(STATUS)?.parse().map_err(|e| text_err(STATUS, e))?,
+        created_at: time(at("created_at"))?,
+        last_used_at: time(at("last_used_at"))?,
+        workdir: r.get(at("workdir"))?,
+        prompt: r.get(at("prompt"))?,
         token_usage: TokenUsage {
-            input: r.get::<_, i64>("input_tokens")? as u64,
-            output: r.get::<_, i64>("output_tokens")? as u64,
-            cached: r.get::<_, i64>("cached_tokens")? as u64,
-            total: r.get::<_, i64>("total_tokens")? as u64,
+            input: count(at("input_tokens"))?,
+            output: count(at("output_tokens"))?,
+            cached: count(at("cached_tokens"))?,
+            total: count(at("total_tokens"))?,
             ..TokenUsage::default()
         },
         tags: serde_json::from_str(&tags).unwrap_or_default(),
         parent_id: r
-            .get::<_, Option<String>>("parent_id")?
+            .get::<_, Option<String>>(at("parent_id"))?
             .and_then(|p| SessionId::parse(&p).ok()),
-        origin: r
-            .get::<_, String>("origin")?
-            .parse()
-            .map_err(|e| text_err("origin", e))?,
+        origin: parsed(ORIGIN)?.parse().map_err(|e| text_err(ORIGIN, e))?,
     })
 }
 

@@ -1,0 +1,5 @@
+-- A streamed listing (`sessions list --json`) first reads the pks of every session it lists, in
+-- its order (last used, then id): with the id in the index, that is a walk of the index alone,
+-- not one lookup in the table per session.
+DROP INDEX sessions_by_last_used;
+CREATE INDEX sessions_by_last_used ON sessions (last_used_at, id);

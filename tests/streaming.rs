@@ -1,0 +1,173 @@
+//! `sessions list --json` and `--ndjson` write rows as they are read, a page at a time: the
+//! output is the listing (one valid array, or one object per line), the same whichever way it
+//! is asked for, across pages, filters and paging; and a reader that stops reading holds no
+//! lock, so writes and rebuilds go on meanwhile without a session shown twice or lost.
+
+#[macro_use]
+#[allow(unused_macros)]
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+/// More than two pages of the streamed listing (2,000 rows each).
+const FILES: usize = 4500;
+
+fn seed(home: &Home) -> Vec<String> {
+    let ids: Vec<String> = (0..FILES).map(|i| format!("s{i:05}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        // Many sessions share a last use, so that the order within one (by id) matters too.
+        home.add(
+            &session(id)
+                .tags(if i % 4 == 0 { &["quarter"] } else { &[] })
+                .backend(["claude", "codex", "gemini"][i % 3])
+                .last_used(&format!("2025-02-{:02}T08:{:02}:00Z", 1 + i % 27, i % 7)),
+        );
+    }
+    ids
+}
+
+fn ndjson(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+/// What the listing must be, from the files: newest first, then by id, descending.
+fn expected(home: &Home, keep: impl Fn(&Value) -> bool) -> Vec<String> {
+    let mut rows: Vec<(String, String)> = home
+        .session_files()
+        .iter()
+        .map(|name| home.read_session(name.trim_end_matches(".json")))
+        .filter(|s| keep(s))
+        .map(|s| {
+            (
+                s["last_used_at"].as_str().unwrap().to_string(),
+                s["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows.reverse();
+    rows.into_iter().map(|(_, id)| id).collect()
+}
+
+#[test]
+fn streamed_json_and_ndjson_are_the_listing_across_pages() {
+    let home = Home::new();
+    seed(&home);
+    let all = expected(&home, |_| true);
+    let quarter = expected(&home, |s| s["tags"].to_string().contains("quarter"));
+    let codex = expected(&home, |s| s["backend"] == "codex");
+    for (args, want) in [
+        (vec![], all.clone()),
+        (vec!["--tag", "quarter"], quarter),
+        (vec!["--backend", "codex"], codex),
+        // A page boundary inside the window, and an offset past the first page.
+        (
+            vec!["-n", "2500", "--offset", "1999"],
+            all[1999..4499].to_vec(),
+        ),
+        (vec!["--offset", "4490"], all[4490..].to_vec()),
+        (vec!["--offset", "9999"], vec![]),
+    ] {
+        let mut json = vec!["sessions", "list", "--json"];
+        json.extend(&args);
+        let array = home.ok(&json);
+        let rows = match array.json() {
+            Value::Array(rows) => rows,
+            other => panic!("not an array: {other}"),
+        };
+        assert_eq!(ids_of(&rows), want, "--json {args:?}");
+        let mut lines = vec!["sessions", "list", "--ndjson"];
+        lines.extend(&args);
+        let lines = ndjson(&home.ok(&lines));
+        assert_eq!(lines, rows, "--ndjson {args:?} gives the same objects");
+    }
+    // Nothing listed: still one valid array; no lines at all.
+    let none = home.ok(&["sessions", "list", "--json", "--tag", "nobody"]);
+    assert_eq!(none.stdout, "[]\n");
+    assert_eq!(
+        home.ok(&["sessions", "list", "--ndjson", "--tag", "nobody"])
+            .stdout,
+        ""
+    );
+    // The guide's jq recipes read it as before.
+    let run = home.ok(&["sessions", "list", "--json"]);
+    let total: u64 = run
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["token_usage"]["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, FILES as u64 * 300, "every session once");
+    assert_eq!(
+        home.run(&["sessions", "list", "--json", "--ndjson"]).code,
+        2,
+        "one format at a time"
+    );
+}
+
+/// `list --json` with nobody reading its output: writes, a deletion and a full rebuild go on
+/// (no lock is held while the pipe is full), and what it then prints is one valid array with
+/// every session that was not deleted exactly once.
+#[test]
+fn a_reader_that_stops_reading_holds_nobody_up() {
+    let home = Home::new();
+    let ids = seed(&home);
+    home.ok(&["sessions", "list", "-n", "1"]);
+    let mut child = home
+        .std_cmd()
+        .args(["sessions", "list", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // Read a little, then stop: the listing blocks on a full pipe within its first page.
+    let mut head = vec![0u8; 4096];
+    stdout.read_exact(&mut head).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let quick = |args: &[&str]| {
+        Run::from_output(
+            home.std_cmd()
+                .env("CLINVK_LOCK_TIMEOUT", "2")
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+        .success()
+    };
+    quick(&["sessions", "tag", &ids[4000], "meanwhile"]);
+    quick(&["sessions", "delete", &ids[4001]]);
+    // Its rows are numbered anew: the listing goes on in the new index where it was.
+    quick(&["sessions", "reindex"]);
+    quick(&["sessions", "tag", &ids[4002], "meanwhile"]);
+
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    head.extend(rest);
+    let rows: Vec<Value> = serde_json::from_slice(&head).expect("one valid JSON array");
+    let listed = ids_of(&rows);
+    let unique: BTreeSet<&String> = listed.iter().collect();
+    assert_eq!(unique.len(), listed.len(), "no session twice");
+    let mut want: BTreeSet<&String> = ids.iter().collect();
+    want.remove(&ids[4001]);
+    assert_eq!(unique, want, "every session still there, once");
+    let tagged = rows.iter().find(|r| r["id"] == ids[4002].as_str()).unwrap();
+    assert_eq!(
+        tagged["tags"],
+        serde_json::json!(["meanwhile"]),
+        "a row read after a change shows it"
+    );
+}
