@@ -103,6 +103,12 @@ impl Store {
                 if !index.rollup_matches_runs()? {
                     index_problem("the daily usage rollup differs from the runs it sums".into());
                 }
+                if !index.keyed_match_runs()? {
+                    index_problem(
+                        "the usage by tag, directory or session differs from the runs it sums"
+                            .into(),
+                    );
+                }
                 Some(Held::of(&index)?)
             }
             Err(why) => {

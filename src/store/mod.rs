@@ -380,53 +380,78 @@ impl Store {
     /// since is left out, one created since is not in it. If the index is rebuilt meanwhile
     /// (its rows numbered anew), the listing goes on in the new one after the last row shown.
     pub fn listing(&self, query: &ListQuery) -> Result<Listing<'_>> {
-        let (keys, generation, invalid_files) = self.read(|_, index| {
-            Ok((
-                index.list_keys(query, None)?,
+        /// What the first look found.
+        enum Found {
+            /// The listing's pks, of this index, and the invalid files.
+            Keys(Vec<i64>, Option<String>, Vec<InvalidFile>),
+            /// Rows edited in place among the first: read them again first.
+            Stale,
+            /// Every row, from an index built in memory for this one answer (nothing can be
+            /// written): all of it now, as every later read would build it again.
+            All(Vec<SessionSummary>, Vec<InvalidFile>),
+        }
+        // The first rows are checked against their files first, as `list` checks them, so that
+        // a file edited in place shows as it is now (or, now invalid, among the warnings).
+        let head = |index: &Index| -> Result<Vec<(SessionSummary, FileStamp)>> {
+            let keys = index.list_keys(query, Some(VERIFY_ROWS as u64), None)?;
+            index.rows_by_pk(&keys)
+        };
+        let keys = |index: &Index| -> Result<Found> {
+            Ok(Found::Keys(
+                index.list_keys(query, None, None)?,
                 index.generation()?,
                 index.invalid_files()?,
             ))
+        };
+        let found = self.read(|store, index| {
+            if index.is_in_memory() {
+                return Ok(Found::All(
+                    index.list_after(query, None)?,
+                    index.invalid_files()?,
+                ));
+            }
+            if !store.stale(index, &head(index)?, VERIFY_ROWS)?.is_empty() {
+                return Ok(Found::Stale);
+            }
+            keys(index)
         })?;
+        let found = match found {
+            Found::Stale => match self.write(|store, index| {
+                store.rows_verified(index, head, VERIFY_ROWS)?;
+                keys(index)
+            }) {
+                Err(e) if e.is_unwritable() => self.read(|_, index| keys(index))?,
+                other => other?,
+            },
+            found => found,
+        };
+        let (keys, generation, read, invalid_files) = match found {
+            Found::Keys(keys, generation, invalid) => (keys, generation, None, invalid),
+            Found::All(rows, invalid) => (Vec::new(), None, Some(rows), invalid),
+            Found::Stale => unreachable!("read again above"),
+        };
         Ok(Listing {
             store: self,
             query: query.clone(),
             keys,
             generation,
+            read,
             invalid_files,
         })
     }
 
-    /// The sessions of `pks` (a page of a streamed listing), the first `verify` checked against
-    /// their files; None if the index is no longer of `generation`.
+    /// The sessions of `pks` (a page of a streamed listing); None if the index is no longer of
+    /// `generation`.
     fn page_of(
         &self,
         pks: &[i64],
         generation: Option<&str>,
-        verify: usize,
     ) -> Result<Option<Vec<SessionSummary>>> {
-        let same =
-            |index: &Index| -> Result<bool> { Ok(index.generation()?.as_deref() == generation) };
-        let fresh = self.read(|store, index| {
-            if !same(index)? {
-                return Ok(Some(None));
-            }
-            let rows = index.rows_by_pk(pks)?;
-            if store.stale(index, &rows, verify)?.is_empty() {
-                Ok(Some(Some(unstamped(rows))))
-            } else {
-                Ok(None)
-            }
-        })?;
-        if let Some(page) = fresh {
-            return Ok(page);
-        }
-        // Files edited in place among the first rows: read again, under the exclusive lock.
-        self.write(|store, index| {
-            if !same(index)? {
+        self.read(|_, index| {
+            if index.generation()?.as_deref() != generation {
                 return Ok(None);
             }
-            let rows = store.rows_verified(index, |index| index.rows_by_pk(pks), verify)?;
-            Ok(Some(rows.0))
+            Ok(Some(unstamped(index.rows_by_pk(pks)?)))
         })
     }
 
@@ -816,6 +841,8 @@ pub struct Listing<'a> {
     /// The pks of its sessions in the index of `generation`, in order.
     keys: Vec<i64>,
     generation: Option<String>,
+    /// Every row, read at once (an index built in memory, when the store cannot be written).
+    read: Option<Vec<SessionSummary>>,
     invalid_files: Vec<InvalidFile>,
 }
 
@@ -827,6 +854,9 @@ impl Listing<'_> {
 
     /// Hand the rows to `page`, a page at a time, in order.
     pub fn pages(mut self, mut page: impl FnMut(Vec<SessionSummary>) -> Result<()>) -> Result<()> {
+        if let Some(rows) = self.read.take() {
+            return page(rows);
+        }
         let store = self.store;
         let mut shown: u64 = 0;
         let mut last: Option<(i64, String)> = None;
@@ -834,8 +864,7 @@ impl Listing<'_> {
         let mut shown_since_keys = true;
         while at < self.keys.len() {
             let pks = &self.keys[at..(at + STREAM_PAGE).min(self.keys.len())];
-            let verify = VERIFY_ROWS.saturating_sub(shown as usize);
-            if let Some(rows) = store.page_of(pks, self.generation.as_deref(), verify)? {
+            if let Some(rows) = store.page_of(pks, self.generation.as_deref())? {
                 at += pks.len();
                 shown += rows.len() as u64;
                 shown_since_keys = true;
@@ -853,12 +882,12 @@ impl Listing<'_> {
             };
             let after = last.as_ref().map(|(t, id)| (*t, id.as_str()));
             if !shown_since_keys {
-                // Rebuilt again before a page could be read: an index built in memory for each
-                // read (the store cannot be written). The rest in one go, then.
+                // Rebuilt again before a page could be read (rebuilds one after the other):
+                // rather than chase them, the rest in one go.
                 return page(store.read(|_, index| index.list_after(&rest, after))?);
             }
-            (self.keys, self.generation) =
-                store.read(|_, index| Ok((index.list_keys(&rest, after)?, index.generation()?)))?;
+            (self.keys, self.generation) = store
+                .read(|_, index| Ok((index.list_keys(&rest, None, after)?, index.generation()?)))?;
             at = 0;
             shown_since_keys = false;
         }

@@ -40,7 +40,24 @@ impl Index {
     /// these first (8 bytes a session), then fetches the rows a page at a time
     /// (`rows_by_pk`). `after`: only the sessions after this one (last used, in Unix ms, and
     /// id) in that order.
-    pub fn list_keys(&self, query: &ListQuery, after: Option<(i64, &str)>) -> Result<Vec<i64>> {
+    /// `at_most`: only the first rows (the query's own limit still applies).
+    pub fn list_keys(
+        &self,
+        query: &ListQuery,
+        at_most: Option<u64>,
+        after: Option<(i64, &str)>,
+    ) -> Result<Vec<i64>> {
+        let limited;
+        let query = match at_most {
+            Some(n) => {
+                limited = ListQuery {
+                    limit: Some(query.limit.map_or(n, |l| l.min(n))),
+                    ..query.clone()
+                };
+                &limited
+            }
+            None => query,
+        };
         self.listing(query, "s.pk", after, |r| r.get(0))
     }
 

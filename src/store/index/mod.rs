@@ -9,12 +9,14 @@
 //! - `list.rs`: the listing (`sessions list`, `-c`, the picker);
 //! - `write.rs`: writes, one session at a time or a bulk load;
 //! - `turns.rs`: the per-run rows kept for each session, and the daily rollup they feed;
+//! - `keyed.rs`: the usage by tag, by working directory and by session, kept by the writes;
 //! - `texts.rs`: what was said in each session; `search.rs`: `sessions search` over it;
 //! - `native.rs`: what the import of the CLIs' transcripts remembers (files read, by stamp);
 //! - `stats.rs`: `sessions stats` over them.
 
 #[cfg(test)]
 mod fixtures;
+mod keyed;
 mod list;
 pub mod native;
 mod row;
@@ -208,6 +210,11 @@ impl Index {
         getrandom::fill(&mut draw).expect("the operating system has no random source");
         index.set_state(GENERATION_KEY, &u64::from_le_bytes(draw).to_string())?;
         Ok(index)
+    }
+
+    /// Whether this index lives in memory (built from the files for one answer).
+    pub fn is_in_memory(&self) -> bool {
+        self.conn.path().is_none_or(str::is_empty)
     }
 
     /// Which build of the index this is (see `GENERATION_KEY`; None: made before it existed).
@@ -421,6 +428,7 @@ impl Index {
             fresh: false,
             rollup_zone: self.rollup_zone,
             next_text: std::cell::Cell::new(None),
+            keyed: Default::default(),
         })
     }
 

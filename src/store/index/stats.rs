@@ -792,6 +792,7 @@ mod tests {
             problems(),
             [
                 "the daily usage rollup differs from the runs it sums",
+                "the usage by tag, directory or session differs from the runs it sums",
                 "the index holds other runs for this file"
             ]
         );

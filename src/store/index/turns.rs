@@ -242,6 +242,10 @@ impl Index {
     pub fn rollup_matches_runs(&self) -> Result<bool> {
         rollup_matches_runs(&self.conn).map_err(|e| self.err(e))
     }
+    /// Whether the usage by tag, directory and session equals the runs (`reindex --check`).
+    pub fn keyed_match_runs(&self) -> Result<bool> {
+        super::keyed::keyed_match_runs(&self.conn).map_err(|e| self.err(e))
+    }
 }
 
 #[cfg(test)]

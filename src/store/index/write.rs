@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{named_params, params, Transaction};
+use rusqlite::{named_params, params, OptionalExtension, Transaction};
 
 use super::row::{INSERT_SESSION, UPSERT_SESSION};
-use super::{turns, DIR_KEY};
+use super::{keyed, turns, DIR_KEY};
 use crate::domain::SessionId;
 use crate::error::{Error, Result};
 use crate::store::files::{DirStamp, FileStamp};
@@ -29,6 +29,8 @@ pub struct IndexTx<'a> {
     pub(super) rollup_zone: Zone,
     /// The next free message id, once known in this transaction (ids only grow in it).
     pub(super) next_text: std::cell::Cell<Option<i64>>,
+    /// What this transaction's writes change in the rollups by tag and directory.
+    pub(super) keyed: std::cell::RefCell<keyed::Deltas>,
 }
 
 impl IndexTx<'_> {
@@ -74,6 +76,8 @@ impl IndexTx<'_> {
                 .map_err(|e| self.err(e))?;
             self.tx.last_insert_rowid()
         } else {
+            // What it counted before, out of the rollups, while its old rows are still there.
+            self.take_out(session.id.as_str())?;
             let pk = self
                 .tx
                 .prepare_cached(&UPSERT_SESSION)
@@ -92,9 +96,43 @@ impl IndexTx<'_> {
             pk
         };
         self.insert_tags(pk, session, last_used)?;
-        self.insert_turns(pk, session)?;
+        let rows = self.insert_turns(pk, session)?;
+        self.keyed.borrow_mut().put_in(session, &rows, clamp);
+        // A session that never ran has no rows, and no total either.
+        let total: i64 = rows.iter().map(|r| clamp(r.usage.total)).sum();
+        let set_total = match (rows.is_empty(), self.fresh) {
+            (true, true) => None,
+            (true, false) => Some("DELETE FROM session_totals WHERE session_pk = ?1 AND ?2 = ?2"),
+            (false, true) => Some("INSERT INTO session_totals (session_pk, total) VALUES (?1, ?2)"),
+            (false, false) => {
+                Some("INSERT OR REPLACE INTO session_totals (session_pk, total) VALUES (?1, ?2)")
+            }
+        };
+        if let Some(sql) = set_total {
+            self.tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![pk, total]))
+                .map_err(|e| self.err(e))?;
+        }
         self.session_texts(pk, session)?;
         Ok(pk)
+    }
+
+    /// Take what the session `<stem>.json` counts out of the rollups by tag and directory
+    /// (before its rows are changed or deleted).
+    fn take_out(&self, stem: &str) -> Result<()> {
+        let pk: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT pk FROM sessions WHERE id = ?1")
+            .and_then(|mut s| s.query_row([stem], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        if let Some(pk) = pk {
+            self.keyed
+                .borrow_mut()
+                .take_out(&self.tx, pk)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     fn insert_tags(&self, pk: i64, session: &Session, last_used: i64) -> Result<()> {
@@ -111,7 +149,7 @@ impl IndexTx<'_> {
     }
 
     /// The session's runs, for `sessions stats`, with the day each counts in (rollup zone).
-    fn insert_turns(&self, pk: i64, session: &Session) -> Result<()> {
+    fn insert_turns(&self, pk: i64, session: &Session) -> Result<Vec<turns::TurnRow>> {
         let mut insert_turn = self
             .tx
             .prepare_cached(
@@ -120,7 +158,8 @@ impl IndexTx<'_> {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )
             .map_err(|e| self.err(e))?;
-        for row in turns::turn_rows(session, &self.rollup_zone) {
+        let rows = turns::turn_rows(session, &self.rollup_zone);
+        for row in &rows {
             let u = &row.usage;
             insert_turn
                 .execute(params![
@@ -143,7 +182,7 @@ impl IndexTx<'_> {
                 ])
                 .map_err(|e| self.err(e))?;
         }
-        Ok(())
+        Ok(rows)
     }
 
     /// Prepare for loading many rows: lift the triggers and secondary indexes and rebuild them
@@ -157,7 +196,7 @@ impl IndexTx<'_> {
             .tx
             .prepare(
                 "SELECT type, name, sql FROM sqlite_master
-                 WHERE (tbl_name IN ('sessions', 'session_tags', 'turns')
+                 WHERE (tbl_name IN ('sessions', 'session_tags', 'turns', 'session_totals')
                         OR (tbl_name = 'texts' AND ?1))
                    AND sql IS NOT NULL AND (type = 'trigger' OR type = 'index')
                    -- the load itself deletes a session's old tags through this one
@@ -216,6 +255,7 @@ impl IndexTx<'_> {
     /// Forget the file `<stem>.json`, valid or not.
     pub fn remove(&self, stem: &str) -> Result<()> {
         self.forget_session_texts(stem)?;
+        self.take_out(stem)?;
         for sql in [
             "DELETE FROM sessions WHERE id = ?1",
             "DELETE FROM invalid_files WHERE name = ?1",
@@ -231,6 +271,7 @@ impl IndexTx<'_> {
     pub fn mark_invalid(&self, stem: &str, reason: &str, stamp: FileStamp) -> Result<()> {
         if !self.fresh {
             self.forget_session_texts(stem)?;
+            self.take_out(stem)?;
             self.tx
                 .prepare_cached("DELETE FROM sessions WHERE id = ?1")
                 .and_then(|mut s| s.execute([stem]))
@@ -257,6 +298,10 @@ impl IndexTx<'_> {
 
     pub fn commit(self) -> Result<()> {
         let path = self.path;
+        self.keyed
+            .borrow_mut()
+            .flush(&self.tx)
+            .map_err(|e| Error::index(&path, e))?;
         self.tx.commit().map_err(|e| Error::index(path, e))
     }
 }
