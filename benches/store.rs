@@ -527,6 +527,7 @@ fn answered_from(store: &Store, argv: &[&str]) -> &'static str {
     let q = stats_query(argv);
     let totals = StatsQuery {
         group_by: Vec::new(),
+        top: None,
         ..q.clone()
     };
     let table = |q: &StatsQuery| store.stats(q).unwrap().0.from_rollup;

@@ -274,6 +274,7 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
         runs,
         group_by: dims,
         zone,
+        top: None,
         adopt_zone_at: None,
     };
     let month = Granularity::Month;
@@ -310,9 +311,52 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
         "a range of runs is searched by time, not scanned\n{plan}"
     );
     assert!(plan.contains("turns_by_time"), "{plan}");
-    // A tag filter starts from the tag's sessions.
+    // By tag, by directory, or filtered by one of them: the rollup by key, read by its key.
+    for (dims, filter) in [
+        (vec![Dimension::Tag], Filter::default()),
+        (
+            vec![Dimension::Workdir, Dimension::Model],
+            Filter::default(),
+        ),
+        (vec![Dimension::Project], Filter::default()),
+        (
+            vec![Dimension::Period(Granularity::Month)],
+            Filter {
+                tags: vec!["t1".into()],
+                ..Default::default()
+            },
+        ),
+    ] {
+        let plan = store
+            .explain_stats(&query(dims.clone(), filter, TimeRange::default(), zone))
+            .unwrap()
+            .join("\n");
+        assert!(
+            plan.contains("SEARCH x USING PRIMARY KEY (kind=?"),
+            "{dims:?}: the rollup by key\n{plan}"
+        );
+        assert!(!plan.contains("turns"), "{dims:?}: no run read\n{plan}");
+    }
+    // The sessions that used the most: their totals, biggest first, then only their runs.
+    let mut top = query(
+        vec![Dimension::Session],
+        Filter::default(),
+        TimeRange::default(),
+        zone,
+    );
+    top.top = Some(20);
+    let plan = store.explain_stats(&top).unwrap().join("\n");
+    assert!(
+        plan.contains("SCAN st USING COVERING INDEX session_totals_by_total"),
+        "walks the totals' index\n{plan}"
+    );
+    assert!(
+        plan.contains("SEARCH x USING PRIMARY KEY (session_pk=?)"),
+        "{plan}"
+    );
+    // Two tags (AND) start from the first tag's sessions.
     let tagged = Filter {
-        tags: vec!["t1".into()],
+        tags: vec!["t1".into(), "t2".into()],
         ..Default::default()
     };
     let plan = store

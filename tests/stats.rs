@@ -467,6 +467,8 @@ struct Query {
     /// The last instant counted.
     until: Option<DateTime<Utc>>,
     cwd: Option<PathBuf>,
+    /// `-n N`: only the N biggest groups.
+    top: Option<usize>,
 }
 
 impl Query {
@@ -484,7 +486,13 @@ impl Query {
             since: None,
             until: None,
             cwd: None,
+            top: None,
         }
+    }
+
+    fn top(mut self, n: usize) -> Self {
+        self.top = Some(n);
+        self.arg(&["-n", &n.to_string()])
     }
 
     fn arg(mut self, args: &[&str]) -> Self {
@@ -640,6 +648,14 @@ impl Query {
                     e.rows.entry(key).or_default().add(u, None);
                 }
             }
+        }
+        if let Some(n) = self.top {
+            // The biggest totals; among equal ones, the first keys.
+            let mut by_size: Vec<(u64, Vec<String>)> =
+                e.rows.iter().map(|(k, a)| (a.n[5], k.clone())).collect();
+            by_size.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            let kept: BTreeSet<Vec<String>> = by_size.into_iter().take(n).map(|(_, k)| k).collect();
+            e.rows.retain(|k, _| kept.contains(k));
         }
         e
     }
@@ -881,6 +897,20 @@ fn totals_and_groups_match_an_independent_computation_from_the_files() {
             .tag("b")
             .backend("claude")
             .until("2024-12-31"),
+        // The rollup by key: tags, directories, projects, a filter by one tag or directory.
+        Query::new("Europe/Paris").by(&["month", "tag"]),
+        Query::new("Europe/Paris").by(&["workdir", "backend"]),
+        Query::new("UTC").by(&["month", "model"]).tag("b"),
+        Query::new("UTC").by(&["month"]).workdir("/projects/api"),
+        // The biggest sessions: from their totals, from the runs in a range, by tag.
+        Query::new("UTC").by(&["session"]).top(5),
+        Query::new("UTC").by(&["session"]).top(3).tag("a"),
+        Query::new("UTC")
+            .by(&["session"])
+            .top(4)
+            .since("2024-12-20"),
+        Query::new("UTC").by(&["tag"]).top(2),
+        Query::new("UTC").by(&["session"]).top(1000),
     ];
     for q in &queries {
         q.check(&home, &usage);

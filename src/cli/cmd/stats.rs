@@ -57,6 +57,10 @@ pub struct StatsArgs {
     /// from session.token_budget and session.cost_budget_usd; --period alone checks those
     #[arg(long, value_name = "PERIOD", value_parser = parse_arg::<PeriodArg>)]
     pub period: Option<PeriodArg>,
+    /// Show only the N groups that used the most tokens (with --by; the totals still count
+    /// everything), e.g. --by session -n 20
+    #[arg(long, short = 'n', value_name = "N", requires = "by")]
+    pub limit: Option<u64>,
     /// Print one JSON object (schema_version 1) instead of the table
     #[arg(long)]
     pub json: bool,
@@ -260,6 +264,7 @@ pub fn plan(
         runs,
         group_by,
         zone,
+        top: args.limit,
         // The local zone is where the user lives: keep the rollup there.
         adopt_zone_at: (args.timezone.is_none() && !args.utc).then_some(now),
     };

@@ -68,6 +68,9 @@ pub struct StatsQuery {
     pub runs: TimeRange,
     pub group_by: Vec<Dimension>,
     pub zone: Zone,
+    /// Only the N groups that used the most tokens (their `total`, ties by key), most first;
+    /// the totals still cover everything selected.
+    pub top: Option<u64>,
     /// Move the rollup to `zone` when it is elsewhere and the question is worth it (the local
     /// zone of an interactive user, not a one-off `--timezone`). The time now: a rollup moved by
     /// a question stays put for a day, so that two users of one store in different zones (a
@@ -135,32 +138,78 @@ pub struct StatsResult {
     pub from_rollup: bool,
 }
 
-/// How the rollup answers a query: the day range to read and the column counting sessions.
+/// How a rollup answers a query: which one, the day range to read and the column counting
+/// sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct RollupPlan {
+    table: Rollup,
     days: Option<(i64, i64)>,
     sessions_column: &'static str,
+}
+
+/// The rollups (see the migrations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Rollup {
+    /// `usage_daily`: per day, backend, status and model.
+    Daily,
+    /// `usage_keyed` of this kind (tags, directories), per key and month; `key`: only this one
+    /// (a filter by one tag or one directory).
+    Keyed { kind: i64, key: Option<String> },
+}
+
+/// Which rollup has the sessions' keys a query needs, if one has: at most one tag or one
+/// directory, grouped by or filtered by, not both (a session in several groups and filtered
+/// by another of its tags is in no rollup).
+fn rollup_for(q: &StatsQuery) -> Option<Rollup> {
+    let f = &q.filter;
+    let by_tag = q.group_by.contains(&Dimension::Tag);
+    let by_dir = q
+        .group_by
+        .iter()
+        .any(|d| matches!(d, Dimension::Workdir | Dimension::Project));
+    if f.origin.is_some() || q.group_by.contains(&Dimension::Session) {
+        return None;
+    }
+    let tags = by_tag || !f.tags.is_empty();
+    let dirs = by_dir || f.workdir.is_some();
+    match (tags, dirs) {
+        (false, false) => Some(Rollup::Daily),
+        (true, false) if by_tag && f.tags.is_empty() => Some(Rollup::Keyed {
+            kind: super::keyed::TAG,
+            key: None,
+        }),
+        (true, false) if !by_tag && f.tags.len() == 1 => Some(Rollup::Keyed {
+            kind: super::keyed::TAG,
+            key: Some(f.tags[0].clone()),
+        }),
+        (false, true) => Some(Rollup::Keyed {
+            kind: super::keyed::WORKDIR,
+            key: f.workdir.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// The rollup can answer `q` exactly only in its own zone, and only when every period it sums
 /// is whole (a run's day is all it knows of the run's time).
 fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
-    let f = &q.filter;
     let granularity = period_of(&q.group_by);
     // Without periods or a range, days do not matter, and neither does their zone.
     let zone_matters = granularity.is_some() || !q.runs.is_open();
-    // The rollup knows no session beyond its backend and status.
-    let by_session = !f.tags.is_empty() || f.workdir.is_some() || f.origin.is_some();
-    if (zone_matters && q.zone != *rollup_zone) || by_session {
+    if zone_matters && q.zone != *rollup_zone {
         return None;
     }
-    let in_rollup = |d: &Dimension| {
-        matches!(
-            d,
-            Dimension::Backend | Dimension::Status | Dimension::Model | Dimension::Period(_)
-        )
+    // The rollups know no session beyond its backend and status, and (by month) its tags or
+    // its directory.
+    let table = rollup_for(q)?;
+    let keyed = table != Rollup::Daily;
+    // By month, the keyed rollup has no weeks or days.
+    let periods: &[Granularity] = if keyed {
+        &[Granularity::Month]
+    } else {
+        &[Granularity::Day, Granularity::Week, Granularity::Month]
     };
-    if !q.group_by.iter().all(in_rollup) {
+    if granularity.is_some_and(|g| !periods.contains(&g)) {
         return None;
     }
     let per_model = q.group_by.contains(&Dimension::Model);
@@ -189,14 +238,12 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
         None => match (q.runs.since, q.runs.until) {
             (None, None) => (None, None),
             // No periods in the output: the range must be exactly one day, week or month.
-            (Some(since), Some(until)) => [Granularity::Day, Granularity::Week, Granularity::Month]
-                .into_iter()
-                .find_map(|g| {
-                    let lo = aligned(since, g)?;
-                    let next = g.next(date_of_day_number(lo));
-                    (q.zone.start_of(next) == Some(until))
-                        .then(|| (Some((lo, day_number(next))), Some(g)))
-                })?,
+            (Some(since), Some(until)) => periods.iter().copied().find_map(|g| {
+                let lo = aligned(since, g)?;
+                let next = g.next(date_of_day_number(lo));
+                (q.zone.start_of(next) == Some(until))
+                    .then(|| (Some((lo, day_number(next))), Some(g)))
+            })?,
             _ => return None,
         },
     };
@@ -211,6 +258,7 @@ fn rollup_plan(q: &StatsQuery, rollup_zone: &Zone) -> Option<RollupPlan> {
         (Some(Granularity::Month), true) => "model_first_month",
     };
     Some(RollupPlan {
+        table,
         days,
         sessions_column,
     })
@@ -233,8 +281,21 @@ pub fn stats(
     rollup_zone: Option<&Zone>,
 ) -> rusqlite::Result<StatsResult> {
     register_period_functions(conn, q)?;
-    let (st, from_rollup) = statements(q, rollup_zone);
-    let groups = run_statements(conn, &st, &q.group_by)?;
+    let (groups, from_rollup) = match top_sessions(conn, q)? {
+        // The biggest sessions from their totals, then only their runs.
+        Some(pks) => {
+            let st = raw_statements(q, Some(&pks));
+            (run_statements(conn, &st, &q.group_by)?, false)
+        }
+        None => {
+            let (st, from_rollup) = statements(q, rollup_zone);
+            (run_statements(conn, &st, &q.group_by)?, from_rollup)
+        }
+    };
+    let groups = match q.top {
+        Some(n) => biggest(groups, n),
+        None => groups,
+    };
     let totals = match totals(q, rollup_zone) {
         Totals::TheGroup => groups.first().cloned(),
         Totals::FromGroups(st) => {
@@ -260,6 +321,56 @@ pub fn stats(
         totals,
         from_rollup,
     })
+}
+
+/// The `n` groups with the biggest totals, biggest first (ties by key).
+fn biggest(mut groups: Vec<StatsGroup>, n: u64) -> Vec<StatsGroup> {
+    groups.sort_by(|a, b| {
+        b.sums()
+            .total
+            .cmp(&a.sums().total)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    groups.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    groups
+}
+
+/// For `--by session -n N` over all time: the pks of the N sessions that used the most, from
+/// their totals (`session_totals`, walked biggest first) instead of summing every run. None
+/// when the question is another.
+fn top_sessions(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<Option<Vec<i64>>> {
+    let Some(n) = q.top else { return Ok(None) };
+    if q.group_by != [Dimension::Session] || !q.runs.is_open() || q.filter.origin.is_some() {
+        return Ok(None);
+    }
+    let (sql, args) = top_sessions_sql(q, n);
+    let mut stmt = conn.prepare(&sql)?;
+    let pks = stmt
+        .query_map(params_from_iter(args.iter()), |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(Some(pks))
+}
+
+fn top_sessions_sql(q: &StatsQuery, n: u64) -> (String, Vec<V>) {
+    let f = &q.filter;
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    sql::session_conditions(f, "s", &mut conds, &mut args);
+    if let Some(w) = &f.workdir {
+        conds.push("s.workdir = ?".into());
+        args.push(V::Text(w.clone()));
+    }
+    for tag in &f.tags {
+        conds.push("s.pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
+        args.push(V::Text(tag.clone()));
+    }
+    args.push(V::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+    let sql = format!(
+        "SELECT st.session_pk FROM session_totals st JOIN sessions s ON s.pk = st.session_pk {} \
+         ORDER BY st.total DESC, s.id LIMIT ?",
+        where_clause(&conds)
+    );
+    (sql, args)
 }
 
 /// The parts of `groups` added up per model and cost source.
@@ -324,20 +435,37 @@ fn usage_column(d: &Dimension, period: &'static str) -> Option<&'static str> {
 }
 
 fn rollup_statements(q: &StatsQuery, plan: &RollupPlan) -> Statements {
+    let (table, day) = match plan.table {
+        Rollup::Daily => ("usage_daily", "x.day"),
+        Rollup::Keyed { .. } => ("usage_keyed", "x.month"),
+    };
+    let period = match plan.table {
+        Rollup::Daily => "clinvk_period_of_day(x.day)",
+        Rollup::Keyed { .. } => "clinvk_period_of_day(x.month)",
+    };
     let cols: Vec<&str> = q
         .group_by
         .iter()
-        .map(|d| {
-            // rollup_plan accepts no other dimension.
-            usage_column(d, "clinvk_period_of_day(x.day)").expect("a dimension of the rollup")
+        .map(|d| match d {
+            // rollup_for allows these only with the keyed rollup of their kind.
+            Dimension::Tag | Dimension::Workdir | Dimension::Project => "x.key",
+            _ => usage_column(d, period).expect("a dimension of the rollup"),
         })
         .collect();
     let mut conds = Vec::new();
     let mut args = Vec::new();
     // Backend and status are copied into both usage tables (`x`).
     sql::session_conditions(&q.filter, "x", &mut conds, &mut args);
+    if let Rollup::Keyed { kind, key } = &plan.table {
+        conds.push("x.kind = ?".to_string());
+        args.push(V::Integer(*kind));
+        if let Some(key) = key {
+            conds.push("x.key = ?".to_string());
+            args.push(V::Text(key.clone()));
+        }
+    }
     if let Some((lo, hi)) = plan.days {
-        conds.push("x.day >= ? AND x.day < ?".to_string());
+        conds.push(format!("{day} >= ? AND {day} < ?"));
         args.push(V::Integer(lo));
         args.push(V::Integer(hi));
     }
@@ -346,16 +474,17 @@ fn rollup_statements(q: &StatsQuery, plan: &RollupPlan) -> Statements {
     let sessions = plan.sessions_column;
     Statements {
         sums: format!(
-            "SELECT {keys}x.model, x.reported, {SUMS}, sum(x.{sessions}) FROM usage_daily x {where_} \
+            "SELECT {keys}x.model, x.reported, {SUMS}, sum(x.{sessions}) FROM {table} x {where_} \
              GROUP BY {keys}x.model, x.reported",
         ),
         distinct: None,
-        sessions_only: format!("SELECT sum(x.{sessions}) FROM usage_daily x {where_}"),
+        sessions_only: format!("SELECT sum(x.{sessions}) FROM {table} x {where_}"),
         args,
     }
 }
 
-fn raw_statements(q: &StatsQuery) -> Statements {
+/// `only`: the runs of these sessions only.
+fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
     let f = &q.filter;
     let mut join_session = f.workdir.is_some() || f.origin.is_some();
     let mut join_tags = false;
@@ -408,6 +537,11 @@ fn raw_statements(q: &StatsQuery) -> Statements {
         conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
         args.push(V::Text(tag.clone()));
     }
+    if let Some(pks) = only {
+        // Integers, written out: a few at most.
+        let list: Vec<String> = pks.iter().map(i64::to_string).collect();
+        conds.push(format!("x.session_pk IN ({})", list.join(", ")));
+    }
     if let Some(t) = q.runs.since {
         conds.push("x.at >= ?".into());
         args.push(V::Integer(t.timestamp_millis()));
@@ -440,7 +574,7 @@ fn raw_statements(q: &StatsQuery) -> Statements {
 fn statements(q: &StatsQuery, rollup_zone: Option<&Zone>) -> (Statements, bool) {
     match rollup_zone.and_then(|zone| rollup_plan(q, zone)) {
         Some(plan) => (rollup_statements(q, &plan), true),
-        None => (raw_statements(q), false),
+        None => (raw_statements(q, None), false),
     }
 }
 
@@ -451,7 +585,8 @@ enum Totals {
     /// The groups split the runs: their sums add up, and only the distinct sessions need
     /// counting again (this statement's `sessions_only`).
     FromGroups(Statements),
-    /// With `--by tag` a run is in several groups: the whole totals, on their own.
+    /// With `--by tag` a run is in several groups, with `top` some groups are left out: the
+    /// whole totals, on their own.
     OnTheirOwn(Statements),
 }
 
@@ -460,11 +595,13 @@ enum Totals {
 fn totals(q: &StatsQuery, rollup_zone: Option<&Zone>) -> Totals {
     let overall = StatsQuery {
         group_by: Vec::new(),
+        top: None,
         ..q.clone()
     };
     if q.group_by.is_empty() {
         Totals::TheGroup
-    } else if q.group_by.contains(&Dimension::Tag) {
+    } else if q.group_by.contains(&Dimension::Tag) || q.top.is_some() {
+        // A run in several groups, or groups left out: the groups do not add up to the totals.
         Totals::OnTheirOwn(statements(&overall, rollup_zone).0)
     } else {
         Totals::FromGroups(statements(&overall, rollup_zone).0)
@@ -504,7 +641,14 @@ pub fn explain(
         Ok(())
     };
     // What `stats` runs: the groups, then the totals as `totals` plans them.
-    let (st, _) = statements(q, rollup_zone);
+    let st = match top_sessions(conn, q)? {
+        Some(pks) => {
+            let (sql, args) = top_sessions_sql(q, q.top.unwrap_or(0));
+            explain(&sql, &args)?;
+            raw_statements(q, Some(&pks))
+        }
+        None => statements(q, rollup_zone).0,
+    };
     for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
         explain(sql, &st.args)?;
     }
@@ -628,6 +772,7 @@ mod tests {
             runs: TimeRange::default(),
             group_by: dims.to_vec(),
             zone: *zone,
+            top: None,
             adopt_zone_at: None,
         }
     }
@@ -646,7 +791,24 @@ mod tests {
             Some("model_first_ever")
         );
         assert_eq!(plan(&query(&[month], &utc())), None, "another zone");
-        assert_eq!(plan(&query(&[Dimension::Tag], &paris)), None);
+        // By tag: the rollup by key, by months at most.
+        assert_eq!(plan(&query(&[Dimension::Tag], &paris)), Some("first_ever"));
+        assert_eq!(
+            plan(&query(&[month, Dimension::Tag], &paris)),
+            Some("first_month")
+        );
+        let day = Dimension::Period(Granularity::Day);
+        assert_eq!(plan(&query(&[day, Dimension::Tag], &paris)), None);
+        assert_eq!(
+            plan(&query(&[Dimension::Tag, Dimension::Workdir], &paris)),
+            None
+        );
+        let mut two_tags = query(&[Dimension::Backend], &paris);
+        two_tags.filter.tags = vec!["a".into(), "b".into()];
+        assert_eq!(plan(&two_tags), None, "two tags: only the runs know");
+        let mut by_tag_of_tagged = query(&[Dimension::Tag], &paris);
+        by_tag_of_tagged.filter.tags = vec!["a".into()];
+        assert_eq!(plan(&by_tag_of_tagged), None);
         let mut q = query(&[month], &paris);
         q.runs.since = paris.start_of(chrono::NaiveDate::from_ymd_opt(2025, 2, 1).unwrap());
         assert_eq!(plan(&q), Some("first_month"), "a whole month");
@@ -690,6 +852,11 @@ mod tests {
             if i % 5 == 0 {
                 s.status = Status::Error;
             }
+            // Sessions with no tag, one, or two; in one of three directories.
+            s.tags = [vec![], vec!["a".to_string()], vec!["a".into(), "b".into()]]
+                [(i % 3) as usize]
+                .clone();
+            s.workdir = format!("/w{}", i % 4);
             ids.push(store.create(s).unwrap().id);
         }
         let index_zone = crate::store::index::Index::open_existing(
@@ -700,12 +867,29 @@ mod tests {
         .unwrap()
         .rollup_zone();
         let check = |store: &Store| {
-            for dims in [
-                vec![],
-                vec![Dimension::Period(Granularity::Month), Dimension::Backend],
-                vec![Dimension::Period(Granularity::Week), Dimension::Model],
-                vec![Dimension::Period(Granularity::Day), Dimension::Status],
-                vec![Dimension::Model, Dimension::Backend],
+            let month = Dimension::Period(Granularity::Month);
+            for (dims, tag, workdir) in [
+                (vec![], None, None),
+                (vec![month, Dimension::Backend], None, None),
+                (
+                    vec![Dimension::Period(Granularity::Week), Dimension::Model],
+                    None,
+                    None,
+                ),
+                (
+                    vec![Dimension::Period(Granularity::Day), Dimension::Status],
+                    None,
+                    None,
+                ),
+                (vec![Dimension::Model, Dimension::Backend], None, None),
+                // The keyed rollup: by tag, by directory, by month, or filtered by one key.
+                (vec![Dimension::Tag], None, None),
+                (vec![month, Dimension::Tag, Dimension::Model], None, None),
+                (vec![Dimension::Workdir, Dimension::Backend], None, None),
+                (vec![month, Dimension::Project], None, None),
+                (vec![month], Some("b"), None),
+                (vec![Dimension::Model], None, Some("/w1")),
+                (vec![Dimension::Workdir], None, Some("/w2")),
             ] {
                 for (backend, status, month) in [
                     (None, None, None),
@@ -716,6 +900,8 @@ mod tests {
                     let mut q = query(&dims, &index_zone);
                     q.filter.backend = backend;
                     q.filter.status = status;
+                    q.filter.tags = tag.into_iter().map(String::from).collect();
+                    q.filter.workdir = workdir.map(String::from);
                     if let Some(m) = month {
                         // Exactly one month: whole periods for months, weeks (no) and days.
                         let first = chrono::NaiveDate::from_ymd_opt(2025, m, 1).unwrap();
@@ -758,6 +944,20 @@ mod tests {
                 Ok((true, ()))
             })
             .unwrap();
+        // A session's tags and directory change: it moves from one key to another.
+        for (i, tags, workdir) in [
+            (5, vec![], "/w9"),
+            (6, vec!["b", "c"], "/w1"),
+            (9, vec!["a"], "/w0"),
+        ] {
+            store
+                .update(ids[i].as_str(), |s| {
+                    s.tags = tags.iter().map(|t| t.to_string()).collect();
+                    s.workdir = workdir.into();
+                    Ok((true, ()))
+                })
+                .unwrap();
+        }
         store
             .delete(&[ids[4].to_string(), ids[7].to_string()], false)
             .unwrap();
