@@ -361,14 +361,19 @@ fn top_sessions_sql(q: &StatsQuery, n: u64) -> (String, Vec<V>) {
         args.push(V::Text(w.clone()));
     }
     for tag in &f.tags {
-        conds.push("s.pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
+        // Tested per session as the walk goes (it stops at the limit), not gathered first.
+        conds.push(
+            "EXISTS (SELECT 1 FROM session_tags g WHERE g.tag = ? AND g.session_pk = s.pk)".into(),
+        );
         args.push(V::Text(tag.clone()));
     }
-    args.push(V::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+    // The totals first (CROSS JOIN keeps that order): left to itself, SQLite sorts every
+    // session rather than walk the totals' index and stop at the limit.
     let sql = format!(
-        "SELECT st.session_pk FROM session_totals st JOIN sessions s ON s.pk = st.session_pk {} \
-         ORDER BY st.total DESC, s.id LIMIT ?",
-        where_clause(&conds)
+        "SELECT st.session_pk FROM session_totals st CROSS JOIN sessions s \
+         ON s.pk = st.session_pk {} ORDER BY st.total DESC, s.id LIMIT {}",
+        where_clause(&conds),
+        i64::try_from(n).unwrap_or(i64::MAX)
     );
     (sql, args)
 }
@@ -541,6 +546,10 @@ fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
         // Integers, written out: a few at most.
         let list: Vec<String> = pks.iter().map(i64::to_string).collect();
         conds.push(format!("x.session_pk IN ({})", list.join(", ")));
+        if join_session {
+            // Said of the session too, or SQLite walks every session to find their runs.
+            conds.push(format!("s.pk IN ({})", list.join(", ")));
+        }
     }
     if let Some(t) = q.runs.since {
         conds.push("x.at >= ?".into());
