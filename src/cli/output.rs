@@ -231,6 +231,11 @@ impl Observer for StderrObserver {
             Notice::WaitingForRebuild => {
                 message("clinvk: waiting for another clinvk to finish rebuilding the index")
             }
+            // Only worth a line for someone watching.
+            Notice::Comparing { files } if self.terminal => message(&format!(
+                "clinvk: the sessions directory changed outside clinvk: comparing it with the {files} files the index knows…"
+            )),
+            Notice::Comparing { .. } => {}
         }
     }
 

@@ -76,6 +76,9 @@ pub enum Notice {
     AnsweredFromFiles { why: String },
     /// Another clinvk is rebuilding the index; this one waits for it.
     WaitingForRebuild,
+    /// The sessions directory changed outside clinvk: its files are compared with the `files`
+    /// the index knows (a second or more for hundreds of thousands).
+    Comparing { files: usize },
 }
 
 /// What `prepare_existing` found.

@@ -16,6 +16,8 @@ use crate::timespec::Zone;
 
 /// Above this many changed files, the prompt search index is rebuilt in one pass.
 pub(super) const BULK_THRESHOLD: usize = 2000;
+/// From this many files, comparing them with the index takes long enough to say so.
+const BIG_COMPARISON: usize = 100_000;
 
 /// A file read from disk.
 pub(super) enum Loaded {
@@ -281,11 +283,25 @@ impl Store {
         // The mtime is taken before the scan: anything changed during the scan moves it again.
         let dir_stamp = files::stable_dir_stamp(&self.dir)?;
         // A full load reads every file anyway (and stamps it from the open handle): skip the stat.
-        let entries = files::scan_dir(&self.dir, !full)?;
-        let mut known = if full {
-            HashMap::new()
+        // Otherwise the directory is read and stamped while the index's stamps are read.
+        let (entries, mut known) = if full {
+            (files::scan_dir(&self.dir, false)?, HashMap::new())
         } else {
-            index.stamps()?
+            let dir = &self.dir;
+            let (entries, known) = std::thread::scope(|scope| {
+                let scan = scope.spawn(|| files::scan_dir(dir, true));
+                let known = index.stamps();
+                // Said while the files are still being looked at: it takes a while.
+                if let Ok(known) = &known {
+                    if known.len() >= BIG_COMPARISON {
+                        self.observer
+                            .notice(&Notice::Comparing { files: known.len() });
+                    }
+                }
+                let entries = scan.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                (entries, known)
+            });
+            (entries?, known?)
         };
         let changed: Vec<DirEntry> = entries
             .into_iter()
