@@ -345,6 +345,22 @@ fn time_with_codes(runs: usize, codes: &[i32], mut make: impl FnMut() -> Command
     samples[samples.len() / 2]
 }
 
+/// The peak resident memory of the process `cmd` starts, in KiB (output discarded).
+fn peak_rss_kib(mut cmd: Command) -> i64 {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: waits for our own child and fills a zeroed rusage.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    assert_eq!(status, 0, "{cmd:?} failed");
+    usage.ru_maxrss
+}
+
 fn clinvk(home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clinvk"));
     cmd.args(args)
@@ -676,6 +692,10 @@ struct BenchArgs {
     /// Only seed the stores (for measuring by hand)
     #[arg(long)]
     seed_only: bool,
+    /// Only the figures of a big store (issue 14): rebuilds and commands during them, the
+    /// streamed listing's time and memory, stats by key, outside changes
+    #[arg(long)]
+    scale: bool,
     /// Internal: scan DIR's files for BACKEND's sessions (the parallel-scan comparison)
     #[arg(long, num_args = 2, value_names = ["DIR", "BACKEND"], hide = true)]
     scan: Vec<String>,
@@ -748,7 +768,10 @@ struct Results {
 
 impl Results {
     fn row(&mut self, name: &str, col: usize, d: Duration) {
-        let value = fmt(d);
+        self.text_row(name, col, fmt(d));
+    }
+
+    fn text_row(&mut self, name: &str, col: usize, value: String) {
         if let Some(r) = self.table.iter_mut().find(|(n, _)| n == name) {
             r.1[col] = value;
         } else {
@@ -799,6 +822,164 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     /// Runs for a slow operation (a rebuild, a pipeline over every session).
+    /// Issue 14's figures: what a big store costs the commands people run against it.
+    fn scale(&self, results: &mut Results) {
+        let col = self.col;
+        // `sessions list -n 20` while rebuilds run, one after the other: 100 tries.
+        let mut latencies = Vec::new();
+        let mut failures = 0;
+        let mut rebuilds = 0;
+        while latencies.len() < 100 {
+            let mut reindex = clinvk(&self.home, &["sessions", "reindex"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            rebuilds += 1;
+            // Let it get going: the listing must meet it reading the files.
+            std::thread::sleep(Duration::from_millis(50));
+            while latencies.len() < 100 && reindex.try_wait().unwrap().is_none() {
+                let start = Instant::now();
+                let ok = clinvk(&self.home, &["sessions", "list", "-n", "20"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success();
+                latencies.push(start.elapsed());
+                failures += usize::from(!ok);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(reindex.wait().unwrap().success());
+        }
+        latencies.sort();
+        results.text_row(
+            "list -n 20 during a rebuild: median / slowest of 100, failures",
+            col,
+            format!(
+                "{} / {}, {failures} failed ({rebuilds} rebuilds)",
+                fmt(latencies[50]),
+                fmt(latencies[99])
+            ),
+        );
+        // The streamed listing: time, and the process's peak memory.
+        let json = time(self.slow_runs(), || {
+            clinvk(&self.home, &["sessions", "list", "--json"])
+        });
+        results.row("list --json (every session)", col, json);
+        results.text_row(
+            "list --json peak memory (max RSS)",
+            col,
+            format!(
+                "{} MB",
+                peak_rss_kib(clinvk(&self.home, &["sessions", "list", "--json"])) / 1024
+            ),
+        );
+        results.row(
+            "list --ndjson (every session)",
+            col,
+            time(self.slow_runs(), || {
+                clinvk(&self.home, &["sessions", "list", "--ndjson"])
+            }),
+        );
+        // The guide's recipes read it whole.
+        let count = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{:?} sessions list --json | jq length",
+                env!("CARGO_BIN_EXE_clinvk")
+            ))
+            .env("CLINVK_HOME", &self.home)
+            .env("CLINVK_NOW", NOW)
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        if count.status.success() && !count.stdout.is_empty() {
+            let listed: usize = String::from_utf8_lossy(&count.stdout)
+                .trim()
+                .parse()
+                .unwrap();
+            assert_eq!(
+                listed, self.n,
+                "jq reads every session from the streamed array"
+            );
+        }
+        for (label, argv) in [
+            ("stats --by tag", &["sessions", "stats", "--by", "tag"][..]),
+            (
+                "stats --by workdir",
+                &["sessions", "stats", "--by", "workdir"],
+            ),
+            (
+                "stats --by project",
+                &["sessions", "stats", "--by", "project"],
+            ),
+            (
+                "stats --by session -n 20",
+                &["sessions", "stats", "--by", "session", "-n", "20"],
+            ),
+            (
+                "stats --by month --by tag",
+                &["sessions", "stats", "--by", "month", "--by", "tag"],
+            ),
+            (
+                "stats --by month --by backend --timezone America/New_York",
+                &[
+                    "sessions",
+                    "stats",
+                    "--by",
+                    "month",
+                    "--by",
+                    "backend",
+                    "--timezone",
+                    "America/New_York",
+                ],
+            ),
+        ] {
+            let runs = if label.contains("timezone") {
+                self.slow_runs()
+            } else {
+                self.args.runs
+            };
+            let took = time(runs, || clinvk(&self.home, argv));
+            results.row(
+                &format!("{label} [{}]", answered_from(&self.store, argv)),
+                col,
+                took,
+            );
+        }
+        // A file added by hand, then removed: the next command compares every file.
+        let mut samples = Vec::new();
+        let model = json_files(&self.sessions).into_iter().next().unwrap();
+        let text = std::fs::read_to_string(&model).unwrap();
+        let stem = model.file_stem().unwrap().to_string_lossy().to_string();
+        for i in 0..self.slow_runs() {
+            let id = format!("handmade{i}");
+            let added = self.sessions.join(format!("{id}.json"));
+            std::fs::write(&added, text.replace(&stem, &id)).unwrap();
+            for _ in 0..2 {
+                let start = Instant::now();
+                let ok = clinvk(&self.home, &["sessions", "list", "-n", "20"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok);
+                samples.push(start.elapsed());
+                if added.exists() {
+                    std::fs::remove_file(&added).unwrap();
+                }
+            }
+        }
+        samples.sort();
+        results.row(
+            "list -n 20 after a file is added or removed by hand",
+            col,
+            samples[samples.len() / 2],
+        );
+    }
+
     fn slow_runs(&self) -> usize {
         if self.n >= 1_000_000 {
             3
@@ -1065,6 +1246,10 @@ fn main() {
             clinvk(&bench.home, &["sessions", "reindex"])
         });
         results.row("sessions reindex (full rebuild)", col, reindex);
+        if args.scale {
+            bench.scale(&mut results);
+            continue;
+        }
         if !args.usage_only {
             bench.listing(&mut results);
         }
