@@ -346,6 +346,10 @@ fn time_with_codes(runs: usize, codes: &[i32], mut make: impl FnMut() -> Command
 }
 
 /// The peak resident memory of the process `cmd` starts, in KiB (output discarded).
+#[allow(
+    clippy::zombie_processes,
+    reason = "reaped by the wait4 here, which reads its rusage"
+)]
 fn peak_rss_kib(mut cmd: Command) -> i64 {
     let child = cmd
         .stdout(Stdio::null())

@@ -60,16 +60,16 @@ fn new_index(home: &Home) -> std::path::PathBuf {
     home.sessions_dir().join(".index-rebuild").join("index.db")
 }
 
-/// A command that must not wait for the lock: a rebuild under way holds it only at its end.
-fn quick(home: &Home, args: &[&str]) -> Run {
-    Run::from_output(
-        home.std_cmd()
-            .env("CLINVK_LOCK_TIMEOUT", "2")
-            .args(args)
-            .output()
-            .unwrap(),
-    )
-    .success()
+/// `sessions reindex --check` finds nothing to say.
+#[track_caller]
+fn assert_index_matches_files(home: &Home) {
+    let check = home.ok(&["sessions", "reindex", "--check", "--json"]);
+    assert_eq!(
+        check.json()["differences"],
+        serde_json::json!([]),
+        "{}",
+        check.stdout
+    );
 }
 
 fn id_set(run: &Run) -> BTreeSet<String> {
@@ -89,17 +89,14 @@ fn commands_go_on_during_a_rebuild_and_its_index_has_their_writes() {
     signal(&reindex, libc::SIGSTOP);
 
     // Readers and writers while the rebuild holds its own lock only.
-    let listed = quick(&home, &["sessions", "list", "--json"]);
+    let listed = home.ok_promptly(&["sessions", "list", "--json"]);
     assert_eq!(listed.ids().len(), FILES);
-    quick(&home, &["sessions", "tag", &ids[1], "during"]);
-    quick(&home, &["sessions", "tag", &ids[2], "during"]);
+    home.ok_promptly(&["sessions", "tag", &ids[1], "during"]);
+    home.ok_promptly(&["sessions", "tag", &ids[2], "during"]);
     home.add(&session("handmade1").tags(&["during"]));
     std::fs::remove_file(home.session_path(&ids[4])).unwrap();
-    quick(&home, &["sessions", "delete", &ids[5], &ids[6]]);
-    let tagged = id_set(&quick(
-        &home,
-        &["sessions", "list", "--tag", "during", "--json"],
-    ));
+    home.ok_promptly(&["sessions", "delete", &ids[5], &ids[6]]);
+    let tagged = id_set(&home.ok_promptly(&["sessions", "list", "--tag", "during", "--json"]));
     let expected: BTreeSet<String> = [ids[1].clone(), ids[2].clone(), "handmade1".into()].into();
     assert_eq!(tagged, expected, "the live index answers, up to date");
 
@@ -108,13 +105,7 @@ fn commands_go_on_during_a_rebuild_and_its_index_has_their_writes() {
     assert!(done.stdout.contains("Indexed"), "{}", done.stdout);
     // The installed index is the new one, and nothing made meanwhile is missing from it.
     assert!(!new_index(&home).exists());
-    let check = home.ok(&["sessions", "reindex", "--check", "--json"]);
-    assert_eq!(
-        check.json()["differences"],
-        serde_json::json!([]),
-        "{}",
-        check.stdout
-    );
+    assert_index_matches_files(&home);
     let tagged = id_set(&home.ok(&["sessions", "list", "--tag", "during", "--json"]));
     assert_eq!(tagged, expected);
     let all = id_set(&home.ok(&["sessions", "list", "--json"]));
@@ -146,18 +137,19 @@ fn a_rebuild_killed_anywhere_leaves_a_working_index() {
         let _ = reindex.wait_with_output();
         // A write between kills: the next index must have it whichever one survived.
         let tag = format!("round{round}");
-        quick(&home, &["sessions", "tag", "s00007", &tag]);
-        let listed = quick(&home, &["sessions", "list", "--json"]);
+        home.ok_promptly(&["sessions", "tag", "s00007", &tag]);
+        let listed = home.ok_promptly(&["sessions", "list", "--json"]);
         assert_eq!(
             listed.ids().len(),
             FILES,
             "round {round} (after {delay} ms)"
         );
-        let tagged = quick(&home, &["sessions", "list", "--tag", &tag, "--json"]).ids();
+        let tagged = home
+            .ok_promptly(&["sessions", "list", "--tag", &tag, "--json"])
+            .ids();
         assert_eq!(tagged, ["s00007"], "round {round}");
     }
-    let check = home.ok(&["sessions", "reindex", "--check", "--json"]);
-    assert_eq!(check.json()["differences"], serde_json::json!([]));
+    assert_index_matches_files(&home);
 }
 
 /// A damaged index found by two commands at once: the first rebuilds it (stopped half-way
@@ -261,13 +253,7 @@ fn changes_after_the_build_read_the_files_are_in_the_new_index() {
     .unwrap();
     drop(writer);
     Run::from_output(reindex.wait_with_output().unwrap()).success();
-    let check = home.ok(&["sessions", "reindex", "--check", "--json"]);
-    assert_eq!(
-        check.json()["differences"],
-        serde_json::json!([]),
-        "{}",
-        check.stdout
-    );
+    assert_index_matches_files(&home);
     let tagged = id_set(&home.ok(&["sessions", "list", "--tag", "after", "--json"]));
     let expected: BTreeSet<String> =
         ["handmade2".to_string(), ids[9].clone(), ids[10].clone()].into();

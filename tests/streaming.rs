@@ -136,21 +136,11 @@ fn a_reader_that_stops_reading_holds_nobody_up() {
     stdout.read_exact(&mut head).unwrap();
     std::thread::sleep(Duration::from_millis(300));
 
-    let quick = |args: &[&str]| {
-        Run::from_output(
-            home.std_cmd()
-                .env("CLINVK_LOCK_TIMEOUT", "2")
-                .args(args)
-                .output()
-                .unwrap(),
-        )
-        .success()
-    };
-    quick(&["sessions", "tag", &ids[4000], "meanwhile"]);
-    quick(&["sessions", "delete", &ids[4001]]);
+    home.ok_promptly(&["sessions", "tag", &ids[4000], "meanwhile"]);
+    home.ok_promptly(&["sessions", "delete", &ids[4001]]);
     // Its rows are numbered anew: the listing goes on in the new index where it was.
-    quick(&["sessions", "reindex"]);
-    quick(&["sessions", "tag", &ids[4002], "meanwhile"]);
+    home.ok_promptly(&["sessions", "reindex"]);
+    home.ok_promptly(&["sessions", "tag", &ids[4002], "meanwhile"]);
 
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();

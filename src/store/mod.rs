@@ -39,7 +39,7 @@ pub use query::{
 pub use rebuild::new_index_path;
 use rebuild::Rebuild;
 pub use session::{Session, TokenUsage};
-use sync::{apply_loaded, load_file, Before, Change, Loaded};
+use sync::{load_file, Before, Change, Loaded};
 
 /// The index file, hidden inside `sessions/` so that moving the directory moves the index too.
 pub const INDEX_FILE: &str = ".index.db";
@@ -529,16 +529,8 @@ impl Store {
                 return Ok((unstamped(rows), stale));
             }
             rounds += 1;
-            let entries: Vec<DirEntry> = stale
-                .into_iter()
-                .map(|stem| DirEntry {
-                    path: files::path_of(&self.dir, &stem),
-                    id: stem,
-                    stamp: FileStamp::default(),
-                })
-                .collect();
             let tx = index.transaction()?;
-            self.load_streaming(&entries, |batch| apply_loaded(&tx, batch))?;
+            self.reload(&tx, stale)?;
             tx.commit()?;
         }
     }

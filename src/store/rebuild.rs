@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::files::{self, DirEntry, FileStamp};
+use super::files::{self, FileStamp};
 use super::index::{Index, Unusable};
-use super::sync::apply_loaded;
 use super::{watch, Notice, ReindexReport, Store};
 use crate::error::Result;
 use crate::lock::{self, LockMode};
@@ -130,18 +129,11 @@ impl Store {
                     std::thread::sleep(WATCH_POLL);
                 }
             });
-            let built = (|| {
-                let mut index = Index::create_fresh(&new_path, zone)?;
-                if let Some(at) = moved_at {
-                    index.set_rollup_zone_moved_at(at)?;
-                }
-                self.reconcile(&mut index, true)?;
-                Ok(index)
-            })();
+            let built = self.build_fresh(&new_path, zone, moved_at);
             done.store(true, Ordering::Relaxed);
             built
         });
-        let mut index = built.inspect_err(|_| Index::discard(&new_path))?;
+        let mut index = built?;
 
         let _exclusive = self.lock(LockMode::Exclusive)?;
         // From here on only the index's own files should come and go (see `install_rebuilt`).
@@ -174,16 +166,8 @@ impl Store {
             return self.reconcile(index, false);
         }
         let stems = std::mem::take(&mut *changed.stems.lock().unwrap_or_else(|e| e.into_inner()));
-        let entries: Vec<DirEntry> = stems
-            .into_iter()
-            .map(|stem| DirEntry {
-                path: files::path_of(&self.dir, &stem),
-                id: stem,
-                stamp: FileStamp::default(),
-            })
-            .collect();
         let tx = index.transaction()?;
-        self.load_streaming(&entries, |batch| apply_loaded(&tx, batch))?;
+        self.reload(&tx, stems)?;
         tx.set_dir_stamp(stamp)?;
         tx.commit()
     }

@@ -223,16 +223,7 @@ impl Store {
         // Spans the whole rebuild: only then can the swap's own change to the directory be told
         // from anyone else's.
         let watch = watch::Watch::start(&self.dir);
-        let new_path = self.dir.join(index::NEW_INDEX_FILE);
-        let built = (|| {
-            let mut index = Index::create_fresh(&new_path, zone)?;
-            if let Some(at) = moved_at {
-                index.set_rollup_zone_moved_at(at)?;
-            }
-            self.reconcile(&mut index, true)?;
-            Ok(index)
-        })();
-        let index = built.inspect_err(|_| Index::discard(&new_path))?;
+        let index = self.build_fresh(&self.dir.join(index::NEW_INDEX_FILE), zone, moved_at)?;
         let mut report = self.install_rebuilt(index, watch.as_ref())?;
         report.elapsed = start.elapsed();
         let index = self.open_installed()?;
@@ -458,6 +449,44 @@ impl Store {
                 Ok(())
             }
         }
+    }
+}
+
+impl Store {
+    /// Read the files `<stem>.json` of `stems` again into the index (gone ones forgotten).
+    pub(super) fn reload(
+        &self,
+        tx: &index::IndexTx<'_>,
+        stems: impl IntoIterator<Item = String>,
+    ) -> Result<()> {
+        let entries: Vec<DirEntry> = stems
+            .into_iter()
+            .map(|stem| DirEntry {
+                path: files::path_of(&self.dir, &stem),
+                id: stem,
+                stamp: FileStamp::default(),
+            })
+            .collect();
+        self.load_streaming(&entries, |batch| apply_loaded(tx, batch))
+    }
+
+    /// A new index at `path` (the usage rollup in `zone`, moved there at `moved_at`) holding
+    /// every file; nothing left at `path` if it fails.
+    pub(super) fn build_fresh(
+        &self,
+        path: &Path,
+        zone: Option<Zone>,
+        moved_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Index> {
+        let built = (|| {
+            let mut index = Index::create_fresh(path, zone)?;
+            if let Some(at) = moved_at {
+                index.set_rollup_zone_moved_at(at)?;
+            }
+            self.reconcile(&mut index, true)?;
+            Ok(index)
+        })();
+        built.inspect_err(|_| Index::discard(path))
     }
 }
 

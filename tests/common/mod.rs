@@ -289,6 +289,20 @@ impl Home {
         Run::from_output(self.cmd().args(args).output().expect("run clinvk"))
     }
 
+    /// Run and assert success within a 2-second wait for the lock: a command that nothing
+    /// under way should hold up (a rebuild, a streamed listing).
+    #[track_caller]
+    pub fn ok_promptly(&self, args: &[&str]) -> Run {
+        Run::from_output(
+            self.std_cmd()
+                .env("CLINVK_LOCK_TIMEOUT", "2")
+                .args(args)
+                .output()
+                .expect("run clinvk"),
+        )
+        .success()
+    }
+
     /// Run and assert success.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> Run {

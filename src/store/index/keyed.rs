@@ -49,9 +49,9 @@ pub fn month_of(day: i64) -> i64 {
     day_number(Granularity::Month.start(date_of_day_number(day)))
 }
 
-fn counted_sums(runs: i64, figures: [i64; 7], cost: i64, firsts: i64) -> [i64; SUMS] {
+fn counted_sums(runs: i64, figures: [i64; 6], cost: i64, firsts: i64) -> [i64; SUMS] {
     let bit = |b: i64| i64::from(firsts & b != 0);
-    let [input, output, cached, cache_write, reasoning, total, _] = figures;
+    let [input, output, cached, cache_write, reasoning, total] = figures;
     [
         1,
         runs,
@@ -103,32 +103,16 @@ impl Deltas {
     }
 
     /// Count `session`'s new rows (`rows`, as `turns` holds them, values clamped).
-    pub fn put_in(&mut self, session: &Session, rows: &[TurnRow], clamp: impl Fn(u64) -> i64) {
+    pub fn put_in(&mut self, session: &Session, rows: &[TurnRow]) {
         let counted: Vec<Counted<'_>> = rows
             .iter()
-            .map(|r| {
-                let u = &r.usage;
-                Counted {
-                    month: month_of(r.day),
-                    backend: session.backend.as_str(),
-                    status: session.status.as_str(),
-                    model: &r.model,
-                    reported: r.cost_nusd.is_some(),
-                    sums: counted_sums(
-                        r.runs,
-                        [
-                            clamp(u.input),
-                            clamp(u.output),
-                            clamp(u.cached),
-                            clamp(u.cache_write),
-                            clamp(u.reasoning),
-                            clamp(u.total),
-                            0,
-                        ],
-                        r.cost_nusd.unwrap_or(0),
-                        r.firsts,
-                    ),
-                }
+            .map(|r| Counted {
+                month: month_of(r.day),
+                backend: session.backend.as_str(),
+                status: session.status.as_str(),
+                model: &r.model,
+                reported: r.cost_nusd.is_some(),
+                sums: counted_sums(r.runs, r.counts(), r.cost_nusd.unwrap_or(0), r.firsts),
             })
             .collect();
         self.add(1, &session.tags, &session.workdir, &counted);
@@ -161,7 +145,6 @@ impl Deltas {
                     r.get(9)?,
                     r.get(10)?,
                     r.get(11)?,
-                    0,
                 ];
                 Ok((
                     r.get(0)?,

@@ -26,6 +26,23 @@ pub struct TurnRow {
     pub firsts: i64,
 }
 
+impl TurnRow {
+    /// input, output, cached, cache_write, reasoning, total: as the index keeps them (SQLite's
+    /// signed 64-bit integers).
+    pub fn counts(&self) -> [i64; 6] {
+        let u = &self.usage;
+        [
+            u.input,
+            u.output,
+            u.cached,
+            u.cache_write,
+            u.reasoning,
+            u.total,
+        ]
+        .map(|n| n.min(i64::MAX as u64) as i64)
+    }
+}
+
 const FIRST_DAY: i64 = 1;
 const FIRST_WEEK: i64 = 2;
 const FIRST_MONTH: i64 = 4;

@@ -97,9 +97,9 @@ impl IndexTx<'_> {
         };
         self.insert_tags(pk, session, last_used)?;
         let rows = self.insert_turns(pk, session)?;
-        self.keyed.borrow_mut().put_in(session, &rows, clamp);
+        self.keyed.borrow_mut().put_in(session, &rows);
         // A session that never ran has no rows, and no total either.
-        let total: i64 = rows.iter().map(|r| clamp(r.usage.total)).sum();
+        let total: i64 = rows.iter().map(|r| r.counts()[5]).sum();
         let set_total = match (rows.is_empty(), self.fresh) {
             (true, true) => None,
             (true, false) => Some("DELETE FROM session_totals WHERE session_pk = ?1 AND ?2 = ?2"),
@@ -160,7 +160,7 @@ impl IndexTx<'_> {
             .map_err(|e| self.err(e))?;
         let rows = turns::turn_rows(session, &self.rollup_zone);
         for row in &rows {
-            let u = &row.usage;
+            let [input, output, cached, cache_write, reasoning, total] = row.counts();
             insert_turn
                 .execute(params![
                     pk,
@@ -170,12 +170,12 @@ impl IndexTx<'_> {
                     session.status.as_str(),
                     row.model,
                     row.runs,
-                    clamp(u.input),
-                    clamp(u.output),
-                    clamp(u.cached),
-                    clamp(u.cache_write),
-                    clamp(u.reasoning),
-                    clamp(u.total),
+                    input,
+                    output,
+                    cached,
+                    cache_write,
+                    reasoning,
+                    total,
                     row.cost_nusd,
                     row.day,
                     row.firsts,
