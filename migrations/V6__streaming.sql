@@ -3,3 +3,6 @@
 -- not one lookup in the table per session.
 DROP INDEX sessions_by_last_used;
 CREATE INDEX sessions_by_last_used ON sessions (last_used_at, id);
+
+-- Which build of the index this is (see `GENERATION_KEY`): an index built before had none.
+INSERT OR REPLACE INTO store_state (key, value) VALUES ('generation', CAST(random() AS TEXT));

@@ -260,3 +260,35 @@ fn changes_after_the_build_read_the_files_are_in_the_new_index() {
     assert_eq!(tagged, expected);
     assert_eq!(home.ok(&["sessions", "list", "--json"]).ids().len(), FILES);
 }
+
+/// Something other than a directory where a rebuild builds (a file, a symbolic link that could
+/// lead anywhere) is moved aside untouched, and the rebuild goes on.
+#[test]
+fn what_is_in_the_rebuilds_place_is_moved_aside() {
+    let home = Home::new();
+    seed(&home, 10);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let work = home.sessions_dir().join(".index-rebuild");
+    std::os::unix::fs::symlink(elsewhere.path(), &work).unwrap();
+    home.ok(&["sessions", "reindex"]);
+    assert!(std::fs::symlink_metadata(&work).unwrap().is_dir());
+    assert!(
+        std::fs::symlink_metadata(home.sessions_dir().join(".index-rebuild.aside-1"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).unwrap().count(),
+        0,
+        "nothing written there"
+    );
+    std::fs::remove_dir_all(&work).unwrap();
+    std::fs::write(&work, "not a directory").unwrap();
+    std::fs::write(home.index_path(), "garbage").unwrap();
+    assert_eq!(home.ok(&["sessions", "list", "--json"]).ids().len(), 10);
+    assert_eq!(
+        std::fs::read_to_string(home.sessions_dir().join(".index-rebuild.aside-2")).unwrap(),
+        "not a directory"
+    );
+}

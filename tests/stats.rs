@@ -2007,3 +2007,20 @@ fn absurd_counts_are_capped_not_fatal() {
         0
     );
 }
+
+/// A file that names a tag twice counts once under it, and stays counted once through writes.
+#[test]
+fn a_tag_named_twice_in_a_file_counts_once() {
+    let home = Home::new();
+    home.add(&session("twice").tags(&["a", "a"]).tokens(100, 20, 0));
+    home.add(&session("once").tags(&["a"]).tokens(10, 2, 0));
+    let by_tag = |home: &Home| {
+        let report = stats_json(home, "UTC", &["--by", "tag"]);
+        report["rows"][0]["total"].as_u64().unwrap()
+    };
+    assert_eq!(by_tag(&home), 132);
+    home.ok(&["sessions", "tag", "twice", "b"]);
+    home.ok(&["sessions", "tag", "twice", "b", "--remove"]);
+    assert_eq!(by_tag(&home), 132);
+    home.ok(&["sessions", "reindex", "--check"]);
+}

@@ -161,3 +161,71 @@ fn a_reader_that_stops_reading_holds_nobody_up() {
         "a row read after a change shows it"
     );
 }
+
+/// The listing goes on in a rebuilt index from the place its last row had when the listing
+/// began: a session used again meanwhile (now the newest) that ends a page read before the
+/// rebuild does not make the rest start over from the newest session.
+#[test]
+fn a_session_used_again_before_a_rebuild_does_not_restart_the_listing() {
+    let home = Home::new();
+    seed(&home);
+    let order = expected(&home, |_| true);
+    home.ok(&["sessions", "list", "-n", "1"]);
+    let mut child = home
+        .std_cmd()
+        .args(["sessions", "list", "--ndjson"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines: Vec<String> = Vec::new();
+    let mut read_line = |lines: &mut Vec<String>| {
+        let mut line = String::new();
+        use std::io::BufRead;
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the listing ended early"
+        );
+        lines.push(line);
+    };
+    // The first page is read (the listing waits on the pipe in it); then the session that
+    // ends the second page is used again, before that page is read.
+    read_line(&mut lines);
+    std::thread::sleep(Duration::from_millis(200));
+    let ends_second_page = &order[3999];
+    // Replaced by a rename, as clinvk or a sync tool does: the index sees it at once.
+    let replacement = home.sessions_dir().join("replacement.tmp");
+    std::fs::write(
+        &replacement,
+        session(ends_second_page)
+            .last_used("2025-06-01T00:00:00Z")
+            .to_json(),
+    )
+    .unwrap();
+    std::fs::rename(&replacement, home.session_path(ends_second_page)).unwrap();
+    // Into the second page (read after the change), then a rebuild before the third.
+    while !lines.last().unwrap().contains(&order[3000]) {
+        read_line(&mut lines);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    home.ok_promptly(&["sessions", "reindex"]);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let listed: Vec<String> = lines
+        .iter()
+        .map(String::as_str)
+        .chain(rest.lines())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        listed, order,
+        "every session once, in the order the listing began with"
+    );
+}

@@ -42,23 +42,40 @@ pub fn json_rows<T: AsJson, R>(
     ndjson: bool,
     produce: impl FnOnce(&mut dyn FnMut(&T) -> Result<()>) -> Result<R>,
 ) -> Result<R> {
-    use serde::ser::{SerializeSeq, Serializer};
     let stdout_err = |e: std::io::Error| Error::io("<stdout>", e);
     let json_err = |e: serde_json::Error| stdout_err(std::io::Error::from(e));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if ndjson {
-        let result = produce(&mut |row| {
+    let mut rows = 0u64;
+    let mut one = Vec::new();
+    let result = produce(&mut |row| {
+        if ndjson {
             serde_json::to_writer(&mut out, &row.as_json()).map_err(json_err)?;
-            out.write_all(b"\n").map_err(stdout_err)
-        })?;
-        out.flush().map_err(stdout_err)?;
-        return Ok(result);
-    }
-    let mut ser = serde_json::Serializer::pretty(&mut out);
-    let mut seq = ser.serialize_seq(None).map_err(json_err)?;
-    let result = produce(&mut |row| seq.serialize_element(&row.as_json()).map_err(json_err))?;
-    seq.end().map_err(json_err)?;
-    out.write_all(b"\n")
+            return out.write_all(b"\n").map_err(stdout_err);
+        }
+        // `[` only with the first row: a listing that fails before it prints nothing. Each row
+        // pretty on its own, indented one level (JSON strings hold no raw newline): what
+        // `print_json` writes for the rows collected.
+        one.clear();
+        serde_json::to_writer_pretty(&mut one, &row.as_json()).map_err(json_err)?;
+        out.write_all(if rows == 0 { b"[\n  " } else { b",\n  " })
+            .map_err(stdout_err)?;
+        for (i, line) in one.split(|b| *b == b'\n').enumerate() {
+            let sep: &[u8] = if i == 0 { b"" } else { b"\n  " };
+            out.write_all(sep)
+                .and_then(|()| out.write_all(line))
+                .map_err(stdout_err)?;
+        }
+        rows += 1;
+        Ok(())
+    });
+    let end: &[u8] = match (ndjson, rows) {
+        (true, _) => b"",
+        (false, 0) => b"[]\n",
+        (false, _) => b"\n]\n",
+    };
+    // After an error, what was printed stays as it is (a cut array says so by not parsing).
+    let result = result?;
+    out.write_all(end)
         .and_then(|()| out.flush())
         .map_err(stdout_err)?;
     Ok(result)
@@ -233,7 +250,7 @@ impl Observer for StderrObserver {
             }
             // Only worth a line for someone watching.
             Notice::Comparing { files } if self.terminal => message(&format!(
-                "clinvk: the sessions directory changed outside clinvk: comparing it with the {files} files the index knows…"
+                "clinvk: the sessions directory changed: comparing it with the {files} files the index knows…"
             )),
             Notice::Comparing { .. } => {}
         }

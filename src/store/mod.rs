@@ -76,8 +76,9 @@ pub enum Notice {
     AnsweredFromFiles { why: String },
     /// Another clinvk is rebuilding the index; this one waits for it.
     WaitingForRebuild,
-    /// The sessions directory changed outside clinvk: its files are compared with the `files`
-    /// the index knows (a second or more for hundreds of thousands).
+    /// The sessions directory changed (outside clinvk, or during a rebuild whose watch lost
+    /// count): its files are compared with the `files` the index knows (a second or more for
+    /// hundreds of thousands).
     Comparing { files: usize },
 }
 
@@ -172,8 +173,9 @@ impl Store {
         };
         match f(self, &mut index) {
             Err(e) if index::is_corruption(&e) => {
+                let seen = rebuild::index_inode(&self.index_path);
                 drop((index, exclusive));
-                match self.rebuild_damaged(&e) {
+                match self.rebuild_damaged(&e, seen) {
                     Ok((_exclusive, mut index)) => f(self, &mut index),
                     Err(e) if e.is_unwritable() => self.answer_from_files(&e, f),
                     Err(e) => Err(e),
@@ -219,8 +221,9 @@ impl Store {
         let (exclusive, mut index) = self.exclusive_prepared()?;
         match f(self, &mut index) {
             Err(e) if index::is_corruption(&e) => {
+                let seen = rebuild::index_inode(&self.index_path);
                 drop((index, exclusive));
-                let (_exclusive, mut index) = self.rebuild_damaged(&e)?;
+                let (_exclusive, mut index) = self.rebuild_damaged(&e, seen)?;
                 f(self, &mut index)
             }
             other => other,
@@ -238,19 +241,19 @@ impl Store {
             Err(e) if index::is_corruption(&e) => format!("the index was unreadable ({e})"),
             Err(e) => return Err(e),
         };
-        let seen = rebuild::index_stamp(&self.index_path);
+        let seen = rebuild::index_inode(&self.index_path);
         drop(exclusive);
         self.rebuild_beside(Rebuild::Unusable { why, seen })?;
         let exclusive = self.lock(LockMode::Exclusive)?;
         Ok((exclusive, self.prepare()?))
     }
 
-    /// After a command met damage in the index (`e`): rebuild it beside, then the exclusive lock
-    /// and the index brought up to date.
-    fn rebuild_damaged(&self, e: &Error) -> Result<(lock::LockGuard, Index)> {
+    /// After a command met damage in the index (`e`, in the file of inode `seen`): rebuild it
+    /// beside, then the exclusive lock and the index brought up to date.
+    fn rebuild_damaged(&self, e: &Error, seen: Option<i64>) -> Result<(lock::LockGuard, Index)> {
         self.rebuild_beside(Rebuild::Unusable {
             why: format!("the index was unreadable ({e})"),
-            seen: rebuild::index_stamp(&self.index_path),
+            seen,
         })?;
         let exclusive = self.lock(LockMode::Exclusive)?;
         Ok((exclusive, self.prepare()?))
@@ -381,12 +384,13 @@ impl Store {
     /// reader at the other end of a pipe holds nobody up. The listing is the one the index
     /// gives now: a session changed since is shown as it is when its page is read, one deleted
     /// since is left out, one created since is not in it. If the index is rebuilt meanwhile
-    /// (its rows numbered anew), the listing goes on in the new one after the last row shown.
+    /// (its rows numbered anew), the listing goes on in the new one after the place the last
+    /// row shown had when it began (a session used again meanwhile then may be left out).
     pub fn listing(&self, query: &ListQuery) -> Result<Listing<'_>> {
         /// What the first look found.
         enum Found {
-            /// The listing's pks, of this index, and the invalid files.
-            Keys(Vec<i64>, Option<String>, Vec<InvalidFile>),
+            /// The listing's keys, of this index, and the invalid files.
+            Keys(Vec<index::ListKey>, Option<String>, Vec<InvalidFile>),
             /// Rows edited in place among the first: read them again first.
             Stale,
             /// Every row, from an index built in memory for this one answer (nothing can be
@@ -397,9 +401,16 @@ impl Store {
         // a file edited in place shows as it is now (or, now invalid, among the warnings).
         let head = |index: &Index| -> Result<Vec<(SessionSummary, FileStamp)>> {
             let keys = index.list_keys(query, Some(VERIFY_ROWS as u64), None)?;
-            index.rows_by_pk(&keys)
+            let pks: Vec<i64> = keys.iter().map(|k| k.pk).collect();
+            Ok(index
+                .rows_by_pk(&pks)?
+                .into_iter()
+                .map(|(_, row, stamp)| (row, stamp))
+                .collect())
         };
         let keys = |index: &Index| -> Result<Found> {
+            // The walk of every key fills SQLite's page cache; what the pages need is little.
+            index.limit_cache(8 << 10)?;
             Ok(Found::Keys(
                 index.list_keys(query, None, None)?,
                 index.generation()?,
@@ -443,18 +454,21 @@ impl Store {
         })
     }
 
-    /// The sessions of `pks` (a page of a streamed listing); None if the index is no longer of
-    /// `generation`.
+    /// The sessions of `pks` (a page of a streamed listing), with their pks; None if the index
+    /// is no longer of `generation`.
     fn page_of(
         &self,
         pks: &[i64],
         generation: Option<&str>,
-    ) -> Result<Option<Vec<SessionSummary>>> {
+    ) -> Result<Option<Vec<(i64, SessionSummary)>>> {
         self.read(|_, index| {
             if index.generation()?.as_deref() != generation {
                 return Ok(None);
             }
-            Ok(Some(unstamped(index.rows_by_pk(pks)?)))
+            let rows = index.rows_by_pk(pks)?;
+            Ok(Some(
+                rows.into_iter().map(|(pk, row, _)| (pk, row)).collect(),
+            ))
         })
     }
 
@@ -833,8 +847,8 @@ impl Store {
 pub struct Listing<'a> {
     store: &'a Store,
     query: ListQuery,
-    /// The pks of its sessions in the index of `generation`, in order.
-    keys: Vec<i64>,
+    /// Its sessions' keys in the index of `generation`, in order.
+    keys: Vec<index::ListKey>,
     generation: Option<String>,
     /// Every row, read at once (an index built in memory, when the store cannot be written).
     read: Option<Vec<SessionSummary>>,
@@ -853,30 +867,37 @@ impl Listing<'_> {
             return page(rows);
         }
         let store = self.store;
-        let mut shown: u64 = 0;
+        // Keys handed over so far (shown, or gone when their page was read), and the place of
+        // the last row shown: its last use when the keys were taken, and its id.
+        let mut consumed: u64 = 0;
         let mut last: Option<(i64, String)> = None;
         let mut at = 0;
-        let mut shown_since_keys = true;
+        let mut read_since_keys = true;
         while at < self.keys.len() {
-            let pks = &self.keys[at..(at + STREAM_PAGE).min(self.keys.len())];
-            if let Some(rows) = store.page_of(pks, self.generation.as_deref())? {
-                at += pks.len();
-                shown += rows.len() as u64;
-                shown_since_keys = true;
-                if let Some(row) = rows.last() {
-                    last = Some((row.last_used_at.timestamp_millis(), row.id.to_string()));
+            let keys = &self.keys[at..(at + STREAM_PAGE).min(self.keys.len())];
+            let pks: Vec<i64> = keys.iter().map(|k| k.pk).collect();
+            if let Some(rows) = store.page_of(&pks, self.generation.as_deref())? {
+                at += keys.len();
+                consumed += keys.len() as u64;
+                read_since_keys = true;
+                if let Some((pk, row)) = rows.last() {
+                    let placed = keys.iter().rev().find(|k| k.pk == *pk);
+                    let when =
+                        placed.map_or(row.last_used_at.timestamp_millis(), |k| k.last_used_ms);
+                    last = Some((when, row.id.to_string()));
                 }
-                page(rows)?;
+                page(rows.into_iter().map(|(_, row)| row).collect())?;
                 continue;
             }
-            // Rebuilt: the rest, from the new index, after the last row shown.
+            // Rebuilt (its rows numbered anew): the rest from the new index, after the place of
+            // the last row shown.
             let rest = ListQuery {
-                limit: self.query.limit.map(|n| n.saturating_sub(shown)),
-                offset: if last.is_some() { 0 } else { self.query.offset },
+                limit: self.query.limit.map(|n| n.saturating_sub(consumed)),
+                offset: if consumed == 0 { self.query.offset } else { 0 },
                 ..self.query.clone()
             };
             let after = last.as_ref().map(|(t, id)| (*t, id.as_str()));
-            if !shown_since_keys {
+            if !read_since_keys {
                 // Rebuilt again before a page could be read (rebuilds one after the other):
                 // rather than chase them, the rest in one go.
                 return page(store.read(|_, index| index.list_after(&rest, after))?);
@@ -884,7 +905,7 @@ impl Listing<'_> {
             (self.keys, self.generation) = store
                 .read(|_, index| Ok((index.list_keys(&rest, None, after)?, index.generation()?)))?;
             at = 0;
-            shown_since_keys = false;
+            read_since_keys = false;
         }
         Ok(())
     }

@@ -42,10 +42,7 @@ pub(super) enum Rebuild {
     Asked,
     /// The index could not be used (`why`); `seen` is the file found then (None: missing). If
     /// another rebuild replaced it meanwhile with a usable one, that one is used.
-    Unusable {
-        why: String,
-        seen: Option<FileStamp>,
-    },
+    Unusable { why: String, seen: Option<i64> },
     /// A question moved the usage rollup to `zone` at `at`; not if it is there already.
     Zone {
         zone: Zone,
@@ -82,11 +79,11 @@ impl Changed {
     }
 }
 
-/// The stamp of the index file at `path`, if there is one (to tell a replaced index apart).
-pub(super) fn index_stamp(path: &Path) -> Option<FileStamp> {
+/// The inode of the index file at `path`, if there is one (to tell a replaced index apart).
+pub(super) fn index_inode(path: &Path) -> Option<i64> {
     std::fs::symlink_metadata(path)
         .ok()
-        .map(|m| FileStamp::of(&m))
+        .map(|m| FileStamp::of(&m).ino)
 }
 
 impl Store {
@@ -129,9 +126,16 @@ impl Store {
                     std::thread::sleep(WATCH_POLL);
                 }
             });
-            let built = self.build_fresh(&new_path, zone, moved_at);
-            done.store(true, Ordering::Relaxed);
-            built
+            // Stops the poller however the build ends, a panic included (the scope waits for
+            // it before letting the panic go on).
+            struct Done<'a>(&'a AtomicBool);
+            impl Drop for Done<'_> {
+                fn drop(&mut self) {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+            let _done = Done(&done);
+            self.build_fresh(&new_path, zone, moved_at)
         });
         let mut index = built?;
 
@@ -177,7 +181,9 @@ impl Store {
         match why {
             Rebuild::Asked => Ok(false),
             Rebuild::Unusable { seen, .. } => {
-                if index_stamp(&self.index_path) == *seen {
+                // A rebuild puts a new file there (a new inode); a write to the damaged one
+                // only changes its size and times.
+                if index_inode(&self.index_path) == *seen {
                     return Ok(false);
                 }
                 Ok(matches!(
@@ -206,22 +212,27 @@ impl Store {
 
     /// The rebuild's directory, made once. Under the exclusive lock, so that making it (which
     /// moves the sessions directory's mtime) does not make the live index look out of date.
+    /// Anything else at its place (a file, a symbolic link, which could lead anywhere) is moved
+    /// aside untouched, as for the index itself.
     fn make_rebuild_dir(&self, work: &Path) -> Result<()> {
-        if std::fs::symlink_metadata(work).is_ok_and(|m| m.is_dir()) {
+        let is_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+        if is_dir(work) {
             return Ok(());
         }
         let _exclusive = self.lock(LockMode::Exclusive)?;
-        let live = Index::open_existing(&self.index_path)?.ok();
-        let fresh = match &live {
-            Some(index) => {
-                index.dir_stamp()?.as_deref()
-                    == Some(files::DirStamp::of(&self.dir)?.key().as_str())
-            }
-            None => false,
-        };
+        if std::fs::symlink_metadata(work).is_ok() && !is_dir(work) {
+            move_aside(work)?;
+        }
+        // The watch first: a change after it is seen, one before it is in the stamp compared.
         let watch = watch::Watch::start(&self.dir);
+        let current = files::DirStamp::of(&self.dir)?.key();
+        // A damaged index is no reason not to make the directory its rebuild needs.
+        let fresh = Index::open_existing(&self.index_path)
+            .ok()
+            .and_then(Result::ok)
+            .filter(|index| matches!(index.dir_stamp(), Ok(Some(s)) if s == current));
         crate::fsio::ensure_private_dir(work, true)?;
-        if let (Some(mut index), true) = (live, fresh) {
+        if let Some(mut index) = fresh {
             if super::sync::only_index_files_changed(&self.dir, watch.as_ref()) {
                 let tx = index.transaction()?;
                 tx.set_dir_stamp(files::stable_dir_stamp(&self.dir)?)?;
@@ -239,6 +250,20 @@ impl Store {
         };
         self.announce_rebuilt(why, report);
     }
+}
+
+/// Move `path` to the first free `<path>.aside-N`.
+fn move_aside(path: &Path) -> Result<PathBuf> {
+    for n in 1.. {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(format!(".aside-{n}"));
+        let aside = PathBuf::from(name);
+        if std::fs::symlink_metadata(&aside).is_err() {
+            std::fs::rename(path, &aside).map_err(|e| crate::error::Error::io(path, e))?;
+            return Ok(aside);
+        }
+    }
+    unreachable!("some name is free")
 }
 
 /// The new index's place (for tests that stop a rebuild half-way).

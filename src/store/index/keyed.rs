@@ -75,11 +75,16 @@ pub struct Deltas(HashMap<Key, [i64; SUMS]>);
 
 impl Deltas {
     fn add(&mut self, sign: i64, tags: &[String], workdir: &str, rows: &[Counted<'_>]) {
-        let untagged = [String::new()];
-        let tags = if tags.is_empty() { &untagged[..] } else { tags };
+        // Each tag once, as `session_tags` holds them (a file may name one twice).
+        let mut tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        if tags.is_empty() {
+            tags.push("");
+        }
         let keys = tags
-            .iter()
-            .map(|t| (TAG, t.as_str()))
+            .into_iter()
+            .map(|t| (TAG, t))
             .chain([(WORKDIR, workdir)]);
         for (kind, key) in keys {
             for row in rows {

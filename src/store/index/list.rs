@@ -18,6 +18,14 @@ const SEARCH_LOOKUP_MAX: i64 = 3000;
 /// How many of the newest sessions a one-page search tests directly before using the index.
 const SEARCH_WINDOW: i64 = 1000;
 
+/// A row of a listing as its pks are taken: the session's pk, and when it had last been used
+/// then (its place in the listing, whatever happens to it later).
+#[derive(Debug, Clone, Copy)]
+pub struct ListKey {
+    pub pk: i64,
+    pub last_used_ms: i64,
+}
+
 /// The sessions a query selects, as SQL: `FROM`, the conditions and their arguments, and the
 /// order (newest first).
 pub(super) struct Selection {
@@ -46,7 +54,7 @@ impl Index {
         query: &ListQuery,
         at_most: Option<u64>,
         after: Option<(i64, &str)>,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<Vec<ListKey>> {
         let limited;
         let query = match at_most {
             Some(n) => {
@@ -58,7 +66,13 @@ impl Index {
             }
             None => query,
         };
-        self.listing(query, "s.pk", after, |r| r.get(0))
+        // Both from the index the listing walks (with tags, `last_used_at` is copied there).
+        self.listing(query, "s.pk, s.last_used_at", after, |r| {
+            Ok(ListKey {
+                pk: r.get(0)?,
+                last_used_ms: r.get(1)?,
+            })
+        })
     }
 
     /// `list` after the session `after` (see `list_keys`), without the stamps.
@@ -70,9 +84,9 @@ impl Index {
         self.listing(query, &SELECT_SESSION, after, summary_from_row)
     }
 
-    /// The sessions of these pks, in this order, each with its file's stamp; pks that are gone
-    /// are left out.
-    pub fn rows_by_pk(&self, pks: &[i64]) -> Result<Vec<(SessionSummary, FileStamp)>> {
+    /// The sessions of these pks, in this order, each with its pk and its file's stamp; pks
+    /// that are gone are left out.
+    pub fn rows_by_pk(&self, pks: &[i64]) -> Result<Vec<(i64, SessionSummary, FileStamp)>> {
         // Looked up in storage order, for the B-tree's sake; handed back in the listing's.
         let mut sorted = pks.to_vec();
         sorted.sort_unstable();
@@ -89,7 +103,10 @@ impl Index {
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err(e))?;
-        Ok(pks.iter().filter_map(|pk| found.remove(pk)).collect())
+        Ok(pks
+            .iter()
+            .filter_map(|pk| found.remove(pk).map(|(row, stamp)| (*pk, row, stamp)))
+            .collect())
     }
 
     /// `query`'s listing with `columns` of each row, read by `map`.

@@ -18,6 +18,7 @@
 mod fixtures;
 mod keyed;
 mod list;
+pub use list::ListKey;
 pub mod native;
 mod row;
 mod schema;

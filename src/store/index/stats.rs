@@ -130,7 +130,7 @@ impl StatsGroup {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsResult {
-    /// In key order.
+    /// In key order (with `top`, the biggest first).
     pub groups: Vec<StatsGroup>,
     /// Over everything selected (with `--by tag`, not the sum of the groups).
     pub totals: StatsGroup,
