@@ -289,6 +289,22 @@ pub fn stats(
         }
         None => {
             let (st, from_rollup) = statements(q, rollup_zone);
+            if !from_rollup && runs_alone(q) {
+                let (groups, sessions) = sum_runs(conn, q)?;
+                let totals = match q.group_by.is_empty() {
+                    true => groups.first().cloned(),
+                    false => Some(StatsGroup {
+                        key: Vec::new(),
+                        sessions,
+                        parts: merge_parts(&groups),
+                    }),
+                };
+                return Ok(StatsResult {
+                    groups,
+                    totals: totals.unwrap_or_else(no_group),
+                    from_rollup: false,
+                });
+            }
             (run_statements(conn, &st, &q.group_by)?, from_rollup)
         }
     };
@@ -311,16 +327,174 @@ pub fn stats(
         }
         Totals::OnTheirOwn(st) => run_statements(conn, &st, &[])?.into_iter().next(),
     };
-    let totals = totals.unwrap_or(StatsGroup {
-        key: Vec::new(),
-        sessions: 0,
-        parts: Vec::new(),
-    });
+    let totals = totals.unwrap_or_else(no_group);
     Ok(StatsResult {
         groups,
         totals,
         from_rollup,
     })
+}
+
+fn no_group() -> StatsGroup {
+    StatsGroup {
+        key: Vec::new(),
+        sessions: 0,
+        parts: Vec::new(),
+    }
+}
+
+/// Whether `q` needs nothing but the runs' own columns: no tag, directory or session, and no
+/// `top` (whose totals are planned apart).
+fn runs_alone(q: &StatsQuery) -> bool {
+    let f = &q.filter;
+    f.tags.is_empty()
+        && f.workdir.is_none()
+        && f.origin.is_none()
+        && q.top.is_none()
+        && q.group_by.iter().all(|d| {
+            matches!(
+                d,
+                Dimension::Backend | Dimension::Status | Dimension::Model | Dimension::Period(_)
+            )
+        })
+}
+
+/// The statement `sum_runs` reads the runs with.
+fn runs_statement(q: &StatsQuery) -> (String, Vec<V>) {
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    sql::session_conditions(&q.filter, "x", &mut conds, &mut args);
+    if let Some(t) = q.runs.since {
+        conds.push("x.at >= ?".into());
+        args.push(V::Integer(t.timestamp_millis()));
+    }
+    if let Some(t) = q.runs.until {
+        conds.push("x.at < ?".into());
+        args.push(V::Integer(t.timestamp_millis()));
+    }
+    let from = if q.runs.is_open() {
+        "turns x"
+    } else {
+        "turns x INDEXED BY turns_by_time"
+    };
+    let sql = format!(
+        "SELECT x.session_pk, x.at, x.backend, x.status, x.model, x.cost_nusd IS NOT NULL, \
+         x.runs, x.input, x.output, x.cached, x.cache_write, x.reasoning, x.total, \
+         coalesce(x.cost_nusd, 0) FROM {from} {}",
+        where_clause(&conds)
+    );
+    (sql, args)
+}
+
+/// A question of the runs alone (`runs_alone`) that no rollup answers (another zone, a range
+/// that cuts a period): every run in range read once and summed here, with the distinct
+/// sessions of each group and of them all. Grouped by SQLite, every run would go through its
+/// sorter first, the most of such a question's time.
+fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGroup>, u64)> {
+    use std::collections::{HashMap, HashSet};
+    /// A group's values, by dimension: a period's first day, or a name's number in `names`.
+    type Key = [i64; 4];
+    let mut names: Vec<String> = Vec::new();
+    let mut numbers: HashMap<String, i64> = HashMap::new();
+    let mut number = |name: &str| -> i64 {
+        if let Some(n) = numbers.get(name) {
+            return *n;
+        }
+        names.push(name.to_string());
+        numbers.insert(name.to_string(), names.len() as i64 - 1);
+        names.len() as i64 - 1
+    };
+    let granularity = period_of(&q.group_by);
+    // Runs of one hour fall in one period in any zone with whole-hour offsets, and in most
+    // hours of any other: the period of an hour is worked out once when it can be.
+    let mut periods: HashMap<i64, Option<i64>> = HashMap::new();
+    let zone = q.zone;
+    let mut period_of_run = |at: i64| -> i64 {
+        let g = granularity.unwrap_or(Granularity::Day);
+        let period = |ms: i64| {
+            let t = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+            day_number(g.start(zone.date_of(t)))
+        };
+        const HOUR: i64 = 3_600_000;
+        let hour = at.div_euclid(HOUR);
+        let whole = *periods.entry(hour).or_insert_with(|| {
+            let (first, last) = (period(hour * HOUR), period(hour * HOUR + HOUR - 1));
+            (first == last).then_some(first)
+        });
+        whole.unwrap_or_else(|| period(at))
+    };
+    let mut parts: HashMap<(Key, i64, bool), UsageSums> = HashMap::new();
+    let mut in_group: HashSet<(Key, i64)> = HashSet::new();
+    let mut everyone: HashSet<i64> = HashSet::new();
+    let (sql, args) = runs_statement(q);
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    while let Some(r) = rows.next()? {
+        let session: i64 = r.get(0)?;
+        let at: i64 = r.get(1)?;
+        let text = |i: usize| -> rusqlite::Result<&str> {
+            r.get_ref(i)?.as_str().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    i,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+        };
+        let mut key: Key = [0; 4];
+        for (slot, d) in key.iter_mut().zip(&q.group_by) {
+            *slot = match d {
+                Dimension::Backend => number(text(2)?),
+                Dimension::Status => number(text(3)?),
+                Dimension::Model => number(text(4)?),
+                _ => period_of_run(at),
+            };
+        }
+        let model = number(text(4)?);
+        let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+        let sums = UsageSums {
+            runs: count(6)?,
+            tokens: Tokens {
+                input: count(7)?,
+                output: count(8)?,
+                cached: count(9)?,
+                cache_write: count(10)?,
+                reasoning: count(11)?,
+            },
+            total: count(12)?,
+            reported_cost_nusd: r.get(13)?,
+        };
+        parts.entry((key, model, r.get(5)?)).or_default().add(&sums);
+        in_group.insert((key, session));
+        everyone.insert(session);
+    }
+    // As the SQL answers give them: keys as labels, then `fold`.
+    let label = |key: &Key| -> Vec<String> {
+        q.group_by
+            .iter()
+            .zip(key)
+            .map(|(d, v)| match d {
+                Dimension::Period(g) => g.label(date_of_day_number(*v)),
+                _ => names[*v as usize].clone(),
+            })
+            .collect()
+    };
+    let mut distinct: BTreeMap<Vec<String>, u64> = BTreeMap::new();
+    for (key, _) in &in_group {
+        *distinct.entry(label(key)).or_default() += 1;
+    }
+    let rows: Vec<(Vec<String>, ModelPart, u64)> = parts
+        .into_iter()
+        .map(|((key, model, reported), sums)| {
+            let part = ModelPart {
+                model: names[model as usize].clone(),
+                reported,
+                sums,
+            };
+            (label(&key), part, 0)
+        })
+        .collect();
+    Ok((fold(rows, Some(&distinct)), everyone.len() as u64))
 }
 
 /// The `n` groups with the biggest totals, biggest first (ties by key).
@@ -656,7 +830,15 @@ pub fn explain(
             explain(&sql, &args)?;
             raw_statements(q, Some(&pks))
         }
-        None => statements(q, rollup_zone).0,
+        None => {
+            let (st, from_rollup) = statements(q, rollup_zone);
+            if !from_rollup && runs_alone(q) {
+                let (sql, args) = runs_statement(q);
+                explain(&sql, &args)?;
+                return Ok(lines);
+            }
+            st
+        }
     };
     for sql in std::iter::once(&st.sums).chain(st.distinct.as_ref()) {
         explain(sql, &st.args)?;
