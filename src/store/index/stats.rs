@@ -451,19 +451,7 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
             };
         }
         let model = number(text(4)?);
-        let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
-        let sums = UsageSums {
-            runs: count(6)?,
-            tokens: Tokens {
-                input: count(7)?,
-                output: count(8)?,
-                cached: count(9)?,
-                cache_write: count(10)?,
-                reasoning: count(11)?,
-            },
-            total: count(12)?,
-            reported_cost_nusd: r.get(13)?,
-        };
+        let sums = sums_at(r, 6)?;
         parts.entry((key, model, r.get(5)?)).or_default().add(&sums);
         in_group.insert((key, session));
         everyone.insert(session);
@@ -883,28 +871,37 @@ fn query_parts(
     let mut out = Vec::new();
     let n = dims.len();
     while let Some(r) = rows.next()? {
-        let count =
-            |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(n + i)?.max(0) as u64) };
         let part = ModelPart {
             model: r.get(n)?,
             reported: r.get(n + 1)?,
-            sums: UsageSums {
-                runs: count(2)?,
-                tokens: Tokens {
-                    input: count(3)?,
-                    output: count(4)?,
-                    cached: count(5)?,
-                    cache_write: count(6)?,
-                    reasoning: count(7)?,
-                },
-                total: count(8)?,
-                reported_cost_nusd: r.get(n + 9)?,
-            },
+            sums: sums_at(r, n + 2)?,
         };
-        let sessions = if with_sessions { count(10)? } else { 0 };
+        let sessions = if with_sessions {
+            r.get::<_, i64>(n + 10)?.max(0) as u64
+        } else {
+            0
+        };
         out.push((read_key(r, dims)?, part, sessions));
     }
     Ok(out)
+}
+
+/// The sums of a row from column `at` on: runs, input, output, cached, cache_write, reasoning,
+/// total, then the reported cost (as `SUMS` and `sum_runs` select them).
+fn sums_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<UsageSums> {
+    let count = |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(at + i)?.max(0) as u64) };
+    Ok(UsageSums {
+        runs: count(0)?,
+        tokens: Tokens {
+            input: count(1)?,
+            output: count(2)?,
+            cached: count(3)?,
+            cache_write: count(4)?,
+            reasoning: count(5)?,
+        },
+        total: count(6)?,
+        reported_cost_nusd: r.get(at + 7)?,
+    })
 }
 
 /// Gather parts into groups by key (in key order). Sessions come from `distinct` when given,
