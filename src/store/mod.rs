@@ -893,7 +893,8 @@ impl Listing<'_> {
             // the last row shown.
             let rest = ListQuery {
                 limit: self.query.limit.map(|n| n.saturating_sub(consumed)),
-                offset: if consumed == 0 { self.query.offset } else { 0 },
+                // Nothing shown yet (the keys so far all deleted): from the top, as asked.
+                offset: if last.is_none() { self.query.offset } else { 0 },
                 ..self.query.clone()
             };
             let after = last.as_ref().map(|(t, id)| (*t, id.as_str()));
