@@ -229,3 +229,55 @@ fn a_session_used_again_before_a_rebuild_does_not_restart_the_listing() {
         "every session once, in the order the listing began with"
     );
 }
+
+/// A session created while a listing streams is not in it, even when it takes the row (the
+/// pk) of a session deleted meanwhile.
+#[test]
+fn a_new_session_in_a_deleted_ones_row_is_not_listed() {
+    let home = Home::new();
+    seed(&home);
+    home.ok(&["sessions", "list", "-n", "1"]);
+    // The newest row of the index, listed last (the oldest use).
+    home.add(&session("lastrow").last_used("2024-01-01T00:00:00Z"));
+    home.ok(&["sessions", "list", "-n", "1"]);
+    let pk_of = |id: &str| -> i64 {
+        rusqlite::Connection::open(home.index_path())
+            .unwrap()
+            .query_row("SELECT pk FROM sessions WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap()
+    };
+    let freed = pk_of("lastrow");
+    let mut child = home
+        .std_cmd()
+        .args(["sessions", "list", "--ndjson"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    home.ok_promptly(&["sessions", "delete", "lastrow"]);
+    home.add(&session("newcomer").last_used("2024-01-01T00:00:00Z"));
+    home.ok_promptly(&["sessions", "list", "-n", "1"]);
+    assert_eq!(
+        pk_of("newcomer"),
+        freed,
+        "the new session took the freed row"
+    );
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let listed: Vec<String> = std::iter::once(first.as_str())
+        .chain(rest.lines())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(listed.len(), FILES, "the seeded sessions, once each");
+    assert!(!listed.iter().any(|id| id == "newcomer" || id == "lastrow"));
+}

@@ -401,7 +401,7 @@ impl Store {
         // a file edited in place shows as it is now (or, now invalid, among the warnings).
         let head = |index: &Index| -> Result<Vec<(SessionSummary, FileStamp)>> {
             let keys = index.list_keys(query, Some(VERIFY_ROWS as u64), None)?;
-            let pks: Vec<i64> = keys.iter().map(|k| k.pk).collect();
+            let pks: Vec<i64> = keys.iter().map(index::ListKey::pk).collect();
             Ok(index
                 .rows_by_pk(&pks)?
                 .into_iter()
@@ -875,18 +875,26 @@ impl Listing<'_> {
         let mut read_since_keys = true;
         while at < self.keys.len() {
             let keys = &self.keys[at..(at + STREAM_PAGE).min(self.keys.len())];
-            let pks: Vec<i64> = keys.iter().map(|k| k.pk).collect();
+            let pks: Vec<i64> = keys.iter().map(index::ListKey::pk).collect();
             if let Some(rows) = store.page_of(&pks, self.generation.as_deref())? {
                 at += keys.len();
                 consumed += keys.len() as u64;
                 read_since_keys = true;
-                if let Some((pk, row)) = rows.last() {
-                    let placed = keys.iter().rev().find(|k| k.pk == *pk);
-                    let when =
-                        placed.map_or(row.last_used_at.timestamp_millis(), |k| k.last_used_ms);
-                    last = Some((when, row.id.to_string()));
+                // Rows come in the keys' order, some gone: each matched to its key, and left
+                // out if its pk went to a session created since.
+                let mut keyed = keys.iter();
+                let rows: Vec<(SessionSummary, i64)> = rows
+                    .into_iter()
+                    .filter_map(|(pk, row)| {
+                        let key = keyed.find(|k| k.pk() == pk)?;
+                        key.may_be(row.id.as_str())
+                            .then_some((row, key.last_used_ms))
+                    })
+                    .collect();
+                if let Some((row, when)) = rows.last() {
+                    last = Some((*when, row.id.to_string()));
                 }
-                page(rows.into_iter().map(|(_, row)| row).collect())?;
+                page(rows.into_iter().map(|(row, _)| row).collect())?;
                 continue;
             }
             // Rebuilt (its rows numbered anew): the rest from the new index, after the place of

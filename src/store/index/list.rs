@@ -18,12 +18,40 @@ const SEARCH_LOOKUP_MAX: i64 = 3000;
 /// How many of the newest sessions a one-page search tests directly before using the index.
 const SEARCH_WINDOW: i64 = 1000;
 
-/// A row of a listing as its pks are taken: the session's pk, and when it had last been used
-/// then (its place in the listing, whatever happens to it later).
+/// A row of a listing as its pks are taken: the session's pk and a tag of its id (a pk freed by
+/// a deletion can be given to a new session: the tag tells them apart), and when it had last
+/// been used then (its place in the listing, whatever happens to it later). 16 bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct ListKey {
-    pub pk: i64,
+    /// The pk in the low 40 bits, the id's tag above.
+    pk_and_tag: u64,
     pub last_used_ms: i64,
+}
+
+impl ListKey {
+    const PK_BITS: u32 = 40;
+
+    fn new(pk: i64, id: &str, last_used_ms: i64) -> ListKey {
+        let pk = (pk as u64) & ((1 << Self::PK_BITS) - 1);
+        ListKey {
+            pk_and_tag: pk | (id_tag(id) << Self::PK_BITS),
+            last_used_ms,
+        }
+    }
+
+    pub fn pk(&self) -> i64 {
+        (self.pk_and_tag & ((1 << Self::PK_BITS) - 1)) as i64
+    }
+
+    /// Whether this key may be the session `id` (false: another session holds its pk now).
+    pub fn may_be(&self, id: &str) -> bool {
+        self.pk_and_tag >> Self::PK_BITS == id_tag(id)
+    }
+}
+
+/// 24 bits of a hash of `id`.
+fn id_tag(id: &str) -> u64 {
+    crate::domain::fnv(id.as_bytes()) >> 40
 }
 
 /// The sessions a query selects, as SQL: `FROM`, the conditions and their arguments, and the
@@ -66,12 +94,10 @@ impl Index {
             }
             None => query,
         };
-        // Both from the index the listing walks (with tags, `last_used_at` is copied there).
-        self.listing(query, "s.pk, s.last_used_at", after, |r| {
-            Ok(ListKey {
-                pk: r.get(0)?,
-                last_used_ms: r.get(1)?,
-            })
+        // All from the index the listing walks (with tags, `last_used_at` is copied there).
+        self.listing(query, "s.pk, s.last_used_at, s.id", after, |r| {
+            let id = r.get_ref(2)?.as_str().unwrap_or_default();
+            Ok(ListKey::new(r.get(0)?, id, r.get(1)?))
         })
     }
 
