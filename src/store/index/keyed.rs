@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::turns::TurnRow;
+use super::turns::{TurnRow, FIRST_EVER, FIRST_MONTH, PER_MODEL};
 use crate::store::session::Session;
 use crate::timespec::{date_of_day_number, day_number, Granularity};
 
@@ -62,10 +62,10 @@ fn counted_sums(runs: i64, figures: [i64; 6], cost: i64, firsts: i64) -> [i64; S
         reasoning,
         total,
         cost,
-        bit(4),
-        bit(8),
-        bit(64),
-        bit(128),
+        bit(FIRST_MONTH),
+        bit(FIRST_EVER),
+        bit(FIRST_MONTH * PER_MODEL),
+        bit(FIRST_EVER * PER_MODEL),
     ]
 }
 
@@ -123,11 +123,14 @@ impl Deltas {
         self.add(1, &session.tags, &session.workdir, &counted);
     }
 
-    /// Take out what the session `pk` counts now, as the index has it (before its rows change).
-    pub fn take_out(&mut self, tx: &Transaction<'_>, pk: i64) -> rusqlite::Result<()> {
-        let Some(workdir) = tx
-            .prepare_cached("SELECT workdir FROM sessions WHERE pk = ?1")?
-            .query_row([pk], |r| r.get::<_, String>(0))
+    /// Take out what the session `<stem>.json` counts now, as the index has it (before its
+    /// rows change or go), if the index has it.
+    pub fn take_out(&mut self, tx: &Transaction<'_>, stem: &str) -> rusqlite::Result<()> {
+        let Some((pk, workdir)) = tx
+            .prepare_cached("SELECT pk, workdir FROM sessions WHERE id = ?1")?
+            .query_row([stem], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })
             .optional()?
         else {
             return Ok(());

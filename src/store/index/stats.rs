@@ -359,24 +359,36 @@ fn runs_alone(q: &StatsQuery) -> bool {
         })
 }
 
+/// The runs, as the statements read them: SQLite would rather read every run in session order
+/// (which makes counting distinct sessions cheap) than search a range by time; for a range
+/// (without a tag, whose sessions come first), the range is far cheaper.
+fn runs_table(q: &StatsQuery) -> &'static str {
+    if !q.runs.is_open() && q.filter.tags.is_empty() {
+        "turns x INDEXED BY turns_by_time"
+    } else {
+        "turns x"
+    }
+}
+
+/// The runs in `runs` (by when they happened), on the runs aliased `x`.
+fn run_range_conditions(runs: &TimeRange, conds: &mut Vec<String>, args: &mut Vec<V>) {
+    if let Some(t) = runs.since {
+        conds.push("x.at >= ?".into());
+        args.push(V::Integer(t.timestamp_millis()));
+    }
+    if let Some(t) = runs.until {
+        conds.push("x.at < ?".into());
+        args.push(V::Integer(t.timestamp_millis()));
+    }
+}
+
 /// The statement `sum_runs` reads the runs with.
 fn runs_statement(q: &StatsQuery) -> (String, Vec<V>) {
     let mut conds = Vec::new();
     let mut args = Vec::new();
     sql::session_conditions(&q.filter, "x", &mut conds, &mut args);
-    if let Some(t) = q.runs.since {
-        conds.push("x.at >= ?".into());
-        args.push(V::Integer(t.timestamp_millis()));
-    }
-    if let Some(t) = q.runs.until {
-        conds.push("x.at < ?".into());
-        args.push(V::Integer(t.timestamp_millis()));
-    }
-    let from = if q.runs.is_open() {
-        "turns x"
-    } else {
-        "turns x INDEXED BY turns_by_time"
-    };
+    run_range_conditions(&q.runs, &mut conds, &mut args);
+    let from = runs_table(q);
     let sql = format!(
         "SELECT x.session_pk, x.at, x.backend, x.status, x.model, x.cost_nusd IS NOT NULL, \
          x.runs, x.input, x.output, x.cached, x.cache_write, x.reasoning, x.total, \
@@ -602,13 +614,9 @@ fn usage_column(d: &Dimension, period: &'static str) -> Option<&'static str> {
 }
 
 fn rollup_statements(q: &StatsQuery, plan: &RollupPlan) -> Statements {
-    let (table, day) = match plan.table {
-        Rollup::Daily => ("usage_daily", "x.day"),
-        Rollup::Keyed { .. } => ("usage_keyed", "x.month"),
-    };
-    let period = match plan.table {
-        Rollup::Daily => "clinvk_period_of_day(x.day)",
-        Rollup::Keyed { .. } => "clinvk_period_of_day(x.month)",
+    let (table, day, period) = match plan.table {
+        Rollup::Daily => ("usage_daily", "x.day", "clinvk_period_of_day(x.day)"),
+        Rollup::Keyed { .. } => ("usage_keyed", "x.month", "clinvk_period_of_day(x.month)"),
     };
     let cols: Vec<&str> = q
         .group_by
@@ -676,13 +684,7 @@ fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
             }
         })
         .collect();
-    // SQLite would rather read every run in session order (which makes counting distinct
-    // sessions cheap) than search a range by time: for a range, the range is far cheaper.
-    let mut from = if !q.runs.is_open() && f.tags.is_empty() {
-        "turns x INDEXED BY turns_by_time".to_string()
-    } else {
-        "turns x".to_string()
-    };
+    let mut from = runs_table(q).to_string();
     if join_session {
         from.push_str(" JOIN sessions s ON s.pk = x.session_pk");
     }
@@ -713,14 +715,7 @@ fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
             conds.push(format!("s.pk IN ({})", list.join(", ")));
         }
     }
-    if let Some(t) = q.runs.since {
-        conds.push("x.at >= ?".into());
-        args.push(V::Integer(t.timestamp_millis()));
-    }
-    if let Some(t) = q.runs.until {
-        conds.push("x.at < ?".into());
-        args.push(V::Integer(t.timestamp_millis()));
-    }
+    run_range_conditions(&q.runs, &mut conds, &mut args);
     let keys = key_list(&cols);
     let where_ = where_clause(&conds);
     let group = if cols.is_empty() {

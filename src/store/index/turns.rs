@@ -45,10 +45,10 @@ impl TurnRow {
 
 const FIRST_DAY: i64 = 1;
 const FIRST_WEEK: i64 = 2;
-const FIRST_MONTH: i64 = 4;
-const FIRST_EVER: i64 = 8;
+pub(super) const FIRST_MONTH: i64 = 4;
+pub(super) const FIRST_EVER: i64 = 8;
 /// The same four bits, per model.
-const PER_MODEL: i64 = 16;
+pub(super) const PER_MODEL: i64 = 16;
 
 /// Bump when `turn_rows` changes what it derives from a file: the index is then rebuilt.
 pub const ROWS_VERSION: &str = "usage-rows-3";

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rusqlite::{named_params, params, OptionalExtension, Transaction};
+use rusqlite::{named_params, params, Transaction};
 
 use super::row::{INSERT_SESSION, UPSERT_SESSION};
 use super::{keyed, turns, DIR_KEY};
@@ -100,20 +100,22 @@ impl IndexTx<'_> {
         self.keyed.borrow_mut().put_in(session, &rows);
         // A session that never ran has no rows, and no total either.
         let total: i64 = rows.iter().map(|r| r.counts()[5]).sum();
-        let set_total = match (rows.is_empty(), self.fresh) {
-            (true, true) => None,
-            (true, false) => Some("DELETE FROM session_totals WHERE session_pk = ?1 AND ?2 = ?2"),
-            (false, true) => Some("INSERT INTO session_totals (session_pk, total) VALUES (?1, ?2)"),
-            (false, false) => {
-                Some("INSERT OR REPLACE INTO session_totals (session_pk, total) VALUES (?1, ?2)")
-            }
+        let set_total = if rows.is_empty() {
+            (!self.fresh).then(|| {
+                self.tx
+                    .prepare_cached("DELETE FROM session_totals WHERE session_pk = ?1")
+                    .and_then(|mut s| s.execute([pk]))
+            })
+        } else {
+            Some(
+                self.tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO session_totals (session_pk, total) VALUES (?1, ?2)",
+                    )
+                    .and_then(|mut s| s.execute(params![pk, total])),
+            )
         };
-        if let Some(sql) = set_total {
-            self.tx
-                .prepare_cached(sql)
-                .and_then(|mut s| s.execute(params![pk, total]))
-                .map_err(|e| self.err(e))?;
-        }
+        set_total.transpose().map_err(|e| self.err(e))?;
         self.session_texts(pk, session)?;
         Ok(pk)
     }
@@ -121,18 +123,10 @@ impl IndexTx<'_> {
     /// Take what the session `<stem>.json` counts out of the rollups by tag and directory
     /// (before its rows are changed or deleted).
     fn take_out(&self, stem: &str) -> Result<()> {
-        let pk: Option<i64> = self
-            .tx
-            .prepare_cached("SELECT pk FROM sessions WHERE id = ?1")
-            .and_then(|mut s| s.query_row([stem], |r| r.get(0)).optional())
-            .map_err(|e| self.err(e))?;
-        if let Some(pk) = pk {
-            self.keyed
-                .borrow_mut()
-                .take_out(&self.tx, pk)
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(())
+        self.keyed
+            .borrow_mut()
+            .take_out(&self.tx, stem)
+            .map_err(|e| self.err(e))
     }
 
     fn insert_tags(&self, pk: i64, session: &Session, last_used: i64) -> Result<()> {
