@@ -47,7 +47,7 @@ pub const LOCK_FILE: &str = ".lock";
 /// How many listed rows are checked against their files (a stat each) before being shown, so that
 /// a file edited in place is shown as it is now even when the directory did not change.
 const VERIFY_ROWS: usize = 1000;
-/// Rows a streamed listing reads at once (`list_pages`): a few MB.
+/// Rows a streamed listing reads at once (`Listing::pages`): a few MB.
 const STREAM_PAGE: usize = 2000;
 
 /// What the store tells its user while it works; the CLI prints these on stderr.
@@ -379,7 +379,7 @@ impl Store {
         })
     }
 
-    /// `list`, a page of rows at a time (`Listing::pages`): in bounded memory (8 bytes a
+    /// `list`, a page of rows at a time (`Listing::pages`): in bounded memory (16 bytes a
     /// session, and one page), and without holding the lock between pages, so that a slow
     /// reader at the other end of a pipe holds nobody up. The listing is the one the index
     /// gives now: a session changed since is shown as it is when its page is read, one deleted
@@ -872,14 +872,12 @@ impl Listing<'_> {
         let mut consumed: u64 = 0;
         let mut last: Option<(i64, String)> = None;
         let mut at = 0;
-        let mut read_since_keys = true;
         while at < self.keys.len() {
             let keys = &self.keys[at..(at + STREAM_PAGE).min(self.keys.len())];
             let pks: Vec<i64> = keys.iter().map(index::ListKey::pk).collect();
             if let Some(rows) = store.page_of(&pks, self.generation.as_deref())? {
                 at += keys.len();
                 consumed += keys.len() as u64;
-                read_since_keys = true;
                 // Rows come in the keys' order, some gone: each matched to its key, and left
                 // out if its pk went to a session created since.
                 let mut keyed = keys.iter();
@@ -906,15 +904,22 @@ impl Listing<'_> {
                 ..self.query.clone()
             };
             let after = last.as_ref().map(|(t, id)| (*t, id.as_str()));
-            if !read_since_keys {
-                // Rebuilt again before a page could be read (rebuilds one after the other):
-                // rather than chase them, the rest in one go.
-                return page(store.read(|_, index| index.list_after(&rest, after))?);
+            let rekeyed = store.read(|_, index| {
+                if index.is_in_memory() {
+                    // Built from the files for this one read (nothing can be written now): as
+                    // every later read would build another, the rest in one go.
+                    return Ok(Err(index.list_after(&rest, after)?));
+                }
+                Ok(Ok((
+                    index.list_keys(&rest, None, after)?,
+                    index.generation()?,
+                )))
+            })?;
+            match rekeyed {
+                Ok((keys, generation)) => (self.keys, self.generation) = (keys, generation),
+                Err(rest) => return page(rest),
             }
-            (self.keys, self.generation) = store
-                .read(|_, index| Ok((index.list_keys(&rest, None, after)?, index.generation()?)))?;
             at = 0;
-            read_since_keys = false;
         }
         Ok(())
     }

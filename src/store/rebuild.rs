@@ -108,8 +108,7 @@ impl Store {
             };
             let (zone, moved_at) = match &why {
                 Rebuild::Zone { zone, at, .. } => (Some(*zone), Some(*at)),
-                _ => Index::recorded_rollup(&self.index_path)
-                    .map_or((None, None), |(zone, at)| (Some(zone), at)),
+                _ => self.kept_rollup(),
             };
             (removed, zone, moved_at)
         };
@@ -147,7 +146,7 @@ impl Store {
             self.catch_up(&mut index, watch.as_ref(), &changed)
         })();
         caught_up.inspect_err(|_| Index::discard(&new_path))?;
-        let mut report = self.install_rebuilt(index, swap_watch.as_ref())?;
+        let (_, mut report) = self.install_rebuilt(index, swap_watch.as_ref())?;
         report.removed_temp_files = removed_temp_files;
         report.elapsed = start.elapsed();
         self.announce(&why, &report);

@@ -217,26 +217,30 @@ impl Store {
         let start = Instant::now();
         let (zone, moved_at) = match zone {
             Some(zone) => (Some(zone), None),
-            None => Index::recorded_rollup(&self.index_path)
-                .map_or((None, None), |(zone, at)| (Some(zone), at)),
+            None => self.kept_rollup(),
         };
         // Spans the whole rebuild: only then can the swap's own change to the directory be told
         // from anyone else's.
         let watch = watch::Watch::start(&self.dir);
         let index = self.build_fresh(&self.dir.join(index::NEW_INDEX_FILE), zone, moved_at)?;
-        let mut report = self.install_rebuilt(index, watch.as_ref())?;
+        let (index, mut report) = self.install_rebuilt(index, watch.as_ref())?;
         report.elapsed = start.elapsed();
-        let index = self.open_installed()?;
         Ok((index, report))
     }
 
-    /// Put a complete new index in the live one's place (caller holds the exclusive lock).
-    /// `watch`: started before the directory stamp the index recorded was taken.
+    /// The live index's rollup zone and when a question moved it there, for a rebuild to keep
+    /// (None: a new index's, the local zone).
+    pub(super) fn kept_rollup(&self) -> (Option<Zone>, Option<chrono::DateTime<chrono::Utc>>) {
+        Index::recorded_rollup(&self.index_path).map_or((None, None), |(zone, at)| (Some(zone), at))
+    }
+
+    /// Put a complete new index in the live one's place (caller holds the exclusive lock), and
+    /// open it there. `watch`: started before the directory stamp the index recorded was taken.
     pub(super) fn install_rebuilt(
         &self,
         index: Index,
         watch: Option<&watch::Watch>,
-    ) -> Result<ReindexReport> {
+    ) -> Result<(Index, ReindexReport)> {
         let mut report = ReindexReport {
             sessions: index.count()?,
             invalid_files: index.invalid_files()?,
@@ -248,24 +252,21 @@ impl Store {
         // the index's own files came or went meanwhile, the stamp after it can be recorded, and
         // the next command need not compare the files.
         report.moved_aside = index.install(&self.index_path)?;
+        let mut index = match Index::open_existing(&self.index_path)? {
+            Ok(index) => index,
+            Err(why) => {
+                return Err(Error::Migration {
+                    path: self.index_path.clone(),
+                    message: format!("the rebuilt index cannot be opened ({why})"),
+                })
+            }
+        };
         if only_index_files_changed(&self.dir, watch) {
-            let mut index = self.open_installed()?;
             let tx = index.transaction()?;
             tx.set_dir_stamp(files::stable_dir_stamp(&self.dir)?)?;
             tx.commit()?;
         }
-        Ok(report)
-    }
-
-    /// The index just installed.
-    fn open_installed(&self) -> Result<Index> {
-        match Index::open_existing(&self.index_path)? {
-            Ok(index) => Ok(index),
-            Err(why) => Err(Error::Migration {
-                path: self.index_path.clone(),
-                message: format!("the rebuilt index cannot be opened ({why})"),
-            }),
-        }
+        Ok((index, report))
     }
     /// Make the index agree with the directory: read files whose stamp changed, forget files
     /// that are gone. `full`: the index is empty and this completes it. Caller holds the
