@@ -33,10 +33,28 @@ fn seed(home: &Home) -> Vec<String> {
 }
 
 fn ndjson(run: &Run) -> Vec<Value> {
-    run.stdout
-        .lines()
+    parse_lines(run.stdout.lines())
+}
+
+fn parse_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<Value> {
+    lines
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect()
+}
+
+/// The ids of `--ndjson` lines, in order.
+fn ids_of_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
+    ids_of(&parse_lines(lines))
+}
+
+/// `sessions list FORMAT` started, its output left in the pipe for the test to read.
+fn listing_under_way(home: &Home, format: &str) -> std::process::Child {
+    home.std_cmd()
+        .args(["sessions", "list", format])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// What the listing must be, from the files: newest first, then by id, descending.
@@ -123,13 +141,7 @@ fn a_reader_that_stops_reading_holds_nobody_up() {
     let home = Home::new();
     let ids = seed(&home);
     home.ok(&["sessions", "list", "-n", "1"]);
-    let mut child = home
-        .std_cmd()
-        .args(["sessions", "list", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = listing_under_way(&home, "--json");
     let mut stdout = child.stdout.take().unwrap();
     // Read a little, then stop: the listing blocks on a full pipe within its first page.
     let mut head = vec![0u8; 4096];
@@ -171,13 +183,7 @@ fn a_session_used_again_before_a_rebuild_does_not_restart_the_listing() {
     seed(&home);
     let order = expected(&home, |_| true);
     home.ok(&["sessions", "list", "-n", "1"]);
-    let mut child = home
-        .std_cmd()
-        .args(["sessions", "list", "--ndjson"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = listing_under_way(&home, "--ndjson");
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut lines: Vec<String> = Vec::new();
     let mut read_line = |lines: &mut Vec<String>| {
@@ -213,17 +219,7 @@ fn a_session_used_again_before_a_rebuild_does_not_restart_the_listing() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert!(child.wait().unwrap().success());
-    let listed: Vec<String> = lines
-        .iter()
-        .map(String::as_str)
-        .chain(rest.lines())
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let listed = ids_of_lines(lines.iter().map(String::as_str).chain(rest.lines()));
     assert_eq!(
         listed, order,
         "every session once, in the order the listing began with"
@@ -247,13 +243,7 @@ fn a_new_session_in_a_deleted_ones_row_is_not_listed() {
             .unwrap()
     };
     let freed = pk_of("lastrow");
-    let mut child = home
-        .std_cmd()
-        .args(["sessions", "list", "--ndjson"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = listing_under_way(&home, "--ndjson");
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
@@ -269,15 +259,7 @@ fn a_new_session_in_a_deleted_ones_row_is_not_listed() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     assert!(child.wait().unwrap().success());
-    let listed: Vec<String> = std::iter::once(first.as_str())
-        .chain(rest.lines())
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let listed = ids_of_lines(std::iter::once(first.as_str()).chain(rest.lines()));
     assert_eq!(listed.len(), FILES, "the seeded sessions, once each");
     assert!(!listed.iter().any(|id| id == "newcomer" || id == "lastrow"));
 }
