@@ -908,12 +908,13 @@ impl Bench<'_> {
                 "jq reads every session from the streamed array"
             );
         }
-        for (label, argv) in [
-            ("stats --by tag", &["sessions", "stats", "--by", "tag"][..]),
-            (
-                "stats --by workdir",
-                &["sessions", "stats", "--by", "workdir"],
-            ),
+        // The usage benchmark's questions this issue is about, and its own.
+        let shared = [
+            "stats --by tag",
+            "stats --by workdir",
+            "stats --by month --by backend --timezone America/New_York",
+        ];
+        let scale_only: &[(&str, &[&str])] = &[
             (
                 "stats --by project",
                 &["sessions", "stats", "--by", "project"],
@@ -926,20 +927,12 @@ impl Bench<'_> {
                 "stats --by month --by tag",
                 &["sessions", "stats", "--by", "month", "--by", "tag"],
             ),
-            (
-                "stats --by month --by backend --timezone America/New_York",
-                &[
-                    "sessions",
-                    "stats",
-                    "--by",
-                    "month",
-                    "--by",
-                    "backend",
-                    "--timezone",
-                    "America/New_York",
-                ],
-            ),
-        ] {
+        ];
+        for &(label, argv) in STATS_QUERIES
+            .iter()
+            .filter(|(label, _)| shared.contains(label))
+            .chain(scale_only)
+        {
             let runs = if label.contains("timezone") {
                 self.slow_runs()
             } else {

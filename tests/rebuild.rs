@@ -87,7 +87,10 @@ fn commands_go_on_during_a_rebuild_and_its_index_has_their_writes() {
     let reindex = spawn(&home, &["sessions", "reindex"]);
     wait_for(&new_index(&home));
     signal(&reindex, libc::SIGSTOP);
-    assert!(new_index(&home).exists(), "stopped while building, before its swap");
+    assert!(
+        new_index(&home).exists(),
+        "stopped while building, before its swap"
+    );
 
     // Readers and writers while the rebuild holds its own lock only.
     let listed = home.ok_promptly(&["sessions", "list", "--json"]);
@@ -165,7 +168,10 @@ fn a_damaged_index_is_rebuilt_once_while_the_other_commands_wait() {
     let first = spawn(&home, &["sessions", "list", "--json"]);
     wait_for(&new_index(&home));
     signal(&first, libc::SIGSTOP);
-    assert!(new_index(&home).exists(), "stopped while building, before its swap");
+    assert!(
+        new_index(&home).exists(),
+        "stopped while building, before its swap"
+    );
     let second = home
         .std_cmd()
         .env("CLINVK_LOCK_TIMEOUT", "1")
