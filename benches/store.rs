@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use clap::Parser;
+
+mod common;
 use clinvk::store::session::Turn;
 use clinvk::store::{
     Backend, Filter, ListQuery, Quiet, Session, SessionId, StatsQuery, Status, Store, TokenUsage,
@@ -346,23 +348,15 @@ fn time_with_codes(runs: usize, codes: &[i32], mut make: impl FnMut() -> Command
 }
 
 /// The peak resident memory of the process `cmd` starts, in KiB (output discarded).
-#[allow(
-    clippy::zombie_processes,
-    reason = "reaped by the wait4 here, which reads its rusage"
-)]
-fn peak_rss_kib(mut cmd: Command) -> i64 {
+fn peak_rss_kib(mut cmd: Command) -> u64 {
     let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut status = 0;
-    // SAFETY: waits for our own child and fills a zeroed rusage.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
+    let (status, rss) = common::wait_with_rss(child);
     assert_eq!(status, 0, "{cmd:?} failed");
-    usage.ru_maxrss
+    rss
 }
 
 fn clinvk(home: &Path, args: &[&str]) -> Command {
