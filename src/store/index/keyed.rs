@@ -21,14 +21,17 @@ pub const WORKDIR: i64 = 1;
 /// The summed columns of `usage_keyed`, in order after its key.
 const SUMS: usize = 13;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A row of `usage_keyed` by its key, the texts (key, backend, status, model) by their number
+/// in `Deltas::names`: a rebuild adds millions of runs to a few thousand rows, without a
+/// string made for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
     kind: i64,
-    key: String,
+    key: usize,
     month: i64,
-    backend: String,
-    status: String,
-    model: String,
+    backend: usize,
+    status: usize,
+    model: usize,
     reported: bool,
 }
 
@@ -71,9 +74,22 @@ fn counted_sums(runs: i64, figures: [i64; 6], cost: i64, firsts: i64) -> [i64; S
 
 /// What the writes of one transaction change in the rollups.
 #[derive(Debug, Default)]
-pub struct Deltas(HashMap<Key, [i64; SUMS]>);
+pub struct Deltas {
+    sums: HashMap<Key, [i64; SUMS]>,
+    names: Vec<String>,
+    numbers: HashMap<String, usize>,
+}
 
 impl Deltas {
+    fn number(&mut self, name: &str) -> usize {
+        if let Some(n) = self.numbers.get(name) {
+            return *n;
+        }
+        self.names.push(name.to_string());
+        self.numbers.insert(name.to_string(), self.names.len() - 1);
+        self.names.len() - 1
+    }
+
     fn add(&mut self, sign: i64, tags: &[String], workdir: &str, rows: &[Counted<'_>]) {
         // Each tag once, as `session_tags` holds them (a file may name one twice).
         let mut tags: Vec<&str> = tags.iter().map(String::as_str).collect();
@@ -87,19 +103,18 @@ impl Deltas {
             .map(|t| (TAG, t))
             .chain([(WORKDIR, workdir)]);
         for (kind, key) in keys {
+            let key = self.number(key);
             for row in rows {
-                let entry = self
-                    .0
-                    .entry(Key {
-                        kind,
-                        key: key.to_string(),
-                        month: row.month,
-                        backend: row.backend.to_string(),
-                        status: row.status.to_string(),
-                        model: row.model.to_string(),
-                        reported: row.reported,
-                    })
-                    .or_insert([0; SUMS]);
+                let k = Key {
+                    kind,
+                    key,
+                    month: row.month,
+                    backend: self.number(row.backend),
+                    status: self.number(row.status),
+                    model: self.number(row.model),
+                    reported: row.reported,
+                };
+                let entry = self.sums.entry(k).or_insert([0; SUMS]);
                 for (sum, value) in entry.iter_mut().zip(row.sums) {
                     *sum += sign * value;
                 }
@@ -199,11 +214,22 @@ impl Deltas {
             "DELETE FROM usage_keyed WHERE kind = ?1 AND key = ?2 AND month = ?3 AND backend = ?4
                  AND status = ?5 AND model = ?6 AND reported = ?7 AND turn_rows <= 0",
         )?;
-        for (k, s) in self.0.drain() {
+        let names = std::mem::take(&mut self.names);
+        self.numbers.clear();
+        for (k, s) in self.sums.drain() {
             if s.iter().all(|v| *v == 0) {
                 continue;
             }
-            let key = params![k.kind, k.key, k.month, k.backend, k.status, k.model, k.reported];
+            let text = |n: usize| names[n].as_str();
+            let key = params![
+                k.kind,
+                text(k.key),
+                k.month,
+                text(k.backend),
+                text(k.status),
+                text(k.model),
+                k.reported
+            ];
             let mut values: Vec<&dyn rusqlite::ToSql> = key.to_vec();
             values.extend(s.iter().map(|v| v as &dyn rusqlite::ToSql));
             upsert.execute(values.as_slice())?;
