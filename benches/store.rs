@@ -820,6 +820,18 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     /// Runs for a slow operation (a rebuild, a pipeline over every session).
+    /// One `sessions list -n 20`: whether it succeeded, and how long it took.
+    fn timed_list(&self) -> (bool, Duration) {
+        let start = Instant::now();
+        let ok = clinvk(&self.home, &["sessions", "list", "-n", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        (ok, start.elapsed())
+    }
+
     /// Issue 14's figures: what a big store costs the commands people run against it.
     fn scale(&self, results: &mut Results) {
         let col = self.col;
@@ -837,14 +849,8 @@ impl Bench<'_> {
             // Let it get going: the listing must meet it reading the files.
             std::thread::sleep(Duration::from_millis(50));
             while latencies.len() < 100 && reindex.try_wait().unwrap().is_none() {
-                let start = Instant::now();
-                let ok = clinvk(&self.home, &["sessions", "list", "-n", "20"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success();
-                latencies.push(start.elapsed());
+                let (ok, took) = self.timed_list();
+                latencies.push(took);
                 failures += usize::from(!ok);
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -949,15 +955,9 @@ impl Bench<'_> {
             let added = self.sessions.join(format!("{id}.json"));
             std::fs::write(&added, text.replace(&stem, &id)).unwrap();
             for _ in 0..2 {
-                let start = Instant::now();
-                let ok = clinvk(&self.home, &["sessions", "list", "-n", "20"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .unwrap()
-                    .success();
+                let (ok, took) = self.timed_list();
                 assert!(ok);
-                samples.push(start.elapsed());
+                samples.push(took);
                 if added.exists() {
                     std::fs::remove_file(&added).unwrap();
                 }
