@@ -25,7 +25,7 @@ mod common;
 #[path = "../tests/common/native.rs"]
 mod native;
 
-use common::{as_user, clinvk, dir_bytes, files, fmt, measure, output, Table};
+use common::{as_user, clinvk, dir_bytes, files, fmt, fmt_time, measure, output, Table};
 
 /// `cargo bench --bench native -- [OPTIONS]`.
 #[derive(Debug, Parser)]
@@ -82,6 +82,12 @@ fn main() {
             clinvk(&user, &home, &["sessions", "import"])
         });
         put("sessions import, first", col, fmt(first, first_rss), cols);
+        put(
+            "list -n 20 during a first import: median / slowest, failures",
+            col,
+            lists_during_first_import(&user, fresh + 1),
+            cols,
+        );
         let home = user.parent().unwrap().join("clinvk");
         if !home.join("sessions").exists() {
             clinvk(&user, &home, &["sessions", "import"])
@@ -215,6 +221,58 @@ fn main() {
     }
     remove_first_imports(&root);
     table.print();
+}
+
+/// `sessions list -n 20`, over and over, while a first import (into fresh home number
+/// `fresh`) runs: the median and slowest, and how many failed.
+fn lists_during_first_import(user: &Path, fresh: usize) -> String {
+    let home = user
+        .parent()
+        .unwrap()
+        .join(format!("clinvk-first-{}-{fresh}", std::process::id()));
+    // SAFETY: as above.
+    unsafe { libc::sync() };
+    let mut import = clinvk(user, &home, &["sessions", "import"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The lists meet it merging: once its first session files are there.
+    let sessions = home.join("sessions");
+    let written = || {
+        std::fs::read_dir(&sessions).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                .count()
+        })
+    };
+    while written() < 10 && import.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    while import.try_wait().unwrap().is_none() {
+        let start = Instant::now();
+        let ok = clinvk(user, &home, &["sessions", "list", "-n", "20"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        latencies.push(start.elapsed());
+        failures += usize::from(!ok);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(import.wait().unwrap().success());
+    latencies.sort();
+    match latencies.last() {
+        Some(slowest) => format!(
+            "{} / {} of {}, {failures} failed",
+            fmt_time(latencies[latencies.len() / 2]),
+            fmt_time(*slowest),
+            latencies.len()
+        ),
+        None => "the import was over first".into(),
+    }
 }
 
 /// Remove the clinvk homes of first imports left under `root`; whether there were any.

@@ -35,6 +35,18 @@ impl Drop for LockGuard {
 }
 
 pub fn acquire(path: &Path, mode: LockMode, timeout: Duration) -> Result<LockGuard> {
+    acquire_queued(path, mode, timeout, None)
+}
+
+/// `acquire`, and while it waits, a shared lock on `queue` (when that file can be opened), so
+/// that a writer that holds the lock for long stretches, one after another (an import's
+/// batches), can tell that someone waits between two of them (`someone_waits`) and let them in.
+pub fn acquire_queued(
+    path: &Path,
+    mode: LockMode,
+    timeout: Duration,
+    queue: Option<&Path>,
+) -> Result<LockGuard> {
     let file = open_private(
         path,
         OpenOptions::new()
@@ -54,6 +66,8 @@ pub fn acquire(path: &Path, mode: LockMode, timeout: Duration) -> Result<LockGua
     .map_err(|e| Error::io(path, e))?;
     let start = Instant::now();
     let mut pause = Duration::from_millis(1);
+    // Held while waiting, dropped with the wait.
+    let mut waiting: Option<File> = None;
     loop {
         let attempt = match mode {
             LockMode::Shared => FileExt::try_lock_shared(&file),
@@ -66,6 +80,9 @@ pub fn acquire(path: &Path, mode: LockMode, timeout: Duration) -> Result<LockGua
                     || e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(Error::io(path, e)),
         }
+        if waiting.is_none() {
+            waiting = queue.and_then(join_queue);
+        }
         let waited = start.elapsed();
         if waited >= timeout {
             return Err(Error::LockTimeout {
@@ -74,6 +91,88 @@ pub fn acquire(path: &Path, mode: LockMode, timeout: Duration) -> Result<LockGua
             });
         }
         std::thread::sleep(pause.min(timeout - waited));
-        pause = (pause * 2).min(Duration::from_millis(50));
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
+/// The longest pause between two tries of `acquire`: a writer that leaves the lock free this
+/// long lets every waiter try once.
+pub const LONGEST_PAUSE: Duration = Duration::from_millis(50);
+
+/// A shared lock on `queue`: this process waits. None if the file cannot be opened (its
+/// directory is not there yet, a read-only store) or is being probed at this instant.
+fn join_queue(queue: &Path) -> Option<File> {
+    let file = open_private(
+        queue,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .ok()?;
+    FileExt::try_lock_shared(&file).ok()?;
+    Some(file)
+}
+
+/// Whether some process waits for the lock whose queue is `queue` (see `acquire_queued`).
+pub fn someone_waits(queue: &Path) -> bool {
+    let Ok(file) = File::open(queue) else {
+        return false;
+    };
+    match FileExt::try_lock_exclusive(&file) {
+        Ok(()) => {
+            let _ = FileExt::unlock(&file);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waiter_is_seen_until_it_has_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lock, queue) = (dir.path().join(".lock"), dir.path().join("waiters.lock"));
+        let held = acquire(&lock, LockMode::Exclusive, Duration::ZERO).unwrap();
+        assert!(!someone_waits(&queue), "nobody waits yet");
+        let waiter = {
+            let (lock, queue) = (lock.clone(), queue.clone());
+            std::thread::spawn(move || {
+                let guard = acquire_queued(
+                    &lock,
+                    LockMode::Shared,
+                    Duration::from_secs(10),
+                    Some(&queue),
+                )
+                .unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                drop(guard);
+            })
+        };
+        let start = Instant::now();
+        while !someone_waits(&queue) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the waiter is never seen"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(held);
+        // It leaves the queue as it takes the lock, and holds it.
+        let start = Instant::now();
+        while someone_waits(&queue) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the waiter never got in"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(acquire(&lock, LockMode::Exclusive, Duration::ZERO).is_err());
+        waiter.join().unwrap();
+        acquire(&lock, LockMode::Exclusive, Duration::ZERO).unwrap();
     }
 }

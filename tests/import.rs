@@ -816,6 +816,57 @@ fn an_import_killed_half_way_loses_nothing_and_counts_nothing_twice() {
 }
 
 #[test]
+fn commands_are_answered_between_an_imports_batches() {
+    // One conversation a batch, each committed: the import releases the lock after each, and
+    // lets in those waiting for it. A command's own catch-up leaves the files to the import
+    // under way instead of reading them again.
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 53);
+    store.generate(300);
+    let mut import = home
+        .std_cmd()
+        .env("CLINVK_IMPORT_BATCH", "1")
+        .args(["sessions", "import", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while home.session_files().len() < 3 && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // A list counts if the import was still running when it ended: with the lock held for the
+    // whole import, a list gets in only once it is over (or fails after its 1 s).
+    let mut during = 0;
+    while import.try_wait().unwrap().is_none() && during < 5 {
+        let list = home
+            .std_cmd()
+            .env("CLINVK_LOCK_TIMEOUT", "1")
+            .args(["sessions", "list", "-n", "5", "--json"])
+            .output()
+            .unwrap();
+        let list = Run::from_output(list).success();
+        let rows = list.json();
+        assert!(rows.as_array().unwrap().len() <= 5, "{rows}");
+        if import.try_wait().unwrap().is_none() {
+            during += 1;
+        }
+    }
+    let report = Run::from_output(import.wait_with_output().unwrap())
+        .success()
+        .json();
+    assert!(
+        during >= 3,
+        "only {during} lists answered while the import ran"
+    );
+    for cli in ["claude", "codex", "gemini"] {
+        assert_eq!(report["backends"][cli]["new"], 300, "{cli}: {report}");
+    }
+    assert_counts_match(&home, &store);
+    home.ok(&["sessions", "reindex", "--check"]);
+}
+
+#[test]
 fn two_imports_at_once_make_each_session_once() {
     let home = Home::new();
     let mut store = NativeStore::new(home.user_home(), 43);

@@ -64,13 +64,16 @@ pub fn wait_with_rss(child: std::process::Child) -> (i32, u64) {
 }
 
 pub fn fmt(d: Duration, rss_kb: u64) -> String {
+    format!("{}, {} MB", fmt_time(d), rss_kb / 1024)
+}
+
+pub fn fmt_time(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
-    let t = if ms >= 1000.0 {
+    if ms >= 1000.0 {
         format!("{:.2} s", ms / 1000.0)
     } else {
         format!("{ms:.0} ms")
-    };
-    format!("{t}, {} MB", rss_kb / 1024)
+    }
 }
 
 pub fn files(dir: &Path, out: &mut Vec<PathBuf>) {

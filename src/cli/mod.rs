@@ -164,7 +164,10 @@ impl Context {
             crate::import::run(
                 &store,
                 &crate::import::sources::Roots::new(&settings),
-                &self.import_options(),
+                &crate::import::Options {
+                    unless_busy: true,
+                    ..self.import_options()
+                },
                 &observer,
             )
         })();

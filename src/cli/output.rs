@@ -248,6 +248,9 @@ impl Observer for StderrObserver {
             Notice::WaitingForRebuild => {
                 message("clinvk: waiting for another clinvk to finish rebuilding the index")
             }
+            Notice::WaitingForImport => message(
+                "clinvk: waiting for another clinvk to finish importing the CLIs' transcripts",
+            ),
             // Only worth a line for someone watching.
             Notice::Comparing { files } if self.terminal => message(&format!(
                 "clinvk: the sessions directory changed: comparing it with the {files} files the index knows…"

@@ -25,7 +25,9 @@ use std::sync::Mutex;
 use crate::domain::Backend;
 use crate::error::Result;
 use crate::store::index::native::{NativeFile, ReadPoint};
-use crate::store::native::{FileRecord, FileTexts, GoneTranscript, Merged, NativeKey, NativeMerge};
+use crate::store::native::{
+    FileRecord, FileTexts, GoneTranscript, ImportTurn, Merged, NativeKey, NativeMerge, PUT_ASIDE,
+};
 use crate::store::{Observer, Store};
 use merge::Gathered;
 use sources::{Found, Roots, Skip};
@@ -41,6 +43,9 @@ pub struct Options {
     pub include_deleted: bool,
     /// Files read and merged at a time (None: `BATCH`).
     pub batch: Option<usize>,
+    /// A catch-up before a command: nothing when another clinvk is importing (that one brings
+    /// the files in), instead of waiting for it.
+    pub unless_busy: bool,
 }
 
 /// How many conversations of one CLI went where.
@@ -75,9 +80,9 @@ pub struct Report {
 }
 
 /// Files read and merged at a time: what an import holds in memory is bounded by this, not by
-/// the size of the CLIs' histories. The batches go into one index transaction (under the lock
-/// from the first merge to the commit), each batch's session files flushed to disk before the
-/// next is read.
+/// the size of the CLIs' histories. Each batch is merged under the exclusive lock and committed
+/// (its session files flushed to disk first); other commands get the lock between two batches,
+/// so that a long import holds none of them up for more than one batch's merge.
 const BATCH: usize = 5000;
 
 /// Catch the store up with the CLIs' transcripts under `roots`.
@@ -87,6 +92,10 @@ pub fn run(
     options: &Options,
     observer: &dyn Observer,
 ) -> Result<Report> {
+    let _turn = match store.import_turn(!options.unless_busy)? {
+        ImportTurn::Yours(guard) => guard,
+        ImportTurn::Taken => return Ok(Report::default()),
+    };
     let roots = roots.clone().only(&options.backends);
     let (found, walk_skips) = roots.discover();
     let mut report = Report {
@@ -262,41 +271,64 @@ fn merge_in_batches<'o>(
             })
         })
         .collect();
-    let mut attempts = 0;
-    store.merge_native_batches(changed.len(), &forget, options.dry_run, |sink| {
-        attempts += 1;
-        std::thread::scope(|scope| {
-            // Again from the start if the index had to be rebuilt: then it knows only the files
-            // read now, and the next import must compare every file, not trust the walk.
-            let mut merging = Merging::new(options);
-            merging.rebuilt = attempts > 1;
-            let mut deferred = Vec::new();
-            let mut current = first.take();
-            let read_batch = &read_batch;
-            for n in 0..batches.len() {
-                let batch = current.take().unwrap_or_else(|| read_batch(n, observer));
-                // The next batch is read while this one is merged (its progress shown after).
-                let next = (n + 1 < batches.len())
-                    .then(|| scope.spawn(move || read_batch(n + 1, &crate::store::Quiet)));
-                deferred.extend(merging.merge(sink, batch, several)?);
-                if let Some(next) = next {
-                    let batch = next
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    let done = ((n + 2) * size).min(changed.len()) as u64;
-                    observer.progress(done, changed.len() as u64);
-                    current = Some(batch);
-                }
+    // Each batch in a transaction of its own, under the exclusive lock only while it is merged.
+    let mut merging = Merging::new(options);
+    let in_one = |merging: &mut Merging<'o>,
+                  expected: usize,
+                  forget: &[String],
+                  fill: &mut dyn FnMut(
+        &Merging<'o>,
+        &mut NativeMerge<'_, '_>,
+    ) -> Result<BatchOutcome>| {
+        let mut attempts = 0;
+        let merged = store.merge_native_batch(expected, forget, options.dry_run, |sink| {
+            attempts += 1;
+            fill(merging, sink)
+        })?;
+        // Retried with the index rebuilt: then it knows only the files read since, and the
+        // next import must compare every file, not trust the walk.
+        merging.rebuilt |= attempts > 1;
+        Ok::<_, crate::error::Error>(merging.absorb(merged))
+    };
+    std::thread::scope(|scope| {
+        let mut deferred = Vec::new();
+        let mut current = first.take();
+        let read_batch = &read_batch;
+        for n in 0..batches.len() {
+            let batch = current.take().unwrap_or_else(|| read_batch(n, observer));
+            // The next batch is read while this one is merged (its progress shown after).
+            let next = (n + 1 < batches.len())
+                .then(|| scope.spawn(move || read_batch(n + 1, &crate::store::Quiet)));
+            let last = n + 1 == batches.len() && !several;
+            let (forget, gone): (&[String], &[GoneTranscript]) =
+                if last { (&forget, &gone) } else { (&[], &[]) };
+            deferred.extend(in_one(
+                &mut merging,
+                batch.gathered.len(),
+                forget,
+                &mut |merging, sink| merging.merge(sink, &batch, several, gone),
+            )?);
+            merging.read.add(batch.read);
+            if let Some(next) = next {
+                store.let_waiters_in();
+                let batch = next
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let done = ((n + 2) * size).min(changed.len()) as u64;
+                observer.progress(done, changed.len() as u64);
+                current = Some(batch);
             }
-            if several {
-                // Subagents' files read in another batch than their conversation's own.
-                merging.merge(sink, Batch::combine(deferred), false)?;
-            }
-            if !options.dry_run {
-                merging.transcripts_gone = sink.mark_gone(&gone)?;
-            }
-            Ok(merging)
-        })
+        }
+        if several || batches.is_empty() {
+            // Subagents' files read in another batch than their conversation's own, and the
+            // files gone.
+            let batch = Batch::combine(deferred);
+            store.let_waiters_in();
+            in_one(&mut merging, 0, &forget, &mut |merging, sink| {
+                merging.merge(sink, &batch, false, &gone)
+            })?;
+        }
+        Ok(merging)
     })
 }
 
@@ -487,6 +519,16 @@ struct Merging<'a> {
     rebuilt: bool,
 }
 
+/// What one batch's merge came to (see `Merging::merge`).
+#[derive(Default)]
+struct BatchOutcome {
+    outcomes: Vec<(NativeKey, Outcome)>,
+    read_again: Vec<String>,
+    skipped: Vec<Skip>,
+    transcripts_gone: usize,
+    put_aside: Vec<(Gathered, Vec<FileRecord>)>,
+}
+
 /// What became of a conversation, the strongest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Outcome {
@@ -508,41 +550,62 @@ impl<'a> Merging<'a> {
         }
     }
 
-    /// Merge `batch` into `sink`. With `defer`, conversations of which only subagents' files
-    /// were read, and that have no session yet, are handed back to be merged once their own
-    /// file's batch has been.
+    /// Merge `batch` into `sink`, and mark the sessions of the transcripts `gone`. With
+    /// `defer`, conversations of which only subagents' files were read, and that have no
+    /// session yet, are handed back to be merged once their own file's batch has been. What it
+    /// came to is for `absorb` once the batch is committed (it may be merged again, into a
+    /// rebuilt index).
     fn merge(
-        &mut self,
+        &self,
         sink: &mut NativeMerge<'_, '_>,
-        mut batch: Batch,
+        batch: &Batch,
         defer: bool,
-    ) -> Result<Vec<(Gathered, Vec<FileRecord>)>> {
-        self.read.add(std::mem::take(&mut batch.read));
+        gone: &[GoneTranscript],
+    ) -> Result<BatchOutcome> {
+        let mut merged = BatchOutcome::default();
+        // Then the gone, so that a session that moved on to another file read now is not marked.
+        let mark_gone = |sink: &mut NativeMerge<'_, '_>, merged: &mut BatchOutcome| {
+            if !gone.is_empty() && !self.options.dry_run {
+                merged.transcripts_gone = sink.mark_gone(gone)?;
+            }
+            Ok(())
+        };
         if batch.gathered.is_empty() && batch.files.is_empty() {
-            return Ok(Vec::new());
+            mark_gone(sink, &mut merged)?;
+            return Ok(merged);
         }
         let keys: Vec<NativeKey> = batch.gathered.iter().map(Gathered::key).collect();
         let include_deleted = self.options.include_deleted;
         let outcomes = sink.merge(
             &keys,
-            |i, input| merge::apply(&batch.gathered[i], input, include_deleted),
+            |i, input| {
+                let g = &batch.gathered[i];
+                if defer && g.main.is_none() && input.existing.is_none() {
+                    return Err(PUT_ASIDE.into());
+                }
+                merge::apply(g, input, include_deleted)
+            },
             &batch.files,
         )?;
-        let mut put_aside = Vec::new();
         for (i, (key, outcome)) in keys.into_iter().zip(outcomes).enumerate() {
             let seen = match outcome {
                 Merged::Created(_) => Outcome::New,
                 Merged::Updated(_) => Outcome::Updated,
                 Merged::Unchanged(_) => Outcome::Unchanged,
                 Merged::Skipped(why) if why == merge::DELETED => Outcome::Deleted,
-                Merged::Skipped(why) if why == merge::NOTHING => {
-                    if defer && batch.gathered[i].main.is_none() {
-                        put_aside.push(i);
-                    }
+                Merged::Skipped(why) if why == PUT_ASIDE => {
+                    let files = batch
+                        .files
+                        .iter()
+                        .filter(|f| f.conversation == Some(i))
+                        .cloned()
+                        .collect();
+                    merged.put_aside.push((batch.gathered[i].clone(), files));
                     continue;
                 }
+                Merged::Skipped(why) if why == merge::NOTHING => continue,
                 Merged::Skipped(why) if why == merge::READ_AGAIN => {
-                    self.read_again.extend(
+                    merged.read_again.extend(
                         batch
                             .files
                             .iter()
@@ -552,28 +615,29 @@ impl<'a> Merging<'a> {
                     continue;
                 }
                 Merged::Skipped(why) => {
-                    self.read.skipped.push(Skip {
+                    merged.skipped.push(Skip {
                         path: batch.gathered[i].main.clone().unwrap_or_default(),
                         reason: why,
                     });
                     continue;
                 }
             };
+            merged.outcomes.push((key, seen));
+        }
+        mark_gone(sink, &mut merged)?;
+        Ok(merged)
+    }
+
+    /// Count a committed batch's outcomes; the conversations it put aside.
+    fn absorb(&mut self, merged: BatchOutcome) -> Vec<(Gathered, Vec<FileRecord>)> {
+        for (key, seen) in merged.outcomes {
             let known = self.outcomes.entry(key).or_insert(seen);
             *known = (*known).max(seen);
         }
-        Ok(put_aside
-            .into_iter()
-            .map(|i| {
-                let files = batch
-                    .files
-                    .iter()
-                    .filter(|f| f.conversation == Some(i))
-                    .cloned()
-                    .collect();
-                (std::mem::take(&mut batch.gathered[i]), files)
-            })
-            .collect())
+        self.read_again.extend(merged.read_again);
+        self.read.skipped.extend(merged.skipped);
+        self.transcripts_gone += merged.transcripts_gone;
+        merged.put_aside
     }
 
     /// The counts into `report`; the files to read again, and whether the look is incomplete

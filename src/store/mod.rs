@@ -44,6 +44,10 @@ use sync::{load_file, Before, Change, Loaded};
 /// The index file, hidden inside `sessions/` so that moving the directory moves the index too.
 pub const INDEX_FILE: &str = ".index.db";
 pub const LOCK_FILE: &str = ".lock";
+/// Held shared by those waiting for `LOCK_FILE` (see `lock::acquire_queued`). In the rebuild's
+/// directory: a file made in the sessions directory itself would move its mtime, which makes
+/// every command compare every file.
+const LOCK_QUEUE: &str = "waiters.lock";
 /// How many listed rows are checked against their files (a stat each) before being shown, so that
 /// a file edited in place is shown as it is now even when the directory did not change.
 const VERIFY_ROWS: usize = 1000;
@@ -76,6 +80,8 @@ pub enum Notice {
     AnsweredFromFiles { why: String },
     /// Another clinvk is rebuilding the index; this one waits for it.
     WaitingForRebuild,
+    /// Another clinvk is importing the CLIs' transcripts; this import waits for it.
+    WaitingForImport,
     /// The sessions directory changed (outside clinvk, or during a rebuild whose watch lost
     /// count): its files are compared with the `files` the index knows (a second or more for
     /// hundreds of thousands).
@@ -138,7 +144,20 @@ impl Store {
     }
 
     fn lock(&self, mode: LockMode) -> Result<lock::LockGuard> {
-        lock::acquire(&self.lock_path, mode, self.lock_timeout)
+        let queue = self.dir.join(rebuild::REBUILD_DIR).join(LOCK_QUEUE);
+        lock::acquire_queued(&self.lock_path, mode, self.lock_timeout, Some(&queue))
+    }
+
+    /// Between two holds of the exclusive lock (an import's batches): wait until the commands
+    /// waiting for it, if any, have had it (at most a moment), so that a long import holds
+    /// nobody up for longer than one batch.
+    pub fn let_waiters_in(&self) {
+        let queue = self.dir.join(rebuild::REBUILD_DIR).join(LOCK_QUEUE);
+        let start = std::time::Instant::now();
+        // Every waiter tries at least once in a gap this long; one that got in leaves the queue.
+        while lock::someone_waits(&queue) && start.elapsed() < 4 * lock::LONGEST_PAUSE {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     fn session_path(&self, id: &SessionId) -> PathBuf {

@@ -29,9 +29,17 @@ pub const DELETED_CONVERSATIONS: &str = ".deleted-conversations";
 /// import was stopped half-way (a kill, a crash) and removes the temp files it left.
 pub const IMPORT_WRITING: &str = ".import-writing";
 
+/// The one-import-at-a-time lock, in the rebuild's directory.
+const IMPORT_LOCK: &str = "import.lock";
+
 /// The reason a merge gives for a conversation whose files are to be read again (whole) at the
 /// next import: they are not recorded as read.
 pub const READ_AGAIN: &str = "its session went away during the import";
+
+/// The reason a merge gives for a conversation it leaves for later in the same import (only
+/// subagents' files of it were read so far): its files are not recorded as read either, so
+/// that an import stopped before the later merge reads them again.
+pub const PUT_ASIDE: &str = "its own file is in a later batch";
 
 /// Why a conversation made no session: the merge made none, and none held it.
 pub const NOTHING: &str = "nothing to import";
@@ -242,7 +250,8 @@ impl NativeMerge<'_, '_> {
         }
         for f in files {
             let outcome = f.conversation.and_then(|at| outcomes.get(at));
-            if matches!(outcome, Some(Merged::Skipped(why)) if why == READ_AGAIN) {
+            if matches!(outcome, Some(Merged::Skipped(why)) if why == READ_AGAIN || why == PUT_ASIDE)
+            {
                 continue;
             }
             let session_id = outcome
@@ -316,7 +325,30 @@ impl NativeMerge<'_, '_> {
     }
 }
 
+/// Whose turn it is to import (see `Store::import_turn`).
+pub enum ImportTurn {
+    /// This import's: it runs while the guard is held (None: the store cannot take the lock,
+    /// read-only, say, where the import writes nothing anyway).
+    Yours(Option<crate::lock::LockGuard>),
+    /// Another clinvk is importing.
+    Taken,
+}
+
 impl Store {
+    /// One import at a time. `wait`: wait for another clinvk's import to end (saying so);
+    /// else `Taken` while one runs (a catch-up before a command then leaves it to that one).
+    /// While it runs, its batches let other commands in between them (`let_waiters_in`), and
+    /// those commands' catch-ups would otherwise read the same files again.
+    pub fn import_turn(&self, wait: bool) -> Result<ImportTurn> {
+        let waiting = wait.then_some(super::Notice::WaitingForImport);
+        match self.one_at_a_time(IMPORT_LOCK, waiting) {
+            Ok(Some(guard)) => Ok(ImportTurn::Yours(Some(guard))),
+            Ok(None) => Ok(ImportTurn::Taken),
+            Err(e) if e.is_unwritable() => Ok(ImportTurn::Yours(None)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The transcript files the index remembers having read, by path. An index that cannot be
     /// brought up to date (a full disk, a read-only store) is an error: nothing could be
     /// imported anyway.
@@ -356,13 +388,15 @@ impl Store {
         self.read_index(|_, index| index.read_points(paths))
     }
 
-    /// An import's merges, in batches, under one exclusive lock and in one index transaction:
-    /// `fill` hands each batch to `NativeMerge::merge`, whose session files are written (and
-    /// flushed to disk) batch by batch; the index records them all, and forgets the files
-    /// `gone`, in one commit at the end. `expected`: how many conversations may come (many: the
-    /// index's secondary indexes are rebuilt once at the end instead of updated row by row).
-    /// `fill` may be called again (with the index rebuilt) if the index proves corrupt.
-    pub fn merge_native_batches<T>(
+    /// One batch of an import's merges, under the exclusive lock and in one index transaction:
+    /// `fill` hands the batch to `NativeMerge::merge` (and `mark_gone`), whose session files are
+    /// written and flushed to disk; the index records them, and forgets the files `gone`, in
+    /// one commit. The lock is released after each batch, so that other commands are answered
+    /// between them (see `let_waiters_in`). `expected`: how many conversations may come (many,
+    /// into an index that holds fewer: its secondary indexes are rebuilt once at the end
+    /// instead of updated row by row). `fill` may be called again (with the index rebuilt) if
+    /// the index proves corrupt.
+    pub fn merge_native_batch<T>(
         &self,
         expected: usize,
         gone: &[String],
@@ -379,7 +413,10 @@ impl Store {
             let deleted = store.deleted_conversations()?;
             let before = Before::take(&store.dir)?;
             let recorded = index.dir_stamp()?;
-            let bulky = expected > super::sync::BULK_THRESHOLD;
+            // Lifting the indexes costs a pass over every row at the end: worth it only when
+            // the batch is the bigger part.
+            let bulky =
+                expected > super::sync::BULK_THRESHOLD && expected as u64 >= index.count()?;
             // In bulk, the index by the CLI's id is lifted: one pass over it first instead.
             let known = if bulky {
                 index.limit_cache(32 << 10)?;

@@ -31,8 +31,9 @@ pub const REBUILD_DIR: &str = ".index-rebuild";
 const REBUILD_LOCK: &str = "rebuild.lock";
 const NEW_INDEX: &str = "index.db";
 
-/// How long a command waits for another's rebuild (a million files take about a minute).
-const REBUILD_WAIT: Duration = Duration::from_secs(15 * 60);
+/// How long a command waits for another's rebuild or import (a million files take about a
+/// minute).
+const LONG_WAIT: Duration = Duration::from_secs(15 * 60);
 /// How often the watch is read during the build, so that its kernel queue never overflows.
 const WATCH_POLL: Duration = Duration::from_millis(50);
 
@@ -92,8 +93,9 @@ impl Store {
     pub(super) fn rebuild_beside(&self, why: Rebuild) -> Result<Option<ReindexReport>> {
         let start = Instant::now();
         let work = self.dir.join(REBUILD_DIR);
-        self.make_rebuild_dir(&work)?;
-        let _one = self.wait_for_rebuild_lock(&work.join(REBUILD_LOCK))?;
+        let _one = self
+            .one_at_a_time(REBUILD_LOCK, Some(Notice::WaitingForRebuild))?
+            .expect("waited for");
         if self.rebuilt_meanwhile(&why)? {
             return Ok(None);
         }
@@ -197,14 +199,26 @@ impl Store {
         }
     }
 
-    /// The one-rebuild-at-a-time lock, saying so if another rebuild makes this one wait.
-    fn wait_for_rebuild_lock(&self, path: &Path) -> Result<lock::LockGuard> {
-        match lock::acquire(path, LockMode::Exclusive, Duration::ZERO) {
-            Ok(guard) => Ok(guard),
-            Err(crate::error::Error::LockTimeout { .. }) => {
-                self.observer.notice(&Notice::WaitingForRebuild);
-                lock::acquire(path, LockMode::Exclusive, REBUILD_WAIT)
-            }
+    /// One of the locks that let one long job of a kind run at a time (`name`, in the rebuild's
+    /// directory, which is made if need be). With `waiting`, waited for (at most 15 min, saying
+    /// so with that notice if another process holds it); without, None while another holds it.
+    pub(super) fn one_at_a_time(
+        &self,
+        name: &str,
+        waiting: Option<Notice>,
+    ) -> Result<Option<lock::LockGuard>> {
+        let work = self.dir.join(REBUILD_DIR);
+        self.make_rebuild_dir(&work)?;
+        let path = work.join(name);
+        match lock::acquire(&path, LockMode::Exclusive, Duration::ZERO) {
+            Ok(guard) => Ok(Some(guard)),
+            Err(crate::error::Error::LockTimeout { .. }) => match waiting {
+                Some(notice) => {
+                    self.observer.notice(&notice);
+                    lock::acquire(&path, LockMode::Exclusive, LONG_WAIT).map(Some)
+                }
+                None => Ok(None),
+            },
             Err(e) => Err(e),
         }
     }
