@@ -466,3 +466,86 @@ fn phrases_across_lines_and_the_limits_of_a_query() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.error_line().contains("at most 64"), "{}", run.stderr);
 }
+
+#[test]
+fn the_search_indexes_match_their_rows_after_imports_in_batches() {
+    // Batches of more than 20 conversations fill the search indexes at each batch's end; every
+    // way a message or prompt is added, replaced or removed must leave them equal to their
+    // rows (`reindex --check` asks FTS5 to compare), and searches right.
+    let home = Home::new();
+    let word = |n: u32| format!("marmot{n:03}x");
+    let paths: Vec<std::path::PathBuf> = (1..=60)
+        .map(|n| {
+            claude_chat(
+                home.user_home(),
+                &uuid(n),
+                "2025-01-20T10:00:00Z",
+                &[
+                    ("user", &format!("about {}", word(n))),
+                    ("assistant", "noted"),
+                ],
+            )
+        })
+        .collect();
+    let import = |home: &Home| {
+        home.cmd()
+            .env("CLINVK_IMPORT_BATCH", "25")
+            .args(["sessions", "import", "--json"])
+            .assert()
+            .success();
+    };
+    import(&home);
+    home.ok(&["sessions", "reindex", "--check"]);
+    assert_eq!(search_ids(&home, &[&word(7)]), [uuid(7)]);
+    // Appended to, rewritten, deleted; a session run through clinvk beside them.
+    for (n, path) in paths.iter().enumerate().take(30) {
+        let more = claude_lines(
+            &uuid(n as u32 + 1),
+            "2025-01-21T10:00:00Z",
+            &[("assistant", &format!("later {}", word(100 + n as u32)))],
+        );
+        let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        std::io::Write::write_all(
+            &mut file,
+            more.replace("m0", "m9").replace("r0", "r9").as_bytes(),
+        )
+        .unwrap();
+    }
+    for (n, path) in paths.iter().enumerate().skip(30).take(10) {
+        let n = n as u32 + 1;
+        std::fs::write(
+            path,
+            claude_lines(
+                &uuid(n),
+                "2025-01-20T10:00:00Z",
+                &[("user", &format!("now {}", word(200 + n)))],
+            ),
+        )
+        .unwrap();
+    }
+    for n in 41..=45 {
+        home.ok(&["sessions", "delete", &uuid(n)]);
+    }
+    home.add(&session("run1").prompt(&format!("a prompt of {}", word(300))));
+    import(&home);
+    home.ok(&["sessions", "reindex", "--check"]);
+    assert_eq!(search_ids(&home, &[&word(103)]), [uuid(4)]);
+    assert_eq!(search_ids(&home, &[&word(4)]), [uuid(4)]);
+    assert_eq!(search_ids(&home, &[&word(231)]), [uuid(31)]);
+    assert!(search_ids(&home, &[&word(43)]).is_empty());
+    assert_eq!(search_ids(&home, &[&word(300)]), ["run1"]);
+    // A damaged search index is caught.
+    {
+        let db = rusqlite::Connection::open(home.index_path()).unwrap();
+        db.execute_batch("INSERT INTO texts_fts (rowid, body) VALUES (999999, 'no such message')")
+            .unwrap();
+    }
+    let check = home.run(&["sessions", "reindex", "--check"]);
+    assert_ne!(check.code, 0, "{}", check.stdout);
+    assert!(
+        check.stdout.contains("search index") || check.stderr.contains("search index"),
+        "{}{}",
+        check.stdout,
+        check.stderr
+    );
+}

@@ -109,6 +109,9 @@ impl Store {
                             .into(),
                     );
                 }
+                if !index.search_matches_rows()? {
+                    index_problem("the search index differs from the messages it covers".into());
+                }
                 Some(Held::of(&index)?)
             }
             Err(why) => {

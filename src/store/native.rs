@@ -29,6 +29,10 @@ pub const DELETED_CONVERSATIONS: &str = ".deleted-conversations";
 /// import was stopped half-way (a kill, a crash) and removes the temp files it left.
 pub const IMPORT_WRITING: &str = ".import-writing";
 
+/// Conversations in a batch from which the search indexes are filled at the batch's end
+/// (`IndexTx::defer_search`) rather than row by row.
+const DEFER_SEARCH_FROM: usize = 20;
+
 /// The one-import-at-a-time lock, in the rebuild's directory.
 const IMPORT_LOCK: &str = "import.lock";
 
@@ -430,6 +434,11 @@ impl Store {
             } else {
                 None
             };
+            let deferred = if bulk.is_none() && !dry_run && expected > DEFER_SEARCH_FROM {
+                Some(tx.defer_search()?)
+            } else {
+                None
+            };
             let mut batches = NativeMerge {
                 store,
                 tx: &tx,
@@ -455,6 +464,9 @@ impl Store {
             }
             if let Some(bulk) = bulk {
                 tx.end_bulk(bulk)?;
+            }
+            if let Some(deferred) = deferred {
+                tx.end_deferred_search(deferred)?;
             }
             before.record_stamp(
                 &tx,

@@ -71,6 +71,19 @@ struct Tested {
 }
 
 impl Index {
+    /// Whether the search indexes hold exactly the messages and prompts of their tables
+    /// (`reindex --check`): FTS5's own comparison of each index with its content.
+    pub fn search_matches_rows(&self) -> Result<bool> {
+        for fts in ["texts_fts", "prompts_fts"] {
+            let check = format!("INSERT INTO {fts} ({fts}, rank) VALUES ('integrity-check', 1)");
+            match self.conn.execute_batch(&check) {
+                Ok(()) => {}
+                Err(e) if super::is_corrupt_sqlite(&e) => return Ok(false),
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        Ok(true)
+    }
     /// The sessions matching `query`, the most relevant first, each with the stamp of the file
     /// version the index read it from.
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<(SearchHit, FileStamp)>> {

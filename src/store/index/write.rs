@@ -21,6 +21,59 @@ pub struct BulkLoad {
     texts: bool,
 }
 
+/// The search indexes' triggers, lifted for a transaction of many writes (see
+/// `IndexTx::defer_search`).
+#[must_use = "end_deferred_search indexes the rows written and restores the triggers"]
+pub struct DeferredSearch {
+    lifted: Vec<String>,
+}
+
+/// The triggers that keep the search indexes, and what stands in for them while deferred: the
+/// rows written are noted in `temp.search_pending` (kind 0: a message, 1: a session's prompt)
+/// and indexed at the end; a row indexed before is taken out of the index as it changes.
+const SEARCH_TRIGGERS: &str = "'texts_fts_insert', 'texts_fts_delete', 'sessions_fts_insert', \
+                               'sessions_fts_delete', 'sessions_fts_update'";
+const DEFER_SEARCH: &str = "
+CREATE TEMP TABLE IF NOT EXISTS search_pending (
+    kind INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;
+CREATE TEMP TRIGGER search_defer_text_insert AFTER INSERT ON main.texts BEGIN
+    INSERT OR IGNORE INTO search_pending VALUES (0, new.id);
+END;
+CREATE TEMP TRIGGER search_defer_text_delete AFTER DELETE ON main.texts BEGIN
+    INSERT INTO main.texts_fts (texts_fts, rowid, body)
+        SELECT 'delete', old.id, clinvk_flat(old.body) || char(10, 10)
+        WHERE NOT EXISTS (SELECT 1 FROM search_pending WHERE kind = 0 AND id = old.id);
+    DELETE FROM search_pending WHERE kind = 0 AND id = old.id;
+END;
+CREATE TEMP TRIGGER search_defer_session_insert AFTER INSERT ON main.sessions BEGIN
+    INSERT OR IGNORE INTO search_pending VALUES (1, new.pk);
+END;
+CREATE TEMP TRIGGER search_defer_session_update AFTER UPDATE OF prompt ON main.sessions
+WHEN old.prompt IS NOT new.prompt BEGIN
+    INSERT INTO main.prompts_fts (prompts_fts, rowid, prompt)
+        SELECT 'delete', old.pk, old.prompt
+        WHERE NOT EXISTS (SELECT 1 FROM search_pending WHERE kind = 1 AND id = old.pk);
+    INSERT OR IGNORE INTO search_pending VALUES (1, new.pk);
+END;
+CREATE TEMP TRIGGER search_defer_session_delete AFTER DELETE ON main.sessions BEGIN
+    INSERT INTO main.prompts_fts (prompts_fts, rowid, prompt)
+        SELECT 'delete', old.pk, old.prompt
+        WHERE NOT EXISTS (SELECT 1 FROM search_pending WHERE kind = 1 AND id = old.pk);
+    DELETE FROM search_pending WHERE kind = 1 AND id = old.pk;
+END;";
+const END_DEFERRED_SEARCH: &str = "
+INSERT INTO texts_fts (rowid, body)
+    SELECT t.id, clinvk_flat(t.body) || char(10, 10)
+    FROM search_pending p JOIN texts t ON t.id = p.id WHERE p.kind = 0;
+INSERT INTO prompts_fts (rowid, prompt)
+    SELECT s.pk, s.prompt FROM search_pending p JOIN sessions s ON s.pk = p.id WHERE p.kind = 1;
+DELETE FROM search_pending;
+DROP TRIGGER temp.search_defer_text_insert;
+DROP TRIGGER temp.search_defer_text_delete;
+DROP TRIGGER temp.search_defer_session_insert;
+DROP TRIGGER temp.search_defer_session_update;
+DROP TRIGGER temp.search_defer_session_delete;";
+
 /// A write transaction on the index; dropped without `commit`, it rolls back.
 pub struct IndexTx<'a> {
     pub(super) tx: Transaction<'a>,
@@ -215,6 +268,47 @@ impl IndexTx<'_> {
             lifted: lifted.into_iter().map(|(_, _, sql)| sql).collect(),
             texts: with_texts,
         })
+    }
+
+    /// For a transaction of many writes that must leave the index whole (an import's batch,
+    /// which readers see once it is committed): the search indexes take the rows written in
+    /// one statement each at the end (`end_deferred_search`), instead of one at a time
+    /// through their triggers. FTS5 writes what it holds out to disk at every statement that
+    /// opens a savepoint (any with a trigger), so that row by row, every message would make a
+    /// segment of its own to be merged again and again.
+    pub fn defer_search(&self) -> Result<DeferredSearch> {
+        let lifted: Vec<(String, String)> = self
+            .tx
+            .prepare(&format!(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN ({SEARCH_TRIGGERS})"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()
+            })
+            .map_err(|e| self.err(e))?;
+        for (name, _) in &lifted {
+            self.tx
+                .execute_batch(&format!("DROP TRIGGER \"{}\"", name.replace('"', "\"\"")))
+                .map_err(|e| self.err(e))?;
+        }
+        self.tx
+            .execute_batch(DEFER_SEARCH)
+            .map_err(|e| self.err(e))?;
+        Ok(DeferredSearch {
+            lifted: lifted.into_iter().map(|(_, sql)| sql).collect(),
+        })
+    }
+
+    /// Index the rows written since `defer_search`, and put its triggers back.
+    pub fn end_deferred_search(&self, deferred: DeferredSearch) -> Result<()> {
+        self.tx
+            .execute_batch(END_DEFERRED_SEARCH)
+            .map_err(|e| self.err(e))?;
+        for sql in deferred.lifted {
+            self.tx.execute_batch(&sql).map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// Rebuild what `begin_bulk` lifted: the search index, tag counts, indexes and triggers.
