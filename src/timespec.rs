@@ -221,6 +221,15 @@ impl Zone {
         }
     }
 
+    /// The wall-clock time at instant `t` in this zone.
+    pub fn local_time(&self, t: DateTime<Utc>) -> chrono::NaiveDateTime {
+        match self {
+            Zone::Named(tz) => t.with_timezone(tz).naive_local(),
+            Zone::Fixed(offset) => t.with_timezone(offset).naive_local(),
+            Zone::Local => t.with_timezone(&Local).naive_local(),
+        }
+    }
+
     /// The first instant of `day` in this zone. A day whose midnight falls in a DST gap starts
     /// at the first valid local time after it.
     pub fn start_of(&self, day: NaiveDate) -> Option<DateTime<Utc>> {

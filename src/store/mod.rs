@@ -29,6 +29,7 @@ use index::{Index, Unusable};
 
 pub use crate::domain::{Backend, SessionId, Status};
 pub use check::{CheckReport, Difference};
+pub use index::blocks::{CurrentBlock, BLOCK_MS};
 pub use index::stats::{
     period_of, Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums,
 };
@@ -786,6 +787,15 @@ impl Store {
     /// With `query.adopt_zone_at`, a question over periods in a zone other than the rollup's
     /// first rebuilds the index with its rollup in that zone (once: later ones are fast), unless
     /// another question moved it there less than a day ago.
+    /// The 5-hour block under way at `now` among the runs of the sessions `filter` selects.
+    pub fn current_block(
+        &self,
+        filter: &Filter,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<index::blocks::CurrentBlock>> {
+        self.read(|_, index| index.current_block(filter, now))
+    }
+
     pub fn stats(&self, query: &StatsQuery) -> Result<(StatsResult, Vec<InvalidFile>)> {
         let answer = |index: &mut Index| Ok((index.stats(query)?, index.invalid_files()?));
         let wants_zone = |index: &Index| -> Result<bool> {

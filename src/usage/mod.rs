@@ -1,6 +1,7 @@
 //! What usage costs and how it compares with a budget: pure functions over the sums the store
 //! returns (`store::StatsResult`), the price table, and the clock. No SQL, no flags.
 
+pub mod blocks;
 pub mod pricing;
 
 use std::collections::BTreeMap;
@@ -114,10 +115,27 @@ impl BudgetStatus {
     }
 }
 
-/// The calendar period a budget covers: the current day, week or month in `zone`.
+/// What a budget's period is: a calendar one, or the 5-hour block under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodKind {
+    Calendar(Granularity),
+    Block,
+}
+
+impl PeriodKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodKind::Calendar(g) => g.as_str(),
+            PeriodKind::Block => "block",
+        }
+    }
+}
+
+/// The period a budget covers: the current day, week or month in `zone`, or the 5-hour block
+/// under way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Period {
-    pub granularity: Granularity,
+    pub kind: PeriodKind,
     pub label: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -128,11 +146,23 @@ impl Period {
     pub fn current(granularity: Granularity, zone: &Zone, now: DateTime<Utc>) -> Option<Period> {
         let first = granularity.start(zone.date_of(now));
         Some(Period {
-            granularity,
+            kind: PeriodKind::Calendar(granularity),
             label: granularity.label(first),
             start: zone.start_of(first)?,
             end: zone.start_of(granularity.next(first))?,
         })
+    }
+
+    /// The block under way, `start..end` (labelled by its start); with none, an empty period at
+    /// `now`, over which nothing is used yet.
+    pub fn block(under_way: Option<(DateTime<Utc>, DateTime<Utc>)>, now: DateTime<Utc>) -> Period {
+        let (start, end) = under_way.unwrap_or((now, now));
+        Period {
+            kind: PeriodKind::Block,
+            label: crate::store::index::blocks::label(start.timestamp_millis()),
+            start,
+            end,
+        }
     }
 }
 

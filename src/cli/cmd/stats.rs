@@ -17,10 +17,11 @@ use crate::cli::Context;
 use crate::config::Settings;
 use crate::error::{exit, Error, Result};
 use crate::store::period_of;
-use crate::store::{Dimension, Filter, StatsQuery, TimeRange};
+use crate::store::{Dimension, Filter, StatsGroup, StatsQuery, TimeRange};
 use crate::timespec::{Granularity, Zone};
+use crate::usage::blocks::{hours_minutes, BlockUse};
 use crate::usage::pricing::PriceTable;
-use crate::usage::{BudgetLine, BudgetStatus, Cost, Figures, Period, Pricer};
+use crate::usage::{BudgetLine, BudgetStatus, Cost, Figures, Period, PeriodKind, Pricer};
 
 /// `sessions stats`: which runs to count, how to group them, and an optional budget.
 #[derive(Debug, Args)]
@@ -33,7 +34,8 @@ use crate::usage::{BudgetLine, BudgetStatus, Cost, Figures, Period, Pricer};
     mut_arg("until", |a| a.help("Runs before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d")))]
 pub struct StatsArgs {
     /// Group by backend, model, status, tag, workdir, project (the directory, by its name),
-    /// session, day, week or month (repeat, or comma-separate, e.g. --by month,backend)
+    /// session, day, week, month or block (5-hour usage blocks) (repeat, or comma-separate,
+    /// e.g. --by month,backend)
     #[arg(long = "by", value_name = "DIM", value_delimiter = ',', value_parser = parse_arg::<GroupBy>)]
     pub by: Vec<GroupBy>,
     #[command(flatten)]
@@ -53,8 +55,9 @@ pub struct StatsArgs {
     /// Check a cost budget in US dollars over the current --period
     #[arg(long, value_name = "USD", value_parser = parse_usd, allow_hyphen_values = true)]
     pub budget_usd: Option<f64>,
-    /// The budget period: day, week or month [default: month]. Limits not given as flags come
-    /// from session.token_budget and session.cost_budget_usd; --period alone checks those
+    /// The budget period: day, week, month, or block (the 5-hour block under way) [default:
+    /// month]. Limits not given as flags come from session.token_budget and
+    /// session.cost_budget_usd; --period alone checks those
     #[arg(long, value_name = "PERIOD", value_parser = parse_arg::<PeriodArg>)]
     pub period: Option<PeriodArg>,
     /// Show only the N groups that used the most tokens (with --by; the totals still count
@@ -87,9 +90,10 @@ impl FromStr for GroupBy {
             "day" => Dimension::Period(Granularity::Day),
             "week" => Dimension::Period(Granularity::Week),
             "month" => Dimension::Period(Granularity::Month),
+            "block" => Dimension::Block,
             other => {
                 return Err(Error::usage(format!(
-                    "cannot group by '{}': use backend, model, status, tag, workdir, project, session, day, week or month",
+                    "cannot group by '{}': use backend, model, status, tag, workdir, project, session, day, week, month or block",
                     other.escape_debug()
                 )))
             }
@@ -100,17 +104,19 @@ impl FromStr for GroupBy {
 
 /// A `--period` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeriodArg(pub Granularity);
+pub struct PeriodArg(pub PeriodKind);
 
 impl FromStr for PeriodArg {
     type Err = Error;
     fn from_str(text: &str) -> Result<Self> {
+        let calendar = |g| Ok(PeriodArg(PeriodKind::Calendar(g)));
         match text.trim() {
-            "day" => Ok(PeriodArg(Granularity::Day)),
-            "week" => Ok(PeriodArg(Granularity::Week)),
-            "month" => Ok(PeriodArg(Granularity::Month)),
+            "day" => calendar(Granularity::Day),
+            "week" => calendar(Granularity::Week),
+            "month" => calendar(Granularity::Month),
+            "block" => Ok(PeriodArg(PeriodKind::Block)),
             other => Err(Error::usage(format!(
-                "unknown budget period '{}': use day, week or month",
+                "unknown budget period '{}': use day, week, month or block",
                 other.escape_debug()
             ))),
         }
@@ -176,7 +182,7 @@ fn budget_check(
     }
     if args.runs.is_given() {
         return Err(Error::usage(
-            "a budget covers the current --period (day, week or month): drop --since/--until",
+            "a budget covers the current --period (day, week, month or block): drop --since/--until",
         ));
     }
     // Each limit not given as a flag comes from config: adding `--budget` in a script must not
@@ -189,10 +195,16 @@ fn budget_check(
              session.token_budget or session.cost_budget_usd (`clinvk config set session.token_budget 1000000`)",
         ));
     }
-    let granularity = args.period.map_or(Granularity::Month, |p| p.0);
-    let period = Period::current(granularity, zone, now).ok_or_else(|| {
-        Error::usage("the current period is outside the supported range of dates")
-    })?;
+    let period = match args
+        .period
+        .map_or(PeriodKind::Calendar(Granularity::Month), |p| p.0)
+    {
+        PeriodKind::Calendar(g) => Period::current(g, zone, now).ok_or_else(|| {
+            Error::usage("the current period is outside the supported range of dates")
+        })?,
+        // Which block is under way is the store's to say (`run`).
+        PeriodKind::Block => Period::block(None, now),
+    };
     Ok(Some(BudgetCheck {
         tokens,
         usd,
@@ -219,7 +231,7 @@ impl StatsArgs {
         }
         let periods: Vec<&str> = dims
             .iter()
-            .filter(|d| matches!(d, Dimension::Period(_)))
+            .filter(|d| matches!(d, Dimension::Period(_) | Dimension::Block))
             .map(|d| d.name())
             .collect();
         if periods.len() > 1 {
@@ -227,6 +239,20 @@ impl StatsArgs {
                 "group by one period at a time, not {}",
                 periods.join(" and ")
             )));
+        }
+        if dims.contains(&Dimension::Block) {
+            if let Some(other) = dims.iter().find(|d| {
+                matches!(
+                    d,
+                    Dimension::Tag | Dimension::Workdir | Dimension::Project | Dimension::Session
+                )
+            }) {
+                return Err(Error::usage(format!(
+                    "blocks are cut from all the runs selected: group them by backend, model or \
+                     status, not {} (select with --tag, --workdir or --backend instead)",
+                    other.name()
+                )));
+            }
         }
         Ok(dims)
     }
@@ -240,6 +266,8 @@ impl StatsArgs {
 struct Row {
     key: Vec<String>,
     figures: Figures,
+    /// With `--by block`: the block's times, rate and projection.
+    block: Option<BlockUse>,
 }
 
 /// The question the flags ask, with the budget it checks: everything the flags and config say,
@@ -273,9 +301,21 @@ pub fn plan(
 
 pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
     let settings = ctx.settings()?;
-    let (query, budget) = plan(args, &settings, now)?;
+    let (mut query, mut budget) = plan(args, &settings, now)?;
     let dims = query.group_by.clone();
-    let (result, invalid) = ctx.store()?.stats(&query)?;
+    let store = ctx.store()?;
+    if let Some(b) = budget
+        .as_mut()
+        .filter(|b| b.period.kind == PeriodKind::Block)
+    {
+        let block = store.current_block(&query.filter, now)?;
+        b.period = Period::block(block.map(|b| (b.start, b.end())), now);
+        query.runs = TimeRange {
+            since: Some(b.period.start),
+            until: Some(b.period.end),
+        };
+    }
+    let (result, invalid) = store.stats(&query)?;
     warn_invalid(&invalid);
 
     let prices = PriceTable::embedded().with_overrides(settings.pricing.iter().cloned());
@@ -289,13 +329,18 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         result
             .groups
             .iter()
-            .map(|g| Row {
-                key: g.key.clone(),
-                figures: Figures::of(g, &mut row_pricer),
+            .map(|g| {
+                let figures = Figures::of(g, &mut row_pricer);
+                let block = block_of(&dims, g, &figures, now);
+                Row {
+                    key: g.key.clone(),
+                    figures,
+                    block,
+                }
             })
             .collect()
     };
-    if period_of(&dims).is_none() {
+    if period_of(&dims).is_none() && !dims.contains(&Dimension::Block) {
         // Without periods, the biggest first.
         rows.sort_by_key(|r| std::cmp::Reverse(r.figures.sums.total));
     }
@@ -322,8 +367,9 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         if rows.is_empty() && totals.sums.runs == 0 && totals.sessions == 0 {
             output::message("No runs found.");
         } else {
-            text.push_str(&table(&dims, &rows, &totals));
+            text.push_str(&table(&dims, &rows, &totals, &query.zone));
             text.push_str(&legend(&rows, &totals));
+            text.push_str(&active_block_text(&rows, &query.zone, now));
         }
         if let (Some(b), Some(lines)) = (&budget, &lines) {
             text.push_str(&budget_text(b, lines, &query.zone, now));
@@ -340,6 +386,24 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         BudgetStatus::Warning => exit::BUDGET_WARNING,
         BudgetStatus::Exceeded => exit::BUDGET_EXCEEDED,
     })
+}
+
+/// A block's times, rate and projection, for a row of `--by block`.
+fn block_of(
+    dims: &[Dimension],
+    g: &StatsGroup,
+    f: &Figures,
+    now: DateTime<Utc>,
+) -> Option<BlockUse> {
+    let at = dims.iter().position(|d| *d == Dimension::Block)?;
+    let start: DateTime<Utc> = g.key[at].parse().ok()?;
+    Some(BlockUse::new(
+        start,
+        g.span?,
+        f.sums.total,
+        f.cost.known_usd(),
+        now,
+    ))
 }
 
 /// One warning per model whose runs' cost is left out.
@@ -447,8 +511,8 @@ fn key_cell(dim: Dimension, value: &str) -> String {
     }
 }
 
-fn table(dims: &[Dimension], rows: &[Row], totals: &Figures) -> String {
-    let has_period = period_of(dims).is_some();
+fn table(dims: &[Dimension], rows: &[Row], totals: &Figures, zone: &Zone) -> String {
+    let has_period = period_of(dims).is_some() || dims.contains(&Dimension::Block);
     let mut builder = Builder::default();
     let mut header: Vec<String> = dims.iter().map(|d| d.name().to_uppercase()).collect();
     header.extend(
@@ -474,7 +538,10 @@ fn table(dims: &[Dimension], rows: &[Row], totals: &Figures) -> String {
         let mut record: Vec<String> = dims
             .iter()
             .zip(&row.key)
-            .map(|(d, v)| key_cell(*d, v))
+            .map(|(d, v)| match (d, &row.block) {
+                (Dimension::Block, Some(b)) => block_cell(b, zone),
+                _ => key_cell(*d, v),
+            })
             .collect();
         record.extend(figures(&row.figures));
         if has_period {
@@ -502,6 +569,47 @@ fn table(dims: &[Dimension], rows: &[Row], totals: &Figures) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
+    out
+}
+
+/// A block by its start in `zone`, `2026-12-01 10:00`, marked when under way.
+fn block_cell(b: &BlockUse, zone: &Zone) -> String {
+    let start = zone.local_time(b.start).format("%Y-%m-%d %H:%M");
+    if b.active {
+        format!("{start} (active)")
+    } else {
+        start.to_string()
+    }
+}
+
+/// The block under way, if the rows hold it: time left, burn rate and projection.
+fn active_block_text(rows: &[Row], zone: &Zone, now: DateTime<Utc>) -> String {
+    let Some(b) = rows
+        .iter()
+        .filter_map(|r| r.block.as_ref())
+        .find(|b| b.active)
+    else {
+        return String::new();
+    };
+    let hm = |t: DateTime<Utc>| zone.local_time(t).format("%H:%M").to_string();
+    let mut out = format!(
+        "\nActive block {}-{} ({}): {} left",
+        hm(b.start),
+        hm(b.end),
+        zone.name(),
+        hours_minutes(b.end - now)
+    );
+    if let (Some(burn), Some(p)) = (b.burn, b.projection) {
+        out.push_str(&format!(
+            "; burn rate {} tokens/min, {}/h; projected {} tokens, {} by {}",
+            thousands(burn.tokens_per_minute.round() as u64),
+            usd(burn.usd_per_hour),
+            thousands(p.tokens),
+            usd(p.usd),
+            hm(b.end)
+        ));
+    }
+    out.push('\n');
     out
 }
 
@@ -539,16 +647,33 @@ fn budget_text(
     zone: &Zone,
     now: DateTime<Utc>,
 ) -> String {
-    let last_day = zone.date_of(b.period.end - chrono::Duration::milliseconds(1));
-    let days_left = (b.period.end - now).num_hours().max(0) as f64 / 24.0;
-    let mut out = format!(
-        "\nBudget for {} {} ({}), through {}: {:.1} days left\n",
-        b.period.granularity.as_str(),
-        b.period.label,
-        zone.name(),
-        last_day,
-        days_left
-    );
+    let mut out = match b.period.kind {
+        PeriodKind::Block if b.period.start == b.period.end => {
+            "\nBudget for the 5-hour block: none under way (the next run starts one)\n".to_string()
+        }
+        PeriodKind::Block => {
+            let hm = |t: DateTime<Utc>| zone.local_time(t).format("%Y-%m-%d %H:%M").to_string();
+            format!(
+                "\nBudget for the block {} ({}), through {}: {} left\n",
+                hm(b.period.start),
+                zone.name(),
+                zone.local_time(b.period.end).format("%H:%M"),
+                hours_minutes(b.period.end - now)
+            )
+        }
+        PeriodKind::Calendar(_) => {
+            let last_day = zone.date_of(b.period.end - chrono::Duration::milliseconds(1));
+            let days_left = (b.period.end - now).num_hours().max(0) as f64 / 24.0;
+            format!(
+                "\nBudget for {} {} ({}), through {}: {:.1} days left\n",
+                b.period.kind.as_str(),
+                b.period.label,
+                zone.name(),
+                last_day,
+                days_left
+            )
+        }
+    };
     let mut builder = Builder::default();
     for (unit, l) in lines {
         let amount = |x: f64| match unit {
@@ -606,6 +731,31 @@ fn figures_json(f: &Figures) -> Map<String, Value> {
     m
 }
 
+/// A block's times, and for the one under way its burn rate and projection (ccusage's).
+fn block_json(b: &BlockUse) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("block_end".into(), time_json(Some(b.end)));
+    m.insert("first_run_at".into(), time_json(Some(b.first_run)));
+    m.insert("last_run_at".into(), time_json(Some(b.last_run)));
+    m.insert("active".into(), json!(b.active));
+    m.insert(
+        "burn_rate".into(),
+        json!(b.burn.map(|r| json!({
+            "tokens_per_minute": (r.tokens_per_minute * 10.0).round() / 10.0,
+            "cost_usd_per_hour": round6(r.usd_per_hour),
+        }))),
+    );
+    m.insert(
+        "projection".into(),
+        json!(b.projection.map(|p| json!({
+            "total": p.tokens,
+            "cost_usd": round6(p.usd),
+            "minutes_left": p.minutes_left,
+        }))),
+    );
+    m
+}
+
 fn time_json(t: Option<DateTime<Utc>>) -> Value {
     json!(t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)))
 }
@@ -640,12 +790,15 @@ fn report_json(
                 );
             }
             m.extend(figures_json(&r.figures));
+            if let Some(b) = &r.block {
+                m.extend(block_json(b));
+            }
             Value::Object(m)
         })
         .collect();
     let budget = budget.map(|(b, lines)| {
         let mut m = Map::new();
-        m.insert("period".into(), json!(b.period.granularity.as_str()));
+        m.insert("period".into(), json!(b.period.kind.as_str()));
         m.insert("label".into(), json!(b.period.label));
         m.insert("start".into(), time_json(Some(b.period.start)));
         m.insert("end".into(), time_json(Some(b.period.end)));

@@ -12,8 +12,9 @@
 //! - `keyed.rs`: the usage by tag, by working directory and by session, kept by the writes;
 //! - `texts.rs`: what was said in each session; `search.rs`: `sessions search` over it;
 //! - `native.rs`: what the import of the CLIs' transcripts remembers (files read, by stamp);
-//! - `stats.rs`: `sessions stats` over them.
+//! - `stats.rs`: `sessions stats` over them; `blocks.rs`: their 5-hour blocks.
 
+pub mod blocks;
 #[cfg(test)]
 mod fixtures;
 mod keyed;

@@ -15,6 +15,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::Value as V;
 use rusqlite::{params_from_iter, Connection};
 
+use super::blocks;
 use super::Index;
 use crate::domain::Tokens;
 use crate::error::Result;
@@ -34,6 +35,8 @@ pub enum Dimension {
     Project,
     Session,
     Period(Granularity),
+    /// 5-hour usage blocks (`blocks`), by their start.
+    Block,
 }
 
 /// The period among `dims`, if any (a query groups by one at most).
@@ -55,6 +58,7 @@ impl Dimension {
             Dimension::Project => "project",
             Dimension::Session => "session",
             Dimension::Period(g) => g.as_str(),
+            Dimension::Block => "block",
         }
     }
 }
@@ -116,6 +120,8 @@ pub struct StatsGroup {
     /// Distinct sessions with a run in this group.
     pub sessions: u64,
     pub parts: Vec<ModelPart>,
+    /// With `--by block`: when its first and last runs happened (Unix ms).
+    pub span: Option<(i64, i64)>,
 }
 
 impl StatsGroup {
@@ -167,7 +173,10 @@ fn rollup_for(q: &StatsQuery) -> Option<Rollup> {
         .group_by
         .iter()
         .any(|d| matches!(d, Dimension::Workdir | Dimension::Project));
-    if f.origin.is_some() || q.group_by.contains(&Dimension::Session) {
+    if f.origin.is_some()
+        || q.group_by.contains(&Dimension::Session)
+        || q.group_by.contains(&Dimension::Block)
+    {
         return None;
     }
     let tags = by_tag || !f.tags.is_empty();
@@ -288,8 +297,10 @@ pub fn stats(
             (run_statements(conn, &st, &q.group_by)?, false)
         }
         None => {
-            let (st, from_rollup) = statements(q, rollup_zone);
-            if !from_rollup && runs_alone(q) {
+            // Blocks are cut from the runs in time order: always summed here.
+            let by_block = q.group_by.contains(&Dimension::Block);
+            let (st, from_rollup) = statements(q, rollup_zone.filter(|_| !by_block));
+            if by_block || (!from_rollup && runs_alone(q)) {
                 let (groups, sessions) = sum_runs(conn, q)?;
                 let totals = match q.group_by.is_empty() {
                     true => groups.first().cloned(),
@@ -297,7 +308,12 @@ pub fn stats(
                         key: Vec::new(),
                         sessions,
                         parts: merge_parts(&groups),
+                        span: None,
                     }),
+                };
+                let groups = match q.top {
+                    Some(n) => biggest(groups, n),
+                    None => groups,
                 };
                 return Ok(StatsResult {
                     groups,
@@ -323,6 +339,7 @@ pub fn stats(
                 key: Vec::new(),
                 sessions: sessions.unwrap_or(0).max(0) as u64,
                 parts: merge_parts(&groups),
+                span: None,
             })
         }
         Totals::OnTheirOwn(st) => run_statements(conn, &st, &[])?.into_iter().next(),
@@ -340,6 +357,7 @@ fn no_group() -> StatsGroup {
         key: Vec::new(),
         sessions: 0,
         parts: Vec::new(),
+        span: None,
     }
 }
 
@@ -389,14 +407,14 @@ fn runs_statement(q: &StatsQuery) -> (String, Vec<V>) {
     sql::session_conditions(&q.filter, "x", &mut conds, &mut args);
     run_range_conditions(&q.runs, &mut conds, &mut args);
     let from = runs_table(q);
-    let sql = format!(
-        "SELECT x.session_pk, x.at, x.backend, x.status, x.model, x.cost_nusd IS NOT NULL, \
-         x.runs, x.input, x.output, x.cached, x.cache_write, x.reasoning, x.total, \
-         coalesce(x.cost_nusd, 0) FROM {from} {}",
-        where_clause(&conds)
-    );
+    let sql = format!("SELECT {RUN_COLUMNS} FROM {from} {}", where_clause(&conds));
     (sql, args)
 }
+
+/// What `sum_runs` reads of each run.
+const RUN_COLUMNS: &str = "x.session_pk, x.at, x.backend, x.status, x.model, \
+     x.cost_nusd IS NOT NULL, x.runs, x.input, x.output, x.cached, x.cache_write, x.reasoning, \
+     x.total, coalesce(x.cost_nusd, 0)";
 
 /// A question of the runs alone (`runs_alone`) that no rollup answers (another zone, a range
 /// that cuts a period): every run in range read once and summed here, with the distinct
@@ -438,12 +456,29 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
     let mut parts: HashMap<(Key, i64, bool), UsageSums> = HashMap::new();
     let mut in_group: HashSet<(Key, i64)> = HashSet::new();
     let mut everyone: HashSet<i64> = HashSet::new();
-    let (sql, args) = runs_statement(q);
+    // Blocks are cut from the runs in time order, from the last gap before the range.
+    let by_block = q.group_by.contains(&Dimension::Block);
+    let mut cutter = blocks::Cutter::default();
+    let mut spans: HashMap<Key, (i64, i64)> = HashMap::new();
+    let since = q.runs.since.map(|t| t.timestamp_millis());
+    let until = q.runs.until.map(|t| t.timestamp_millis());
+    let (sql, args) = match (by_block, since) {
+        (false, _) => runs_statement(q),
+        (true, None) => blocks::runs_sql(&q.filter, RUN_COLUMNS, (None, until), "ASC"),
+        (true, Some(since)) => match blocks::chain_start(conn, &q.filter, since, until)? {
+            Some(from) => blocks::runs_sql(&q.filter, RUN_COLUMNS, (Some(from), until), "ASC"),
+            None => return Ok((Vec::new(), 0)),
+        },
+    };
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(params_from_iter(args.iter()))?;
     while let Some(r) = rows.next()? {
         let session: i64 = r.get(0)?;
         let at: i64 = r.get(1)?;
+        let block = if by_block { cutter.block_of(at) } else { 0 };
+        if since.is_some_and(|since| at < since) {
+            continue;
+        }
         let text = |i: usize| -> rusqlite::Result<&str> {
             r.get_ref(i)?.as_str().map_err(|e| {
                 rusqlite::Error::FromSqlConversionFailure(
@@ -459,8 +494,13 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
                 Dimension::Backend => number(text(2)?),
                 Dimension::Status => number(text(3)?),
                 Dimension::Model => number(text(4)?),
+                Dimension::Block => block,
                 _ => period_of_run(at),
             };
+        }
+        if by_block {
+            let span = spans.entry(key).or_insert((at, at));
+            span.1 = at;
         }
         let model = number(text(4)?);
         let sums = sums_at(r, 6)?;
@@ -475,6 +515,7 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
             .zip(key)
             .map(|(d, v)| match d {
                 Dimension::Period(g) => g.label(date_of_day_number(*v)),
+                Dimension::Block => blocks::label(*v),
                 _ => names[*v as usize].clone(),
             })
             .collect()
@@ -494,7 +535,17 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
             (label(&key), part, 0)
         })
         .collect();
-    Ok((fold(rows, Some(&distinct)), everyone.len() as u64))
+    let mut groups = fold(rows, Some(&distinct));
+    if by_block {
+        let spans: HashMap<Vec<String>, (i64, i64)> = spans
+            .iter()
+            .map(|(key, span)| (label(key), *span))
+            .collect();
+        for g in &mut groups {
+            g.span = spans.get(&g.key).copied();
+        }
+    }
+    Ok((groups, everyone.len() as u64))
 }
 
 /// The `n` groups with the biggest totals, biggest first (ties by key).
@@ -682,6 +733,8 @@ fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
                 join_tags = true;
                 "coalesce(g.tag, '')"
             }
+            // Cut by `sum_runs`; its totals are these statements' (without the block).
+            Dimension::Block => "NULL",
         })
         .collect();
     let mut from = runs_table(q).to_string();
@@ -814,6 +867,12 @@ pub fn explain(
             raw_statements(q, Some(&pks))
         }
         None => {
+            if q.group_by.contains(&Dimension::Block) {
+                let until = q.runs.until.map(|t| t.timestamp_millis());
+                let (sql, args) = blocks::runs_sql(&q.filter, RUN_COLUMNS, (None, until), "ASC");
+                explain(&sql, &args)?;
+                return Ok(lines);
+            }
             let (st, from_rollup) = statements(q, rollup_zone);
             if !from_rollup && runs_alone(q) {
                 let (sql, args) = runs_statement(q);
@@ -911,6 +970,7 @@ fn fold(
             key,
             sessions: 0,
             parts: Vec::new(),
+            span: None,
         });
         group.sessions += sessions;
         group.parts.push(part);
