@@ -133,6 +133,11 @@ struct Key {
     kind: Kind,
 }
 
+/// The names of the keys `config get/set` accepts (for shell completion).
+pub fn key_names() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|k| k.name)
+}
+
 /// Every key `config get/set` accepts.
 const KEYS: &[Key] = &[
     Key {

@@ -17,13 +17,13 @@ use crate::timespec::{parse_instant_in, Bound, Zone};
 #[derive(Debug, Args)]
 pub struct SessionFilterArgs {
     /// Only this backend: claude, codex or gemini
-    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
+    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>, add = clap_complete::engine::ArgValueCandidates::new(crate::cli::complete::backends))]
     pub backend: Option<Backend>,
     /// Only this status: created, active, completed or error
     #[arg(long, value_parser = parse_arg::<Status>)]
     pub status: Option<Status>,
     /// Only sessions with this tag (repeat for several: all must match)
-    #[arg(long = "tag", value_name = "TAG", value_parser = tag_arg)]
+    #[arg(long = "tag", value_name = "TAG", value_parser = tag_arg, add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::tags))]
     pub tags: Vec<String>,
     /// Only sessions whose working directory is the current one
     #[arg(long, conflicts_with = "workdir")]
@@ -124,7 +124,7 @@ pub struct RunOptions {
     #[arg(long, short = 'm', value_name = "MODEL")]
     pub model: Option<String>,
     /// Add this tag to the session (repeat for several)
-    #[arg(long = "tag", value_name = "TAG", value_parser = tag_arg)]
+    #[arg(long = "tag", value_name = "TAG", value_parser = tag_arg, add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::tags))]
     pub tags: Vec<String>,
     /// Print one JSON object (response, session ids, model, usage, status) instead of the text
     #[arg(long)]

@@ -10,6 +10,7 @@
 
 mod args;
 mod cmd;
+mod complete;
 mod output;
 mod picker;
 mod render;
@@ -50,6 +51,10 @@ pub enum Command {
     /// Read and change settings in config.yaml
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the script that makes a shell complete clinvk's commands, session ids and tags
+    Completions(cmd::shell::CompletionsArgs),
+    /// Print clinvk's manual page (or write one per command with --dir)
+    Man(cmd::shell::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +266,10 @@ fn command_path(raw: &[std::ffi::OsString]) -> String {
 
 /// Parse the command line, run it, and return the process exit code.
 pub fn main() -> i32 {
+    // A shell asking for completions (see `complete`): answered, and nothing else runs.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .var(complete::ENV)
+        .complete();
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let cli = match Cli::try_parse_from(&raw) {
         Ok(cli) => cli,
@@ -329,6 +338,8 @@ fn run(ctx: &Context, cli: Cli) -> Result<i32> {
     match command {
         Command::Resume(args) => cmd::resume::run(ctx, args),
         Command::Config(c) => cmd::config::run(ctx, c),
+        Command::Completions(args) => cmd::shell::completions(&args),
+        Command::Man(args) => cmd::shell::man(&args),
         Command::Sessions(s) => match s {
             SessionsCommand::List(args) => cmd::list::run(ctx, &args, now),
             SessionsCommand::Show(args) => cmd::show::run(ctx, &args, now),

@@ -114,6 +114,13 @@ pub struct ReindexReport {
     pub moved_aside: Vec<PathBuf>,
 }
 
+/// What shell completion asks the store for (`Store::complete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completing {
+    Sessions,
+    Tags,
+}
+
 pub struct Store {
     dir: PathBuf,
     lock_path: PathBuf,
@@ -787,6 +794,36 @@ impl Store {
     /// With `query.adopt_zone_at`, a question over periods in a zone other than the rollup's
     /// first rebuilds the index with its rollup in that zone (once: later ones are fast), unless
     /// another question moved it there less than a day ago.
+    /// Candidates for shell completion (`what`, starting with `prefix`): (value, what it is).
+    /// From the index as it stands, never rebuilt or caught up, and nothing rather than a wait
+    /// when another clinvk holds the lock: a shell waits for this on every tab.
+    pub fn complete(&self, what: Completing, prefix: &str) -> Vec<(String, String)> {
+        const AT_MOST: u32 = 200;
+        let answer = || -> Result<Vec<(String, String)>> {
+            let _shared = lock::acquire(
+                &self.lock_path,
+                LockMode::Shared,
+                Duration::from_millis(100),
+            )?;
+            let Ok(index) = Index::open_existing(&self.index_path)? else {
+                return Ok(Vec::new());
+            };
+            Ok(match what {
+                Completing::Sessions => index
+                    .ids_starting(prefix, AT_MOST)?
+                    .into_iter()
+                    .map(|(id, prompt)| (id, prompt.unwrap_or_default()))
+                    .collect(),
+                Completing::Tags => index
+                    .tags_starting(prefix, AT_MOST)?
+                    .into_iter()
+                    .map(|(tag, n)| (tag, format!("{n} session{}", if n == 1 { "" } else { "s" })))
+                    .collect(),
+            })
+        };
+        answer().unwrap_or_default()
+    }
+
     /// The 5-hour block under way at `now` among the runs of the sessions `filter` selects.
     pub fn current_block(
         &self,

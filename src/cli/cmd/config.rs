@@ -11,9 +11,13 @@ use crate::error::{exit, Result};
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective value of a key (the default when unset)
-    Get { key: String },
+    Get {
+        #[arg(add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::config_keys))]
+        key: String,
+    },
     /// Set a key, keeping the rest of the file; VALUE is YAML, e.g. 7, true, '["a", "b"]'
     Set {
+        #[arg(add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::config_keys))]
         key: String,
         // A negative number is a value here (and gets a clear error), not an unknown flag.
         #[arg(allow_hyphen_values = true)]

@@ -9,7 +9,7 @@ use crate::error::{exit, Result};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    #[arg(required = true, value_name = "ID", value_parser = session_key)]
+    #[arg(required = true, value_name = "ID", value_parser = session_key, add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::session_ids))]
     pub ids: Vec<String>,
     /// Delete even a file that is not a valid session (truncated, unreadable, another id inside)
     #[arg(long)]

@@ -12,7 +12,7 @@ use crate::run::Target;
 #[derive(Debug, Args)]
 pub struct ForkArgs {
     /// The session to fork (id or unique prefix)
-    #[arg(value_parser = session_key)]
+    #[arg(value_parser = session_key, add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::session_ids))]
     pub id: String,
     /// The first prompt of the fork; without one, the fork happens at its first resume
     pub prompt: Option<String>,

@@ -14,7 +14,7 @@ use crate::import::{self, sources::Roots, Options, Report};
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     /// Only this CLI's conversations: claude, codex or gemini (repeatable)
-    #[arg(long = "backend", short = 'b', value_name = "BACKEND")]
+    #[arg(long = "backend", short = 'b', value_name = "BACKEND", add = clap_complete::engine::ArgValueCandidates::new(crate::cli::complete::backends))]
     pub backends: Vec<Backend>,
     /// Say what would be imported, and change nothing
     #[arg(long)]

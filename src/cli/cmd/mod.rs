@@ -11,6 +11,7 @@ pub mod reindex;
 pub mod resume;
 pub mod run;
 pub mod search;
+pub mod shell;
 pub mod show;
 pub mod stats;
 pub mod tag;

@@ -17,6 +17,7 @@ use crate::run::Target;
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// Session id or unique prefix (with --last or -i, the first argument is the prompt)
+    #[arg(add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::session_ids))]
     pub id: Option<String>,
     /// The prompt; `-`, or none with a pipe on stdin, reads it from stdin; asked for on a terminal
     pub prompt: Option<String>,
@@ -27,7 +28,7 @@ pub struct ResumeArgs {
     #[arg(long)]
     pub here: bool,
     /// Only sessions of this backend
-    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
+    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>, add = clap_complete::engine::ArgValueCandidates::new(crate::cli::complete::backends))]
     pub backend: Option<Backend>,
     /// Pick the session from a list (the default without an id or --last)
     #[arg(long, short = 'i')]

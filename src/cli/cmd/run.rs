@@ -18,7 +18,7 @@ pub struct RunArgs {
     /// The prompt; `-`, or none with a pipe on stdin, reads it from stdin
     pub prompt: Option<String>,
     /// claude, codex or gemini [default: config default_backend, else $CLINVK_BACKEND, else claude]
-    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>)]
+    #[arg(long, short = 'b', value_parser = parse_arg::<Backend>, add = clap_complete::engine::ArgValueCandidates::new(crate::cli::complete::backends))]
     pub backend: Option<Backend>,
     #[command(flatten)]
     pub common: RunOptions,

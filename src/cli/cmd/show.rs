@@ -11,7 +11,7 @@ use crate::error::{exit, Result};
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    #[arg(value_parser = session_key)]
+    #[arg(value_parser = session_key, add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::session_ids))]
     pub id: String,
     /// Print the session file as JSON
     #[arg(long)]

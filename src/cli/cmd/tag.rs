@@ -10,9 +10,9 @@ use crate::error::{exit, Result};
 
 #[derive(Debug, Args)]
 pub struct TagArgs {
-    #[arg(value_parser = session_key)]
+    #[arg(value_parser = session_key, add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::session_ids))]
     pub id: String,
-    #[arg(required = true, value_name = "TAG", value_parser = tag_arg)]
+    #[arg(required = true, value_name = "TAG", value_parser = tag_arg, add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::tags))]
     pub tags: Vec<String>,
     /// Remove the tags instead of adding them
     #[arg(long)]

@@ -64,6 +64,56 @@ pub(super) struct Selection {
 }
 
 impl Index {
+    /// Up to `at_most` sessions whose id starts with `prefix`, the most recently used first,
+    /// each with its first prompt (for shell completion).
+    pub fn ids_starting(
+        &self,
+        prefix: &str,
+        at_most: u32,
+    ) -> Result<Vec<(String, Option<String>)>> {
+        let (sql, args): (&str, Vec<V>) = if prefix.is_empty() {
+            (
+                "SELECT id, prompt FROM sessions ORDER BY last_used_at DESC, id DESC LIMIT ?1",
+                vec![V::Integer(at_most.into())],
+            )
+        } else {
+            (
+                "SELECT id, prompt FROM sessions WHERE id >= ?1 AND id < ?2
+                 ORDER BY last_used_at DESC, id DESC LIMIT ?3",
+                vec![
+                    V::Text(prefix.to_string()),
+                    V::Text(format!("{prefix}\u{10FFFF}")),
+                    V::Integer(at_most.into()),
+                ],
+            )
+        };
+        self.conn
+            .prepare(sql)
+            .and_then(|mut stmt| {
+                stmt.query_map(params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Up to `at_most` tags starting with `prefix`, the most used first, with their sessions.
+    pub fn tags_starting(&self, prefix: &str, at_most: u32) -> Result<Vec<(String, u64)>> {
+        self.conn
+            .prepare(
+                "SELECT tag, n FROM tag_counts WHERE tag >= ?1 AND tag < ?2
+                 ORDER BY n DESC, tag LIMIT ?3",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(
+                    rusqlite::params![prefix, format!("{prefix}\u{10FFFF}"), at_most],
+                    |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)),
+                )?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
     /// Sessions matching `query`, newest activity first, each with the stamp of the file version
     /// the index read it from.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<(SessionSummary, FileStamp)>> {
