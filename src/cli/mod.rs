@@ -55,6 +55,9 @@ pub enum Command {
     Completions(cmd::shell::CompletionsArgs),
     /// Print clinvk's manual page (or write one per command with --dir)
     Man(cmd::shell::ManArgs),
+    /// One line for Claude Code's status line: this session's tokens and cost, today's, the
+    /// 5-hour block, the budget (reads Claude Code's JSON on stdin)
+    Statusline(cmd::statusline::StatuslineArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,7 +306,16 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     }
+    // A status bar shows a marker, never an error and its exit code.
+    let in_status_bar = matches!(cli.command, Some(Command::Statusline(_)));
     match Context::from_env().and_then(|ctx| run(&ctx, cli)) {
+        Err(e) if in_status_bar => {
+            let _ = output::print(&format!(
+                "clinvk ⚠ {}\n",
+                output::escape_controls(&e.to_string())
+            ));
+            exit::OK
+        }
         Ok(code) => code,
         Err(e) if e.is_broken_pipe() => exit::OK,
         Err(e) => {
@@ -340,6 +352,7 @@ fn run(ctx: &Context, cli: Cli) -> Result<i32> {
         Command::Config(c) => cmd::config::run(ctx, c),
         Command::Completions(args) => cmd::shell::completions(&args),
         Command::Man(args) => cmd::shell::man(&args),
+        Command::Statusline(args) => Ok(cmd::statusline::run(ctx, &args, now)),
         Command::Sessions(s) => match s {
             SessionsCommand::List(args) => cmd::list::run(ctx, &args, now),
             SessionsCommand::Show(args) => cmd::show::run(ctx, &args, now),

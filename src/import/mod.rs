@@ -131,6 +131,46 @@ pub fn run(
     Ok(report)
 }
 
+/// Catch up with one conversation's files (`found`: its transcript and its subagents', from
+/// `Roots::claude_conversation`), as a full import would, without looking at any other: what
+/// a status line does on every refresh. Nothing when another clinvk is importing.
+pub fn catch_up_conversation(
+    store: &Store,
+    found: &[Found],
+    options: &Options,
+    observer: &dyn Observer,
+) -> Result<Report> {
+    let _turn = match store.import_turn(false)? {
+        ImportTurn::Yours(guard) => guard,
+        ImportTurn::Taken => return Ok(Report::default()),
+    };
+    let keys: Vec<String> = found.iter().map(|f| path_key(&f.path)).collect();
+    let known = store.native_files_among(&keys.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let changed: Vec<&Found> = found
+        .iter()
+        .zip(&keys)
+        .filter(|(f, key)| known.get(*key).map(|k| k.stamp) != Some(f.stamp))
+        .map(|(f, _)| f)
+        .collect();
+    let mut report = Report {
+        files_unchanged: found.len() - changed.len(),
+        files_read: changed.len(),
+        ..Report::default()
+    };
+    if changed.is_empty() {
+        return Ok(report);
+    }
+    let look = Look {
+        points: store.read_points(&grown(&changed, &known))?,
+        changed,
+        forget: Vec::new(),
+        gone: Vec::new(),
+    };
+    let merging = merge_in_batches(store, &look, options, observer)?;
+    merging.finish(&mut report);
+    Ok(report)
+}
+
 /// What a look at the CLIs' files found against what the index remembers.
 struct Look<'f> {
     /// The files to read (new, changed, or of a conversation to bring back).
@@ -165,16 +205,7 @@ fn compare<'f>(
         .map(|(f, _)| f)
         .collect();
     with_subagents(store, found, &mut changed, orphans)?;
-    // A file that grew in place is read from where the last read stopped.
-    let grown: Vec<&str> = changed
-        .iter()
-        .filter_map(|f| {
-            let path = f.path.to_str()?;
-            let k = known.get(path)?;
-            (k.stamp.ino == f.stamp.ino && k.stamp.size <= f.stamp.size).then_some(path)
-        })
-        .collect();
-    let points = store.read_points(&grown)?;
+    let points = store.read_points(&grown(&changed, &known))?;
     let (forget, gone) = leftovers(known, found, &keys, roots);
     Ok(Look {
         changed,
@@ -182,6 +213,19 @@ fn compare<'f>(
         forget,
         gone,
     })
+}
+
+/// The files of `changed` that grew in place since they were read (`known`): read from where
+/// the last read stopped.
+fn grown<'f>(changed: &[&'f Found], known: &HashMap<String, NativeFile>) -> Vec<&'f str> {
+    changed
+        .iter()
+        .filter_map(|f| {
+            let path = f.path.to_str()?;
+            let k = known.get(path)?;
+            (k.stamp.ino == f.stamp.ino && k.stamp.size <= f.stamp.size).then_some(path)
+        })
+        .collect()
 }
 
 /// A conversation's own file read again while its session is gone (deleted, and now active

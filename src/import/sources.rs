@@ -162,6 +162,42 @@ impl Roots {
     }
 }
 
+impl Roots {
+    /// A Claude Code conversation's own transcript (`<root>/projects/<project>/<id>.jsonl`,
+    /// under one of the roots) and its subagents' files, found as a walk would find them
+    /// (the same paths, so the same records in the index). None for any other path.
+    pub fn claude_conversation(&self, transcript: &Path) -> Option<Vec<Found>> {
+        let project = std::fs::canonicalize(transcript.parent()?).ok()?;
+        let name = transcript.file_name()?.to_str()?;
+        let id = name.strip_suffix(".jsonl")?;
+        if !self
+            .claude
+            .iter()
+            .any(|r| Some(r.join("projects").as_path()) == project.parent())
+        {
+            return None;
+        }
+        let path = project.join(name);
+        let meta = std::fs::metadata(&path).ok().filter(|m| m.is_file())?;
+        let mut walk = Walk::default();
+        walk.found.push(Found {
+            backend: Backend::Claude,
+            path,
+            parent: None,
+            workdir: None,
+            stamp: FileStamp::of(&meta),
+        });
+        for (sub, entry, kind) in walk.entries(&project.join(id).join("subagents")) {
+            if sub.ends_with(".jsonl") {
+                if let Some(i) = walk.file(Backend::Claude, &entry, kind) {
+                    walk.found[i].parent = Some(id.to_string());
+                }
+            }
+        }
+        Some(walk.found)
+    }
+}
+
 /// What a look at the directories found, in one number: any file added, removed, grown or
 /// touched changes it. (std's hasher with its fixed keys: the same in every run of a build; a
 /// build with another one only compares the files one by one once.)

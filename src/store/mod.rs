@@ -824,6 +824,16 @@ impl Store {
         answer().unwrap_or_default()
     }
 
+    /// The usage of the session holding `backend`'s conversation `native_id` (see
+    /// `Index::conversation_usage`).
+    pub fn conversation_usage(
+        &self,
+        backend: Backend,
+        native_id: &str,
+    ) -> Result<Option<(String, StatsGroup)>> {
+        self.read(|_, index| index.conversation_usage(backend, native_id))
+    }
+
     /// The 5-hour block under way at `now` among the runs of the sessions `filter` selects.
     pub fn current_block(
         &self,

@@ -360,6 +360,11 @@ impl Store {
         self.read_index(|_, index| index.native_files())
     }
 
+    /// The transcript files among `paths` read so far, by path.
+    pub fn native_files_among(&self, paths: &[&str]) -> Result<HashMap<String, NativeFile>> {
+        self.read_index(|_, index| index.native_files_among(paths))
+    }
+
     /// The transcript files read whose conversation has no session now (all, or `among`).
     pub fn native_files_without_session(
         &self,

@@ -14,4 +14,5 @@ pub mod search;
 pub mod shell;
 pub mod show;
 pub mod stats;
+pub mod statusline;
 pub mod tag;

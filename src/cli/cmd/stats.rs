@@ -450,7 +450,7 @@ fn budget_lines(b: &BudgetCheck, totals: &Figures, now: DateTime<Utc>) -> Vec<(U
 // ----- human output --------------------------------------------------------------------------
 
 /// `$1,369.06`; below a cent, `$0.0012`.
-fn usd(x: f64) -> String {
+pub fn usd(x: f64) -> String {
     if x > 0.0 && x < 0.01 {
         format!("${x:.4}")
     } else {

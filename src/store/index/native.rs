@@ -143,6 +143,38 @@ impl Index {
         Ok(all)
     }
 
+    /// The transcript files among `paths` read so far, by path.
+    pub fn native_files_among(&self, paths: &[&str]) -> Result<HashMap<String, NativeFile>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT backend, file_ino, file_size, file_mtime_ns, session_id FROM native_files
+                 WHERE path = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut files = HashMap::new();
+        for path in paths {
+            let row = stmt
+                .query_row([path], |r| {
+                    let backend = r.get_ref(0)?.as_str().ok().and_then(|b| b.parse().ok());
+                    Ok((backend, stamp_at(r, 1)?, r.get::<_, Option<String>>(4)?))
+                })
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if let Some((Some(backend), stamp, session_id)) = row {
+                files.insert(
+                    path.to_string(),
+                    NativeFile {
+                        backend,
+                        stamp,
+                        session_id,
+                    },
+                );
+            }
+        }
+        Ok(files)
+    }
+
     /// Every transcript file read so far, by path.
     pub fn native_files(&self) -> Result<HashMap<String, NativeFile>> {
         let mut stmt = self

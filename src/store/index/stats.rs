@@ -988,6 +988,56 @@ fn fold(
 
 impl Index {
     /// Usage of the selected sessions' runs, grouped (`sessions stats`).
+    /// The usage of the session holding `backend`'s conversation `native_id`, if one does:
+    /// its id, and its runs summed by model (as a group of `stats` gives them).
+    pub fn conversation_usage(
+        &self,
+        backend: crate::domain::Backend,
+        native_id: &str,
+    ) -> Result<Option<(String, StatsGroup)>> {
+        let sql = format!(
+            "SELECT s.id, x.model, x.cost_nusd IS NOT NULL, {SUMS} FROM sessions s
+             JOIN turns x ON x.session_pk = s.pk
+             WHERE s.backend = ?1 AND s.backend_session_id = ?2
+             GROUP BY s.id, x.model, x.cost_nusd IS NOT NULL"
+        );
+        let rows: Vec<(String, ModelPart)> = self
+            .conn
+            .prepare(&sql)
+            .and_then(|mut stmt| {
+                stmt.query_map(rusqlite::params![backend.as_str(), native_id], |r| {
+                    Ok((
+                        r.get(0)?,
+                        ModelPart {
+                            model: r.get(1)?,
+                            reported: r.get(2)?,
+                            sums: sums_at(r, 3)?,
+                        },
+                    ))
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        // (A conversation is held by one session; should two claim it, the first.)
+        let Some(id) = rows.first().map(|(id, _)| id.clone()) else {
+            return Ok(None);
+        };
+        let parts = rows
+            .into_iter()
+            .filter(|(i, _)| *i == id)
+            .map(|(_, p)| p)
+            .collect();
+        Ok(Some((
+            id,
+            StatsGroup {
+                key: Vec::new(),
+                sessions: 1,
+                parts,
+                span: None,
+            },
+        )))
+    }
+
     pub fn stats(&self, query: &StatsQuery) -> Result<StatsResult> {
         stats(&self.conn, query, Some(&self.rollup_zone)).map_err(|e| self.err(e))
     }

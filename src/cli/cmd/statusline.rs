@@ -1,0 +1,275 @@
+//! `clinvk statusline`: one short line for Claude Code's `statusLine` setting. Claude Code runs
+//! it after each message with a JSON object on stdin (the session's id, its transcript's path,
+//! the model, its own cost figures); clinvk catches up that one transcript and prints the
+//! model, this session's tokens and cost, today's cost, the 5-hour block under way and, when
+//! one is configured, the budget's state.
+//!
+//! It runs in someone's status bar: it never fails (a short marker and exit 0 instead), never
+//! waits long for a lock, never prints a panic, and is colored unless NO_COLOR is set (Claude
+//! Code renders the colors; its stdout is never a terminal).
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde::Deserialize;
+
+use crate::cli::args::parse_arg;
+use crate::cli::cmd::stats::{usd, PeriodArg};
+use crate::cli::output::escape_controls;
+use crate::cli::Context;
+use crate::config::Settings;
+use crate::domain::Backend;
+use crate::error::{exit, Result};
+use crate::store::{Filter, Quiet, StatsQuery, Store, TimeRange};
+use crate::timespec::{Granularity, Zone};
+use crate::usage::blocks::hours_minutes;
+use crate::usage::pricing::PriceTable;
+use crate::usage::{BudgetLine, BudgetStatus, Figures, Period, PeriodKind, Pricer};
+
+#[derive(Debug, Args)]
+#[command(after_help = "In ~/.claude/settings.json:\n  \
+    \"statusLine\": {\"type\": \"command\", \"command\": \"clinvk statusline\"}\n\
+    The budget shown is session.token_budget / session.cost_budget_usd from config.yaml.")]
+pub struct StatuslineArgs {
+    /// The period of the budget shown: day, week, month or block [default: month]
+    #[arg(long, value_name = "PERIOD", value_parser = parse_arg::<PeriodArg>)]
+    pub period: Option<PeriodArg>,
+}
+
+/// What Claude Code passes on stdin (only what is used; every field may be missing).
+#[derive(Debug, Default, Deserialize)]
+struct Input {
+    session_id: Option<String>,
+    transcript_path: Option<PathBuf>,
+    model: Option<Model>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Model {
+    id: Option<String>,
+    display_name: Option<String>,
+}
+
+/// The most of stdin read: Claude Code's object is a few kilobytes.
+const INPUT_MAX: u64 = 1 << 20;
+/// The longest wait for the store's lock: a status bar does not wait for an import.
+const LOCK_WAIT: Duration = Duration::from_millis(300);
+
+pub fn run(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>) -> i32 {
+    // Nothing of a panic reaches the status bar: the marker does.
+    std::panic::set_hook(Box::new(|_| {}));
+    let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let line = std::panic::catch_unwind(|| status(ctx, args, now, color))
+        .unwrap_or_else(|_| Err(crate::error::Error::usage("internal error")));
+    let line = line.unwrap_or_else(|e| {
+        let why: String = e.to_string().chars().take(60).collect();
+        format!("clinvk ⚠ {}", escape_controls(&why))
+    });
+    // A closed stdout is no one's problem here.
+    let _ = crate::cli::output::print(&format!("{line}\n"));
+    exit::OK
+}
+
+fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool) -> Result<String> {
+    let input = read_input();
+    let settings = ctx.settings()?;
+    let store = Store::open(&ctx.paths.sessions, Box::new(Quiet))?.with_lock_timeout(LOCK_WAIT);
+    if settings.import_auto {
+        if let Some(path) = &input.transcript_path {
+            let roots = crate::import::sources::Roots::new(&settings);
+            if let Some(found) = roots.claude_conversation(path) {
+                // Not worth a missing line: the figures as they stand.
+                let _ = crate::import::catch_up_conversation(
+                    &store,
+                    &found,
+                    &ctx.import_options(),
+                    &Quiet,
+                );
+            }
+        }
+    }
+    let prices = PriceTable::embedded().with_overrides(settings.pricing.iter().cloned());
+    let figures = |group: &crate::store::StatsGroup| Figures::of(group, &mut Pricer::new(&prices));
+    let zone = Zone::local();
+    let over = |range: TimeRange| -> Result<Figures> {
+        let query = StatsQuery {
+            filter: Filter::default(),
+            runs: range,
+            group_by: Vec::new(),
+            zone,
+            top: None,
+            adopt_zone_at: None,
+        };
+        Ok(figures(&store.stats(&query)?.0.totals))
+    };
+    let paint = |code: &str, text: &str| match color {
+        true => format!("\x1b[{code}m{text}\x1b[0m"),
+        false => text.to_string(),
+    };
+
+    let mut parts: Vec<String> = Vec::new();
+    let model = input
+        .model
+        .as_ref()
+        .and_then(|m| m.display_name.as_ref().or(m.id.as_ref()));
+    if let Some(model) = model {
+        parts.push(paint("1", &escape_controls(model)));
+    }
+    if let Some(id) = &input.session_id {
+        if let Some((_, usage)) = store.conversation_usage(Backend::Claude, id)? {
+            let f = figures(&usage);
+            parts.push(format!(
+                "{} tok {}",
+                short_count(f.sums.total),
+                usd(f.cost.known_usd())
+            ));
+        }
+    }
+    let today = Period::current(Granularity::Day, &zone, now)
+        .map(|p| over(range(&p)))
+        .transpose()?;
+    if let Some(today) = today {
+        parts.push(format!("today {}", usd(today.cost.known_usd())));
+    }
+    let block = store.current_block(&Filter::default(), now)?;
+    match block {
+        Some(b) => {
+            let used = over(TimeRange {
+                since: Some(b.start),
+                until: Some(b.end()),
+            })?;
+            parts.push(format!(
+                "block {} {} left",
+                usd(used.cost.known_usd()),
+                hours_minutes(b.end() - now)
+            ));
+        }
+        None => parts.push("no block".to_string()),
+    }
+    if let Some(budget) = budget(
+        &settings,
+        args,
+        &zone,
+        now,
+        block.map(|b| (b.start, b.end())),
+    )? {
+        let used = over(range(&budget.period))?;
+        let mut lines = Vec::new();
+        if let Some(limit) = budget.tokens {
+            lines.push(BudgetLine::new(
+                limit as f64,
+                used.sums.total as f64,
+                &budget.period,
+                now,
+            ));
+        }
+        if let Some(limit) = budget.usd {
+            lines.push(BudgetLine::new(
+                limit,
+                used.cost.known_usd(),
+                &budget.period,
+                now,
+            ));
+        }
+        let worst = lines
+            .iter()
+            .max_by(|a, b| a.percent.total_cmp(&b.percent))
+            .expect("a budget has a limit");
+        let code = match worst.status {
+            BudgetStatus::Ok => "32",
+            BudgetStatus::Warning => "33",
+            BudgetStatus::Exceeded => "31",
+        };
+        parts.push(paint(
+            code,
+            &format!(
+                "{} budget {:.0}% {}",
+                budget.period.kind.as_str(),
+                worst.percent,
+                worst.status.as_str()
+            ),
+        ));
+    }
+    Ok(parts.join(" │ "))
+}
+
+/// Claude Code's object, when there is one: nothing is waited for from a terminal, and what
+/// cannot be read counts as nothing said (the line still shows the day and the block).
+fn read_input() -> Input {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Input::default();
+    }
+    let mut text = Vec::new();
+    if stdin.lock().take(INPUT_MAX).read_to_end(&mut text).is_err() {
+        return Input::default();
+    }
+    serde_json::from_slice(&text).unwrap_or_default()
+}
+
+/// The configured budget over the period asked for.
+struct Budget {
+    tokens: Option<u64>,
+    usd: Option<f64>,
+    period: Period,
+}
+
+fn budget(
+    settings: &Settings,
+    args: &StatuslineArgs,
+    zone: &Zone,
+    now: DateTime<Utc>,
+    block: Option<(DateTime<Utc>, DateTime<Utc>)>,
+) -> Result<Option<Budget>> {
+    let (tokens, usd) = (settings.token_budget, settings.cost_budget_usd);
+    if tokens.is_none() && usd.is_none() {
+        return Ok(None);
+    }
+    let period = match args
+        .period
+        .map_or(PeriodKind::Calendar(Granularity::Month), |p| p.0)
+    {
+        PeriodKind::Calendar(g) => match Period::current(g, zone, now) {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+        PeriodKind::Block => Period::block(block, now),
+    };
+    Ok(Some(Budget {
+        tokens,
+        usd,
+        period,
+    }))
+}
+
+fn range(p: &Period) -> TimeRange {
+    TimeRange {
+        since: Some(p.start),
+        until: Some(p.end),
+    }
+}
+
+/// `950`, `12.3k`, `4.5M`.
+fn short_count(n: u64) -> String {
+    match n {
+        0..1_000 => n.to_string(),
+        1_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.1}G", n as f64 / 1e9),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_short() {
+        assert_eq!(short_count(950), "950");
+        assert_eq!(short_count(12_345), "12.3k");
+        assert_eq!(short_count(4_500_000), "4.5M");
+    }
+}
