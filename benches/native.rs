@@ -25,7 +25,10 @@ mod common;
 #[path = "../tests/common/native.rs"]
 mod native;
 
-use common::{as_user, clinvk, dir_bytes, files, fmt, fmt_time, measure, output, Table};
+use common::{
+    append_request, as_user, clinvk, dir_bytes, files, first_claude_transcript, fmt, fmt_time,
+    measure, output, Table,
+};
 
 /// `cargo bench --bench native -- [OPTIONS]`.
 #[derive(Debug, Parser)]
@@ -353,36 +356,6 @@ fn serde_floor(user: &Path) -> u64 {
         }
     }
     lines
-}
-
-fn first_claude_transcript(user: &Path) -> PathBuf {
-    let mut all = Vec::new();
-    files(&user.join(".claude/projects"), &mut all);
-    all.sort();
-    all.into_iter()
-        .find(|p| {
-            p.extension().is_some_and(|e| e == "jsonl")
-                && !p.to_string_lossy().contains("subagents")
-        })
-        .expect("a Claude transcript")
-}
-
-/// Append one request to a Claude transcript, as a resume in the CLI does.
-fn append_request(path: &Path) {
-    use std::io::Write;
-    let id = path.file_stem().unwrap().to_string_lossy().into_owned();
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let line = serde_json::json!({
-        "type": "assistant", "sessionId": id, "timestamp": "2099-01-01T00:00:00.000Z",
-        "requestId": format!("req_bench_{n}"),
-        "message": {"id": format!("msg_bench_{n}"), "model": "claude-sonnet-4-6",
-                    "usage": {"input_tokens": 10, "output_tokens": 5}}
-    });
-    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
-    writeln!(f, "{line}").unwrap();
 }
 
 /// ccusage's daily report over the user's three CLIs (`exec`: the figures are its own process's).

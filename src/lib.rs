@@ -12,6 +12,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod fsio;
+pub mod host;
 pub mod import;
 pub mod lock;
 pub mod paths;

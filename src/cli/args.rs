@@ -34,6 +34,9 @@ pub struct SessionFilterArgs {
     /// Only sessions run through clinvk (clinvk), or imported from the CLIs' transcripts (imported)
     #[arg(long, value_name = "ORIGIN", value_parser = parse_arg::<Origin>)]
     pub origin: Option<Origin>,
+    /// Only sessions started on this machine (its host name, as `sessions show` gives it)
+    #[arg(long, value_name = "HOST", value_parser = host_arg)]
+    pub host: Option<String>,
 }
 
 impl SessionFilterArgs {
@@ -50,6 +53,7 @@ impl SessionFilterArgs {
             tags: self.tags.clone(),
             workdir,
             origin: self.origin,
+            host: self.host.clone(),
         })
     }
 }
@@ -155,6 +159,15 @@ pub fn session_key(text: &str) -> std::result::Result<String, String> {
     crate::domain::SessionId::parse(text)
         .map(|_| text.to_string())
         .map_err(|e| e.to_string())
+}
+
+/// A host name: what `CLINVK_HOST` or the system calls a machine.
+pub fn host_arg(text: &str) -> std::result::Result<String, String> {
+    let host = text.trim();
+    if host.is_empty() {
+        return Err("a host name cannot be empty".into());
+    }
+    Ok(host.to_string())
 }
 
 pub fn tag_arg(text: &str) -> std::result::Result<String, String> {

@@ -144,6 +144,7 @@ impl Serialize for JsonRow<'_> {
             backend_session_id: Option<&'a str>,
             parent_id: Option<&'a str>,
             origin: &'a str,
+            host: Option<&'a str>,
         }
         let r = self.0;
         let u = &r.token_usage;
@@ -168,6 +169,7 @@ impl Serialize for JsonRow<'_> {
             backend_session_id: r.backend_session_id.as_deref(),
             parent_id: r.parent_id.as_ref().map(|p| p.as_str()),
             origin: r.origin.as_str(),
+            host: r.host.as_deref(),
         }
         .serialize(serializer)
     }
@@ -191,6 +193,7 @@ pub fn show(s: &Session, now: DateTime<Utc>) -> String {
         format!("Backend:           {}", s.backend),
         format!("Model:             {}", dash(s.model.as_deref())),
         format!("Status:            {}", s.status),
+        format!("Host:              {}", dash(s.host.as_deref())),
         format!("Created:           {}", format_time(&s.created_at)),
         format!(
             "Last Used:         {} ({})",

@@ -16,6 +16,8 @@ pub struct Filter {
     pub workdir: Option<String>,
     /// Only sessions run through clinvk, or only conversations imported from the CLIs.
     pub origin: Option<Origin>,
+    /// Only sessions started on this machine (`host` in their file).
+    pub host: Option<String>,
 }
 
 /// Instants `since <= t < until`; either end may be open.
@@ -62,6 +64,14 @@ pub struct SessionSummary {
     pub tags: Vec<String>,
     pub parent_id: Option<SessionId>,
     pub origin: Origin,
+    pub host: Option<String>,
+}
+
+impl Filter {
+    /// Whether it says something of the `sessions` row itself (see `sql::row_conditions`).
+    pub fn on_session_row(&self) -> bool {
+        self.workdir.is_some() || self.origin.is_some() || self.host.is_some()
+    }
 }
 
 impl From<&Session> for SessionSummary {
@@ -88,6 +98,7 @@ impl From<&Session> for SessionSummary {
             tags: s.tags.clone(),
             parent_id: s.parent_id.clone(),
             origin: s.origin,
+            host: s.host.clone(),
         }
     }
 }

@@ -201,6 +201,9 @@ pub struct Session {
     pub parent_id: Option<SessionId>,
     #[serde(skip_serializing_if = "Origin::is_clinvk")]
     pub origin: Origin,
+    /// The machine it was started on (`crate::host`); None in files from before hosts were kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// The CLI's transcript of this conversation, once clinvk has read it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub native: Option<NativeSource>,
@@ -260,6 +263,7 @@ struct RawSession {
     metadata: Option<Metadata>,
     parent_id: Option<String>,
     origin: Option<Value>,
+    host: Option<Value>,
     native: Option<NativeSource>,
     turns: Option<Vec<Turn>>,
     #[serde(flatten)]
@@ -308,6 +312,7 @@ impl Session {
             metadata: Metadata::default(),
             parent_id: None,
             origin: Origin::Clinvk,
+            host: crate::host::this_host(),
             native: None,
             turns: Vec::new(),
             extra: Map::new(),
@@ -376,6 +381,11 @@ impl Session {
             Some(Value::String(text)) => text.parse::<Origin>().map_err(|e| e.to_string())?,
             Some(other) => return Err(format!("field `origin` is {other}, not a string")),
         };
+        let host = match raw.host {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => Some(text).filter(|h| !h.is_empty()),
+            Some(other) => return Err(format!("field `host` is {other}, not a string")),
+        };
         let parent_id = raw
             .parent_id
             .map(|p| SessionId::parse(&p).map_err(|e| format!("field `parent_id`: {e}")))
@@ -396,6 +406,7 @@ impl Session {
             metadata: raw.metadata.unwrap_or_default(),
             parent_id,
             origin,
+            host,
             native: raw.native,
             turns: raw.turns.unwrap_or_default(),
             extra: raw.extra,

@@ -19,6 +19,23 @@ pub fn session_conditions(f: &Filter, alias: &str, conds: &mut Vec<String>, args
     }
 }
 
+/// Conditions on what only the `sessions` row says (working directory, origin, host), on the
+/// row aliased `alias`.
+pub fn row_conditions(f: &Filter, alias: &str, conds: &mut Vec<String>, args: &mut Vec<Value>) {
+    if let Some(w) = &f.workdir {
+        conds.push(format!("{alias}.workdir = ?"));
+        args.push(Value::Text(w.clone()));
+    }
+    if let Some(o) = f.origin {
+        conds.push(format!("{alias}.origin = ?"));
+        args.push(Value::Text(o.as_str().into()));
+    }
+    if let Some(h) = &f.host {
+        conds.push(format!("{alias}.host = ?"));
+        args.push(Value::Text(h.clone()));
+    }
+}
+
 /// `WHERE a AND b`, or nothing.
 pub fn where_clause(conds: &[String]) -> String {
     if conds.is_empty() {

@@ -253,6 +253,8 @@ impl Home {
             ("CLINVK_NOW", NOW.to_string()),
             ("TZ", "UTC".to_string()),
             ("CLINVK_LOCK_TIMEOUT", "20".to_string()),
+            // Session files name the machine: one name, whatever machine runs the tests.
+            ("CLINVK_HOST", "testhost".to_string()),
         ]
     }
 
@@ -709,6 +711,7 @@ pub fn bash(home: &Home, script: &str, frozen: bool) -> Run {
         .env("CLINVK_HOME", home.path())
         .env("TZ", "UTC")
         .env("CLINVK_LOCK_TIMEOUT", "20")
+        .env("CLINVK_HOST", "testhost")
         .env_remove("CLINVK_CONFIG")
         .current_dir(home.path());
     for k in CLI_DIR_VARS {

@@ -34,8 +34,8 @@ use crate::usage::{BudgetLine, BudgetStatus, Cost, Figures, Period, PeriodKind, 
     mut_arg("until", |a| a.help("Runs before the end of: YYYY-MM-DD, YYYYMMDD, RFC 3339, or an age like 7d")))]
 pub struct StatsArgs {
     /// Group by backend, model, status, tag, workdir, project (the directory, by its name),
-    /// session, day, week, month or block (5-hour usage blocks) (repeat, or comma-separate,
-    /// e.g. --by month,backend)
+    /// session, host (the machine), day, week, month or block (5-hour usage blocks) (repeat, or
+    /// comma-separate, e.g. --by month,backend)
     #[arg(long = "by", value_name = "DIM", value_delimiter = ',', value_parser = parse_arg::<GroupBy>)]
     pub by: Vec<GroupBy>,
     #[command(flatten)]
@@ -87,13 +87,14 @@ impl FromStr for GroupBy {
             "workdir" => Dimension::Workdir,
             "project" => Dimension::Project,
             "session" => Dimension::Session,
+            "host" => Dimension::Host,
             "day" => Dimension::Period(Granularity::Day),
             "week" => Dimension::Period(Granularity::Week),
             "month" => Dimension::Period(Granularity::Month),
             "block" => Dimension::Block,
             other => {
                 return Err(Error::usage(format!(
-                    "cannot group by '{}': use backend, model, status, tag, workdir, project, session, day, week, month or block",
+                    "cannot group by '{}': use backend, model, status, tag, workdir, project, session, host, day, week, month or block",
                     other.escape_debug()
                 )))
             }
@@ -244,7 +245,11 @@ impl StatsArgs {
             if let Some(other) = dims.iter().find(|d| {
                 matches!(
                     d,
-                    Dimension::Tag | Dimension::Workdir | Dimension::Project | Dimension::Session
+                    Dimension::Tag
+                        | Dimension::Workdir
+                        | Dimension::Project
+                        | Dimension::Session
+                        | Dimension::Host
                 )
             }) {
                 return Err(Error::usage(format!(
@@ -504,6 +509,7 @@ fn key_cell(dim: Dimension, value: &str) -> String {
     match (dim, value) {
         (Dimension::Model, "") => "(unknown)".into(),
         (Dimension::Tag, "") => "(untagged)".into(),
+        (Dimension::Host, "") => "(unknown)".into(),
         (Dimension::Workdir | Dimension::Project, "") => "-".into(),
         (Dimension::Project, dir) => output::escape_controls(project_name(dir)),
         // Models, tags and directories come from session files: no terminal escapes.
@@ -779,7 +785,8 @@ fn report_json(
                     m.insert("workdir".into(), json!(v));
                     continue;
                 }
-                let empty_is_null = matches!(d, Dimension::Model | Dimension::Tag);
+                let empty_is_null =
+                    matches!(d, Dimension::Model | Dimension::Tag | Dimension::Host);
                 m.insert(
                     d.name().into(),
                     if v.is_empty() && empty_is_null {

@@ -60,17 +60,10 @@ pub(super) fn runs_sql(
     let mut args = Vec::new();
     sql::session_conditions(f, "x", &mut conds, &mut args);
     let mut from = "turns x INDEXED BY turns_by_time".to_string();
-    if f.workdir.is_some() || f.origin.is_some() {
+    if f.on_session_row() {
         from.push_str(" JOIN sessions s ON s.pk = x.session_pk");
     }
-    if let Some(w) = &f.workdir {
-        conds.push("s.workdir = ?".into());
-        args.push(V::Text(w.clone()));
-    }
-    if let Some(o) = f.origin {
-        conds.push("s.origin = ?".into());
-        args.push(V::Text(o.as_str().into()));
-    }
+    sql::row_conditions(f, "s", &mut conds, &mut args);
     for tag in &f.tags {
         conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
         args.push(V::Text(tag.clone()));

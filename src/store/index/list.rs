@@ -307,14 +307,7 @@ impl Index {
         if query.resumable {
             conds.push("s.backend_session_id IS NOT NULL".into());
         }
-        if let Some(w) = &f.workdir {
-            conds.push("s.workdir = ?".into());
-            args.push(V::Text(w.clone()));
-        }
-        if let Some(o) = f.origin {
-            conds.push("s.origin = ?".into());
-            args.push(V::Text(o.as_str().into()));
-        }
+        sql::row_conditions(f, "s", &mut conds, &mut args);
         if let Some(t) = query.last_used.since {
             conds.push(format!("{time_col} >= ?"));
             args.push(V::Integer(t.timestamp_millis()));

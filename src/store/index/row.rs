@@ -12,7 +12,7 @@ use crate::store::query::SessionSummary;
 use crate::store::session::TokenUsage;
 
 /// The columns of a session's row, in the order the migrations make them.
-pub(super) const SESSION_COLUMNS: [&str; 19] = [
+pub(super) const SESSION_COLUMNS: [&str; 20] = [
     "id",
     "backend",
     "backend_session_id",
@@ -32,6 +32,7 @@ pub(super) const SESSION_COLUMNS: [&str; 19] = [
     "file_size",
     "file_mtime_ns",
     "origin",
+    "host",
 ];
 
 /// `s.id, s.backend, ...`: the columns as the listing selects them (table alias `s`).
@@ -147,6 +148,7 @@ pub(super) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sessio
             .get::<_, Option<String>>(at("parent_id"))?
             .and_then(|p| SessionId::parse(&p).ok()),
         origin: parsed(ORIGIN)?.parse().map_err(|e| text_err(ORIGIN, e))?,
+        host: r.get(at("host"))?,
     })
 }
 

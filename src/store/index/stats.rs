@@ -34,6 +34,8 @@ pub enum Dimension {
     /// The working directory, shown by its name.
     Project,
     Session,
+    /// The machine a session was started on ('' when unknown).
+    Host,
     Period(Granularity),
     /// 5-hour usage blocks (`blocks`), by their start.
     Block,
@@ -57,6 +59,7 @@ impl Dimension {
             Dimension::Workdir => "workdir",
             Dimension::Project => "project",
             Dimension::Session => "session",
+            Dimension::Host => "host",
             Dimension::Period(g) => g.as_str(),
             Dimension::Block => "block",
         }
@@ -173,9 +176,12 @@ fn rollup_for(q: &StatsQuery) -> Option<Rollup> {
         .group_by
         .iter()
         .any(|d| matches!(d, Dimension::Workdir | Dimension::Project));
+    // The rollups know neither origins nor hosts.
     if f.origin.is_some()
-        || q.group_by.contains(&Dimension::Session)
-        || q.group_by.contains(&Dimension::Block)
+        || f.host.is_some()
+        || q.group_by
+            .iter()
+            .any(|d| matches!(d, Dimension::Session | Dimension::Block | Dimension::Host))
     {
         return None;
     }
@@ -368,6 +374,7 @@ fn runs_alone(q: &StatsQuery) -> bool {
     f.tags.is_empty()
         && f.workdir.is_none()
         && f.origin.is_none()
+        && f.host.is_none()
         && q.top.is_none()
         && q.group_by.iter().all(|d| {
             matches!(
@@ -581,10 +588,7 @@ fn top_sessions_sql(q: &StatsQuery, n: u64) -> (String, Vec<V>) {
     let mut conds = Vec::new();
     let mut args = Vec::new();
     sql::session_conditions(f, "s", &mut conds, &mut args);
-    if let Some(w) = &f.workdir {
-        conds.push("s.workdir = ?".into());
-        args.push(V::Text(w.clone()));
-    }
+    sql::row_conditions(f, "s", &mut conds, &mut args);
     for tag in &f.tags {
         // Tested per session as the walk goes (it stops at the limit), not gathered first.
         conds.push(
@@ -712,7 +716,7 @@ fn rollup_statements(q: &StatsQuery, plan: &RollupPlan) -> Statements {
 /// `only`: the runs of these sessions only.
 fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
     let f = &q.filter;
-    let mut join_session = f.workdir.is_some() || f.origin.is_some();
+    let mut join_session = f.on_session_row();
     let mut join_tags = false;
     let cols: Vec<&str> = q
         .group_by
@@ -728,6 +732,10 @@ fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
             Dimension::Session => {
                 join_session = true;
                 "s.id"
+            }
+            Dimension::Host => {
+                join_session = true;
+                "coalesce(s.host, '')"
             }
             Dimension::Tag => {
                 join_tags = true;
@@ -747,14 +755,7 @@ fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
     let mut conds = Vec::new();
     let mut args = Vec::new();
     sql::session_conditions(f, "x", &mut conds, &mut args);
-    if let Some(w) = &f.workdir {
-        conds.push("s.workdir = ?".into());
-        args.push(V::Text(w.clone()));
-    }
-    if let Some(o) = f.origin {
-        conds.push("s.origin = ?".into());
-        args.push(V::Text(o.as_str().into()));
-    }
+    sql::row_conditions(f, "s", &mut conds, &mut args);
     for tag in &f.tags {
         conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
         args.push(V::Text(tag.clone()));

@@ -121,6 +121,7 @@ impl IndexTx<'_> {
             ":file_size": stamp.size,
             ":file_mtime_ns": stamp.mtime_ns,
             ":origin": session.origin.as_str(),
+            ":host": session.host,
         };
         let pk: i64 = if self.fresh {
             self.tx
