@@ -61,6 +61,10 @@ pub enum Error {
     #[error("config file {}: {message}", path.display())]
     Config { path: PathBuf, message: String },
 
+    /// Asked of a store that answers from its index as it stands (`Store::as_it_stands`).
+    #[error("the index {} is not ready ({why}); the next command brings it up to date", path.display())]
+    NotReady { path: PathBuf, why: String },
+
     #[error("session file {} is not valid: {reason}; fix it with a text editor or remove it", path.display())]
     InvalidSession { path: PathBuf, reason: String },
 
@@ -157,7 +161,7 @@ impl Error {
                 exit::BACKEND_MISSING
             }
             Error::Spawn { .. } => exit::FAILURE,
-            Error::LockTimeout { .. } => exit::LOCK_TIMEOUT,
+            Error::LockTimeout { .. } | Error::NotReady { .. } => exit::LOCK_TIMEOUT,
             Error::Config { .. } => exit::CONFIG,
             Error::InvalidSession { .. }
             | Error::InvalidNotDeleted { .. }

@@ -139,6 +139,7 @@ mod tests {
         let (lock, queue) = (dir.path().join(".lock"), dir.path().join("waiters.lock"));
         let held = acquire(&lock, LockMode::Exclusive, Duration::ZERO).unwrap();
         assert!(!someone_waits(&queue), "nobody waits yet");
+        let (release, released) = std::sync::mpsc::channel::<()>();
         let waiter = {
             let (lock, queue) = (lock.clone(), queue.clone());
             std::thread::spawn(move || {
@@ -149,7 +150,8 @@ mod tests {
                     Some(&queue),
                 )
                 .unwrap();
-                std::thread::sleep(Duration::from_millis(100));
+                // Held until the test has seen it held.
+                released.recv().unwrap();
                 drop(guard);
             })
         };
@@ -172,6 +174,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert!(acquire(&lock, LockMode::Exclusive, Duration::ZERO).is_err());
+        release.send(()).unwrap();
         waiter.join().unwrap();
         acquire(&lock, LockMode::Exclusive, Duration::ZERO).unwrap();
     }

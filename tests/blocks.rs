@@ -168,6 +168,15 @@ fn blocks_match_an_independent_cut_at_the_edges_of_the_rule() {
     assert_eq!(report["totals"]["total"], sum);
     let days = stats_json(&home, &["--by", "day"]);
     assert_eq!(days["totals"], report["totals"]);
+    let sessions = stats_json(&home, &["--by", "session"]);
+    assert_eq!(sessions["totals"], report["totals"]);
+    let by_session: u64 = sessions["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["total"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_session, sum);
 
     // One backend: cut from its runs alone.
     let codex: Vec<Run1> = runs
@@ -261,6 +270,15 @@ fn the_active_block_has_a_burn_rate_and_a_projection() {
         text.contains("Active block 10:00-15:00 (UTC): 2h 30m left"),
         "{text}"
     );
+    // Split by backend, the line is still the whole block's.
+    let line = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("Active block"))
+            .unwrap()
+            .to_string()
+    };
+    let split = stats(&home, &["--by", "block,backend"]).success().stdout;
+    assert_eq!(line(&split), line(&text));
 }
 
 #[test]

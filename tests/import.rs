@@ -822,7 +822,7 @@ fn commands_are_answered_between_an_imports_batches() {
     // under way instead of reading them again.
     let home = Home::new();
     let mut store = NativeStore::new(home.user_home(), 53);
-    store.generate(300);
+    store.generate(400);
     let mut import = home
         .std_cmd()
         .env("CLINVK_IMPORT_BATCH", "1")
@@ -860,10 +860,60 @@ fn commands_are_answered_between_an_imports_batches() {
         "only {during} lists answered while the import ran"
     );
     for cli in ["claude", "codex", "gemini"] {
-        assert_eq!(report["backends"][cli]["new"], 300, "{cli}: {report}");
+        assert_eq!(report["backends"][cli]["new"], 400, "{cli}: {report}");
     }
     assert_counts_match(&home, &store);
     home.ok(&["sessions", "reindex", "--check"]);
+}
+
+#[test]
+fn a_rebuild_between_an_imports_batches_loses_nothing() {
+    // The rebuilt index knows the session files, not the transcripts read so far: the import
+    // stops at the first batch after it, and the next one reads again what it does not know
+    // (what was said included).
+    let home = Home::new();
+    let mut store = NativeStore::new(home.user_home(), 59).with_prose(100);
+    store.generate(40);
+    let signal = |child: &std::process::Child, sig| {
+        // SAFETY: a signal to our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+    };
+    let mut import = home
+        .std_cmd()
+        .env("CLINVK_IMPORT_BATCH", "2")
+        .args(["sessions", "import"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while home.session_files().len() < 6 && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    signal(&import, libc::SIGSTOP);
+    let reindex = home
+        .std_cmd()
+        .args(["sessions", "reindex"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let the rebuild get going, then the import: the rebuild's swap waits for its batch.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&import, libc::SIGCONT);
+    assert!(reindex.wait_with_output().unwrap().status.success());
+    assert!(import.wait().unwrap().success());
+    import_adjusted(&home, |_| {});
+    assert_counts_match(&home, &store);
+    home.ok(&["sessions", "reindex", "--check"]);
+    for p in &store.planted {
+        let rows = home.ok(&["sessions", "search", "--json", &p.token]).json();
+        assert_eq!(
+            ids_of(rows.as_array().unwrap()),
+            std::slice::from_ref(&p.conversation),
+            "{}",
+            p.token
+        );
+    }
 }
 
 #[test]

@@ -20,10 +20,12 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A home with the sample conversation (and the fork made from it) where Claude Code keeps
-/// them; the path of the first.
+/// A home with the sample conversation where Claude Code keeps it, and an index (the status
+/// line never builds one: `reindex` does, without reading the transcripts); the path of the
+/// transcript.
 fn claude_home() -> (Home, PathBuf) {
     let home = Home::new();
+    home.ok(&["sessions", "reindex"]);
     let dir = home
         .user_home()
         .join(".claude/projects/-home-user-proj-claude-proj");
@@ -172,6 +174,10 @@ fn a_configured_budget_shows_its_state() {
 
 #[test]
 fn nothing_goes_wrong_in_the_status_bar() {
+    // No index yet: a marker that says what to do.
+    let fresh = Home::new();
+    let line = statusline(&fresh, b"{}", &[]).stdout;
+    assert!(line.starts_with("clinvk ⚠ index not ready"), "{line}");
     let (home, transcript) = claude_home();
     // Garbage, nothing, or a path outside Claude's directories: still a line, exit 0.
     for stdin in [
@@ -182,6 +188,19 @@ fn nothing_goes_wrong_in_the_status_bar() {
         let line = statusline(&home, stdin, &[("NO_COLOR", "1")]).stdout;
         assert!(line.contains("today $"), "{line}");
     }
+    // A damaged index: no rebuild in the status bar (the next command does it), a marker.
+    let index = home.index_path();
+    let kept = std::fs::read(&index).unwrap();
+    std::fs::write(&index, b"not an index").unwrap();
+    let start = std::time::Instant::now();
+    let line = statusline(&home, &stdin_for(&transcript), &[]).stdout;
+    assert!(line.starts_with("clinvk ⚠ index not ready"), "{line}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    std::fs::write(&index, kept).unwrap();
     // A broken config: a short marker, not an error.
     std::fs::write(home.config_path(), "session: [unclosed").unwrap();
     let line = statusline(&home, &stdin_for(&transcript), &[]).stdout;

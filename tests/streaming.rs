@@ -263,3 +263,46 @@ fn a_new_session_in_a_deleted_ones_row_is_not_listed() {
     assert_eq!(listed.len(), FILES, "the seeded sessions, once each");
     assert!(!listed.iter().any(|id| id == "newcomer" || id == "lastrow"));
 }
+
+#[test]
+fn stats_by_session_is_streamed_and_equals_the_collected_report() {
+    // Totals from a few values, so that ties (ordered by id) cross the 2,000-session pages.
+    let home = Home::new();
+    let sessions: Vec<SessionJson> = (0..FILES)
+        .map(|i| {
+            let s = session(&format!("s{i:05}"))
+                .tags(if i % 4 == 0 { &["quarter"] } else { &[] })
+                .backend(["claude", "codex", "gemini"][i % 3])
+                .last_used(&format!("2025-02-{:02}T08:00:00Z", 1 + i % 27));
+            // A tenth never ran: no row.
+            match i % 10 {
+                0 => s.status("created"),
+                k => s.tokens(100 * (k as u64 % 4), 10, 0),
+            }
+        })
+        .collect();
+    home.add_all(&sessions);
+    for filters in [vec![], vec!["--tag", "quarter"], vec!["--backend", "codex"]] {
+        let mut args = vec!["sessions", "stats", "--json", "--by", "session"];
+        args.extend_from_slice(&filters);
+        let streamed = home.ok(&args).stdout;
+        let value: Value = serde_json::from_str(&streamed).unwrap();
+        // Byte for byte what printing the whole report writes.
+        assert_eq!(
+            streamed,
+            format!("{}\n", serde_json::to_string_pretty(&value).unwrap()),
+            "{filters:?}"
+        );
+        // The same rows and totals as the collected answer (`-n` past the end is collected).
+        args.extend(["-n", "1000000"]);
+        let collected: Value = home.ok(&args).json();
+        assert_eq!(value, collected, "{filters:?}");
+        let rows = value["rows"].as_array().unwrap();
+        assert!(rows.len() > 2000 || !filters.is_empty(), "{}", rows.len());
+        let ids: BTreeSet<&str> = rows
+            .iter()
+            .map(|r| r["session"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.len(), rows.len(), "a session twice");
+    }
+}

@@ -96,6 +96,8 @@ pub fn run(
         ImportTurn::Yours(guard) => guard,
         ImportTurn::Taken => return Ok(Report::default()),
     };
+    // The index looked at: what is merged and remembered goes into that one only.
+    let built = store.index_generation()?;
     let roots = roots.clone().only(&options.backends);
     let (found, walk_skips) = roots.discover();
     let mut report = Report {
@@ -117,16 +119,16 @@ pub fn run(
     if look.changed.is_empty() && look.forget.is_empty() && look.gone.is_empty() {
         // Files touched, say: nothing to merge.
         if !options.dry_run {
-            remember_walk(store, &walk);
+            remember_walk(store, &walk, &built);
         }
         return Ok(report);
     }
-    let merging = merge_in_batches(store, &look, options, observer)?;
+    let merging = merge_in_batches(store, &look, options, observer, Some(built.clone()))?;
     // (Files to read again were not recorded as read: the next import reads them whole.)
     let (read_again, incomplete) = merging.finish(&mut report);
     // Everything found is recorded as it is now, unless some of it is to be read again.
     if !options.dry_run && read_again.is_empty() && !incomplete && last_walk != Some(walk.1) {
-        remember_walk(store, &walk);
+        remember_walk(store, &walk, &built);
     }
     Ok(report)
 }
@@ -166,7 +168,7 @@ pub fn catch_up_conversation(
         forget: Vec::new(),
         gone: Vec::new(),
     };
-    let merging = merge_in_batches(store, &look, options, observer)?;
+    let merging = merge_in_batches(store, &look, options, observer, None)?;
     merging.finish(&mut report);
     Ok(report)
 }
@@ -274,11 +276,14 @@ fn with_subagents<'f>(
 }
 
 /// Read and merge `look`'s changed files in batches (see `BATCH`), and forget its leftovers.
+/// `built`: the index the look was made against (see `Store::merge_native_batch`; None: the
+/// first batch's).
 fn merge_in_batches<'o>(
     store: &Store,
     look: &Look<'_>,
     options: &'o Options,
     observer: &dyn Observer,
+    mut built: Option<Option<String>>,
 ) -> Result<Merging<'o>> {
     let changed = &look.changed;
     let size = options.batch.unwrap_or(BATCH).max(1);
@@ -317,22 +322,26 @@ fn merge_in_batches<'o>(
         .collect();
     // Each batch in a transaction of its own, under the exclusive lock only while it is merged.
     let mut merging = Merging::new(options);
-    let in_one = |merging: &mut Merging<'o>,
-                  expected: usize,
-                  forget: &[String],
-                  fill: &mut dyn FnMut(
+    // One batch's transaction; None when the index was rebuilt since the first (the import
+    // stops there).
+    let mut in_one = |merging: &mut Merging<'o>,
+                      expected: usize,
+                      forget: &[String],
+                      fill: &mut dyn FnMut(
         &Merging<'o>,
         &mut NativeMerge<'_, '_>,
     ) -> Result<BatchOutcome>| {
         let mut attempts = 0;
-        let merged = store.merge_native_batch(expected, forget, options.dry_run, |sink| {
-            attempts += 1;
-            fill(merging, sink)
-        })?;
-        // Retried with the index rebuilt: then it knows only the files read since, and the
-        // next import must compare every file, not trust the walk.
-        merging.rebuilt |= attempts > 1;
-        Ok::<_, crate::error::Error>(merging.absorb(merged))
+        let merged =
+            store.merge_native_batch(expected, forget, options.dry_run, &mut built, |sink| {
+                attempts += 1;
+                fill(merging, sink)
+            })?;
+        // Retried with the index rebuilt, or rebuilt by another clinvk between two batches:
+        // then it knows only the files read since, and the next import must compare every
+        // file, not trust the walk.
+        merging.rebuilt |= attempts > 1 || merged.is_none();
+        Ok::<_, crate::error::Error>(merged.map(|m| merging.absorb(m)))
     };
     std::thread::scope(|scope| {
         let mut deferred = Vec::new();
@@ -346,12 +355,17 @@ fn merge_in_batches<'o>(
             let last = n + 1 == batches.len() && !several;
             let (forget, gone): (&[String], &[GoneTranscript]) =
                 if last { (&forget, &gone) } else { (&[], &[]) };
-            deferred.extend(in_one(
+            let Some(put_aside) = in_one(
                 &mut merging,
                 batch.gathered.len(),
                 forget,
                 &mut |merging, sink| merging.merge(sink, &batch, several, gone),
-            )?);
+            )?
+            else {
+                // The rest is for the next import (which reads every file again).
+                return Ok(merging);
+            };
+            deferred.extend(put_aside);
             merging.read.add(batch.read);
             if let Some(next) = next {
                 store.let_waiters_in();
@@ -708,8 +722,8 @@ impl<'a> Merging<'a> {
 
 /// Remember a complete look's fingerprint. Only a shortcut for the next look: a store that
 /// cannot take it (read-only, full) is compared file by file again next time.
-fn remember_walk(store: &Store, (roots, fingerprint): &(String, i64)) {
-    let _ = store.record_native_walk(roots, *fingerprint);
+fn remember_walk(store: &Store, (roots, fingerprint): &(String, i64), built: &Option<String>) {
+    let _ = store.record_native_walk(roots, *fingerprint, built);
 }
 
 /// The conversation id of a file that is not a subagent's: Claude's is its file name (what

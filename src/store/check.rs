@@ -109,7 +109,7 @@ impl Store {
                             .into(),
                     );
                 }
-                if !index.search_matches_rows()? {
+                if index.search_matches_rows()? == Some(false) {
                     index_problem("the search index differs from the messages it covers".into());
                 }
                 Some(Held::of(&index)?)

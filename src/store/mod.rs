@@ -29,9 +29,10 @@ use index::{Index, Unusable};
 
 pub use crate::domain::{Backend, SessionId, Status};
 pub use check::{CheckReport, Difference};
-pub use index::blocks::{CurrentBlock, BLOCK_MS};
+pub use index::blocks::{label as block_label, CurrentBlock, BLOCK_MS};
 pub use index::stats::{
-    period_of, Dimension, ModelPart, StatsGroup, StatsQuery, StatsResult, UsageSums,
+    pages_of_sessions, period_of, Dimension, ModelPart, SessionPage, StatsGroup, StatsQuery,
+    StatsResult, UsageSums,
 };
 pub use query::{
     Filter, InvalidFile, ListQuery, SearchHit, SearchQuery, SearchTerms, SessionSummary, Snippet,
@@ -127,6 +128,8 @@ pub struct Store {
     index_path: PathBuf,
     lock_timeout: Duration,
     observer: Box<dyn Observer>,
+    /// Answer from the index as it stands: never rebuild or reconcile it (`as_it_stands`).
+    as_is: bool,
 }
 
 impl Store {
@@ -139,12 +142,31 @@ impl Store {
             index_path: dir.join(INDEX_FILE),
             lock_timeout: lock::DEFAULT_TIMEOUT,
             observer,
+            as_is: false,
         })
     }
 
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self
+    }
+
+    /// A store that answers from its index as it stands, for what must answer at once (a
+    /// status bar): an index that would have to be built, rebuilt or migrated first is
+    /// `Error::NotReady` instead, and files changed outside clinvk since it last looked are
+    /// left for the next command to compare (its answers may be a moment behind them).
+    pub fn as_it_stands(mut self) -> Self {
+        self.as_is = true;
+        self
+    }
+
+    /// The index as it stands, in the `as_it_stands` mode (caller holds a lock).
+    fn index_as_is(&self) -> Result<Index> {
+        let not_ready = |why: String| Error::NotReady {
+            path: self.index_path.clone(),
+            why,
+        };
+        Index::open_existing(&self.index_path)?.map_err(|why| not_ready(why.to_string()))
     }
 
     pub fn dir(&self) -> &Path {
@@ -180,6 +202,10 @@ impl Store {
     /// When the index cannot be brought up to date because nothing can be written (a full disk,
     /// a read-only store), `f` runs on an index built in memory from the files instead.
     fn read<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
+        if self.as_is {
+            let _shared = self.lock(LockMode::Shared)?;
+            return f(self, &mut self.index_as_is()?);
+        }
         match self.lock(LockMode::Shared) {
             Ok(_shared) => {
                 if let Some(mut index) = self.open_fresh()? {
@@ -215,6 +241,9 @@ impl Store {
     /// `read`, but with no answer from the files: an index that cannot be brought up to date is
     /// an error (for what only the index on disk knows, such as the transcripts imported).
     fn read_index<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
+        if self.as_is {
+            return self.read(f);
+        }
         {
             let _shared = self.lock(LockMode::Shared)?;
             if let Some(mut index) = self.open_fresh()? {
@@ -245,6 +274,10 @@ impl Store {
 
     /// Run `f` under the exclusive lock on an up-to-date index.
     fn write<T>(&self, mut f: impl FnMut(&Store, &mut Index) -> Result<T>) -> Result<T> {
+        if self.as_is {
+            let _exclusive = self.lock(LockMode::Exclusive)?;
+            return f(self, &mut self.index_as_is()?);
+        }
         let (exclusive, mut index) = self.exclusive_prepared()?;
         match f(self, &mut index) {
             Err(e) if index::is_corruption(&e) => {
@@ -822,6 +855,17 @@ impl Store {
             })
         };
         answer().unwrap_or_default()
+    }
+
+    /// A page of a `--by session` answer over all time (see `index::stats::pages_of_sessions`),
+    /// read under the shared lock: its caller writes it out without the lock held.
+    pub fn session_page(
+        &self,
+        query: &StatsQuery,
+        after: Option<(u64, &str)>,
+        n: u64,
+    ) -> Result<SessionPage> {
+        self.read(|_, index| index.session_page(query, after, n))
     }
 
     /// The usage of the session holding `backend`'s conversation `native_id` (see

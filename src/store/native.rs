@@ -360,6 +360,11 @@ impl Store {
         self.read_index(|_, index| index.native_files())
     }
 
+    /// Which build of the index this is (see `merge_native_batch`).
+    pub fn index_generation(&self) -> Result<Option<String>> {
+        self.read_index(|_, index| index.generation())
+    }
+
     /// The transcript files among `paths` read so far, by path.
     pub fn native_files_among(&self, paths: &[&str]) -> Result<HashMap<String, NativeFile>> {
         self.read_index(|_, index| index.native_files_among(paths))
@@ -380,8 +385,18 @@ impl Store {
     }
 
     /// Remember the fingerprint of a complete look at the directories `roots`.
-    pub fn record_native_walk(&self, roots: &str, fingerprint: i64) -> Result<()> {
+    pub fn record_native_walk(
+        &self,
+        roots: &str,
+        fingerprint: i64,
+        built: &Option<String>,
+    ) -> Result<()> {
         self.write(|_, index| {
+            // Into the index the look was made against only: one rebuilt since knows none of
+            // the files, and the next look must compare every one.
+            if index.generation()? != *built {
+                return Ok(());
+            }
             let tx = index.transaction()?;
             tx.record_native_walk(roots, fingerprint)?;
             tx.commit()
@@ -405,14 +420,25 @@ impl Store {
     /// into an index that holds fewer: its secondary indexes are rebuilt once at the end
     /// instead of updated row by row). `fill` may be called again (with the index rebuilt) if
     /// the index proves corrupt.
+    ///
+    /// `built`: the index the import looked at and merged its earlier batches into (its
+    /// generation; None: this batch's, the first). Another index in its place since (another
+    /// clinvk rebuilt it, which knows none of the files read so far) merges nothing: None, and
+    /// the import stops there, to be done again whole by the next.
     pub fn merge_native_batch<T>(
         &self,
         expected: usize,
         gone: &[String],
         dry_run: bool,
+        built: &mut Option<Option<String>>,
         mut fill: impl FnMut(&mut NativeMerge<'_, '_>) -> Result<T>,
-    ) -> Result<T> {
+    ) -> Result<Option<T>> {
         self.write(|store, index| {
+            let generation = index.generation()?;
+            match built {
+                Some(earlier) if *earlier != generation => return Ok(None),
+                _ => *built = Some(generation),
+            }
             let mark = store.dir.join(IMPORT_WRITING);
             if !dry_run && std::fs::symlink_metadata(&mark).is_ok() {
                 // Under the exclusive lock no write is under way: every temp file is stale.
@@ -456,7 +482,7 @@ impl Store {
             };
             let result = fill(&mut batches)?;
             if dry_run {
-                return Ok(result);
+                return Ok(Some(result));
             }
             let saved = std::mem::take(&mut batches.saved);
             let marked = batches.marked;
@@ -481,7 +507,7 @@ impl Store {
                 &Default::default(),
             )?;
             tx.commit()?;
-            Ok(result)
+            Ok(Some(result))
         })
     }
 

@@ -76,7 +76,7 @@ impl<'a> Pricer<'a> {
 }
 
 /// A group's figures: its sums and cost.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
     pub sessions: u64,
     pub sums: UsageSums,
@@ -159,7 +159,7 @@ impl Period {
         let (start, end) = under_way.unwrap_or((now, now));
         Period {
             kind: PeriodKind::Block,
-            label: crate::store::index::blocks::label(start.timestamp_millis()),
+            label: crate::store::block_label(start.timestamp_millis()),
             start,
             end,
         }

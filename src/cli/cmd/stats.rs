@@ -16,7 +16,7 @@ use crate::cli::render::thousands;
 use crate::cli::Context;
 use crate::config::Settings;
 use crate::error::{exit, Error, Result};
-use crate::store::period_of;
+use crate::store::{pages_of_sessions, period_of};
 use crate::store::{Dimension, Filter, StatsGroup, StatsQuery, TimeRange};
 use crate::timespec::{Granularity, Zone};
 use crate::usage::blocks::{hours_minutes, BlockUse};
@@ -315,15 +315,21 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
     {
         let block = store.current_block(&query.filter, now)?;
         b.period = Period::block(block.map(|b| (b.start, b.end())), now);
-        query.runs = TimeRange {
-            since: Some(b.period.start),
-            until: Some(b.period.end),
+        query.runs = match block {
+            Some(block) => block.runs(),
+            None => TimeRange {
+                since: Some(now),
+                until: Some(now),
+            },
         };
+    }
+    let prices = PriceTable::embedded().with_overrides(settings.pricing.iter().cloned());
+    if args.json && budget.is_none() && pages_of_sessions(&query) {
+        return stream_sessions(&store, &query, &prices, &ctx.paths.config);
     }
     let (result, invalid) = store.stats(&query)?;
     warn_invalid(&invalid);
 
-    let prices = PriceTable::embedded().with_overrides(settings.pricing.iter().cloned());
     // The totals' pricer names the unpriced models (each once); the rows' would repeat them.
     let mut pricer = Pricer::new(&prices);
     let totals = Figures::of(&result.totals, &mut pricer);
@@ -409,6 +415,85 @@ fn block_of(
         f.cost.known_usd(),
         now,
     ))
+}
+
+/// Sessions read and written at a time by `stream_sessions`.
+const SESSION_PAGE: u64 = 2000;
+
+/// `--by session --json` over all time: the rows written as they are read, a page of sessions
+/// at a time (the biggest first, walked in the order of their totals), each page read under the
+/// shared lock and written without it; then the totals. The output is byte for byte what the
+/// collected report prints.
+fn stream_sessions(
+    store: &crate::store::Store,
+    query: &StatsQuery,
+    prices: &PriceTable,
+    config: &std::path::Path,
+) -> Result<i32> {
+    use std::io::Write;
+    let stdout_err = |e: std::io::Error| Error::io("<stdout>", e);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // The report around its rows, as `print_json` writes it: split where its (empty) rows go.
+    let around = |totals: &Figures, pricer: &Pricer<'_>| -> (String, String) {
+        let text = serde_json::to_string_pretty(&report_json(
+            query,
+            &[],
+            totals,
+            pricer,
+            None,
+            BudgetStatus::Ok,
+        ))
+        .expect("a report serializes");
+        let (head, tail) = text
+            .split_once("\"rows\": []")
+            .expect("the report has rows");
+        (format!("{head}\"rows\": "), format!("{tail}\n"))
+    };
+    let (head, _) = around(&Figures::default(), &Pricer::new(prices));
+    out.write_all(head.as_bytes()).map_err(stdout_err)?;
+    let mut row_pricer = Pricer::new(prices);
+    let mut rows = 0u64;
+    let mut after: Option<(u64, String)> = None;
+    loop {
+        let page = store.session_page(
+            query,
+            after.as_ref().map(|(t, id)| (*t, id.as_str())),
+            SESSION_PAGE,
+        )?;
+        for g in &page.groups {
+            let row = Row {
+                key: g.key.clone(),
+                figures: Figures::of(g, &mut row_pricer),
+                block: None,
+            };
+            let text =
+                serde_json::to_string_pretty(&row_json(query, &row)).expect("a row serializes");
+            out.write_all(if rows == 0 { b"[\n    " } else { b",\n    " })
+                .and_then(|()| out.write_all(text.replace('\n', "\n    ").as_bytes()))
+                .map_err(stdout_err)?;
+            rows += 1;
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    out.write_all(if rows == 0 { b"[]" } else { b"\n  ]" })
+        .map_err(stdout_err)?;
+    let whole = StatsQuery {
+        group_by: Vec::new(),
+        ..query.clone()
+    };
+    let (result, invalid) = store.stats(&whole)?;
+    warn_invalid(&invalid);
+    let mut pricer = Pricer::new(prices);
+    let totals = Figures::of(&result.totals, &mut pricer);
+    warn_unpriced(&pricer, config);
+    let (_, tail) = around(&totals, &pricer);
+    out.write_all(tail.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(stdout_err)?;
+    Ok(exit::OK)
 }
 
 /// One warning per model whose runs' cost is left out.
@@ -588,15 +673,30 @@ fn block_cell(b: &BlockUse, zone: &Zone) -> String {
     }
 }
 
-/// The block under way, if the rows hold it: time left, burn rate and projection.
+/// The block under way, if the rows hold it: time left, burn rate and projection, of the whole
+/// block (its rows added up, when it is split by backend, model or status).
 fn active_block_text(rows: &[Row], zone: &Zone, now: DateTime<Utc>) -> String {
-    let Some(b) = rows
+    let active: Vec<(&BlockUse, &Figures)> = rows
         .iter()
-        .filter_map(|r| r.block.as_ref())
-        .find(|b| b.active)
-    else {
+        .filter_map(|r| {
+            r.block
+                .as_ref()
+                .filter(|b| b.active)
+                .map(|b| (b, &r.figures))
+        })
+        .collect();
+    let Some((first, _)) = active.first() else {
         return String::new();
     };
+    let ms = |t: DateTime<Utc>| t.timestamp_millis();
+    let span = active
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(lo, hi), (b, _)| {
+            (lo.min(ms(b.first_run)), hi.max(ms(b.last_run)))
+        });
+    let tokens = active.iter().map(|(_, f)| f.sums.total).sum();
+    let cost = active.iter().map(|(_, f)| f.cost.known_usd()).sum();
+    let b = &BlockUse::new(first.start, span, tokens, cost, now);
     let hm = |t: DateTime<Utc>| zone.local_time(t).format("%H:%M").to_string();
     let mut out = format!(
         "\nActive block {}-{} ({}): {} left",
@@ -737,6 +837,33 @@ fn figures_json(f: &Figures) -> Map<String, Value> {
     m
 }
 
+/// One row of the report: its group values under the dimensions' names, then its figures.
+fn row_json(q: &StatsQuery, r: &Row) -> Value {
+    let mut m = Map::new();
+    for (d, v) in q.group_by.iter().zip(&r.key) {
+        // A project is named by its directory's name; its directory goes along.
+        if *d == Dimension::Project {
+            m.insert("project".into(), json!(project_name(v)));
+            m.insert("workdir".into(), json!(v));
+            continue;
+        }
+        let empty_is_null = matches!(d, Dimension::Model | Dimension::Tag | Dimension::Host);
+        m.insert(
+            d.name().into(),
+            if v.is_empty() && empty_is_null {
+                Value::Null
+            } else {
+                json!(v)
+            },
+        );
+    }
+    m.extend(figures_json(&r.figures));
+    if let Some(b) = &r.block {
+        m.extend(block_json(b));
+    }
+    Value::Object(m)
+}
+
 /// A block's times, and for the one under way its burn rate and projection (ccusage's).
 fn block_json(b: &BlockUse) -> Map<String, Value> {
     let mut m = Map::new();
@@ -774,35 +901,7 @@ fn report_json(
     budget: Option<(&BudgetCheck, &[(Unit, BudgetLine)])>,
     status: BudgetStatus,
 ) -> Value {
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let mut m = Map::new();
-            for (d, v) in q.group_by.iter().zip(&r.key) {
-                // A project is named by its directory's name; its directory goes along.
-                if *d == Dimension::Project {
-                    m.insert("project".into(), json!(project_name(v)));
-                    m.insert("workdir".into(), json!(v));
-                    continue;
-                }
-                let empty_is_null =
-                    matches!(d, Dimension::Model | Dimension::Tag | Dimension::Host);
-                m.insert(
-                    d.name().into(),
-                    if v.is_empty() && empty_is_null {
-                        Value::Null
-                    } else {
-                        json!(v)
-                    },
-                );
-            }
-            m.extend(figures_json(&r.figures));
-            if let Some(b) = &r.block {
-                m.extend(block_json(b));
-            }
-            Value::Object(m)
-        })
-        .collect();
+    let rows: Vec<Value> = rows.iter().map(|r| row_json(q, r)).collect();
     let budget = budget.map(|(b, lines)| {
         let mut m = Map::new();
         m.insert("period".into(), json!(b.period.kind.as_str()));

@@ -64,9 +64,15 @@ pub fn run(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>) -> i32 {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let line = std::panic::catch_unwind(|| status(ctx, args, now, color))
         .unwrap_or_else(|_| Err(crate::error::Error::usage("internal error")));
-    let line = line.unwrap_or_else(|e| {
-        let why: String = e.to_string().chars().take(60).collect();
-        format!("clinvk ⚠ {}", escape_controls(&why))
+    let line = line.unwrap_or_else(|e| match e {
+        // The first command, or the next, builds it: not the status bar's to wait for.
+        crate::error::Error::NotReady { .. } => {
+            "clinvk ⚠ index not ready: run `clinvk sessions list`".to_string()
+        }
+        e => {
+            let why: String = e.to_string().chars().take(60).collect();
+            format!("clinvk ⚠ {}", escape_controls(&why))
+        }
     });
     // A closed stdout is no one's problem here.
     let _ = crate::cli::output::print(&format!("{line}\n"));
@@ -76,7 +82,10 @@ pub fn run(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>) -> i32 {
 fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool) -> Result<String> {
     let input = read_input();
     let settings = ctx.settings()?;
-    let store = Store::open(&ctx.paths.sessions, Box::new(Quiet))?.with_lock_timeout(LOCK_WAIT);
+    // Never a rebuild or a comparison of the whole directory here: the next command does those.
+    let store = Store::open(&ctx.paths.sessions, Box::new(Quiet))?
+        .with_lock_timeout(LOCK_WAIT)
+        .as_it_stands();
     if settings.import_auto {
         if let Some(path) = &input.transcript_path {
             let roots = crate::import::sources::Roots::new(&settings);
@@ -94,9 +103,14 @@ fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool)
     let prices = PriceTable::embedded().with_overrides(settings.pricing.iter().cloned());
     let figures = |group: &crate::store::StatsGroup| Figures::of(group, &mut Pricer::new(&prices));
     let zone = Zone::local();
-    let over = |range: TimeRange| -> Result<Figures> {
+    // Claude's own 5-hour window, cut as ccusage cuts it: from Claude's requests only.
+    let claude = Filter {
+        backend: Some(Backend::Claude),
+        ..Filter::default()
+    };
+    let over = |filter: &Filter, range: TimeRange| -> Result<Figures> {
         let query = StatsQuery {
-            filter: Filter::default(),
+            filter: filter.clone(),
             runs: range,
             group_by: Vec::new(),
             zone,
@@ -129,18 +143,15 @@ fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool)
         }
     }
     let today = Period::current(Granularity::Day, &zone, now)
-        .map(|p| over(range(&p)))
+        .map(|p| over(&Filter::default(), range(&p)))
         .transpose()?;
     if let Some(today) = today {
         parts.push(format!("today {}", usd(today.cost.known_usd())));
     }
-    let block = store.current_block(&Filter::default(), now)?;
+    let block = store.current_block(&claude, now)?;
     match block {
         Some(b) => {
-            let used = over(TimeRange {
-                since: Some(b.start),
-                until: Some(b.end()),
-            })?;
+            let used = over(&claude, b.runs())?;
             parts.push(format!(
                 "block {} {} left",
                 usd(used.cost.known_usd()),
@@ -156,7 +167,11 @@ fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool)
         now,
         block.map(|b| (b.start, b.end())),
     )? {
-        let used = over(range(&budget.period))?;
+        let used = match (budget.period.kind, block) {
+            (PeriodKind::Block, Some(b)) => over(&claude, b.runs())?,
+            (PeriodKind::Block, None) => Figures::default(),
+            (PeriodKind::Calendar(_), _) => over(&Filter::default(), range(&budget.period))?,
+        };
         let mut lines = Vec::new();
         if let Some(limit) = budget.tokens {
             lines.push(BudgetLine::new(

@@ -154,6 +154,15 @@ impl CurrentBlock {
     pub fn end(&self) -> DateTime<Utc> {
         self.start + chrono::Duration::milliseconds(BLOCK_MS)
     }
+
+    /// When its runs can be: from its start to its end, included (a run exactly 5 hours after
+    /// the start is still in it).
+    pub fn runs(&self) -> crate::store::query::TimeRange {
+        crate::store::query::TimeRange {
+            since: Some(self.start),
+            until: Some(self.end() + chrono::Duration::milliseconds(1)),
+        }
+    }
 }
 
 impl super::Index {

@@ -72,17 +72,21 @@ struct Tested {
 
 impl Index {
     /// Whether the search indexes hold exactly the messages and prompts of their tables
-    /// (`reindex --check`): FTS5's own comparison of each index with its content.
-    pub fn search_matches_rows(&self) -> Result<bool> {
+    /// (`reindex --check`): FTS5's own comparison of each index with its content. None when it
+    /// cannot be asked (FTS5 asks it as a write: not of a read-only index).
+    pub fn search_matches_rows(&self) -> Result<Option<bool>> {
         for fts in ["texts_fts", "prompts_fts"] {
             let check = format!("INSERT INTO {fts} ({fts}, rank) VALUES ('integrity-check', 1)");
             match self.conn.execute_batch(&check) {
                 Ok(()) => {}
-                Err(e) if super::is_corrupt_sqlite(&e) => return Ok(false),
+                Err(e) if super::is_corrupt_sqlite(&e) => return Ok(Some(false)),
+                Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ReadOnly) => {
+                    return Ok(None)
+                }
                 Err(e) => return Err(self.err(e)),
             }
         }
-        Ok(true)
+        Ok(Some(true))
     }
     /// The sessions matching `query`, the most relevant first, each with the stamp of the file
     /// version the index read it from.
@@ -716,6 +720,32 @@ mod tests {
     use crate::domain::{Backend, Message, Role};
     use crate::store::files::FileStamp;
     use crate::store::index::fixtures::{session, turn};
+
+    #[test]
+    fn the_search_indexes_are_checked_where_they_can_be() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.db");
+        let index = Index::create_fresh(&path, Some(crate::timespec::Zone::UTC)).unwrap();
+        assert_eq!(index.search_matches_rows().unwrap(), Some(true));
+        index
+            .conn
+            .execute_batch("INSERT INTO texts_fts (rowid, body) VALUES (7, 'not a message')")
+            .unwrap();
+        assert_eq!(index.search_matches_rows().unwrap(), Some(false));
+        drop(index);
+        // Read only (a read-only mount, a backup): not asked, rather than an error.
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let index = Index {
+            conn,
+            path,
+            rollup_zone: crate::timespec::Zone::UTC,
+        };
+        assert_eq!(index.search_matches_rows().unwrap(), None);
+    }
 
     #[test]
     fn runs_say_whose_each_message_is_by_lookups_or_one_walk() {

@@ -502,7 +502,13 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
                 Dimension::Status => number(text(3)?),
                 Dimension::Model => number(text(4)?),
                 Dimension::Block => block,
-                _ => period_of_run(at),
+                Dimension::Period(_) => period_of_run(at),
+                // (`runs_alone` and the CLI's check of `--by block` keep them out.)
+                Dimension::Tag
+                | Dimension::Workdir
+                | Dimension::Project
+                | Dimension::Session
+                | Dimension::Host => unreachable!("sum_runs groups by the runs' own columns"),
             };
         }
         if by_block {
@@ -584,6 +590,18 @@ fn top_sessions(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<Option<Ve
 }
 
 fn top_sessions_sql(q: &StatsQuery, n: u64) -> (String, Vec<V>) {
+    totals_walk_sql(q, "st.session_pk", None, n)
+}
+
+/// `cols` of the sessions `q` selects (`st`: their totals, `s`: their rows), the biggest (by
+/// their totals over all time) first and ties by id, from after `after` (a session's total and
+/// id), at most `n`.
+fn totals_walk_sql(
+    q: &StatsQuery,
+    cols: &str,
+    after: Option<(u64, &str)>,
+    n: u64,
+) -> (String, Vec<V>) {
     let f = &q.filter;
     let mut conds = Vec::new();
     let mut args = Vec::new();
@@ -596,15 +614,86 @@ fn top_sessions_sql(q: &StatsQuery, n: u64) -> (String, Vec<V>) {
         );
         args.push(V::Text(tag.clone()));
     }
+    if let Some((total, id)) = after {
+        let total = i64::try_from(total).unwrap_or(i64::MAX);
+        conds.push("st.total <= ? AND (st.total < ? OR s.id > ?)".into());
+        args.extend([
+            V::Integer(total),
+            V::Integer(total),
+            V::Text(id.to_string()),
+        ]);
+    }
     // The totals first (CROSS JOIN keeps that order): left to itself, SQLite sorts every
     // session rather than walk the totals' index and stop at the limit.
     let sql = format!(
-        "SELECT st.session_pk FROM session_totals st CROSS JOIN sessions s \
+        "SELECT {cols} FROM session_totals st CROSS JOIN sessions s \
          ON s.pk = st.session_pk {} ORDER BY st.total DESC, s.id LIMIT {}",
         where_clause(&conds),
         i64::try_from(n).unwrap_or(i64::MAX)
     );
     (sql, args)
+}
+
+/// Whether `q` can be answered a page of sessions at a time (`session_page`): by session alone,
+/// over all time, all of them, the biggest first.
+pub fn pages_of_sessions(q: &StatsQuery) -> bool {
+    q.group_by == [Dimension::Session] && q.runs.is_open() && q.top.is_none()
+}
+
+/// A page of session groups (`session_page`), and where the next one starts (None: this was
+/// the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPage {
+    pub groups: Vec<StatsGroup>,
+    /// The last session walked: its total and id.
+    pub next: Option<(u64, String)>,
+}
+
+/// `q`'s session groups (see `pages_of_sessions`) among the next `n` sessions walked from after
+/// `after` (a total and an id), the biggest first: what `stats` gives them, a page at a time.
+/// (A session that ran nothing in the selection walks by without a group.)
+fn session_page(
+    conn: &Connection,
+    q: &StatsQuery,
+    after: Option<(u64, &str)>,
+    n: u64,
+) -> rusqlite::Result<SessionPage> {
+    let (sql, args) = totals_walk_sql(q, "st.session_pk, st.total, s.id", after, n);
+    let walked: Vec<(i64, i64, String)> = conn
+        .prepare(&sql)?
+        .query_map(params_from_iter(args.iter()), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let next = match walked.last() {
+        Some((_, total, id)) if walked.len() as u64 == n => {
+            Some((*total.max(&0) as u64, id.clone()))
+        }
+        _ => None,
+    };
+    if walked.is_empty() {
+        return Ok(SessionPage {
+            groups: Vec::new(),
+            next,
+        });
+    }
+    let pks: Vec<i64> = walked.iter().map(|(pk, _, _)| *pk).collect();
+    let st = raw_statements(q, Some(&pks));
+    // A session's group has one session: no count of distinct ones to make.
+    let mut groups = fold(
+        query_parts(conn, &st.sums, &st.args, &q.group_by, false)?,
+        None,
+    );
+    for g in &mut groups {
+        g.sessions = 1;
+    }
+    groups.sort_by(|a, b| {
+        b.sums()
+            .total
+            .cmp(&a.sums().total)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    Ok(SessionPage { groups, next })
 }
 
 /// The parts of `groups` added up per model and cost source.
@@ -989,6 +1078,17 @@ fn fold(
 
 impl Index {
     /// Usage of the selected sessions' runs, grouped (`sessions stats`).
+    /// A page of `query`'s session groups (see `pages_of_sessions`): those of the next `n`
+    /// sessions from after the one of total `after.0` and id `after.1`.
+    pub fn session_page(
+        &self,
+        query: &StatsQuery,
+        after: Option<(u64, &str)>,
+        n: u64,
+    ) -> Result<SessionPage> {
+        session_page(&self.conn, query, after, n).map_err(|e| self.err(e))
+    }
+
     /// The usage of the session holding `backend`'s conversation `native_id`, if one does:
     /// its id, and its runs summed by model (as a group of `stats` gives them).
     pub fn conversation_usage(
