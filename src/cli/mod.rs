@@ -125,7 +125,7 @@ impl Context {
         )?;
         let import_batch = env_setting(
             "CLINVK_IMPORT_BATCH",
-            "a number of files (e.g. 5000)",
+            "a number of files (e.g. 2000)",
             |t| t.parse::<usize>().ok().filter(|n| *n > 0),
         )?;
         Ok(Context {

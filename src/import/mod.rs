@@ -83,7 +83,7 @@ pub struct Report {
 /// the size of the CLIs' histories. Each batch is merged under the exclusive lock and committed
 /// (its session files flushed to disk first); other commands get the lock between two batches,
 /// so that a long import holds none of them up for more than one batch's merge.
-const BATCH: usize = 5000;
+const BATCH: usize = 2000;
 
 /// Catch the store up with the CLIs' transcripts under `roots`.
 pub fn run(

@@ -29,6 +29,9 @@ pub const DELETED_CONVERSATIONS: &str = ".deleted-conversations";
 /// import was stopped half-way (a kill, a crash) and removes the temp files it left.
 pub const IMPORT_WRITING: &str = ".import-writing";
 
+/// Conversations in a batch from which it may be loaded in bulk (when the index holds fewer).
+const BULK_BATCH: usize = 500;
+
 /// Conversations in a batch from which the search indexes are filled at the batch's end
 /// (`IndexTx::defer_search`) rather than row by row.
 const DEFER_SEARCH_FROM: usize = 20;
@@ -450,8 +453,7 @@ impl Store {
             let recorded = index.dir_stamp()?;
             // Lifting the indexes costs a pass over every row at the end: worth it only when
             // the batch is the bigger part.
-            let bulky =
-                expected > super::sync::BULK_THRESHOLD && expected as u64 >= index.count()?;
+            let bulky = expected > BULK_BATCH && expected as u64 >= index.count()?;
             // In bulk, the index by the CLI's id is lifted: one pass over it first instead.
             let known = if bulky {
                 index.limit_cache(32 << 10)?;
