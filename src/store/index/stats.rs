@@ -1077,7 +1077,6 @@ fn fold(
 }
 
 impl Index {
-    /// Usage of the selected sessions' runs, grouped (`sessions stats`).
     /// A page of `query`'s session groups (see `pages_of_sessions`): those of the next `n`
     /// sessions from after the one of total `after.0` and id `after.1`.
     pub fn session_page(
@@ -1139,6 +1138,7 @@ impl Index {
         )))
     }
 
+    /// Usage of the selected sessions' runs, grouped (`sessions stats`).
     pub fn stats(&self, query: &StatsQuery) -> Result<StatsResult> {
         stats(&self.conn, query, Some(&self.rollup_zone)).map_err(|e| self.err(e))
     }
