@@ -19,6 +19,7 @@ fn completion_home() -> Home {
             .tags(&["release", "docs"])
             .last_used("2025-01-03T10:00:00Z"),
         session("zzz000")
+            .field("host", serde_json::json!("workstation"))
             .prompt("unrelated")
             .tags(&["release"])
             .last_used("2025-01-01T10:00:00Z"),
@@ -76,6 +77,10 @@ fn a_partial_id_completes_to_the_sessions_it_starts_with() {
             "import.claude.dir",
             "import.codex.dir"
         ]
+    );
+    assert_eq!(
+        offered(&home, &["sessions", "stats", "--host", "w"]),
+        ["workstation\t1 session"]
     );
     assert_eq!(
         offered(&home, &["sessions", "list", "-b", ""]),

@@ -35,7 +35,7 @@ pub struct SessionFilterArgs {
     #[arg(long, value_name = "ORIGIN", value_parser = parse_arg::<Origin>)]
     pub origin: Option<Origin>,
     /// Only sessions started on this machine (its host name, as `sessions show` gives it)
-    #[arg(long, value_name = "HOST", value_parser = host_arg)]
+    #[arg(long, value_name = "HOST", value_parser = host_arg, add = clap_complete::engine::ArgValueCompleter::new(crate::cli::complete::hosts))]
     pub host: Option<String>,
 }
 

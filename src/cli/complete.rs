@@ -1,5 +1,5 @@
 //! Shell completion: the values the shells offer for an argument (session ids with their
-//! prompt, tags with their sessions, config keys, backends), asked of clinvk itself on every
+//! prompt, tags and hosts with their sessions, config keys, backends), asked of clinvk itself on every
 //! tab through clap_complete's dynamic completion (`CLINVK_COMPLETE=<shell> clinvk -- WORDS`,
 //! which the script `clinvk completions <shell>` prints sets up).
 //!
@@ -28,6 +28,11 @@ pub fn session_ids(current: &OsStr) -> Vec<CompletionCandidate> {
 /// Tags starting with what was typed, the most used first.
 pub fn tags(current: &OsStr) -> Vec<CompletionCandidate> {
     from_store(Completing::Tags, current)
+}
+
+/// Hosts sessions were started on (`--host`), the most used first.
+pub fn hosts(current: &OsStr) -> Vec<CompletionCandidate> {
+    from_store(Completing::Hosts, current)
 }
 
 /// The keys `config get|set` take.

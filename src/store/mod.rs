@@ -120,6 +120,7 @@ pub struct ReindexReport {
 pub enum Completing {
     Sessions,
     Tags,
+    Hosts,
 }
 
 pub struct Store {
@@ -832,6 +833,12 @@ impl Store {
     /// when another clinvk holds the lock: a shell waits for this on every tab.
     pub fn complete(&self, what: Completing, prefix: &str) -> Vec<(String, String)> {
         const AT_MOST: u32 = 200;
+        let counted = |values: Vec<(String, u64)>| -> Vec<(String, String)> {
+            values
+                .into_iter()
+                .map(|(v, n)| (v, format!("{n} session{}", if n == 1 { "" } else { "s" })))
+                .collect()
+        };
         let answer = || -> Result<Vec<(String, String)>> {
             let _shared = lock::acquire(
                 &self.lock_path,
@@ -847,11 +854,8 @@ impl Store {
                     .into_iter()
                     .map(|(id, prompt)| (id, prompt.unwrap_or_default()))
                     .collect(),
-                Completing::Tags => index
-                    .tags_starting(prefix, AT_MOST)?
-                    .into_iter()
-                    .map(|(tag, n)| (tag, format!("{n} session{}", if n == 1 { "" } else { "s" })))
-                    .collect(),
+                Completing::Tags => counted(index.tags_starting(prefix, AT_MOST)?),
+                Completing::Hosts => counted(index.hosts_starting(prefix, AT_MOST)?),
             })
         };
         answer().unwrap_or_default()

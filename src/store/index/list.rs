@@ -98,6 +98,23 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
+    /// Up to `at_most` hosts starting with `prefix`, the most used first, with their sessions.
+    pub fn hosts_starting(&self, prefix: &str, at_most: u32) -> Result<Vec<(String, u64)>> {
+        self.conn
+            .prepare(
+                "SELECT host, count(*) AS n FROM sessions INDEXED BY sessions_by_host
+                 WHERE host >= ?1 AND host < ?2 GROUP BY host ORDER BY n DESC, host LIMIT ?3",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(
+                    rusqlite::params![prefix, format!("{prefix}\u{10FFFF}"), at_most],
+                    |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)),
+                )?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
     /// Up to `at_most` tags starting with `prefix`, the most used first, with their sessions.
     pub fn tags_starting(&self, prefix: &str, at_most: u32) -> Result<Vec<(String, u64)>> {
         self.conn
