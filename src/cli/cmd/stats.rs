@@ -17,7 +17,7 @@ use crate::cli::Context;
 use crate::config::Settings;
 use crate::error::{exit, Error, Result};
 use crate::store::{pages_of_sessions, period_of};
-use crate::store::{Dimension, Filter, StatsGroup, StatsQuery, TimeRange};
+use crate::store::{CurrentBlock, Dimension, Filter, StatsGroup, StatsQuery, TimeRange};
 use crate::timespec::{Granularity, Zone};
 use crate::usage::blocks::{hours_minutes, BlockUse};
 use crate::usage::pricing::PriceTable;
@@ -190,27 +190,76 @@ fn budget_check(
     // drop the cost budget set there.
     let tokens = args.budget.or(settings.token_budget);
     let usd = args.budget_usd.or(settings.cost_budget_usd);
-    if tokens.is_none() && usd.is_none() {
+    let checked = BudgetCheck::over(tokens, usd, args.period.map(|p| p.0), zone, now)?;
+    if checked.is_none() {
         return Err(Error::usage(
             "no budget to check: pass --budget TOKENS or --budget-usd USD, or set \
              session.token_budget or session.cost_budget_usd (`clinvk config set session.token_budget 1000000`)",
         ));
     }
-    let period = match args
-        .period
-        .map_or(PeriodKind::Calendar(Granularity::Month), |p| p.0)
-    {
-        PeriodKind::Calendar(g) => Period::current(g, zone, now).ok_or_else(|| {
-            Error::usage("the current period is outside the supported range of dates")
-        })?,
-        // Which block is under way is the store's to say (`run`).
-        PeriodKind::Block => Period::block(None, now),
-    };
-    Ok(Some(BudgetCheck {
-        tokens,
-        usd,
-        period,
-    }))
+    Ok(checked)
+}
+
+impl BudgetCheck {
+    /// The limits given (None without any) over the current period of `kind` (default: the
+    /// month). A block's is the store's to say: `with_block` sets it.
+    pub fn over(
+        tokens: Option<u64>,
+        usd: Option<f64>,
+        kind: Option<PeriodKind>,
+        zone: &Zone,
+        now: DateTime<Utc>,
+    ) -> Result<Option<BudgetCheck>> {
+        if tokens.is_none() && usd.is_none() {
+            return Ok(None);
+        }
+        let period = match kind.unwrap_or(PeriodKind::Calendar(Granularity::Month)) {
+            PeriodKind::Calendar(g) => Period::current(g, zone, now).ok_or_else(|| {
+                Error::usage("the current period is outside the supported range of dates")
+            })?,
+            PeriodKind::Block => Period::block(None, now),
+        };
+        Ok(Some(BudgetCheck {
+            tokens,
+            usd,
+            period,
+        }))
+    }
+
+    pub fn period(&self) -> &Period {
+        &self.period
+    }
+
+    /// A block budget's period: the block under way (`block`, from the store), or an empty one
+    /// at `now`; and when its runs can be.
+    pub fn with_block(&mut self, block: Option<CurrentBlock>, now: DateTime<Utc>) -> TimeRange {
+        self.period = Period::block(block.map(|b| (b.start, b.end())), now);
+        match block {
+            Some(block) => block.runs(),
+            None => TimeRange {
+                since: Some(now),
+                until: Some(now),
+            },
+        }
+    }
+
+    /// Each limit against the usage `totals` of the period.
+    pub fn lines(&self, totals: &Figures, now: DateTime<Utc>) -> Vec<(Unit, BudgetLine)> {
+        let mut lines = Vec::new();
+        if let Some(limit) = self.tokens {
+            lines.push((
+                Unit::Tokens,
+                BudgetLine::new(limit as f64, totals.sums.total as f64, &self.period, now),
+            ));
+        }
+        if let Some(limit) = self.usd {
+            lines.push((
+                Unit::Usd,
+                BudgetLine::new(limit, totals.cost.known_usd(), &self.period, now),
+            ));
+        }
+        lines
+    }
 }
 
 impl StatsArgs {
@@ -313,15 +362,7 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         .as_mut()
         .filter(|b| b.period.kind == PeriodKind::Block)
     {
-        let block = store.current_block(&query.filter, now)?;
-        b.period = Period::block(block.map(|b| (b.start, b.end())), now);
-        query.runs = match block {
-            Some(block) => block.runs(),
-            None => TimeRange {
-                since: Some(now),
-                until: Some(now),
-            },
-        };
+        query.runs = b.with_block(store.current_block(&query.filter, now)?, now);
     }
     let prices = PriceTable::embedded().with_overrides(settings.pricing.iter().cloned());
     if args.json && budget.is_none() && pages_of_sessions(&query) {
@@ -356,7 +397,7 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
         rows.sort_by_key(|r| std::cmp::Reverse(r.figures.sums.total));
     }
     warn_unpriced(&pricer, &ctx.paths.config);
-    let lines = budget.as_ref().map(|b| budget_lines(b, &totals, now));
+    let lines = budget.as_ref().map(|b| b.lines(&totals, now));
     let status = lines
         .iter()
         .flatten()
@@ -515,26 +556,9 @@ fn warn_unpriced(pricer: &Pricer<'_>, config: &std::path::Path) {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Unit {
+pub enum Unit {
     Tokens,
     Usd,
-}
-
-fn budget_lines(b: &BudgetCheck, totals: &Figures, now: DateTime<Utc>) -> Vec<(Unit, BudgetLine)> {
-    let mut lines = Vec::new();
-    if let Some(limit) = b.tokens {
-        lines.push((
-            Unit::Tokens,
-            BudgetLine::new(limit as f64, totals.sums.total as f64, &b.period, now),
-        ));
-    }
-    if let Some(limit) = b.usd {
-        lines.push((
-            Unit::Usd,
-            BudgetLine::new(limit, totals.cost.known_usd(), &b.period, now),
-        ));
-    }
-    lines
 }
 
 // ----- human output --------------------------------------------------------------------------

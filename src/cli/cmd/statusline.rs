@@ -17,17 +17,16 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::cli::args::parse_arg;
-use crate::cli::cmd::stats::{usd, PeriodArg};
+use crate::cli::cmd::stats::{usd, BudgetCheck, PeriodArg};
 use crate::cli::output::escape_controls;
 use crate::cli::Context;
-use crate::config::Settings;
 use crate::domain::Backend;
 use crate::error::{exit, Result};
 use crate::store::{Filter, Quiet, StatsQuery, Store, TimeRange};
 use crate::timespec::{Granularity, Zone};
 use crate::usage::blocks::hours_minutes;
 use crate::usage::pricing::PriceTable;
-use crate::usage::{BudgetLine, BudgetStatus, Figures, Period, PeriodKind, Pricer};
+use crate::usage::{BudgetStatus, Figures, Period, PeriodKind, Pricer};
 
 #[derive(Debug, Args)]
 #[command(after_help = "In ~/.claude/settings.json:\n  \
@@ -149,49 +148,35 @@ fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool)
         parts.push(format!("today {}", usd(today.cost.known_usd())));
     }
     let block = store.current_block(&claude, now)?;
-    match block {
-        Some(b) => {
-            let used = over(&claude, b.runs())?;
-            parts.push(format!(
-                "block {} {} left",
-                usd(used.cost.known_usd()),
-                hours_minutes(b.end() - now)
-            ));
-        }
-        None => parts.push("no block".to_string()),
+    // Its usage, once: the line and a block budget both show it.
+    let block_used = block.map(|b| over(&claude, b.runs())).transpose()?;
+    match (block, &block_used) {
+        (Some(b), Some(used)) => parts.push(format!(
+            "block {} {} left",
+            usd(used.cost.known_usd()),
+            hours_minutes(b.end() - now)
+        )),
+        _ => parts.push("no block".to_string()),
     }
-    if let Some(budget) = budget(
-        &settings,
-        args,
+    let budget = BudgetCheck::over(
+        settings.token_budget,
+        settings.cost_budget_usd,
+        args.period.map(|p| p.0),
         &zone,
         now,
-        block.map(|b| (b.start, b.end())),
-    )? {
-        let used = match (budget.period.kind, block) {
-            (PeriodKind::Block, Some(b)) => over(&claude, b.runs())?,
-            (PeriodKind::Block, None) => Figures::default(),
-            (PeriodKind::Calendar(_), _) => over(&Filter::default(), range(&budget.period))?,
+    )?;
+    if let Some(mut budget) = budget {
+        let used = match budget.period().kind {
+            PeriodKind::Block => {
+                budget.with_block(block, now);
+                block_used.unwrap_or_default()
+            }
+            PeriodKind::Calendar(_) => over(&Filter::default(), range(budget.period()))?,
         };
-        let mut lines = Vec::new();
-        if let Some(limit) = budget.tokens {
-            lines.push(BudgetLine::new(
-                limit as f64,
-                used.sums.total as f64,
-                &budget.period,
-                now,
-            ));
-        }
-        if let Some(limit) = budget.usd {
-            lines.push(BudgetLine::new(
-                limit,
-                used.cost.known_usd(),
-                &budget.period,
-                now,
-            ));
-        }
-        let worst = lines
+        let lines = budget.lines(&used, now);
+        let (_, worst) = lines
             .iter()
-            .max_by(|a, b| a.percent.total_cmp(&b.percent))
+            .max_by(|(_, a), (_, b)| a.percent.total_cmp(&b.percent))
             .expect("a budget has a limit");
         let code = match worst.status {
             BudgetStatus::Ok => "32",
@@ -202,7 +187,7 @@ fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool)
             code,
             &format!(
                 "{} budget {:.0}% {}",
-                budget.period.kind.as_str(),
+                budget.period().kind.as_str(),
                 worst.percent,
                 worst.status.as_str()
             ),
@@ -223,41 +208,6 @@ fn read_input() -> Input {
         return Input::default();
     }
     serde_json::from_slice(&text).unwrap_or_default()
-}
-
-/// The configured budget over the period asked for.
-struct Budget {
-    tokens: Option<u64>,
-    usd: Option<f64>,
-    period: Period,
-}
-
-fn budget(
-    settings: &Settings,
-    args: &StatuslineArgs,
-    zone: &Zone,
-    now: DateTime<Utc>,
-    block: Option<(DateTime<Utc>, DateTime<Utc>)>,
-) -> Result<Option<Budget>> {
-    let (tokens, usd) = (settings.token_budget, settings.cost_budget_usd);
-    if tokens.is_none() && usd.is_none() {
-        return Ok(None);
-    }
-    let period = match args
-        .period
-        .map_or(PeriodKind::Calendar(Granularity::Month), |p| p.0)
-    {
-        PeriodKind::Calendar(g) => match Period::current(g, zone, now) {
-            Some(p) => p,
-            None => return Ok(None),
-        },
-        PeriodKind::Block => Period::block(block, now),
-    };
-    Ok(Some(Budget {
-        tokens,
-        usd,
-        period,
-    }))
 }
 
 fn range(p: &Period) -> TimeRange {
