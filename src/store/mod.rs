@@ -126,6 +126,8 @@ pub enum Completing {
 pub struct Store {
     dir: PathBuf,
     lock_path: PathBuf,
+    /// Held shared by those waiting for the lock (`LOCK_QUEUE`).
+    queue_path: PathBuf,
     index_path: PathBuf,
     lock_timeout: Duration,
     observer: Box<dyn Observer>,
@@ -140,6 +142,7 @@ impl Store {
         Ok(Store {
             dir: dir.to_path_buf(),
             lock_path: dir.join(LOCK_FILE),
+            queue_path: dir.join(rebuild::REBUILD_DIR).join(LOCK_QUEUE),
             index_path: dir.join(INDEX_FILE),
             lock_timeout: lock::DEFAULT_TIMEOUT,
             observer,
@@ -175,18 +178,21 @@ impl Store {
     }
 
     fn lock(&self, mode: LockMode) -> Result<lock::LockGuard> {
-        let queue = self.dir.join(rebuild::REBUILD_DIR).join(LOCK_QUEUE);
-        lock::acquire_queued(&self.lock_path, mode, self.lock_timeout, Some(&queue))
+        lock::acquire_queued(
+            &self.lock_path,
+            mode,
+            self.lock_timeout,
+            Some(&self.queue_path),
+        )
     }
 
     /// Between two holds of the exclusive lock (an import's batches): wait until the commands
     /// waiting for it, if any, have had it (at most a moment), so that a long import holds
     /// nobody up for longer than one batch.
     pub fn let_waiters_in(&self) {
-        let queue = self.dir.join(rebuild::REBUILD_DIR).join(LOCK_QUEUE);
         let start = std::time::Instant::now();
         // Every waiter tries at least once in a gap this long; one that got in leaves the queue.
-        while lock::someone_waits(&queue) && start.elapsed() < 4 * lock::LONGEST_PAUSE {
+        while lock::someone_waits(&self.queue_path) && start.elapsed() < 4 * lock::LONGEST_PAUSE {
             std::thread::sleep(Duration::from_millis(2));
         }
     }

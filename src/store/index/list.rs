@@ -100,11 +100,34 @@ impl Index {
 
     /// Up to `at_most` hosts starting with `prefix`, the most used first, with their sessions.
     pub fn hosts_starting(&self, prefix: &str, at_most: u32) -> Result<Vec<(String, u64)>> {
+        self.counted_starting(
+            "SELECT host, count(*) AS n FROM sessions INDEXED BY sessions_by_host
+             WHERE host >= ?1 AND host < ?2 GROUP BY host ORDER BY n DESC, host LIMIT ?3",
+            prefix,
+            at_most,
+        )
+    }
+
+    /// Up to `at_most` tags starting with `prefix`, the most used first, with their sessions.
+    pub fn tags_starting(&self, prefix: &str, at_most: u32) -> Result<Vec<(String, u64)>> {
+        self.counted_starting(
+            "SELECT tag, n FROM tag_counts WHERE tag >= ?1 AND tag < ?2
+             ORDER BY n DESC, tag LIMIT ?3",
+            prefix,
+            at_most,
+        )
+    }
+
+    /// (value, count) rows of `sql`, given the range of values starting with `prefix` (?1, ?2)
+    /// and a limit (?3).
+    fn counted_starting(
+        &self,
+        sql: &str,
+        prefix: &str,
+        at_most: u32,
+    ) -> Result<Vec<(String, u64)>> {
         self.conn
-            .prepare(
-                "SELECT host, count(*) AS n FROM sessions INDEXED BY sessions_by_host
-                 WHERE host >= ?1 AND host < ?2 GROUP BY host ORDER BY n DESC, host LIMIT ?3",
-            )
+            .prepare(sql)
             .and_then(|mut stmt| {
                 stmt.query_map(
                     rusqlite::params![prefix, format!("{prefix}\u{10FFFF}"), at_most],
@@ -115,22 +138,6 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
-    /// Up to `at_most` tags starting with `prefix`, the most used first, with their sessions.
-    pub fn tags_starting(&self, prefix: &str, at_most: u32) -> Result<Vec<(String, u64)>> {
-        self.conn
-            .prepare(
-                "SELECT tag, n FROM tag_counts WHERE tag >= ?1 AND tag < ?2
-                 ORDER BY n DESC, tag LIMIT ?3",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(
-                    rusqlite::params![prefix, format!("{prefix}\u{10FFFF}"), at_most],
-                    |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)),
-                )?
-                .collect()
-            })
-            .map_err(|e| self.err(e))
-    }
     /// Sessions matching `query`, newest activity first, each with the stamp of the file version
     /// the index read it from.
     pub fn list(&self, query: &ListQuery) -> Result<Vec<(SessionSummary, FileStamp)>> {
