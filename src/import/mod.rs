@@ -96,8 +96,6 @@ pub fn run(
         ImportTurn::Yours(guard) => guard,
         ImportTurn::Taken => return Ok(Report::default()),
     };
-    // The index looked at: what is merged and remembered goes into that one only.
-    let built = store.index_generation()?;
     let roots = roots.clone().only(&options.backends);
     let (found, walk_skips) = roots.discover();
     let mut report = Report {
@@ -108,7 +106,8 @@ pub fn run(
     // Nothing added, removed or changed since the last complete look (the common case, before
     // every `sessions list`): nothing to compare file by file.
     let walk = (roots.key(), sources::fingerprint(&found));
-    let last_walk = store.native_walk(&walk.0)?;
+    // `built`: the index looked at; what is merged and remembered goes into that one only.
+    let (last_walk, built) = store.native_walk(&walk.0)?;
     if last_walk == Some(walk.1) && !options.include_deleted {
         report.files_unchanged = found.len();
         return Ok(report);

@@ -363,11 +363,6 @@ impl Store {
         self.read_index(|_, index| index.native_files())
     }
 
-    /// Which build of the index this is (see `merge_native_batch`).
-    pub fn index_generation(&self) -> Result<Option<String>> {
-        self.read_index(|_, index| index.generation())
-    }
-
     /// The transcript files among `paths` read so far, by path.
     pub fn native_files_among(&self, paths: &[&str]) -> Result<HashMap<String, NativeFile>> {
         self.read_index(|_, index| index.native_files_among(paths))
@@ -382,9 +377,10 @@ impl Store {
     }
 
     /// The fingerprint of the last complete look at the CLIs' directories `roots` (see
-    /// `native_walks` in the migrations).
-    pub fn native_walk(&self, roots: &str) -> Result<Option<i64>> {
-        self.read_index(|_, index| index.native_walk(roots))
+    /// `native_walks` in the migrations), and which build of the index said so (its
+    /// generation: see `merge_native_batch`).
+    pub fn native_walk(&self, roots: &str) -> Result<(Option<i64>, Option<String>)> {
+        self.read_index(|_, index| Ok((index.native_walk(roots)?, index.generation()?)))
     }
 
     /// Remember the fingerprint of a complete look at the directories `roots`.
@@ -453,7 +449,7 @@ impl Store {
             let recorded = index.dir_stamp()?;
             // Lifting the indexes costs a pass over every row at the end: worth it only when
             // the batch is the bigger part.
-            let bulky = expected > BULK_BATCH && expected as u64 >= index.count()?;
+            let bulky = expected > BULK_BATCH && index.holds_fewer_than(expected as u64 + 1)?;
             // In bulk, the index by the CLI's id is lifted: one pass over it first instead.
             let known = if bulky {
                 index.limit_cache(32 << 10)?;

@@ -539,6 +539,20 @@ impl Index {
             .map_err(|e| self.err(e))
     }
 
+    /// Whether fewer than `n` sessions are indexed: a walk of `n` rows at most, where `count`
+    /// walks them all.
+    pub fn holds_fewer_than(&self, n: u64) -> Result<bool> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM (SELECT 1 FROM sessions LIMIT ?1)",
+                [n],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|held| held < n)
+            .map_err(|e| self.err(e))
+    }
+
     pub fn count(&self) -> Result<u64> {
         self.conn
             .query_row("SELECT count(*) FROM sessions", [], |r| r.get::<_, i64>(0))
