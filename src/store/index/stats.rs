@@ -304,9 +304,10 @@ pub fn stats(
         }
         None => {
             // Blocks are cut from the runs in time order: always summed here.
-            let by_block = q.group_by.contains(&Dimension::Block);
-            let (st, from_rollup) = statements(q, rollup_zone.filter(|_| !by_block));
-            if by_block || (!from_rollup && runs_alone(q)) {
+            let planned = (!q.group_by.contains(&Dimension::Block))
+                .then(|| statements(q, rollup_zone))
+                .filter(|(_, from_rollup)| *from_rollup || !runs_alone(q));
+            let Some((st, from_rollup)) = planned else {
                 let (groups, sessions) = sum_runs(conn, q)?;
                 let totals = match q.group_by.is_empty() {
                     true => groups.first().cloned(),
@@ -326,7 +327,7 @@ pub fn stats(
                     totals: totals.unwrap_or_else(no_group),
                     from_rollup: false,
                 });
-            }
+            };
             (run_statements(conn, &st, &q.group_by)?, from_rollup)
         }
     };
@@ -563,14 +564,19 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
 
 /// The `n` groups with the biggest totals, biggest first (ties by key).
 fn biggest(mut groups: Vec<StatsGroup>, n: u64) -> Vec<StatsGroup> {
+    biggest_first(&mut groups);
+    groups.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    groups
+}
+
+/// The biggest totals first, ties by key.
+fn biggest_first(groups: &mut [StatsGroup]) {
     groups.sort_by(|a, b| {
         b.sums()
             .total
             .cmp(&a.sums().total)
             .then_with(|| a.key.cmp(&b.key))
     });
-    groups.truncate(usize::try_from(n).unwrap_or(usize::MAX));
-    groups
 }
 
 /// For `--by session -n N` over all time: the pks of the N sessions that used the most, from
@@ -687,12 +693,7 @@ fn session_page(
     for g in &mut groups {
         g.sessions = 1;
     }
-    groups.sort_by(|a, b| {
-        b.sums()
-            .total
-            .cmp(&a.sums().total)
-            .then_with(|| a.key.cmp(&b.key))
-    });
+    biggest_first(&mut groups);
     Ok(SessionPage { groups, next })
 }
 
@@ -830,8 +831,7 @@ fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
                 join_tags = true;
                 "coalesce(g.tag, '')"
             }
-            // Cut by `sum_runs`; its totals are these statements' (without the block).
-            Dimension::Block => "NULL",
+            Dimension::Block => unreachable!("blocks are cut by sum_runs"),
         })
         .collect();
     let mut from = runs_table(q).to_string();
