@@ -736,6 +736,31 @@ fn an_import_in_small_batches_makes_the_same_sessions() {
     assert!(bad.stderr.contains("CLINVK_IMPORT_BATCH"), "{}", bad.stderr);
 }
 
+/// `sessions import` in batches of `batch` files, started and under way: `files` session files
+/// written (or it ended first). With `report`, its `--json` report is piped for the test.
+fn import_under_way(home: &Home, batch: &str, report: bool, files: usize) -> std::process::Child {
+    let pipe = || match report {
+        true => std::process::Stdio::piped(),
+        false => std::process::Stdio::null(),
+    };
+    let mut child = home
+        .std_cmd()
+        .env("CLINVK_IMPORT_BATCH", batch)
+        .args(["sessions", "import", "--json"])
+        .stdout(pipe())
+        .stderr(pipe())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while home.session_files().len() < files && started.elapsed().as_secs() < 60 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let target = to.join(e.file_name());
@@ -778,21 +803,7 @@ fn an_import_killed_half_way_loses_nothing_and_counts_nothing_twice() {
     store.generate(300);
     let conversations = store.written.len();
     // Small batches, each flushed before the next: kill it once some are on disk.
-    let mut child = home
-        .std_cmd()
-        .env("CLINVK_IMPORT_BATCH", "5")
-        .args(["sessions", "import"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while home.session_files().len() < 30 && started.elapsed().as_secs() < 60 {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    let mut child = import_under_way(&home, "5", false, 30);
     let _ = child.kill(); // SIGKILL
     child.wait().unwrap();
     let written = home.session_files().len();
@@ -823,18 +834,7 @@ fn commands_are_answered_between_an_imports_batches() {
     let home = Home::new();
     let mut store = NativeStore::new(home.user_home(), 53);
     store.generate(400);
-    let mut import = home
-        .std_cmd()
-        .env("CLINVK_IMPORT_BATCH", "1")
-        .args(["sessions", "import", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while home.session_files().len() < 3 && started.elapsed().as_secs() < 60 {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    let mut import = import_under_way(&home, "1", true, 3);
     // A list counts if the import was still running when it ended: with the lock held for the
     // whole import, a list gets in only once it is over (or fails after its 1 s).
     let mut during = 0;
@@ -878,18 +878,7 @@ fn a_rebuild_between_an_imports_batches_loses_nothing() {
         // SAFETY: a signal to our own child.
         assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
     };
-    let mut import = home
-        .std_cmd()
-        .env("CLINVK_IMPORT_BATCH", "2")
-        .args(["sessions", "import"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while home.session_files().len() < 6 && started.elapsed().as_secs() < 60 {
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
+    let mut import = import_under_way(&home, "2", false, 6);
     signal(&import, libc::SIGSTOP);
     let reindex = home
         .std_cmd()
