@@ -4,6 +4,8 @@
 use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 
+use serde::Serialize;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::{Error, Result};
@@ -44,27 +46,20 @@ pub fn json_rows<T: AsJson, R>(
 ) -> Result<R> {
     let stdout_err = |e: std::io::Error| Error::io("<stdout>", e);
     let json_err = |e: serde_json::Error| stdout_err(std::io::Error::from(e));
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Rows of a whole store come to hundreds of MB: fewer, bigger writes.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     let mut rows = 0u64;
-    let mut one = Vec::new();
     let result = produce(&mut |row| {
         if ndjson {
             serde_json::to_writer(&mut out, &row.as_json()).map_err(json_err)?;
             return out.write_all(b"\n").map_err(stdout_err);
         }
         // `[` only with the first row: a listing that fails before it prints nothing. Each row
-        // pretty on its own, indented one level (JSON strings hold no raw newline): what
-        // `print_json` writes for the rows collected.
-        one.clear();
-        serde_json::to_writer_pretty(&mut one, &row.as_json()).map_err(json_err)?;
+        // pretty, one level in: what `print_json` writes for the rows collected.
         out.write_all(if rows == 0 { b"[\n  " } else { b",\n  " })
             .map_err(stdout_err)?;
-        for (i, line) in one.split(|b| *b == b'\n').enumerate() {
-            let sep: &[u8] = if i == 0 { b"" } else { b"\n  " };
-            out.write_all(sep)
-                .and_then(|()| out.write_all(line))
-                .map_err(stdout_err)?;
-        }
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, InArray::default());
+        row.as_json().serialize(&mut ser).map_err(json_err)?;
         rows += 1;
         Ok(())
     });
@@ -79,6 +74,88 @@ pub fn json_rows<T: AsJson, R>(
         .and_then(|()| out.flush())
         .map_err(stdout_err)?;
     Ok(result)
+}
+
+/// serde_json's pretty layout (two spaces a level), one level in: a value as it is printed as
+/// an element of a pretty array.
+#[derive(Default)]
+struct InArray {
+    level: usize,
+    has_value: bool,
+}
+
+impl InArray {
+    fn line<W: ?Sized + Write>(&self, out: &mut W, first: bool) -> std::io::Result<()> {
+        if !first {
+            out.write_all(b",")?;
+        }
+        self.newline(out)
+    }
+
+    /// A newline and the indent, in one write where it fits (most lines).
+    fn newline<W: ?Sized + Write>(&self, out: &mut W) -> std::io::Result<()> {
+        const LINE: &[u8] = b"\n                                ";
+        let width = 2 * (self.level + 1);
+        if width < LINE.len() {
+            return out.write_all(&LINE[..=width]);
+        }
+        out.write_all(b"\n")?;
+        (0..=self.level).try_for_each(|_| out.write_all(b"  "))
+    }
+
+    fn open<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.newline(out)?;
+        }
+        out.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for InArray {
+    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"[")
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"]")
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.line(out, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"{")
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"}")
+    }
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.line(out, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        out.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// A line on stderr. A closed stderr is no reason to fail (or panic, as `eprintln!` would).
@@ -279,5 +356,38 @@ impl Observer for StderrObserver {
         if done >= total {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows written one level in read as serde_json's own pretty array of them: nested objects,
+    /// empty and full arrays, escapes.
+    #[test]
+    fn a_row_in_an_array_is_laid_out_as_serde_json_lays_it_out() {
+        let rows = [
+            serde_json::json!({"id": "a", "tags": [], "u": {"n": 1, "deep": [[], {}, [1, {"x": "\n\""}]]}, "m": null}),
+            serde_json::json!({}),
+            serde_json::json!([]),
+            serde_json::json!(["x", {"y": []}]),
+            // Deeper than the indents written in one go.
+            (0..20).fold(
+                serde_json::json!({"z": 1}),
+                |v, _| serde_json::json!({"in": [v]}),
+            ),
+        ];
+        let mut ours = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            ours.extend_from_slice(if i == 0 { b"[\n  " } else { b",\n  " });
+            let mut ser = serde_json::Serializer::with_formatter(&mut ours, InArray::default());
+            row.serialize(&mut ser).unwrap();
+        }
+        ours.extend_from_slice(b"\n]");
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_json::to_string_pretty(&rows).unwrap()
+        );
     }
 }

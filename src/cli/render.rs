@@ -112,6 +112,34 @@ fn secs(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `secs`' text, made without allocating (a listing writes three a row, millions of rows).
+struct Secs(DateTime<Utc>);
+
+impl Serialize for Secs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use chrono::{Datelike, Timelike};
+        let t = &self.0;
+        let year = t.year();
+        if !(0..=9999).contains(&year) {
+            return serializer.serialize_str(&secs(t));
+        }
+        let mut text = *b"0000-00-00T00:00:00Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                text[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, year as u32);
+        put(5, 2, t.month());
+        put(8, 2, t.day());
+        put(11, 2, t.hour());
+        put(14, 2, t.minute());
+        put(17, 2, t.second());
+        serializer.serialize_str(std::str::from_utf8(&text).expect("digits"))
+    }
+}
+
 /// One `sessions list --json` row, a view of a summary made only while it is written (a listing
 /// of the whole store holds no second copy). The field names are a stable interface: the
 /// guide's jq recipes use `id`, `prompt`, `last_used`, `created_at`, `tokens`,
@@ -133,9 +161,9 @@ impl Serialize for JsonRow<'_> {
             backend: &'a str,
             status: &'a str,
             model: Option<&'a str>,
-            created_at: String,
-            last_used_at: String,
-            last_used: String,
+            created_at: Secs,
+            last_used_at: Secs,
+            last_used: Secs,
             workdir: &'a str,
             prompt: &'a str,
             tokens: u64,
@@ -153,9 +181,9 @@ impl Serialize for JsonRow<'_> {
             backend: r.backend.as_str(),
             status: r.status.as_str(),
             model: r.model.as_deref(),
-            created_at: secs(&r.created_at),
-            last_used_at: secs(&r.last_used_at),
-            last_used: secs(&r.last_used_at),
+            created_at: Secs(r.created_at),
+            last_used_at: Secs(r.last_used_at),
+            last_used: Secs(r.last_used_at),
             workdir: &r.workdir,
             prompt: &r.prompt,
             tokens: u.total,
@@ -333,6 +361,35 @@ mod tests {
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()
+    }
+
+    /// The listing's times written by hand read as chrono writes them, at the edges of the
+    /// years it can write by hand and beyond.
+    #[test]
+    fn listing_times_are_chronos() {
+        let mut ms: i64 = -62_167_219_200_000 - 1000; // just before year 0
+        let ends = [
+            -62_167_219_200_000,
+            0,
+            1_735_689_599_999,
+            253_402_300_799_000, // 9999-12-31T23:59:59
+            253_402_300_800_000, // year 10000
+        ];
+        let mut times: Vec<i64> = ends.to_vec();
+        for _ in 0..2000 {
+            times.push(ms);
+            ms = ms
+                .wrapping_mul(6_364_136_223_846_793)
+                .wrapping_add(1_442_695_040_888_963_407)
+                % 253_402_300_800_000;
+        }
+        for ms in times {
+            let Some(t) = DateTime::from_timestamp_millis(ms) else {
+                continue;
+            };
+            let ours = serde_json::to_string(&Secs(t)).unwrap();
+            assert_eq!(ours, format!("\"{}\"", secs(&t)), "{ms}");
+        }
     }
 
     #[test]

@@ -1091,6 +1091,47 @@ mod tests {
         )
     }
 
+    /// A rebuild inserts the sessions in the old index's order of last use, so that the table's
+    /// rows lie as a listing of every session reads them (a page read once, not once a row),
+    /// and keeps that order through the parallel reading of the files.
+    #[test]
+    fn a_rebuild_lays_the_rows_out_in_the_order_of_last_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Box::new(Quiet)).unwrap();
+        // Written straight to disk in an order unrelated to their last use, more than one
+        // reader's batch of them.
+        let n = 3000u32;
+        let base: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        for i in 0..n {
+            let minutes = i64::from((i * 7919) % n);
+            let mut s = session(
+                &format!("s{:05}", (i * 104_729) % 100_000),
+                "2025-01-01T00:00:00Z",
+            );
+            s.last_used_at = base + chrono::Duration::minutes(minutes);
+            std::fs::write(store.session_path(&s.id), s.to_file_bytes()).unwrap();
+        }
+        let by_pk = || -> Vec<String> {
+            let conn = rusqlite::Connection::open(dir.path().join(INDEX_FILE)).unwrap();
+            let mut stmt = conn.prepare("SELECT id FROM sessions ORDER BY pk").unwrap();
+            let ids = stmt.query_map([], |r| r.get(0)).unwrap();
+            ids.map(Result::unwrap).collect()
+        };
+        // The first build has no order to follow; the rebuild follows the first's.
+        store.reindex().unwrap();
+        store.reindex().unwrap();
+        let mut listed: Vec<String> = store
+            .list(&ListQuery::default())
+            .unwrap()
+            .sessions
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
+        listed.reverse();
+        assert_eq!(listed.len(), n as usize);
+        assert_eq!(by_pk(), listed);
+    }
+
     /// Deleting several sessions goes through the journal, and still records the directory's
     /// new stamp (the journal's comings and goings are its own), so the next command does not
     /// rescan the directory.

@@ -272,12 +272,27 @@ impl Store {
     /// that are gone. `full`: the index is empty and this completes it. Caller holds the
     /// exclusive lock.
     pub(super) fn reconcile(&self, index: &mut Index, full: bool) -> Result<()> {
+        self.reconcile_in_order(index, full, None)
+    }
+
+    /// `reconcile`; a full load inserts the files in `order` (see `Index::recorded_order`),
+    /// those it does not know last.
+    fn reconcile_in_order(
+        &self,
+        index: &mut Index,
+        full: bool,
+        order: Option<&HashMap<String, u32>>,
+    ) -> Result<()> {
         // The mtime is taken before the scan: anything changed during the scan moves it again.
         let dir_stamp = files::stable_dir_stamp(&self.dir)?;
         // A full load reads every file anyway (and stamps it from the open handle): skip the stat.
         // Otherwise the directory is read and stamped while the index's stamps are read.
         let (entries, mut known) = if full {
-            (files::scan_dir(&self.dir, false)?, HashMap::new())
+            let mut entries = files::scan_dir(&self.dir, false)?;
+            if let Some(order) = order {
+                entries.sort_by_cached_key(|e| order.get(&e.id).copied().unwrap_or(u32::MAX));
+            }
+            (entries, HashMap::new())
         } else {
             let dir = &self.dir;
             let (entries, known) = std::thread::scope(|scope| {
@@ -329,9 +344,9 @@ impl Store {
         }
         Ok(())
     }
-    /// Read and parse files, handing them to `sink` in batches as they come. With many files,
-    /// worker threads read while the caller (typically inserting into the index) consumes, so
-    /// parsing and SQLite overlap. Batches arrive in no particular order.
+    /// Read and parse files, handing them to `sink` in batches, in `entries`' order. With many
+    /// files, worker threads read while the caller (typically inserting into the index)
+    /// consumes, so parsing and SQLite overlap; a batch read early waits for those before it.
     pub(super) fn load_streaming(
         &self,
         entries: &[DirEntry],
@@ -346,35 +361,56 @@ impl Store {
         let threads = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .min(8);
+        // Batches taken, and handed to the sink: no batch is taken more than AHEAD batches past
+        // the sink's, so that one slow file cannot make the others pile up in memory.
+        const AHEAD: usize = 32;
         let next = AtomicUsize::new(0);
+        let consumed = AtomicUsize::new(0);
         std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Loaded>>(threads * 2);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Loaded>)>(threads * 2);
             for _ in 0..threads {
                 let tx = tx.clone();
-                let next = &next;
+                let (next, consumed) = (&next, &consumed);
                 scope.spawn(move || loop {
-                    let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let start = n * BATCH;
                     if start >= entries.len() {
                         break;
+                    }
+                    // Every batch before n is taken, so the one the sink waits for is under
+                    // way: this wait ends (and the sink's failure ends it too, see below).
+                    while n > consumed.load(Ordering::Acquire).saturating_add(AHEAD) {
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                     let batch = entries[start..(start + BATCH).min(entries.len())]
                         .iter()
                         .map(load_file)
                         .collect();
                     // The receiver is gone only when the sink failed: stop.
-                    if tx.send(batch).is_err() {
+                    if tx.send((n, batch)).is_err() {
                         break;
                     }
                 });
             }
             drop(tx);
-            let mut done = 0u64;
-            for batch in rx {
-                sink(&batch)?;
-                done += batch.len() as u64;
-                self.observer.progress(done, total);
-            }
-            Ok(())
+            let result = (|| {
+                let mut early: std::collections::BTreeMap<usize, Vec<Loaded>> = Default::default();
+                let mut done = 0u64;
+                for (n, batch) in &rx {
+                    early.insert(n, batch);
+                    while let Some(batch) = early.remove(&consumed.load(Ordering::Relaxed)) {
+                        sink(&batch)?;
+                        consumed.fetch_add(1, Ordering::Release);
+                        done += batch.len() as u64;
+                        self.observer.progress(done, total);
+                    }
+                }
+                Ok(())
+            })();
+            // Workers waiting to take a batch go on, find nothing to send to, and stop.
+            consumed.store(usize::MAX / 2, Ordering::Release);
+            drop(rx);
+            result
         })
     }
     /// Record changes this process made to the files (caller holds the exclusive lock, and the
@@ -479,12 +515,15 @@ impl Store {
         zone: Option<Zone>,
         moved_at: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Index> {
+        // Taken before the new index is made: in-lock rebuilds make it where the old one is
+        // about to be replaced.
+        let order = Index::recorded_order(&self.index_path);
         let built = (|| {
             let mut index = Index::create_fresh(path, zone)?;
             if let Some(at) = moved_at {
                 index.set_rollup_zone_moved_at(at)?;
             }
-            self.reconcile(&mut index, true)?;
+            self.reconcile_in_order(&mut index, true, order.as_ref())?;
             Ok(index)
         })();
         built.inspect_err(|_| Index::discard(path))

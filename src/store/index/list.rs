@@ -196,16 +196,22 @@ impl Index {
             *SELECT_SESSION
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let mut found: std::collections::HashMap<i64, (SessionSummary, FileStamp)> = stmt
+        let mut found: Vec<(i64, Option<(SessionSummary, FileStamp)>)> = stmt
             .query_map([std::rc::Rc::new(values)], |r| {
                 let pk = r.get(super::row::SESSION_COLUMNS.len())?;
-                Ok((pk, (summary_from_row(r)?, stamp_of(r)?)))
+                Ok((pk, Some((summary_from_row(r)?, stamp_of(r)?))))
             })
             .and_then(|rows| rows.collect())
             .map_err(|e| self.err(e))?;
+        // Sorted already, as they were asked for; sorted again in case SQLite's order differs.
+        found.sort_unstable_by_key(|(pk, _)| *pk);
         Ok(pks
             .iter()
-            .filter_map(|pk| found.remove(pk).map(|(row, stamp)| (*pk, row, stamp)))
+            .filter_map(|pk| {
+                let at = found.binary_search_by_key(pk, |(pk, _)| *pk).ok()?;
+                let (row, stamp) = found[at].1.take()?;
+                Some((*pk, row, stamp))
+            })
             .collect())
     }
 

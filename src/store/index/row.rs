@@ -98,7 +98,7 @@ const fn const_eq(a: &str, b: &str) -> bool {
 
 /// The file stamp of a row that starts with `SELECT_SESSION`.
 pub(super) fn stamp_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileStamp> {
-    stamp_at(r, at("file_ino"))
+    stamp_at(r, const { at("file_ino") })
 }
 
 /// A file stamp from three columns (ino, size, mtime) starting at `at`.
@@ -112,43 +112,61 @@ pub(super) fn stamp_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Fil
 
 /// A listing row (one that starts with `SELECT_SESSION`) as a summary.
 pub(super) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
+    // Positions worked out at compile time; texts parsed where SQLite holds them.
+    macro_rules! col {
+        ($name:literal) => {
+            const { at($name) }
+        };
+    }
     let text_err = |column: usize, e: Error| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     };
-    let parsed = |column: usize| -> rusqlite::Result<String> { r.get(column) };
+    let text = |column: usize| -> rusqlite::Result<&str> {
+        r.get_ref(column)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                column,
+                rusqlite::types::Type::Text,
+                Box::new(e),
+            )
+        })
+    };
     let time = |column: usize| -> rusqlite::Result<DateTime<Utc>> {
         let ms: i64 = r.get(column)?;
         Ok(DateTime::from_timestamp_millis(ms).unwrap_or_default())
     };
     let count = |column: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(column)? as u64) };
-    let tags: String = r.get(at("tags"))?;
-    const ID: usize = at("id");
-    const BACKEND: usize = at("backend");
-    const STATUS: usize = at("status");
-    const ORIGIN: usize = at("origin");
+    let tags = match text(col!("tags"))? {
+        "[]" => Vec::new(),
+        tags => serde_json::from_str(tags).unwrap_or_default(),
+    };
+    let (id, backend, status, origin) =
+        (col!("id"), col!("backend"), col!("status"), col!("origin"));
     Ok(SessionSummary {
-        id: SessionId::parse(&parsed(ID)?).map_err(|e| text_err(ID, e))?,
-        backend: parsed(BACKEND)?.parse().map_err(|e| text_err(BACKEND, e))?,
-        backend_session_id: r.get(at("backend_session_id"))?,
-        model: r.get(at("model"))?,
-        status: parsed(STATUS)?.parse().map_err(|e| text_err(STATUS, e))?,
-        created_at: time(at("created_at"))?,
-        last_used_at: time(at("last_used_at"))?,
-        workdir: r.get(at("workdir"))?,
-        prompt: r.get(at("prompt"))?,
+        id: SessionId::parse(text(id)?).map_err(|e| text_err(id, e))?,
+        backend: text(backend)?.parse().map_err(|e| text_err(backend, e))?,
+        backend_session_id: r.get(col!("backend_session_id"))?,
+        model: r.get(col!("model"))?,
+        status: text(status)?.parse().map_err(|e| text_err(status, e))?,
+        created_at: time(col!("created_at"))?,
+        last_used_at: time(col!("last_used_at"))?,
+        workdir: r.get(col!("workdir"))?,
+        prompt: r.get(col!("prompt"))?,
         token_usage: TokenUsage {
-            input: count(at("input_tokens"))?,
-            output: count(at("output_tokens"))?,
-            cached: count(at("cached_tokens"))?,
-            total: count(at("total_tokens"))?,
+            input: count(col!("input_tokens"))?,
+            output: count(col!("output_tokens"))?,
+            cached: count(col!("cached_tokens"))?,
+            total: count(col!("total_tokens"))?,
             ..TokenUsage::default()
         },
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        tags,
         parent_id: r
-            .get::<_, Option<String>>(at("parent_id"))?
-            .and_then(|p| SessionId::parse(&p).ok()),
-        origin: parsed(ORIGIN)?.parse().map_err(|e| text_err(ORIGIN, e))?,
-        host: r.get(at("host"))?,
+            .get_ref(col!("parent_id"))?
+            .as_str_or_null()
+            .ok()
+            .flatten()
+            .and_then(|p| SessionId::parse(p).ok()),
+        origin: text(origin)?.parse().map_err(|e| text_err(origin, e))?,
+        host: r.get(col!("host"))?,
     })
 }
 
