@@ -311,6 +311,33 @@ fn stats_read_the_rollup_or_the_runs_time_index() {
         "a range of runs is searched by time, not scanned\n{plan}"
     );
     assert!(plan.contains("turns_by_time"), "{plan}");
+    // Months in another zone: the daily rollup, the hours of the days that zone's months cut
+    // by the runs' time index, and their sessions' runs by their key; no run read through.
+    let plan = store
+        .explain_stats(&query(
+            vec![Dimension::Period(Granularity::Month), Dimension::Backend],
+            Filter::default(),
+            TimeRange::default(),
+            other,
+        ))
+        .unwrap()
+        .join("\n");
+    assert!(plan.contains("SCAN x"), "the rollup's days\n{plan}");
+    assert!(
+        plan.contains("SEARCH x USING INDEX turns_by_time (at>? AND at<?)"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("SEARCH x USING PRIMARY KEY (session_pk=?)"),
+        "{plan}"
+    );
+    assert_eq!(
+        plan.lines()
+            .filter(|l| l.trim().starts_with("SCAN x"))
+            .count(),
+        1,
+        "only the rollup is read through\n{plan}"
+    );
     // By tag, by directory, or filtered by one of them: the rollup by key, read by its key.
     for (dims, filter) in [
         (vec![Dimension::Tag], Filter::default()),

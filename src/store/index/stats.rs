@@ -103,6 +103,14 @@ impl UsageSums {
         self.total += o.total;
         self.reported_cost_nusd += o.reported_cost_nusd;
     }
+
+    /// Take out `o`, which was added before.
+    fn take(&mut self, o: &UsageSums) {
+        self.runs = self.runs.saturating_sub(o.runs);
+        self.tokens = self.tokens.since(&o.tokens);
+        self.total = self.total.saturating_sub(o.total);
+        self.reported_cost_nusd -= o.reported_cost_nusd;
+    }
 }
 
 /// Part of a group's usage: one model, with the cost either reported by the backend for every
@@ -145,6 +153,9 @@ pub struct StatsResult {
     pub totals: StatsGroup,
     /// Whether the daily rollup answered the groups (for tests and benchmarks).
     pub from_rollup: bool,
+    /// Whether the daily rollup of another zone answered the groups, with the runs of the hours
+    /// that the asked zone puts in other periods (`shifted_rollup`; for tests and benchmarks).
+    pub shifted_rollup: bool,
 }
 
 /// How a rollup answers a query: which one, the day range to read and the column counting
@@ -308,7 +319,15 @@ pub fn stats(
                 .then(|| statements(q, rollup_zone))
                 .filter(|(_, from_rollup)| *from_rollup || !runs_alone(q));
             let Some((st, from_rollup)) = planned else {
-                let (groups, sessions) = sum_runs(conn, q)?;
+                let shifted = match rollup_zone {
+                    Some(zone) => shifted_rollup(conn, q, zone)?,
+                    None => None,
+                };
+                let shifted_rollup = shifted.is_some();
+                let (groups, sessions) = match shifted {
+                    Some(answer) => answer,
+                    None => sum_runs(conn, q)?,
+                };
                 let totals = match q.group_by.is_empty() {
                     true => groups.first().cloned(),
                     false => Some(StatsGroup {
@@ -326,6 +345,7 @@ pub fn stats(
                     groups,
                     totals: totals.unwrap_or_else(no_group),
                     from_rollup: false,
+                    shifted_rollup,
                 });
             };
             (run_statements(conn, &st, &q.group_by)?, from_rollup)
@@ -356,6 +376,7 @@ pub fn stats(
         groups,
         totals,
         from_rollup,
+        shifted_rollup: false,
     })
 }
 
@@ -428,39 +449,86 @@ const RUN_COLUMNS: &str = "x.session_pk, x.at, x.backend, x.status, x.model, \
 /// that cuts a period): every run in range read once and summed here, with the distinct
 /// sessions of each group and of them all. Grouped by SQLite, every run would go through its
 /// sorter first, the most of such a question's time.
-fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGroup>, u64)> {
-    use std::collections::{HashMap, HashSet};
-    /// A group's values, by dimension: a period's first day, or a name's number in `names`.
-    type Key = [i64; 4];
-    let mut names: Vec<String> = Vec::new();
-    let mut numbers: HashMap<String, i64> = HashMap::new();
-    let mut number = |name: &str| -> i64 {
-        if let Some(n) = numbers.get(name) {
+/// The period (its first day's number) of an instant (Unix ms) in a zone. Runs of one hour fall
+/// in one period in any zone with whole-hour offsets, and in most hours of any other: the
+/// period of an hour is worked out once when it can be.
+struct PeriodsAt {
+    zone: Zone,
+    g: Granularity,
+    hours: std::collections::HashMap<i64, Option<i64>>,
+}
+
+impl PeriodsAt {
+    fn new(zone: Zone, g: Granularity) -> PeriodsAt {
+        PeriodsAt {
+            zone,
+            g,
+            hours: Default::default(),
+        }
+    }
+
+    fn of(&self, ms: i64) -> i64 {
+        let t = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        day_number(self.g.start(self.zone.date_of(t)))
+    }
+
+    fn at(&mut self, ms: i64) -> i64 {
+        const HOUR: i64 = 3_600_000;
+        let hour = ms.div_euclid(HOUR);
+        if let Some(whole) = self.hours.get(&hour) {
+            return whole.unwrap_or_else(|| self.of(ms));
+        }
+        let (first, last) = (self.of(hour * HOUR), self.of(hour * HOUR + HOUR - 1));
+        let whole = (first == last).then_some(first);
+        self.hours.insert(hour, whole);
+        whole.unwrap_or_else(|| self.of(ms))
+    }
+}
+
+/// A group's values, by dimension: a period's first day, or a name's number in `Names`.
+type Key = [i64; 4];
+
+/// Names (backends, statuses, models) numbered as they are first met, so that keys are numbers.
+#[derive(Default)]
+struct Names {
+    names: Vec<String>,
+    numbers: std::collections::HashMap<String, i64>,
+}
+
+impl Names {
+    fn number(&mut self, name: &str) -> i64 {
+        if let Some(n) = self.numbers.get(name) {
             return *n;
         }
-        names.push(name.to_string());
-        numbers.insert(name.to_string(), names.len() as i64 - 1);
-        names.len() as i64 - 1
-    };
+        self.names.push(name.to_string());
+        self.numbers
+            .insert(name.to_string(), self.names.len() as i64 - 1);
+        self.names.len() as i64 - 1
+    }
+
+    fn name(&self, n: i64) -> &str {
+        &self.names[n as usize]
+    }
+
+    /// `key` as the SQL answers give it: labels, by `dims`.
+    fn label(&self, dims: &[Dimension], key: &Key) -> Vec<String> {
+        dims.iter()
+            .zip(key)
+            .map(|(d, v)| match d {
+                Dimension::Period(g) => g.label(date_of_day_number(*v)),
+                Dimension::Block => blocks::label(*v),
+                _ => self.name(*v).to_string(),
+            })
+            .collect()
+    }
+}
+
+fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGroup>, u64)> {
+    use std::collections::{HashMap, HashSet};
+    let mut names = Names::default();
     let granularity = period_of(&q.group_by);
-    // Runs of one hour fall in one period in any zone with whole-hour offsets, and in most
-    // hours of any other: the period of an hour is worked out once when it can be.
-    let mut periods: HashMap<i64, Option<i64>> = HashMap::new();
-    let zone = q.zone;
-    let mut period_of_run = |at: i64| -> i64 {
-        let g = granularity.unwrap_or(Granularity::Day);
-        let period = |ms: i64| {
-            let t = DateTime::from_timestamp_millis(ms).unwrap_or_default();
-            day_number(g.start(zone.date_of(t)))
-        };
-        const HOUR: i64 = 3_600_000;
-        let hour = at.div_euclid(HOUR);
-        let whole = *periods.entry(hour).or_insert_with(|| {
-            let (first, last) = (period(hour * HOUR), period(hour * HOUR + HOUR - 1));
-            (first == last).then_some(first)
-        });
-        whole.unwrap_or_else(|| period(at))
-    };
+    let mut periods = PeriodsAt::new(q.zone, granularity.unwrap_or(Granularity::Day));
+    let mut period_of_run = |at: i64| periods.at(at);
     let mut parts: HashMap<(Key, i64, bool), UsageSums> = HashMap::new();
     let mut in_group: HashSet<(Key, i64)> = HashSet::new();
     let mut everyone: HashSet<i64> = HashSet::new();
@@ -499,9 +567,9 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
         let mut key: Key = [0; 4];
         for (slot, d) in key.iter_mut().zip(&q.group_by) {
             *slot = match d {
-                Dimension::Backend => number(text(2)?),
-                Dimension::Status => number(text(3)?),
-                Dimension::Model => number(text(4)?),
+                Dimension::Backend => names.number(text(2)?),
+                Dimension::Status => names.number(text(3)?),
+                Dimension::Model => names.number(text(4)?),
                 Dimension::Block => block,
                 Dimension::Period(_) => period_of_run(at),
                 // (`runs_alone` and the CLI's check of `--by block` keep them out.)
@@ -516,24 +584,14 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
             let span = spans.entry(key).or_insert((at, at));
             span.1 = at;
         }
-        let model = number(text(4)?);
+        let model = names.number(text(4)?);
         let sums = sums_at(r, 6)?;
         parts.entry((key, model, r.get(5)?)).or_default().add(&sums);
         in_group.insert((key, session));
         everyone.insert(session);
     }
     // As the SQL answers give them: keys as labels, then `fold`.
-    let label = |key: &Key| -> Vec<String> {
-        q.group_by
-            .iter()
-            .zip(key)
-            .map(|(d, v)| match d {
-                Dimension::Period(g) => g.label(date_of_day_number(*v)),
-                Dimension::Block => blocks::label(*v),
-                _ => names[*v as usize].clone(),
-            })
-            .collect()
-    };
+    let label = |key: &Key| names.label(&q.group_by, key);
     let mut distinct: BTreeMap<Vec<String>, u64> = BTreeMap::new();
     for (key, _) in &in_group {
         *distinct.entry(label(key)).or_default() += 1;
@@ -542,7 +600,7 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
         .into_iter()
         .map(|((key, model, reported), sums)| {
             let part = ModelPart {
-                model: names[model as usize].clone(),
+                model: names.name(model).to_string(),
                 reported,
                 sums,
             };
@@ -561,6 +619,231 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
     }
     Ok((groups, everyone.len() as u64))
 }
+
+/// A question of periods in another zone than the rollup's (`--timezone`, `--utc`) of the runs'
+/// own columns over all time (`runs_alone`), from the daily rollup. Most of the rollup's days
+/// lie whole in one period of the asked zone, the one they lie in in the rollup's zone: those
+/// are summed as they are. A day that a period boundary of the asked zone cuts is summed as a
+/// whole too, then the runs of the part of it that lies in another period (a few hours) are
+/// read and moved there. The rollup's bits count a session once per period of the rollup's
+/// zone; only the sessions with a run moved can be in other periods in the asked zone, so
+/// their runs are read and each counted out of its periods in the rollup's zone and into those
+/// of the asked one. None when that does not apply, or when so many days are cut (by day, in
+/// a zone with another offset, all are) that reading every run is as fast. `rollup_zone`: the
+/// zone of `turns.day`. Gives what `sum_runs` gives (tests hold them equal).
+fn shifted_rollup(
+    conn: &Connection,
+    q: &StatsQuery,
+    rollup_zone: &Zone,
+) -> rusqlite::Result<Option<(Vec<StatsGroup>, u64)>> {
+    use std::collections::{HashMap, HashSet};
+    let Some(g) = shifted_period(q, rollup_zone) else {
+        return Ok(None);
+    };
+    let period_of_date = |date: chrono::NaiveDate| day_number(g.start(date));
+    let mut periods = PeriodsAt::new(q.zone, g);
+    // A rollup day's instants (Unix ms) that lie in another period of the asked zone than the
+    // day's own period in the rollup's zone, as ranges; None if the day's start is unknown.
+    let elsewhere = |day: i64| -> Option<Vec<(i64, i64)>> {
+        let date = date_of_day_number(day);
+        let start = rollup_zone.start_of(date)?.timestamp_millis();
+        let end = rollup_zone.start_of(date.succ_opt()?)?.timestamp_millis();
+        let own = period_of_date(date);
+        let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        // The day cut where periods of the asked zone start, each piece in one period.
+        let mut cuts = vec![start, end];
+        let mut local = q.zone.date_of(at(start));
+        while local <= q.zone.date_of(at(end - 1)) {
+            if let Some(t) = q.zone.start_of(local).filter(|_| g.start(local) == local) {
+                let t = t.timestamp_millis();
+                if start < t && t < end {
+                    cuts.push(t);
+                }
+            }
+            local = local.succ_opt()?;
+        }
+        cuts.sort_unstable();
+        let pieces = PeriodsAt::new(q.zone, g);
+        Some(
+            cuts.windows(2)
+                .map(|w| (w[0], w[1]))
+                .filter(|(from, _)| pieces.of(*from) != own)
+                .collect(),
+        )
+    };
+    let mut names = Names::default();
+    let mut key_of = |backend: &str, status: &str, model: &str, period: i64| -> Key {
+        let mut key: Key = [0; 4];
+        for (slot, d) in key.iter_mut().zip(&q.group_by) {
+            *slot = match d {
+                Dimension::Backend => names.number(backend),
+                Dimension::Status => names.number(status),
+                Dimension::Model => names.number(model),
+                _ => period,
+            };
+        }
+        key
+    };
+    let text = |r: &rusqlite::Row<'_>, i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let (sql, args) = shifted_days_sql(q, g);
+
+    // Parts by (key, model, reported): their sums and how many rows of runs made them (a part
+    // exists if any run is in it, whatever its sums).
+    let mut parts: HashMap<(Key, String, bool), (UsageSums, i64)> = HashMap::new();
+    // Sessions by key, in the rollup's periods, then corrected.
+    let mut sessions: HashMap<Key, i64> = HashMap::new();
+    let mut everyone = 0u64;
+    let mut days: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(params_from_iter(args.iter()))?;
+    while let Some(r) = rows.next()? {
+        let day: i64 = r.get(0)?;
+        if let std::collections::hash_map::Entry::Vacant(entry) = days.entry(day) {
+            let Some(moved) = elsewhere(day) else {
+                return Ok(None);
+            };
+            entry.insert(moved);
+        }
+        let (backend, status, model) = (text(r, 1)?, text(r, 2)?, text(r, 3)?);
+        let key = key_of(
+            &backend,
+            &status,
+            &model,
+            period_of_date(date_of_day_number(day)),
+        );
+        *sessions.entry(key).or_default() += r.get::<_, i64>(14)?;
+        everyone += r.get::<_, i64>(15)?.max(0) as u64;
+        let part = parts.entry((key, model, r.get(4)?)).or_default();
+        part.0.add(&sums_at(r, 6)?);
+        part.1 += r.get::<_, i64>(5)?;
+    }
+    drop(rows);
+    let cut: Vec<(i64, i64)> = days.values().flatten().copied().collect();
+    let hours: i64 = cut.iter().map(|(from, to)| to - from).sum::<i64>() / 3_600_000;
+    if hours > 24 * days.len() as i64 / 8 {
+        return Ok(None);
+    }
+
+    // The runs that lie elsewhere, moved from their period in the rollup's zone to theirs in
+    // the asked one; their sessions.
+    let mut moved: HashSet<i64> = HashSet::new();
+    let mut rollup_periods = PeriodsAt::new(*rollup_zone, g);
+    for (start, end) in cut {
+        let (sql, args) = shifted_cut_day_sql(q, start, end);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(args.iter()))?;
+        while let Some(r) = rows.next()? {
+            let at: i64 = r.get(1)?;
+            let (backend, status, model) = (text(r, 2)?, text(r, 3)?, text(r, 4)?);
+            let reported: bool = r.get(5)?;
+            let sums = sums_at(r, 6)?;
+            let from = key_of(&backend, &status, &model, rollup_periods.at(at));
+            let to = key_of(&backend, &status, &model, periods.at(at));
+            let part = parts.entry((from, model.clone(), reported)).or_default();
+            part.0.take(&sums);
+            part.1 -= 1;
+            let part = parts.entry((to, model, reported)).or_default();
+            part.0.add(&sums);
+            part.1 += 1;
+            moved.insert(r.get(0)?);
+        }
+    }
+
+    // Those sessions' groups in either zone, from all their runs (a session's runs all pass
+    // the filter or none: backend and status are the session's).
+    let mut in_rollup: HashSet<(Key, i64)> = HashSet::new();
+    let mut in_zone: HashSet<(Key, i64)> = HashSet::new();
+    // In the table's order: the runs of neighbouring sessions lie on the same pages.
+    let mut pks: Vec<i64> = moved.into_iter().collect();
+    pks.sort_unstable();
+    let pks: Vec<V> = pks.into_iter().map(V::Integer).collect();
+    let mut stmt = conn.prepare(SHIFTED_SESSIONS_SQL)?;
+    let mut rows = stmt.query([std::rc::Rc::new(pks)])?;
+    while let Some(r) = rows.next()? {
+        let pk: i64 = r.get(0)?;
+        let (backend, status, model) = (text(r, 3)?, text(r, 4)?, text(r, 5)?);
+        let own = period_of_date(date_of_day_number(r.get(2)?));
+        in_rollup.insert((key_of(&backend, &status, &model, own), pk));
+        in_zone.insert((key_of(&backend, &status, &model, periods.at(r.get(1)?)), pk));
+    }
+    for (key, _) in &in_rollup {
+        *sessions.entry(*key).or_default() -= 1;
+    }
+    for (key, _) in &in_zone {
+        *sessions.entry(*key).or_default() += 1;
+    }
+
+    let label = |key: &Key| names.label(&q.group_by, key);
+    let distinct: BTreeMap<Vec<String>, u64> = sessions
+        .iter()
+        .map(|(key, n)| (label(key), (*n).max(0) as u64))
+        .collect();
+    let rows: Vec<(Vec<String>, ModelPart, u64)> = parts
+        .into_iter()
+        .filter(|(_, (_, runs))| *runs > 0)
+        .map(|((key, model, reported), (sums, _))| {
+            (
+                label(&key),
+                ModelPart {
+                    model,
+                    reported,
+                    sums,
+                },
+                0,
+            )
+        })
+        .collect();
+    Ok(Some((fold(rows, Some(&distinct)), everyone)))
+}
+
+/// The period `shifted_rollup` would group `q` by, if it applies to `q`.
+fn shifted_period(q: &StatsQuery, rollup_zone: &Zone) -> Option<Granularity> {
+    let g = period_of(&q.group_by)?;
+    (q.zone != *rollup_zone
+        && q.runs.is_open()
+        && runs_alone(q)
+        && rollup_for(q) == Some(Rollup::Daily))
+    .then_some(g)
+}
+
+/// What `shifted_rollup` reads of the rollup: every day of the selected sessions, with the
+/// bits that count sessions by `g` (per model when grouped by model) and over all time.
+fn shifted_days_sql(q: &StatsQuery, g: Granularity) -> (String, Vec<V>) {
+    let bits = match (g, q.group_by.contains(&Dimension::Model)) {
+        (Granularity::Day, false) => "first_day",
+        (Granularity::Day, true) => "model_first_day",
+        (Granularity::Week, false) => "first_week",
+        (Granularity::Week, true) => "model_first_week",
+        (Granularity::Month, false) => "first_month",
+        (Granularity::Month, true) => "model_first_month",
+    };
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    sql::session_conditions(&q.filter, "x", &mut conds, &mut args);
+    let sql = format!(
+        "SELECT x.day, x.backend, x.status, x.model, x.reported, x.turn_rows, \
+         x.runs, x.input, x.output, x.cached, x.cache_write, x.reasoning, x.total, x.cost_nusd, \
+         x.{bits}, x.first_ever FROM usage_daily x {}",
+        where_clause(&conds)
+    );
+    (sql, args)
+}
+
+/// The runs of one cut day (`start..end`, Unix ms) of the sessions `q` selects, as `sum_runs`
+/// reads them.
+fn shifted_cut_day_sql(q: &StatsQuery, start: i64, end: i64) -> (String, Vec<V>) {
+    runs_statement(&StatsQuery {
+        runs: TimeRange {
+            since: DateTime::from_timestamp_millis(start),
+            until: DateTime::from_timestamp_millis(end),
+        },
+        ..q.clone()
+    })
+}
+
+/// Every run of the sessions in `rarray(?1)`, by their key.
+const SHIFTED_SESSIONS_SQL: &str = "SELECT x.session_pk, x.at, x.day, x.backend, x.status, \
+     x.model FROM turns x WHERE x.session_pk IN rarray(?1)";
 
 /// The `n` groups with the biggest totals, biggest first (ties by key).
 fn biggest(mut groups: Vec<StatsGroup>, n: u64) -> Vec<StatsGroup> {
@@ -964,6 +1247,17 @@ pub fn explain(
                 return Ok(lines);
             }
             let (st, from_rollup) = statements(q, rollup_zone);
+            let shifted = rollup_zone.and_then(|zone| shifted_period(q, zone));
+            if let (false, Some(g)) = (from_rollup, shifted) {
+                // (`stats` may still read every run instead, if most days are cut.)
+                let (sql, args) = shifted_days_sql(q, g);
+                explain(&sql, &args)?;
+                let (sql, args) = shifted_cut_day_sql(q, 0, 86_400_000);
+                explain(&sql, &args)?;
+                // (Its list of sessions is bound when it runs; a plan needs none.)
+                explain(SHIFTED_SESSIONS_SQL, &[V::Null])?;
+                return Ok(lines);
+            }
             if !from_rollup && runs_alone(q) {
                 let (sql, args) = runs_statement(q);
                 explain(&sql, &args)?;
@@ -1216,6 +1510,88 @@ mod tests {
         assert_eq!(plan(&q), Some("first_week"));
         q.runs.until = paris.start_of(monday + chrono::Duration::days(8));
         assert_eq!(plan(&q), None);
+    }
+
+    /// Periods in another zone than the rollup's, from the rollup and the runs on the days that
+    /// zone's boundaries cut: what the runs alone give, for rollups and asked zones east and
+    /// west of each other, with summer time, half-hour offsets and a day apart; by day, week and
+    /// month, with and without models; sessions whose runs cross a boundary, and filters.
+    #[test]
+    fn another_zones_periods_from_the_rollup_are_the_runs_own() {
+        let backends = [Backend::Claude, Backend::Codex, Backend::Gemini];
+        let models = [Some("m1"), Some("m2"), None];
+        for rollup in ["UTC", "America/New_York", "+05:30"] {
+            let rollup = Zone::parse(rollup).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let mut index = Index::create_fresh(&dir.path().join("i.db"), Some(rollup)).unwrap();
+            let tx = index.transaction().unwrap();
+            // Runs every 5 h 17 min from late February to May (two summer-time changes, three
+            // month ends), sessions of one to four runs, some a week long.
+            let start = t("2025-02-20T00:00:00Z");
+            let mut at = start;
+            for i in 0..160u64 {
+                let turns = (0..(i % 4) + 1)
+                    .map(|k| {
+                        at += chrono::Duration::minutes(
+                            317 + 1440 * (i as i64 % 5 == 0) as i64 * k as i64,
+                        );
+                        let cost = (i % 3 == 0).then_some(0.01 * k as f64);
+                        turn(
+                            &at.to_rfc3339(),
+                            models[((i + k) % 3) as usize],
+                            100 * i + k,
+                            7 * k,
+                            cost,
+                        )
+                    })
+                    .collect();
+                let mut s = session(&format!("s{i:04}"), backends[(i % 3) as usize], turns);
+                if i % 5 == 0 {
+                    s.status = Status::Error;
+                }
+                tx.upsert(&s, Default::default()).unwrap();
+            }
+            tx.commit().unwrap();
+            assert!(at > t("2025-05-02T00:00:00Z"), "{at}");
+            let (day, week, month) = (
+                Dimension::Period(Granularity::Day),
+                Dimension::Period(Granularity::Week),
+                Dimension::Period(Granularity::Month),
+            );
+            for zone in [
+                "UTC",
+                "America/New_York",
+                "+05:30",
+                "Pacific/Kiritimati",
+                "-11:00",
+                "Europe/London",
+            ] {
+                let zone = Zone::parse(zone).unwrap();
+                for dims in [
+                    vec![month],
+                    vec![month, Dimension::Backend],
+                    vec![Dimension::Model, week],
+                    vec![month, Dimension::Status, Dimension::Model],
+                    vec![day],
+                    vec![day, Dimension::Model],
+                ] {
+                    for backend in [None, Some(Backend::Codex)] {
+                        let mut q = query(&dims, &zone);
+                        q.filter.backend = backend;
+                        let slow = index.stats_scanning_runs(&q).unwrap();
+                        let fast = stats(&index.conn, &q, Some(&rollup)).unwrap();
+                        let what = format!("{rollup:?} {zone:?} {dims:?} {backend:?}");
+                        assert!(!slow.groups.is_empty(), "{what}");
+                        assert_eq!(fast.groups, slow.groups, "{what}");
+                        assert_eq!(fast.totals, slow.totals, "{what}");
+                        // By month, only a few hours of a few days are read run by run.
+                        if dims.contains(&month) && zone != rollup {
+                            assert!(fast.shifted_rollup, "{what}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// A real store: every rollup-eligible query gives what the runs give, before and after
