@@ -931,6 +931,23 @@ impl Bench<'_> {
                 "stats --by month --by tag",
                 &["sessions", "stats", "--by", "month", "--by", "tag"],
             ),
+            (
+                "stats --by week --by model --timezone America/New_York",
+                &[
+                    "sessions",
+                    "stats",
+                    "--by",
+                    "week",
+                    "--by",
+                    "model",
+                    "--timezone",
+                    "America/New_York",
+                ],
+            ),
+            (
+                "stats --by day --timezone +05:30",
+                &["sessions", "stats", "--by", "day", "--timezone", "+05:30"],
+            ),
         ];
         for &(label, argv) in STATS_QUERIES
             .iter()

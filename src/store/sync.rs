@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::files::{self, DirEntry, DirStamp, FileStamp};
@@ -281,7 +281,7 @@ impl Store {
         &self,
         index: &mut Index,
         full: bool,
-        order: Option<&HashMap<String, u32>>,
+        order: Option<HashMap<String, u32>>,
     ) -> Result<()> {
         // The mtime is taken before the scan: anything changed during the scan moves it again.
         let dir_stamp = files::stable_dir_stamp(&self.dir)?;
@@ -289,6 +289,7 @@ impl Store {
         // Otherwise the directory is read and stamped while the index's stamps are read.
         let (entries, mut known) = if full {
             let mut entries = files::scan_dir(&self.dir, false)?;
+            // (The order is let go of here: every id of the store.)
             if let Some(order) = order {
                 entries.sort_by_cached_key(|e| order.get(&e.id).copied().unwrap_or(u32::MAX));
             }
@@ -366,51 +367,69 @@ impl Store {
         const AHEAD: usize = 32;
         let next = AtomicUsize::new(0);
         let consumed = AtomicUsize::new(0);
+        // Set when the sink is done (finished, failed or panicked) or a reader panicked: the
+        // others stop instead of waiting for a batch that will not come or reading for nobody.
+        let stop = AtomicBool::new(false);
+        /// Sets `stop` when dropped: always (the sink's side), or only in a panic (a reader's).
+        struct Stop<'a>(&'a AtomicBool, bool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                if self.1 || std::thread::panicking() {
+                    self.0.store(true, Ordering::Release);
+                }
+            }
+        }
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<Loaded>)>(threads * 2);
             for _ in 0..threads {
                 let tx = tx.clone();
-                let (next, consumed) = (&next, &consumed);
-                scope.spawn(move || loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let start = n * BATCH;
-                    if start >= entries.len() {
-                        break;
-                    }
-                    // Every batch before n is taken, so the one the sink waits for is under
-                    // way: this wait ends (and the sink's failure ends it too, see below).
-                    while n > consumed.load(Ordering::Acquire).saturating_add(AHEAD) {
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    let batch = entries[start..(start + BATCH).min(entries.len())]
-                        .iter()
-                        .map(load_file)
-                        .collect();
-                    // The receiver is gone only when the sink failed: stop.
-                    if tx.send((n, batch)).is_err() {
-                        break;
+                let (next, consumed, stop) = (&next, &consumed, &stop);
+                scope.spawn(move || {
+                    let _panicking = Stop(stop, false);
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let start = n * BATCH;
+                        if start >= entries.len() {
+                            break;
+                        }
+                        // Every batch before n is taken, so the one the sink waits for is under
+                        // way: this wait ends, unless that reader panicked (then `stop`).
+                        while n > consumed.load(Ordering::Acquire).saturating_add(AHEAD) {
+                            if stop.load(Ordering::Acquire) {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        if stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        let batch = entries[start..(start + BATCH).min(entries.len())]
+                            .iter()
+                            .map(load_file)
+                            .collect();
+                        // The receiver is gone only when the sink is done: stop.
+                        if tx.send((n, batch)).is_err() {
+                            return;
+                        }
                     }
                 });
             }
             drop(tx);
-            let result = (|| {
-                let mut early: std::collections::BTreeMap<usize, Vec<Loaded>> = Default::default();
-                let mut done = 0u64;
-                for (n, batch) in &rx {
-                    early.insert(n, batch);
-                    while let Some(batch) = early.remove(&consumed.load(Ordering::Relaxed)) {
-                        sink(&batch)?;
-                        consumed.fetch_add(1, Ordering::Release);
-                        done += batch.len() as u64;
-                        self.observer.progress(done, total);
-                    }
+            let _done = Stop(&stop, true);
+            let mut early: std::collections::BTreeMap<usize, Vec<Loaded>> = Default::default();
+            let mut done = 0u64;
+            for (n, batch) in &rx {
+                early.insert(n, batch);
+                while let Some(batch) = early.remove(&consumed.load(Ordering::Relaxed)) {
+                    sink(&batch)?;
+                    consumed.fetch_add(1, Ordering::Release);
+                    done += batch.len() as u64;
+                    self.observer.progress(done, total);
                 }
-                Ok(())
-            })();
-            // Workers waiting to take a batch go on, find nothing to send to, and stop.
-            consumed.store(usize::MAX / 2, Ordering::Release);
-            drop(rx);
-            result
+            }
+            // Every reader gone before every batch came: one panicked, and the scope says so
+            // when it joins them.
+            Ok(())
         })
     }
     /// Record changes this process made to the files (caller holds the exclusive lock, and the
@@ -517,13 +536,13 @@ impl Store {
     ) -> Result<Index> {
         // Taken before the new index is made: in-lock rebuilds make it where the old one is
         // about to be replaced.
-        let order = Index::recorded_order(&self.index_path);
+        let mut order = Index::recorded_order(&self.index_path);
         let built = (|| {
             let mut index = Index::create_fresh(path, zone)?;
             if let Some(at) = moved_at {
                 index.set_rollup_zone_moved_at(at)?;
             }
-            self.reconcile_in_order(&mut index, true, order.as_ref())?;
+            self.reconcile_in_order(&mut index, true, order.take())?;
             Ok(index)
         })();
         built.inspect_err(|_| Index::discard(path))
