@@ -4,7 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -240,14 +240,31 @@ pub fn temp_file_target(name: &str) -> Option<&str> {
 /// `dir`, for the targets `wanted` accepts; returns how many. Only safe when no write can be
 /// under way (the caller holds the lock every such write takes).
 pub fn remove_temp_files(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<usize> {
-    let mut removed = 0;
+    remove_all(&temp_files(dir, wanted)?)
+}
+
+/// The temp files of `write_atomic` in `dir` for the targets `wanted` accepts (to remove with
+/// `remove_all` once no write can be under way: one found before that was stale or is gone).
+pub fn temp_files(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = temp_file_target(name).is_some_and(&wanted)
-            && entry.file_type().is_ok_and(|t| t.is_file());
-        if ours && remove_if_exists(&entry.path())? {
+        if temp_file_target(name).is_some_and(&wanted)
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
+}
+
+/// Remove `paths` (those already gone are not counted); how many were removed.
+pub fn remove_all(paths: &[PathBuf]) -> Result<usize> {
+    let mut removed = 0;
+    for path in paths {
+        if remove_if_exists(path)? {
             removed += 1;
         }
     }

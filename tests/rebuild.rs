@@ -156,6 +156,38 @@ fn a_rebuild_killed_anywhere_leaves_a_working_index() {
     assert_index_matches_files(&home);
 }
 
+/// The replaced index is linked aside in the rebuild's directory only for the swap (so that
+/// freeing its blocks waits until the lock is let go): no link stays behind, and one left by a
+/// rebuild killed in that moment goes with the next.
+#[test]
+fn the_replaced_index_leaves_nothing_behind() {
+    use std::os::unix::fs::MetadataExt;
+    let home = Home::new();
+    seed(&home, 50);
+    home.ok(&["sessions", "list", "-n", "1"]);
+    let index = home.sessions_dir().join(".index.db");
+    let old = home
+        .sessions_dir()
+        .join(".index-rebuild")
+        .join("old-index.db");
+    let before = std::fs::metadata(&index).unwrap().ino();
+    home.ok(&["sessions", "reindex"]);
+    assert_ne!(
+        std::fs::metadata(&index).unwrap().ino(),
+        before,
+        "a new index"
+    );
+    assert!(std::fs::symlink_metadata(&old).is_err(), "no link left");
+    // A link left by a rebuild killed during its swap.
+    std::fs::hard_link(&index, &old).unwrap();
+    home.ok(&["sessions", "reindex"]);
+    assert!(
+        std::fs::symlink_metadata(&old).is_err(),
+        "the leftover went"
+    );
+    assert_eq!(home.ok(&["sessions", "list", "--json"]).ids().len(), 50);
+}
+
 /// A damaged index found by two commands at once: the first rebuilds it (stopped half-way
 /// here), the second waits for that rebuild, past its lock timeout, instead of failing with exit
 /// 4 or rebuilding again; both answer right.

@@ -68,6 +68,11 @@ pub fn remove_temp_files(dir: &Path) -> Result<usize> {
     crate::fsio::remove_temp_files(dir, is_session_file_name)
 }
 
+/// Those temp files, found now, to remove once no write can be under way (`fsio::remove_all`).
+pub fn temp_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    crate::fsio::temp_files(dir, is_session_file_name)
+}
+
 fn is_session_file_name(name: &str) -> bool {
     name.strip_suffix(".json").is_some_and(is_valid_id)
 }

@@ -80,6 +80,28 @@ impl Changed {
     }
 }
 
+/// A link to the replaced index in the rebuild's directory (see `rebuild_beside`).
+const OLD_INDEX: &str = "old-index.db";
+
+/// Removes its file when dropped (after the lock, which is dropped before it).
+struct Unlink(std::path::PathBuf);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Hand the memory freed so far back to the system (glibc keeps freed blocks to reuse, and
+/// sorts them all out at the next big allocation).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only reorganises the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// The inode of the index file at `path`, if there is one (to tell a replaced index apart).
 pub(super) fn index_inode(path: &Path) -> Option<i64> {
     std::fs::symlink_metadata(path)
@@ -100,14 +122,17 @@ impl Store {
             return Ok(None);
         }
         // What only the exclusive lock allows: no write is under way, so temp files are stale
-        // and a deletion the journal lists is left half done.
+        // and a deletion the journal lists is left half done. The temp files are looked for
+        // before it (reading a big directory takes a while): writes make them under that lock,
+        // so one there now is stale or gone by the time this one has the lock.
+        let stale = match why {
+            Rebuild::Asked => files::temp_files(&self.dir)?,
+            _ => Vec::new(),
+        };
         let (removed_temp_files, zone, moved_at) = {
             let _exclusive = self.lock(LockMode::Exclusive)?;
             self.finish_deletion()?;
-            let removed = match why {
-                Rebuild::Asked => files::remove_temp_files(&self.dir)?,
-                _ => 0,
-            };
+            let removed = crate::fsio::remove_all(&stale)?;
             let (zone, moved_at) = match &why {
                 Rebuild::Zone { zone, at, .. } => (Some(*zone), Some(*at)),
                 _ => self.kept_rollup(),
@@ -140,6 +165,15 @@ impl Store {
         });
         let mut index = built?;
 
+        // What holds the lock below must be quick at any size (at 1M sessions it took a second
+        // before these two): the old index's file is linked aside, so that renaming the new one
+        // over it does not free its blocks (a 1.5 GB file's take half a second) until the link
+        // goes, after the lock; and the memory the build freed is handed back now, or the next
+        // big allocation under the lock would first sort through millions of freed blocks.
+        let _old = Unlink(work.join(OLD_INDEX));
+        let _ = std::fs::remove_file(&_old.0);
+        let _ = std::fs::hard_link(&self.index_path, &_old.0);
+        release_freed_memory();
         let _exclusive = self.lock(LockMode::Exclusive)?;
         // From here on only the index's own files should come and go (see `install_rebuilt`).
         let swap_watch = watch::Watch::start(&self.dir);
