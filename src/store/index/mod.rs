@@ -121,6 +121,19 @@ fn is_corrupt_sqlite(err: &rusqlite::Error) -> bool {
             || msg.starts_with("fts5"))
 }
 
+/// The index at `path` opened read only, for what a rebuild keeps of it; None if it is not a
+/// file SQLite can open.
+fn open_to_read(path: &Path) -> Option<Connection> {
+    if not_openable(path).is_some() {
+        return None;
+    }
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .ok()
+}
+
 impl Index {
     fn err(&self, source: rusqlite::Error) -> Error {
         Error::index(&self.path, source)
@@ -267,14 +280,7 @@ impl Index {
     /// The rollup zone of the index at `path` and when a question moved it there, if the file is
     /// a readable index that records one (for a rebuild to keep them).
     pub fn recorded_rollup(path: &Path) -> Option<(Zone, Option<DateTime<Utc>>)> {
-        if not_openable(path).is_some() {
-            return None;
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .ok()?;
+        let conn = open_to_read(path)?;
         let mut old = Index {
             conn,
             path: path.to_path_buf(),
@@ -291,14 +297,7 @@ impl Index {
     /// page once instead of one page a row. Read without the store lock (SQLite's own keeps the
     /// read whole); only a hint, so anything amiss is None.
     pub fn recorded_order(path: &Path) -> Option<HashMap<String, u32>> {
-        if not_openable(path).is_some() {
-            return None;
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .ok()?;
+        let conn = open_to_read(path)?;
         let mut stmt = conn
             .prepare("SELECT id FROM sessions ORDER BY last_used_at, id")
             .ok()?;
