@@ -260,11 +260,12 @@ pub fn temp_files(dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<PathB
     Ok(found)
 }
 
-/// Remove `paths` (those already gone are not counted); how many were removed.
+/// Remove the files `paths` (those gone, or no longer files, are left and not counted); how
+/// many were removed.
 pub fn remove_all(paths: &[PathBuf]) -> Result<usize> {
     let mut removed = 0;
     for path in paths {
-        if remove_if_exists(path)? {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) && remove_if_exists(path)? {
             removed += 1;
         }
     }

@@ -118,13 +118,16 @@ impl Store {
         let _one = self
             .one_at_a_time(REBUILD_LOCK, Some(Notice::WaitingForRebuild))?
             .expect("waited for");
+        // A copy of an old index that a rebuild killed during its swap left (see below).
+        let _ = std::fs::remove_file(work.join(OLD_INDEX));
         if self.rebuilt_meanwhile(&why)? {
             return Ok(None);
         }
         // What only the exclusive lock allows: no write is under way, so temp files are stale
         // and a deletion the journal lists is left half done. The temp files are looked for
         // before it (reading a big directory takes a while): writes make them under that lock,
-        // so one there now is stale or gone by the time this one has the lock.
+        // so one there now is stale or gone by the time this one has the lock (one made after
+        // the look, by a write that then failed, waits for the next rebuild).
         let stale = match why {
             Rebuild::Asked => files::temp_files(&self.dir)?,
             _ => Vec::new(),
@@ -170,11 +173,12 @@ impl Store {
         // over it does not free its blocks (a 1.5 GB file's take half a second) until the link
         // goes, after the lock; and the memory the build freed is handed back now, or the next
         // big allocation under the lock would first sort through millions of freed blocks.
+        // (Linked under the lock, a matter of microseconds: the index it finds there is the
+        // one the swap replaces, even if another clinvk replaced it meanwhile.)
         let _old = Unlink(work.join(OLD_INDEX));
-        let _ = std::fs::remove_file(&_old.0);
-        let _ = std::fs::hard_link(&self.index_path, &_old.0);
         release_freed_memory();
         let _exclusive = self.lock(LockMode::Exclusive)?;
+        let _ = std::fs::hard_link(&self.index_path, &_old.0);
         // From here on only the index's own files should come and go (see `install_rebuilt`).
         let swap_watch = watch::Watch::start(&self.dir);
         let caught_up = (|| {
