@@ -162,12 +162,7 @@ fn the_manual_pages_render() {
             .arg(&file)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        Run::from_output(out).success().stdout
     };
     let text = rendered(&page);
     for word in ["NAME", "SYNOPSIS", "sessions", "completions", "--backend"] {

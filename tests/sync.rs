@@ -29,11 +29,7 @@ fn rsync(from: &Home, to: &Home, update: bool) {
         .arg(dir(to))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "rsync: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::from_output(out).success();
 }
 
 /// A machine: its fakes and store, its runs naming it.

@@ -701,3 +701,31 @@ fn rollup_zone_for_new_index() -> Zone {
         zone => zone,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Backend;
+    use crate::store::index::fixtures::session;
+
+    #[test]
+    fn fewer_than_n_sessions_is_told_without_counting_them_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index =
+            Index::create_fresh(&dir.path().join("i.db"), Some(crate::timespec::Zone::UTC))
+                .unwrap();
+        assert!(index.holds_fewer_than(1).unwrap());
+        let tx = index.transaction().unwrap();
+        for id in ["a1", "a2", "a3"] {
+            tx.upsert(
+                &session(id, Backend::Claude, Vec::new()),
+                FileStamp::default(),
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        assert!(index.holds_fewer_than(4).unwrap());
+        assert!(!index.holds_fewer_than(3).unwrap());
+        assert!(!index.holds_fewer_than(1).unwrap());
+    }
+}

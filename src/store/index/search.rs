@@ -722,27 +722,6 @@ mod tests {
     use crate::store::index::fixtures::{session, turn};
 
     #[test]
-    fn fewer_than_n_sessions_is_told_without_counting_them_all() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut index =
-            Index::create_fresh(&dir.path().join("i.db"), Some(crate::timespec::Zone::UTC))
-                .unwrap();
-        assert!(index.holds_fewer_than(1).unwrap());
-        let tx = index.transaction().unwrap();
-        for id in ["a1", "a2", "a3"] {
-            tx.upsert(
-                &session(id, Backend::Claude, Vec::new()),
-                FileStamp::default(),
-            )
-            .unwrap();
-        }
-        tx.commit().unwrap();
-        assert!(index.holds_fewer_than(4).unwrap());
-        assert!(!index.holds_fewer_than(3).unwrap());
-        assert!(!index.holds_fewer_than(1).unwrap());
-    }
-
-    #[test]
     fn the_search_indexes_are_checked_where_they_can_be() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.db");
