@@ -58,8 +58,7 @@ pub fn json_rows<T: AsJson, R>(
         // pretty, one level in: what `print_json` writes for the rows collected.
         out.write_all(if rows == 0 { b"[\n  " } else { b",\n  " })
             .map_err(stdout_err)?;
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, InArray::default());
-        row.as_json().serialize(&mut ser).map_err(json_err)?;
+        write_pretty_in(&mut out, &row.as_json(), 1).map_err(json_err)?;
         rows += 1;
         Ok(())
     });
@@ -76,8 +75,22 @@ pub fn json_rows<T: AsJson, R>(
     Ok(result)
 }
 
-/// serde_json's pretty layout (two spaces a level), one level in: a value as it is printed as
-/// an element of a pretty array.
+/// Write `value` as serde_json's pretty printer writes it `depth` levels in (1: an element of a
+/// pretty array; 2: of an array in a pretty object), straight into `out`: for rows streamed
+/// into a document that is otherwise pretty.
+pub fn write_pretty_in<W: Write>(
+    out: &mut W,
+    value: &impl Serialize,
+    depth: usize,
+) -> serde_json::Result<()> {
+    let formatter = InArray {
+        level: depth.saturating_sub(1),
+        has_value: false,
+    };
+    value.serialize(&mut serde_json::Serializer::with_formatter(out, formatter))
+}
+
+/// serde_json's pretty layout (two spaces a level), `level + 1` levels in.
 #[derive(Default)]
 struct InArray {
     level: usize,
@@ -388,6 +401,17 @@ mod tests {
         assert_eq!(
             String::from_utf8(ours).unwrap(),
             serde_json::to_string_pretty(&rows).unwrap()
+        );
+        // Two levels in: the rows of a report.
+        let mut ours = b"{\n  \"rows\": [".to_vec();
+        for (i, row) in rows.iter().enumerate() {
+            ours.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+            write_pretty_in(&mut ours, row, 2).unwrap();
+        }
+        ours.extend_from_slice(b"\n  ]\n}");
+        assert_eq!(
+            String::from_utf8(ours).unwrap(),
+            serde_json::to_string_pretty(&serde_json::json!({ "rows": rows })).unwrap()
         );
     }
 }

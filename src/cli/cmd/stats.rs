@@ -473,7 +473,7 @@ fn stream_sessions(
 ) -> Result<i32> {
     use std::io::Write;
     let stdout_err = |e: std::io::Error| Error::io("<stdout>", e);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     // The report around its rows, as `print_json` writes it: split where its (empty) rows go.
     let around = |totals: &Figures, pricer: &Pricer<'_>| -> (String, String) {
         let text = serde_json::to_string_pretty(&report_json(
@@ -507,11 +507,11 @@ fn stream_sessions(
                 figures: Figures::of(g, &mut row_pricer),
                 block: None,
             };
-            let text =
-                serde_json::to_string_pretty(&row_json(query, &row)).expect("a row serializes");
             out.write_all(if rows == 0 { b"[\n    " } else { b",\n    " })
-                .and_then(|()| out.write_all(text.replace('\n', "\n    ").as_bytes()))
                 .map_err(stdout_err)?;
+            // Each row as `print_json` lays it out inside the report's "rows".
+            crate::cli::output::write_pretty_in(&mut out, &row_json(query, &row), 2)
+                .map_err(|e| stdout_err(e.into()))?;
             rows += 1;
         }
         match page.next {
