@@ -163,7 +163,7 @@ fn a_rebuild_killed_anywhere_leaves_a_working_index() {
 fn the_replaced_index_leaves_nothing_behind() {
     use std::os::unix::fs::MetadataExt;
     let home = Home::new();
-    seed(&home, 50);
+    seed(&home, FILES);
     home.ok(&["sessions", "list", "-n", "1"]);
     let index = home.sessions_dir().join(".index.db");
     let old = home
@@ -178,14 +178,22 @@ fn the_replaced_index_leaves_nothing_behind() {
         "a new index"
     );
     assert!(std::fs::symlink_metadata(&old).is_err(), "no link left");
-    // The copy left by a rebuild killed during its swap (here, some other file's bytes).
+    // The copy left by a rebuild killed during its swap (here, some other file's bytes) goes
+    // when the next rebuild starts, not only when it ends: stopped while it builds, the copy is
+    // already gone.
     std::fs::write(&old, b"an older index").unwrap();
-    home.ok(&["sessions", "reindex"]);
+    let reindex = spawn(&home, &["sessions", "reindex"]);
+    wait_for(&new_index(&home));
+    signal(&reindex, libc::SIGSTOP);
+    let gone_while_building = std::fs::symlink_metadata(&old).is_err();
+    signal(&reindex, libc::SIGCONT);
+    assert!(reindex.wait_with_output().unwrap().status.success());
+    assert!(gone_while_building, "the leftover went at the start");
     assert!(
         std::fs::symlink_metadata(&old).is_err(),
         "the leftover went"
     );
-    assert_eq!(home.ok(&["sessions", "list", "--json"]).ids().len(), 50);
+    assert_eq!(home.ok(&["sessions", "list", "--json"]).ids().len(), FILES);
 }
 
 /// A damaged index found by two commands at once: the first rebuilds it (stopped half-way

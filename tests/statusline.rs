@@ -211,10 +211,12 @@ fn nothing_goes_wrong_in_the_status_bar() {
     let held = std::fs::File::open(home.lock_path()).unwrap();
     fs2::FileExt::lock_exclusive(&held).unwrap();
     let start = std::time::Instant::now();
-    statusline(&home, &stdin_for(&transcript), &[]);
+    let line = statusline(&home, &stdin_for(&transcript), &[]).stdout;
     assert!(
         start.elapsed() < std::time::Duration::from_secs(3),
         "{:?}",
         start.elapsed()
     );
+    // It gave up on the lock and said so, rather than answering as if it had read.
+    assert!(line.starts_with("clinvk ⚠"), "{line}");
 }

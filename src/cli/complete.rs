@@ -10,7 +10,6 @@ use std::ffi::OsStr;
 
 use clap_complete::engine::CompletionCandidate;
 
-use crate::cli::output::escape_controls;
 use crate::store::{Completing, Quiet, Store};
 
 /// The environment variable that turns a run of clinvk into a completion request.
@@ -70,12 +69,8 @@ fn from_store(what: Completing, current: &OsStr) -> Vec<CompletionCandidate> {
         .complete(what, typed)
         .into_iter()
         .map(|(value, about)| {
-            let line = about.lines().next().unwrap_or_default();
-            let mut short: String = line.chars().take(DESCRIPTION).collect();
-            if short.len() < line.len() {
-                short.push('…');
-            }
-            let help = (!short.is_empty()).then(|| escape_controls(&short).into());
+            let short = crate::cli::render::title(&about, DESCRIPTION);
+            let help = (!short.is_empty()).then(|| short.into());
             CompletionCandidate::new(value).help(help)
         })
         .collect()

@@ -827,13 +827,6 @@ impl Store {
         Ok(report.expect("an asked-for rebuild always runs"))
     }
 
-    /// Usage of the selected sessions' runs, grouped and summed in the index (`sessions stats`).
-    /// Like a listing beyond its first rows, it trusts the index for files edited in place
-    /// without the directory changing (`sessions reindex` picks those up).
-    ///
-    /// With `query.adopt_zone_at`, a question over periods in a zone other than the rollup's
-    /// first rebuilds the index with its rollup in that zone (once: later ones are fast), unless
-    /// another question moved it there less than a day ago.
     /// Candidates for shell completion (`what`, starting with `prefix`): (value, what it is).
     /// From the index as it stands, never rebuilt or caught up, and nothing rather than a wait
     /// when another clinvk holds the lock: a shell waits for this on every tab.
@@ -851,9 +844,7 @@ impl Store {
                 LockMode::Shared,
                 Duration::from_millis(100),
             )?;
-            let Ok(index) = Index::open_existing(&self.index_path)? else {
-                return Ok(Vec::new());
-            };
+            let index = self.index_as_is()?;
             Ok(match what {
                 Completing::Sessions => index
                     .ids_starting(prefix, AT_MOST)?
@@ -897,6 +888,13 @@ impl Store {
         self.read(|_, index| index.current_block(filter, now))
     }
 
+    /// Usage of the selected sessions' runs, grouped and summed in the index (`sessions stats`).
+    /// Like a listing beyond its first rows, it trusts the index for files edited in place
+    /// without the directory changing (`sessions reindex` picks those up).
+    ///
+    /// With `query.adopt_zone_at`, a question over periods in a zone other than the rollup's
+    /// first rebuilds the index with its rollup in that zone (once: later ones are fast), unless
+    /// another question moved it there less than a day ago.
     pub fn stats(&self, query: &StatsQuery) -> Result<(StatsResult, Vec<InvalidFile>)> {
         let answer = |index: &mut Index| Ok((index.stats(query)?, index.invalid_files()?));
         let wants_zone = |index: &Index| -> Result<bool> {
