@@ -875,7 +875,7 @@ impl Store {
         &self,
         backend: Backend,
         native_id: &str,
-    ) -> Result<Option<(String, StatsGroup)>> {
+    ) -> Result<Option<StatsGroup>> {
         self.read(|_, index| index.conversation_usage(backend, native_id))
     }
 

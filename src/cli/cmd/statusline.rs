@@ -132,7 +132,7 @@ fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool)
         parts.push(paint("1", &escape_controls(model)));
     }
     if let Some(id) = &input.session_id {
-        if let Some((_, usage)) = store.conversation_usage(Backend::Claude, id)? {
+        if let Some(usage) = store.conversation_usage(Backend::Claude, id)? {
             let f = figures(&usage);
             parts.push(format!(
                 "{} tok {}",

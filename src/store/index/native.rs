@@ -214,7 +214,7 @@ impl Index {
 }
 
 /// A session holding the conversation: the one run through clinvk if there are several.
-fn session_by_backend_id(
+pub(super) fn session_by_backend_id(
     conn: &rusqlite::Connection,
     backend: Backend,
     native_id: &str,

@@ -1392,54 +1392,42 @@ impl Index {
         session_page(&self.conn, query, after, n).map_err(|e| self.err(e))
     }
 
-    /// The usage of the session holding `backend`'s conversation `native_id`, if one does:
-    /// its id, and its runs summed by model (as a group of `stats` gives them).
+    /// The usage of the session holding `backend`'s conversation `native_id`, if one does (the
+    /// one the import merges into: `native::session_by_backend_id`): its runs summed by model,
+    /// as a group of `stats` gives them.
     pub fn conversation_usage(
         &self,
         backend: crate::domain::Backend,
         native_id: &str,
-    ) -> Result<Option<(String, StatsGroup)>> {
-        let sql = format!(
-            "SELECT s.id, x.model, x.cost_nusd IS NOT NULL, {SUMS} FROM sessions s
-             JOIN turns x ON x.session_pk = s.pk
-             WHERE s.backend = ?1 AND s.backend_session_id = ?2
-             GROUP BY s.id, x.model, x.cost_nusd IS NOT NULL"
-        );
-        let rows: Vec<(String, ModelPart)> = self
-            .conn
-            .prepare(&sql)
-            .and_then(|mut stmt| {
-                stmt.query_map(rusqlite::params![backend.as_str(), native_id], |r| {
-                    Ok((
-                        r.get(0)?,
-                        ModelPart {
-                            model: r.get(1)?,
-                            reported: r.get(2)?,
-                            sums: sums_at(r, 3)?,
-                        },
-                    ))
+    ) -> Result<Option<StatsGroup>> {
+        let answer = || -> rusqlite::Result<Option<StatsGroup>> {
+            let Some(id) = super::native::session_by_backend_id(&self.conn, backend, native_id)?
+            else {
+                return Ok(None);
+            };
+            let sql = format!(
+                "SELECT x.model, x.cost_nusd IS NOT NULL, {SUMS} FROM sessions s
+                 JOIN turns x ON x.session_pk = s.pk WHERE s.id = ?1
+                 GROUP BY x.model, x.cost_nusd IS NOT NULL"
+            );
+            let mut stmt = self.conn.prepare(&sql)?;
+            let parts = stmt
+                .query_map([id], |r| {
+                    Ok(ModelPart {
+                        model: r.get(0)?,
+                        reported: r.get(1)?,
+                        sums: sums_at(r, 2)?,
+                    })
                 })?
-                .collect()
-            })
-            .map_err(|e| self.err(e))?;
-        // (A conversation is held by one session; should two claim it, the first.)
-        let Some(id) = rows.first().map(|(id, _)| id.clone()) else {
-            return Ok(None);
-        };
-        let parts = rows
-            .into_iter()
-            .filter(|(i, _)| *i == id)
-            .map(|(_, p)| p)
-            .collect();
-        Ok(Some((
-            id,
-            StatsGroup {
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(StatsGroup {
                 key: Vec::new(),
                 sessions: 1,
                 parts,
                 span: None,
-            },
-        )))
+            }))
+        };
+        answer().map_err(|e| self.err(e))
     }
 
     /// Usage of the selected sessions' runs, grouped (`sessions stats`).
