@@ -170,6 +170,36 @@ fn a_configured_budget_shows_its_state() {
     .success()
     .stdout;
     assert!(line.contains("block budget"), "{line}");
+    // A day's budget is today's usage, the figure the line shows before it.
+    let line = Run::from_output(
+        home.std_cmd()
+            .env("CLINVK_NOW", NOW)
+            .env("NO_COLOR", "1")
+            .args(["statusline", "--period", "day"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    )
+    .success()
+    .stdout;
+    let stats = home
+        .cmd()
+        .env("CLINVK_NOW", NOW)
+        .args([
+            "sessions",
+            "stats",
+            "--json",
+            "--budget-usd",
+            "0.01",
+            "--period",
+            "day",
+        ])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let state = stats["budget"]["status"].as_str().unwrap().to_string();
+    assert!(line.contains("day budget"), "{line}");
+    assert!(line.trim_end().ends_with(&state), "{line} / {state}");
 }
 
 #[test]

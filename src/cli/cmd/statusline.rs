@@ -144,7 +144,7 @@ fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool)
     let today = Period::current(Granularity::Day, &zone, now)
         .map(|p| over(&Filter::default(), range(&p)))
         .transpose()?;
-    if let Some(today) = today {
+    if let Some(today) = &today {
         parts.push(format!("today {}", usd(today.cost.known_usd())));
     }
     let block = store.current_block(&claude, now)?;
@@ -171,6 +171,11 @@ fn status(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>, color: bool)
                 budget.with_block(block, now);
                 block_used.unwrap_or_default()
             }
+            // Today's, summed above already.
+            PeriodKind::Calendar(Granularity::Day) => match today {
+                Some(today) => today,
+                None => over(&Filter::default(), range(budget.period()))?,
+            },
             PeriodKind::Calendar(_) => over(&Filter::default(), range(budget.period()))?,
         };
         let lines = budget.lines(&used, now);
