@@ -125,18 +125,9 @@ fn the_bash_script_completes_through_a_real_bash() {
         "{script}\nCOMP_WORDS=(clinvk sessions show ab); COMP_CWORD=3; COMP_TYPE=9\n\
          _clap_complete_clinvk clinvk ab clinvk\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n"
     );
-    let mut bash = std::process::Command::new("bash");
-    for (k, v) in home.env_pairs() {
-        bash.env(k, v);
-    }
-    let out = bash.args(["--norc", "-c", &probe]).output().unwrap();
-    let words: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
-    assert_eq!(
-        words,
-        ["abd999", "abc123"],
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bash(&home, &probe, true);
+    let words: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(words, ["abd999", "abc123"], "{}", out.stderr);
     // Every shell gets a script naming this binary.
     for shell in ["zsh", "fish", "elvish", "powershell"] {
         let script = home.ok(&["completions", shell]).stdout;

@@ -246,7 +246,7 @@ impl Home {
     /// Environment every command gets: this home, a temporary HOME (the CLIs' own directory
     /// variables removed, so that they live under it), the frozen clock, UTC, a lock timeout
     /// short enough that a bug cannot hang the suite for 30 s, and no config override.
-    pub fn env_pairs(&self) -> Vec<(&'static str, String)> {
+    fn env_pairs(&self) -> Vec<(&'static str, String)> {
         vec![
             ("HOME", self.user_home().display().to_string()),
             ("CLINVK_HOME", self.path().display().to_string()),
