@@ -29,7 +29,9 @@ use index::{Index, Unusable};
 
 pub use crate::domain::{Backend, SessionId, Status};
 pub use check::{CheckReport, Difference};
-pub use index::blocks::{label as block_label, CurrentBlock, BLOCK_MS};
+pub use index::blocks::{
+    label as block_label, under_way as block_under_way, CurrentBlock, BLOCK_MS,
+};
 pub use index::stats::{
     pages_of_sessions, period_of, Dimension, ModelPart, SessionPage, StatsGroup, StatsQuery,
     StatsResult, UsageSums,

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::store::BLOCK_MS;
+use crate::store::{block_under_way, BLOCK_MS};
 
 /// One block's times and use.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,8 +48,7 @@ impl BlockUse {
         let at = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap_or_default();
         let end = start + Duration::milliseconds(BLOCK_MS);
         let (first_run, last_run) = (at(first), at(last));
-        // (A block of runs dated in the future, a clock set wrong, is not under way.)
-        let active = start <= now && now < end && (now - last_run).num_milliseconds() < BLOCK_MS;
+        let active = block_under_way(start.timestamp_millis(), last, now.timestamp_millis());
         let minutes = (last - first) as f64 / 60_000.0;
         let burn = (active && minutes > 0.0).then(|| Burn {
             tokens_per_minute: tokens as f64 / minutes,

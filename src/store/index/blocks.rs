@@ -140,7 +140,14 @@ pub(super) fn current_block(
         return Ok(None);
     };
     let last = chain[0];
-    Ok((now - last < BLOCK_MS && now < start + BLOCK_MS).then_some((start, last)))
+    Ok(under_way(start, last, now).then_some((start, last)))
+}
+
+/// Whether the block starting at `start` whose last run was at `last` is under way at `now`
+/// (all Unix ms): begun, not past its end, and its last run less than 5 hours old. (A block of
+/// runs dated in the future, a clock set wrong, is not.)
+pub fn under_way(start: i64, last: i64, now: i64) -> bool {
+    start <= now && now < start + BLOCK_MS && now - last < BLOCK_MS
 }
 
 /// A block under way (see `current_block`).
