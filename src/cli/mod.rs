@@ -310,10 +310,7 @@ pub fn main() -> i32 {
     let in_status_bar = matches!(cli.command, Some(Command::Statusline(_)));
     match Context::from_env().and_then(|ctx| run(&ctx, cli)) {
         Err(e) if in_status_bar => {
-            let _ = output::print(&format!(
-                "clinvk ⚠ {}\n",
-                output::escape_controls(&e.to_string())
-            ));
+            let _ = output::print(&format!("{}\n", cmd::statusline::marker(&e)));
             exit::OK
         }
         Ok(code) => code,

@@ -52,6 +52,20 @@ struct Model {
     display_name: Option<String>,
 }
 
+/// What the status bar shows instead of an error (and its exit code): a marker and a few words.
+pub fn marker(e: &crate::error::Error) -> String {
+    match e {
+        // The first command, or the next, builds it: not the status bar's to wait for.
+        crate::error::Error::NotReady { .. } => {
+            "clinvk ⚠ index not ready: run `clinvk sessions list`".to_string()
+        }
+        e => {
+            let why: String = e.to_string().chars().take(60).collect();
+            format!("clinvk ⚠ {}", escape_controls(&why))
+        }
+    }
+}
+
 /// The most of stdin read: Claude Code's object is a few kilobytes.
 const INPUT_MAX: u64 = 1 << 20;
 /// The longest wait for the store's lock: a status bar does not wait for an import.
@@ -63,16 +77,7 @@ pub fn run(ctx: &Context, args: &StatuslineArgs, now: DateTime<Utc>) -> i32 {
     let color = std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let line = std::panic::catch_unwind(|| status(ctx, args, now, color))
         .unwrap_or_else(|_| Err(crate::error::Error::usage("internal error")));
-    let line = line.unwrap_or_else(|e| match e {
-        // The first command, or the next, builds it: not the status bar's to wait for.
-        crate::error::Error::NotReady { .. } => {
-            "clinvk ⚠ index not ready: run `clinvk sessions list`".to_string()
-        }
-        e => {
-            let why: String = e.to_string().chars().take(60).collect();
-            format!("clinvk ⚠ {}", escape_controls(&why))
-        }
-    });
+    let line = line.unwrap_or_else(|e| marker(&e));
     // A closed stdout is no one's problem here.
     let _ = crate::cli::output::print(&format!("{line}\n"));
     exit::OK
