@@ -110,6 +110,13 @@ pub(super) fn stamp_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Fil
     })
 }
 
+/// Column `column` of `r` as text, where SQLite holds it (no copy).
+pub(super) fn text_at<'r>(r: &'r rusqlite::Row<'_>, column: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(column)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// A listing row (one that starts with `SELECT_SESSION`) as a summary.
 pub(super) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionSummary> {
     // Positions worked out at compile time; texts parsed where SQLite holds them.
@@ -121,15 +128,7 @@ pub(super) fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sessio
     let text_err = |column: usize, e: Error| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
     };
-    let text = |column: usize| -> rusqlite::Result<&str> {
-        r.get_ref(column)?.as_str().map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(
-                column,
-                rusqlite::types::Type::Text,
-                Box::new(e),
-            )
-        })
-    };
+    let text = |column: usize| text_at(r, column);
     let time = |column: usize| -> rusqlite::Result<DateTime<Utc>> {
         let ms: i64 = r.get(column)?;
         Ok(DateTime::from_timestamp_millis(ms).unwrap_or_default())

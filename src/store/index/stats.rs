@@ -560,15 +560,7 @@ fn sum_runs(conn: &Connection, q: &StatsQuery) -> rusqlite::Result<(Vec<StatsGro
         if since.is_some_and(|since| at < since) {
             continue;
         }
-        let text = |i: usize| -> rusqlite::Result<&str> {
-            r.get_ref(i)?.as_str().map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    i,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })
-        };
+        let text = |i: usize| super::row::text_at(r, i);
         let mut key: Key = [0; 4];
         for (slot, d) in key.iter_mut().zip(&q.group_by) {
             *slot = match d {
