@@ -33,8 +33,8 @@ pub use index::blocks::{
     label as block_label, under_way as block_under_way, CurrentBlock, BLOCK_MS,
 };
 pub use index::stats::{
-    pages_of_sessions, period_of, Dimension, ModelPart, SessionPage, StatsGroup, StatsQuery,
-    StatsResult, UsageSums,
+    pages_of_sessions, Dimension, ModelPart, SessionPage, StatsGroup, StatsQuery, StatsResult,
+    UsageSums,
 };
 pub use query::{
     Filter, InvalidFile, ListQuery, SearchHit, SearchQuery, SearchTerms, SessionSummary, Snippet,

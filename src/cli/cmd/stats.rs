@@ -16,7 +16,7 @@ use crate::cli::render::thousands;
 use crate::cli::Context;
 use crate::config::Settings;
 use crate::error::{exit, Error, Result};
-use crate::store::{pages_of_sessions, period_of};
+use crate::store::pages_of_sessions;
 use crate::store::{CurrentBlock, Dimension, Filter, StatsGroup, StatsQuery, TimeRange};
 use crate::timespec::{Granularity, Zone};
 use crate::usage::blocks::{hours_minutes, BlockUse};
@@ -281,7 +281,7 @@ impl StatsArgs {
         }
         let periods: Vec<&str> = dims
             .iter()
-            .filter(|d| matches!(d, Dimension::Period(_) | Dimension::Block))
+            .filter(|d| d.is_time())
             .map(|d| d.name())
             .collect();
         if periods.len() > 1 {
@@ -392,7 +392,7 @@ pub fn run(ctx: &Context, args: &StatsArgs, now: DateTime<Utc>) -> Result<i32> {
             })
             .collect()
     };
-    if period_of(&dims).is_none() && !dims.contains(&Dimension::Block) {
+    if !dims.iter().any(|d| d.is_time()) {
         // Without periods, the biggest first.
         rows.sort_by_key(|r| std::cmp::Reverse(r.figures.sums.total));
     }
@@ -627,7 +627,7 @@ fn key_cell(dim: Dimension, value: &str) -> String {
 }
 
 fn table(dims: &[Dimension], rows: &[Row], totals: &Figures, zone: &Zone) -> String {
-    let has_period = period_of(dims).is_some() || dims.contains(&Dimension::Block);
+    let has_period = dims.iter().any(|d| d.is_time());
     let mut builder = Builder::default();
     let mut header: Vec<String> = dims.iter().map(|d| d.name().to_uppercase()).collect();
     header.extend(

@@ -55,6 +55,11 @@ pub fn period_of(dims: &[Dimension]) -> Option<Granularity> {
 }
 
 impl Dimension {
+    /// A stretch of time: a calendar period or a 5-hour block (one at a time; rows in time order).
+    pub fn is_time(self) -> bool {
+        matches!(self, Dimension::Period(_) | Dimension::Block)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Dimension::Backend => "backend",
