@@ -147,29 +147,18 @@ impl Index {
     pub fn native_files_among(&self, paths: &[&str]) -> Result<HashMap<String, NativeFile>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT backend, file_ino, file_size, file_mtime_ns, session_id FROM native_files
-                 WHERE path = ?1",
-            )
+            .prepare_cached(&format!(
+                "SELECT path, {FILE_COLUMNS} FROM native_files WHERE path = ?1"
+            ))
             .map_err(|e| self.err(e))?;
         let mut files = HashMap::new();
         for path in paths {
             let row = stmt
-                .query_row([path], |r| {
-                    let backend = r.get_ref(0)?.as_str().ok().and_then(|b| b.parse().ok());
-                    Ok((backend, stamp_at(r, 1)?, r.get::<_, Option<String>>(4)?))
-                })
+                .query_row([path], native_file_at)
                 .optional()
                 .map_err(|e| self.err(e))?;
-            if let Some((Some(backend), stamp, session_id)) = row {
-                files.insert(
-                    path.to_string(),
-                    NativeFile {
-                        backend,
-                        stamp,
-                        session_id,
-                    },
-                );
+            if let Some((path, Some(file))) = row {
+                files.insert(path, file);
             }
         }
         Ok(files)
@@ -179,38 +168,37 @@ impl Index {
     pub fn native_files(&self) -> Result<HashMap<String, NativeFile>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT path, backend, file_ino, file_size, file_mtime_ns, session_id FROM native_files",
-            )
+            .prepare_cached(&format!("SELECT path, {FILE_COLUMNS} FROM native_files"))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| {
-                // A backend this build does not know: as if never read.
-                let backend = r.get_ref(1)?.as_str().ok().and_then(|b| b.parse().ok());
-                Ok((
-                    r.get::<_, String>(0)?,
-                    backend,
-                    stamp_at(r, 2)?,
-                    r.get::<_, Option<String>>(5)?,
-                ))
-            })
+            .query_map([], native_file_at)
             .map_err(|e| self.err(e))?;
         let mut files = HashMap::new();
         for row in rows {
-            let (path, backend, stamp, session_id) = row.map_err(|e| self.err(e))?;
-            if let Some(backend) = backend {
-                files.insert(
-                    path,
-                    NativeFile {
-                        backend,
-                        stamp,
-                        session_id,
-                    },
-                );
+            if let (path, Some(file)) = row.map_err(|e| self.err(e))? {
+                files.insert(path, file);
             }
         }
         Ok(files)
     }
+}
+
+/// What `native_file_at` reads of a `native_files` row, after its path.
+const FILE_COLUMNS: &str = "backend, file_ino, file_size, file_mtime_ns, session_id";
+
+/// A `native_files` row (`path, FILE_COLUMNS`): its path, and the file as read (None for a
+/// backend this build does not know: as if never read).
+fn native_file_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Option<NativeFile>)> {
+    let backend = r.get_ref(1)?.as_str().ok().and_then(|b| b.parse().ok());
+    let (stamp, session_id) = (stamp_at(r, 2)?, r.get::<_, Option<String>>(5)?);
+    Ok((
+        r.get(0)?,
+        backend.map(|backend| NativeFile {
+            backend,
+            stamp,
+            session_id,
+        }),
+    ))
 }
 
 /// A session holding the conversation: the one run through clinvk if there are several.
