@@ -36,6 +36,18 @@ pub fn row_conditions(f: &Filter, alias: &str, conds: &mut Vec<String>, args: &m
     }
 }
 
+/// Conditions on the runs aliased `x` of the sessions `f` selects: what the runs carry of their
+/// session, what only its row says (aliased `s`, to be joined when `f.on_session_row()`), and
+/// its tags (all of them).
+pub fn run_conditions(f: &Filter, conds: &mut Vec<String>, args: &mut Vec<Value>) {
+    session_conditions(f, "x", conds, args);
+    row_conditions(f, "s", conds, args);
+    for tag in &f.tags {
+        conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
+        args.push(Value::Text(tag.clone()));
+    }
+}
+
 /// `WHERE a AND b`, or nothing.
 pub fn where_clause(conds: &[String]) -> String {
     if conds.is_empty() {

@@ -58,24 +58,17 @@ pub(super) fn runs_sql(
 ) -> (String, Vec<V>) {
     let mut conds = Vec::new();
     let mut args = Vec::new();
-    sql::session_conditions(f, "x", &mut conds, &mut args);
     let mut from = "turns x INDEXED BY turns_by_time".to_string();
     if f.on_session_row() {
         from.push_str(" JOIN sessions s ON s.pk = x.session_pk");
     }
-    sql::row_conditions(f, "s", &mut conds, &mut args);
-    for tag in &f.tags {
-        conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
-        args.push(V::Text(tag.clone()));
-    }
-    if let Some(lo) = lo {
-        conds.push("x.at >= ?".into());
-        args.push(V::Integer(lo));
-    }
-    if let Some(hi) = hi {
-        conds.push("x.at < ?".into());
-        args.push(V::Integer(hi));
-    }
+    sql::run_conditions(f, &mut conds, &mut args);
+    let at = |ms: Option<i64>| ms.and_then(DateTime::from_timestamp_millis);
+    let range = crate::store::query::TimeRange {
+        since: at(lo),
+        until: at(hi),
+    };
+    super::stats::run_range_conditions(&range, &mut conds, &mut args);
     let sql = format!(
         "SELECT {cols} FROM {from} {} ORDER BY x.at {order}",
         where_clause(&conds)

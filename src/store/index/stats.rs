@@ -428,7 +428,7 @@ fn runs_table(q: &StatsQuery) -> &'static str {
 }
 
 /// The runs in `runs` (by when they happened), on the runs aliased `x`.
-fn run_range_conditions(runs: &TimeRange, conds: &mut Vec<String>, args: &mut Vec<V>) {
+pub(super) fn run_range_conditions(runs: &TimeRange, conds: &mut Vec<String>, args: &mut Vec<V>) {
     if let Some(t) = runs.since {
         conds.push("x.at >= ?".into());
         args.push(V::Integer(t.timestamp_millis()));
@@ -1133,12 +1133,7 @@ fn raw_statements(q: &StatsQuery, only: Option<&[i64]>) -> Statements {
     }
     let mut conds = Vec::new();
     let mut args = Vec::new();
-    sql::session_conditions(f, "x", &mut conds, &mut args);
-    sql::row_conditions(f, "s", &mut conds, &mut args);
-    for tag in &f.tags {
-        conds.push("x.session_pk IN (SELECT session_pk FROM session_tags WHERE tag = ?)".into());
-        args.push(V::Text(tag.clone()));
-    }
+    sql::run_conditions(f, &mut conds, &mut args);
     if let Some(pks) = only {
         // Integers, written out: a few at most.
         let list: Vec<String> = pks.iter().map(i64::to_string).collect();
