@@ -187,13 +187,7 @@ impl Roots {
             workdir: None,
             stamp: FileStamp::of(&meta),
         });
-        for (sub, entry, kind) in walk.entries(&project.join(id).join("subagents")) {
-            if sub.ends_with(".jsonl") {
-                if let Some(i) = walk.file(Backend::Claude, &entry, kind) {
-                    walk.found[i].parent = Some(id.to_string());
-                }
-            }
-        }
+        walk.claude_subagents(&project.join(id), id);
         Some(walk.found)
     }
 }
@@ -305,16 +299,21 @@ impl Walk {
             }
             for (name, entry, kind) in self.entries(&project.path()) {
                 if kind.is_dir() {
-                    // `<session id>/subagents/*.jsonl`: the Task subagents of that session.
-                    for (sub, entry, kind) in self.entries(&entry.path().join("subagents")) {
-                        if sub.ends_with(".jsonl") {
-                            if let Some(i) = self.file(Backend::Claude, &entry, kind) {
-                                self.found[i].parent = Some(name.clone());
-                            }
-                        }
-                    }
+                    self.claude_subagents(&entry.path(), &name);
                 } else if name.ends_with(".jsonl") {
                     self.file(Backend::Claude, &entry, kind);
+                }
+            }
+        }
+    }
+
+    /// `<session id>/subagents/*.jsonl` in `dir` (the session's directory): the Task subagents
+    /// of session `id`.
+    fn claude_subagents(&mut self, dir: &Path, id: &str) {
+        for (sub, entry, kind) in self.entries(&dir.join("subagents")) {
+            if sub.ends_with(".jsonl") {
+                if let Some(i) = self.file(Backend::Claude, &entry, kind) {
+                    self.found[i].parent = Some(id.to_string());
                 }
             }
         }
